@@ -1,0 +1,3 @@
+module github.com/drainmeter/drainmeter
+
+go 1.26

@@ -1,0 +1,231 @@
+package parse
+
+import (
+	"bytes"
+	"time"
+)
+
+// Header is a frame's syslog header. Its byte slices alias the frame.
+type Header struct {
+	Time   time.Time // zero when the timestamp is "-" or unparseable
+	App    []byte    // APP-NAME: "app" for dynos, "heroku" for the platform
+	ProcID []byte    // PROCID: "web.1", "router", "heroku-postgres", …
+	Msg    []byte    // MSG, structured data and one trailing LF removed
+}
+
+// ParseHeader splits a syslog frame (without its octet count) into its header
+// and message. It reports false when the frame is not <PRI>VERSION followed
+// by five space-separated header fields.
+func ParseHeader(frame []byte) (Header, bool) {
+	var h Header
+	b := frame
+	// <PRI>VERSION
+	if len(b) < 4 || b[0] != '<' {
+		return h, false
+	}
+	i := 1
+	for i < len(b) && i <= 4 && isDigit(b[i]) {
+		i++
+	}
+	if i == 1 || i >= len(b) || b[i] != '>' {
+		return h, false
+	}
+	i++
+	j := i
+	for j < len(b) && isDigit(b[j]) {
+		j++
+	}
+	if j == i || j >= len(b) || b[j] != ' ' {
+		return h, false
+	}
+	b = b[j+1:]
+
+	var ts, app, procID []byte
+	var ok bool
+	if ts, b, ok = field(b); !ok {
+		return h, false
+	}
+	if _, b, ok = field(b); !ok { // HOSTNAME
+		return h, false
+	}
+	if app, b, ok = field(b); !ok {
+		return h, false
+	}
+	if procID, b, ok = field(b); !ok {
+		return h, false
+	}
+	// MSGID: the last header field; MSG may be absent.
+	sp := bytes.IndexByte(b, ' ')
+	var msg []byte
+	if sp < 0 {
+		if len(trimLF(b)) == 0 {
+			return h, false
+		}
+	} else {
+		if sp == 0 {
+			return h, false
+		}
+		msg = b[sp+1:]
+	}
+	msg = trimLF(msg)
+	msg = skipStructuredData(msg)
+
+	if t, ok := ParseTime(ts); ok {
+		h.Time = t
+	}
+	h.App, h.ProcID, h.Msg = app, procID, msg
+	return h, true
+}
+
+// field returns the run up to the next space and the rest after it.
+func field(b []byte) (f, rest []byte, ok bool) {
+	sp := bytes.IndexByte(b, ' ')
+	if sp <= 0 {
+		return nil, nil, false
+	}
+	return b[:sp], b[sp+1:], true
+}
+
+func trimLF(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// skipStructuredData drops a leading "-" (NILVALUE) or one leading "[...]"
+// element, and the space after it.
+func skipStructuredData(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	switch b[0] {
+	case '-':
+		if len(b) == 1 {
+			return b[1:]
+		}
+		if b[1] == ' ' {
+			return b[2:]
+		}
+	case '[':
+		inQuote := false
+		for i := 1; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '\\' && inQuote:
+				i++
+			case c == '"':
+				inQuote = !inQuote
+			case c == ']' && !inQuote:
+				rest := b[i+1:]
+				if len(rest) > 0 && rest[0] == ' ' {
+					rest = rest[1:]
+				}
+				return rest
+			}
+		}
+	}
+	return b
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// ParseTime parses an RFC 3339 timestamp (any offset, 0–9 fractional digits)
+// without allocating. It returns the time in UTC.
+func ParseTime(b []byte) (time.Time, bool) {
+	// 2006-01-02T15:04:05[.frac](Z|+07:00)
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't' && b[10] != ' ') ||
+		b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	year, ok1 := atoiN(b[0:4])
+	month, ok2 := atoiN(b[5:7])
+	day, ok3 := atoiN(b[8:10])
+	hour, ok4 := atoiN(b[11:13])
+	minute, ok5 := atoiN(b[14:16])
+	sec, ok6 := atoiN(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 60 {
+		return time.Time{}, false
+	}
+	if sec == 60 { // a leap second: the last instant of the minute
+		sec = 59
+	}
+	rest := b[19:]
+	nsec := 0
+	if len(rest) > 0 && rest[0] == '.' {
+		n := 1
+		scale := 100000000
+		for n < len(rest) && isDigit(rest[n]) {
+			if n > 9 {
+				return time.Time{}, false
+			}
+			nsec += int(rest[n]-'0') * scale
+			scale /= 10
+			n++
+		}
+		if n == 1 {
+			return time.Time{}, false
+		}
+		rest = rest[n:]
+	}
+	offset := 0
+	switch {
+	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := atoiN(rest[1:3])
+		om, ok2 := atoiN(rest[4:6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return time.Time{}, false
+		}
+		offset = oh*3600 + om*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false
+	}
+	unix := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - int64(offset)
+	return time.Unix(unix, int64(nsec)).UTC(), true
+}
+
+func atoiN(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d in the
+// proleptic Gregorian calendar (Howard Hinnant's algorithm).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}

@@ -1,0 +1,462 @@
+package parse
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+)
+
+// Options are a drain's naming options.
+type Options struct {
+	Prefix       string // metric names become "<Prefix>.<name>"
+	SourcePrefix string // sources become "<SourcePrefix>.<source>", or "<SourcePrefix>" without one
+	ProcessTypes bool   // fill Measurement.TypeSource for per-process-type series
+}
+
+// Parser parses frames into measurements. It keeps scratch space between
+// calls, so one Parser serves one goroutine; the zero value is ready to use
+// with zero Options.
+type Parser struct {
+	// Rejects counts what was rejected, by reason, since the last ResetStats.
+	Rejects Rejects
+
+	opts    Options
+	sc      pairs
+	pending []pendingPair
+	src     []byte // the line's source, prefixed
+	typeSrc []byte // its process type, prefixed
+	srcRaw  []byte // an unquoted source= value
+	name    []byte
+	member  []byte
+	m       Measurement
+}
+
+type pendingPair struct {
+	kind   Kind
+	name   []byte
+	val    []byte
+	quoted bool
+}
+
+// NewParser returns a parser with the given options.
+func NewParser(opts Options) *Parser {
+	return &Parser{opts: opts}
+}
+
+// Reset changes the options and clears the counts, keeping the scratch space.
+func (p *Parser) Reset(opts Options) {
+	p.opts = opts
+	p.Rejects = Rejects{}
+}
+
+// Frame parses one syslog frame (without its octet count) received at recv
+// and calls emit once per measurement. It reports false, and counts
+// BadHeader, when the frame has no readable syslog header.
+func (p *Parser) Frame(frame []byte, recv time.Time, emit func(*Measurement)) bool {
+	h, ok := ParseHeader(frame)
+	if !ok {
+		p.Rejects[BadHeader]++
+		return false
+	}
+	p.Message(h, recv, emit)
+	return true
+}
+
+var (
+	appHeroku     = []byte("heroku")
+	procRouter    = []byte("router")
+	procLogplex   = []byte("logplex")
+	procLogShuttl = []byte("log-shuttle")
+)
+
+// Message parses the message of a frame whose header is h.
+func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
+	t := h.Time
+	if t.IsZero() {
+		t = recv
+	}
+	heroku := bytes.Equal(h.App, appHeroku)
+	router := heroku && bytes.Equal(h.ProcID, procRouter)
+
+	var (
+		source, dyno                       []byte
+		haveSource                         bool
+		v1Name, v1Val, v1Units             []byte
+		haveV1Name, haveV1Val              bool
+		connect, service, nbytes, status   []byte
+		haveConnect, haveService, haveByte bool
+		at, code                           []byte
+	)
+	p.pending = p.pending[:0]
+	p.sc.reset(h.Msg)
+	for p.sc.next() {
+		k, v := p.sc.key, p.sc.val
+		if kind, name, ok := metricKey(k); ok {
+			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, quoted: p.sc.quoted})
+			continue
+		}
+		switch string(k) {
+		case "source":
+			if !haveSource && len(v) > 0 {
+				haveSource = true
+				if p.sc.quoted {
+					p.srcRaw = unquote(p.srcRaw[:0], v)
+					v = p.srcRaw
+				}
+				source = v
+			}
+		case "measure":
+			if !haveV1Name {
+				haveV1Name, v1Name = true, v
+			}
+		case "val":
+			if !haveV1Val {
+				haveV1Val, v1Val = true, v
+			}
+		case "units":
+			if v1Units == nil {
+				v1Units = v
+			}
+		}
+		if router {
+			switch string(k) {
+			case "dyno":
+				if dyno == nil {
+					dyno = v
+				}
+			case "connect":
+				haveConnect, connect = true, v
+			case "service":
+				haveService, service = true, v
+			case "bytes":
+				haveByte, nbytes = true, v
+			case "status":
+				status = v
+			case "at":
+				at = v
+			case "code":
+				code = v
+			}
+		}
+	}
+	if p.sc.unterminated {
+		p.Rejects[UnterminatedQuote]++
+	}
+
+	// The source, in the order conventions.md section 4 gives.
+	var raw []byte
+	switch {
+	case haveSource:
+		raw = legacyRuntimeSource(source)
+	case router:
+		raw = dyno
+	case IsDynoName(h.ProcID):
+		raw = h.ProcID
+	}
+	p.src = p.prefixSource(p.src[:0], raw)
+	p.typeSrc = p.typeSrc[:0]
+	hasType := false
+	if p.opts.ProcessTypes {
+		if typ := processType(raw); typ != nil {
+			p.typeSrc = p.prefixSource(p.typeSrc, typ)
+			hasType = true
+		}
+	}
+
+	for i := range p.pending {
+		pp := &p.pending[i]
+		if len(pp.name) == 0 {
+			p.Rejects[EmptyName]++
+			continue
+		}
+		if pp.kind == Unique {
+			member := pp.val
+			if pp.quoted {
+				p.member = unquote(p.member[:0], member)
+				member = p.member
+			}
+			switch {
+			case len(member) == 0:
+				p.Rejects[EmptyMember]++
+			case len(member) > MaxMemberBytes:
+				p.Rejects[LongMember]++
+			default:
+				p.emit(emit, Unique, pp.name, 1, nil, member, t, false)
+			}
+			continue
+		}
+		val, unit, ok := ParseValue(pp.val)
+		if !ok {
+			p.Rejects[BadValue]++
+			continue
+		}
+		p.emit(emit, pp.kind, pp.name, val, unit, nil, t, hasType)
+	}
+
+	// l2met v1: measure=NAME val=V [units=U]. On Heroku's own lines this is
+	// the legacy log-runtime-metrics format, whose values are samples.
+	if haveV1Name && (len(v1Name) > 0 || haveV1Val) {
+		kind := Measure
+		if heroku {
+			kind = Sample
+		}
+		switch {
+		case len(v1Name) == 0:
+			p.Rejects[EmptyName]++
+		case len(v1Val) == 0:
+			p.Rejects[BadValue]++
+		default:
+			if val, unit, ok := ParseValue(v1Val); !ok {
+				p.Rejects[BadValue]++
+			} else {
+				if len(v1Units) > 0 {
+					unit = v1Units
+				}
+				p.emit(emit, kind, v1Name, val, unit, nil, t, hasType)
+			}
+		}
+	}
+
+	switch {
+	case router:
+		p.routerLine(emit, t, hasType, haveConnect, connect, haveService, service, haveByte, nbytes, status, at, code)
+	case heroku && IsDynoName(h.ProcID):
+		p.dynoLine(emit, h.Msg, t, hasType)
+	case heroku && bytes.Equal(h.ProcID, procLogplex):
+		if bytes.HasPrefix(h.Msg, []byte("Error L10 ")) {
+			if n, ok := messagesCount(h.Msg); ok {
+				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
+			}
+		}
+	case bytes.Equal(h.ProcID, procLogShuttl):
+		switch {
+		case bytes.HasPrefix(h.Msg, []byte("Error L12:")):
+			if n, ok := messagesCount(h.Msg); ok {
+				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
+			}
+		case bytes.HasPrefix(h.Msg, []byte("Error L13:")):
+			if n, ok := messagesCount(h.Msg); ok {
+				p.emit(emit, Count, nameLogplexLost, n, nil, nil, t, false)
+			}
+		}
+	}
+}
+
+var (
+	unitMS    = []byte("ms")
+	unitBytes = []byte("bytes")
+
+	nameRouterConnect  = []byte("router.connect")
+	nameRouterService  = []byte("router.service")
+	nameRouterBytes    = []byte("router.bytes")
+	nameRouterRequests = []byte("router.requests")
+	nameDynoCrashes    = []byte("dyno.crashes")
+	nameLogplexDropped = []byte("logplex.dropped")
+	nameLogplexLost    = []byte("logplex.lost")
+)
+
+func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool,
+	haveConnect bool, connect []byte, haveService bool, service []byte, haveBytes bool, nbytes []byte,
+	status, at, code []byte) {
+	p.routerMeasure(emit, t, hasType, haveConnect, nameRouterConnect, connect, unitMS)
+	p.routerMeasure(emit, t, hasType, haveService, nameRouterService, service, unitMS)
+	p.routerMeasure(emit, t, hasType, haveBytes, nameRouterBytes, nbytes, unitBytes)
+	p.emit(emit, Count, nameRouterRequests, 1, nil, nil, t, hasType)
+	if len(status) == 3 && '1' <= status[0] && status[0] <= '5' && isDigit(status[1]) && isDigit(status[2]) {
+		name := append(p.member[:0], "router.status.0xx"...)
+		name[len(name)-3] = status[0]
+		p.member = name
+		p.emit(emit, Count, name, 1, nil, nil, t, hasType)
+	}
+	if len(code) > 0 && (string(at) == "error" || string(at) == "warning") {
+		name := append(append(p.member[:0], "router.errors."...), code...)
+		p.member = name
+		p.emit(emit, Count, name, 1, nil, nil, t, hasType)
+	}
+}
+
+// routerMeasure emits router.connect/service/bytes; empty values are skipped
+// and a missing unit defaults to def (H25 lines print "connect=0 service=1").
+func (p *Parser) routerMeasure(emit func(*Measurement), t time.Time, hasType, present bool, name, v, def []byte) {
+	if !present || len(v) == 0 {
+		return
+	}
+	val, unit, ok := ParseValue(v)
+	if !ok {
+		p.Rejects[BadValue]++
+		return
+	}
+	if len(unit) == 0 {
+		unit = def
+	}
+	p.emit(emit, Measure, name, val, unit, nil, t, hasType)
+}
+
+// dynoLine handles the dyno manager's lines: R-code errors and crashes.
+func (p *Parser) dynoLine(emit func(*Measurement), msg []byte, t time.Time, hasType bool) {
+	if bytes.HasPrefix(msg, []byte("Error R")) {
+		i := len("Error R")
+		j := i
+		for j < len(msg) && isDigit(msg[j]) {
+			j++
+		}
+		if j > i && (j == len(msg) || msg[j] == ' ') {
+			name := append(append(p.member[:0], "dyno.errors.R"...), msg[i:j]...)
+			p.member = name
+			p.emit(emit, Count, name, 1, nil, nil, t, hasType)
+		}
+		return
+	}
+	if bytes.HasPrefix(msg, []byte("State changed from ")) && bytes.HasSuffix(msg, []byte(" to crashed")) {
+		p.emit(emit, Count, nameDynoCrashes, 1, nil, nil, t, hasType)
+	}
+}
+
+// messagesCount finds N in "… N messages …" (logplex L10, log-shuttle L12/L13,
+// old and new wordings).
+func messagesCount(msg []byte) (float64, bool) {
+	i := bytes.Index(msg, []byte(" messages"))
+	if i <= 0 {
+		return 0, false
+	}
+	j := i
+	for j > 0 && isDigit(msg[j-1]) {
+		j--
+	}
+	if j == i || (j > 0 && msg[j-1] != ' ') {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(msg[j:i]), 10, 53)
+	if err != nil {
+		return 0, false
+	}
+	return float64(n), true
+}
+
+func (p *Parser) emit(emit func(*Measurement), kind Kind, name []byte, v float64, unit, member []byte, t time.Time, hasType bool) {
+	if p.opts.Prefix != "" {
+		p.name = append(append(append(p.name[:0], p.opts.Prefix...), '.'), name...)
+		name = p.name
+	}
+	m := &p.m
+	m.Kind, m.Name, m.Value, m.Unit, m.Member, m.Time = kind, name, v, unit, member, t
+	m.Source = p.src
+	m.TypeSource = nil
+	if hasType && (kind == Measure || kind == Count) {
+		m.TypeSource = p.typeSrc
+	}
+	emit(m)
+}
+
+func (p *Parser) prefixSource(dst, src []byte) []byte {
+	if p.opts.SourcePrefix == "" {
+		return append(dst, src...)
+	}
+	dst = append(dst, p.opts.SourcePrefix...)
+	if len(src) > 0 {
+		dst = append(append(dst, '.'), src...)
+	}
+	return dst
+}
+
+// metricKey splits a key into its kind and name.
+func metricKey(k []byte) (Kind, []byte, bool) {
+	switch {
+	case len(k) >= 8 && string(k[:8]) == "measure#", len(k) >= 8 && string(k[:8]) == "measure.":
+		return Measure, k[8:], true
+	case len(k) >= 6 && string(k[:6]) == "count#":
+		return Count, k[6:], true
+	case len(k) >= 7 && string(k[:7]) == "sample#":
+		return Sample, k[7:], true
+	case len(k) >= 7 && string(k[:7]) == "unique#":
+		return Unique, k[7:], true
+	}
+	return 0, nil, false
+}
+
+// IsDynoName reports whether b looks like a dyno name: a process type, a dot
+// and a number ("web.1", "run.1234", "scheduler.9200").
+func IsDynoName(b []byte) bool {
+	dot := bytes.LastIndexByte(b, '.')
+	if dot <= 0 || dot == len(b)-1 || !isLetter(b[0]) {
+		return false
+	}
+	for _, c := range b[1:dot] {
+		if !isLetter(c) && !isDigit(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	for _, c := range b[dot+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// processType returns "web" for "web.1", or nil when src is not a dyno name.
+func processType(src []byte) []byte {
+	if !IsDynoName(src) {
+		return nil
+	}
+	return src[:bytes.LastIndexByte(src, '.')]
+}
+
+// legacyRuntimeSource turns Heroku's legacy heroku.<appid>.<dyno>.<uuid> into
+// <dyno>, so that a restarted dyno keeps its series. Anything else is
+// returned unchanged.
+func legacyRuntimeSource(src []byte) []byte {
+	rest, ok := bytes.CutPrefix(src, appHerokuDot)
+	if !ok {
+		return src
+	}
+	dot := bytes.IndexByte(rest, '.')
+	if dot <= 0 {
+		return src
+	}
+	for _, c := range rest[:dot] {
+		if !isDigit(c) {
+			return src
+		}
+	}
+	rest = rest[dot+1:]
+	last := bytes.LastIndexByte(rest, '.')
+	if last <= 0 || !IsDynoName(rest[:last]) {
+		return src
+	}
+	return rest[:last]
+}
+
+var appHerokuDot = []byte("heroku.")
+
+// ParseHerokuLogsLine reads one line of `heroku logs` output,
+// "2024-05-01T12:34:01.000001+00:00 app[web.1]: MSG", as a header.
+func ParseHerokuLogsLine(line []byte) (Header, bool) {
+	var h Header
+	line = trimLF(line)
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return h, false
+	}
+	t, ok := ParseTime(line[:sp])
+	if !ok {
+		return h, false
+	}
+	rest := line[sp+1:]
+	open := bytes.IndexByte(rest, '[')
+	end := bytes.Index(rest, []byte("]:"))
+	if open <= 0 || end <= open+1 || bytes.IndexByte(rest[:open], ' ') >= 0 {
+		return h, false
+	}
+	h.Time = t
+	h.App = rest[:open]
+	h.ProcID = rest[open+1 : end]
+	msg := rest[end+2:]
+	if len(msg) > 0 && msg[0] == ' ' {
+		msg = msg[1:]
+	}
+	h.Msg = msg
+	return h, true
+}

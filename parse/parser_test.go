@@ -1,0 +1,106 @@
+package parse
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParserTable(t *testing.T) {
+	const hdr = "<190>1 2024-05-01T12:34:01.5+00:00 host app web.2 - "
+	const at = `"time":"2024-05-01T12:34:01.5Z"`
+	tests := []struct {
+		name string
+		opts Options
+		in   string
+		want string // whole output of describe
+	}{
+		{"all kinds", Options{}, hdr + `measure#a=1 measure.b=2s count#c sample#d=-3 unique#e=u42`,
+			`{"kind":"measure","name":"a","value":1,"source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"b","value":2,"unit":"s","source":"web.2",` + at + "}\n" +
+				`{"kind":"count","name":"c","value":1,"source":"web.2",` + at + "}\n" +
+				`{"kind":"sample","name":"d","value":-3,"source":"web.2",` + at + "}\n" +
+				`{"kind":"unique","name":"e","value":1,"member":"u42","source":"web.2",` + at + "}\n"},
+		{"exponents signs units", Options{}, hdr + `measure#a=1e3ms measure#b=+.5% measure#c=-2.5E-1req/s measure#d=2em measure#e=5µs`,
+			`{"kind":"measure","name":"a","value":1000,"unit":"ms","source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"b","value":0.5,"unit":"%","source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"c","value":-0.25,"unit":"req/s","source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"d","value":2,"unit":"em","source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"e","value":5,"unit":"µs","source":"web.2",` + at + "}\n"},
+		{"bad values reject only their pair", Options{}, hdr + `measure#a=abc measure#b=5. measure#c=NaN measure#d=1e999 measure#e=0x1F measure#f=3 count#=1 unique#u=`,
+			`{"kind":"measure","name":"f","value":3,"source":"web.2",` + at + "}\n" +
+				"reject bad_value 5\nreject empty_name 1\nreject empty_member 1\n"},
+		{"long member", Options{}, hdr + `unique#u=` + strings.Repeat("x", 129) + ` unique#v="a \"b\""`,
+			`{"kind":"unique","name":"v","value":1,"member":"a \"b\"","source":"web.2",` + at + "}\n" +
+				"reject long_member 1\n"},
+		{"repeated key is one observation each", Options{}, hdr + `count#a=1 count#a=2`,
+			`{"kind":"count","name":"a","value":1,"source":"web.2",` + at + "}\n" +
+				`{"kind":"count","name":"a","value":2,"source":"web.2",` + at + "}\n"},
+		{"explicit source wins, first non-empty", Options{}, hdr + `source= measure#a=1 source="db one" source=x`,
+			`{"kind":"measure","name":"a","value":1,"source":"db one",` + at + "}\n"},
+		{"prefixes and process type", Options{Prefix: "myapp", SourcePrefix: "prod", ProcessTypes: true}, hdr + `measure#a=1 sample#s=2`,
+			`{"kind":"measure","name":"myapp.a","value":1,"source":"prod.web.2",` + at + "} type_source=prod.web\n" +
+				`{"kind":"sample","name":"myapp.s","value":2,"source":"prod.web.2",` + at + "}\n"},
+		{"source prefix without source", Options{SourcePrefix: "prod"}, "<190>1 2024-05-01T12:34:01.5+00:00 host app api - count#x",
+			`{"kind":"count","name":"x","value":1,"source":"prod",` + at + "}\n"},
+		{"unterminated quote keeps pairs before it", Options{}, hdr + `count#a=1 msg="oops count#b=1`,
+			`{"kind":"count","name":"a","value":1,"source":"web.2",` + at + "}\n" + "reject unterminated_quote 1\n"},
+		{"quote in free text is skipped", Options{}, hdr + `wrote "count#wins"`,
+			`{"kind":"count","name":"wins","value":1,"source":"web.2",` + at + "}\n"},
+		{"l2met v1 measure on an app line", Options{}, hdr + `measure=db.query val=12.5 units=ms`,
+			`{"kind":"measure","name":"db.query","value":12.5,"unit":"ms","source":"web.2",` + at + "}\n"},
+		{"structured data element skipped", Options{}, `<190>1 2024-05-01T12:34:01.5+00:00 host app web.2 - [meta x="a]b"] count#a`,
+			`{"kind":"count","name":"a","value":1,"source":"web.2",` + at + "}\n"},
+		{"no timestamp uses receive time", Options{}, `<190>1 - host app web.2 - count#a`,
+			`{"kind":"count","name":"a","value":1,"source":"web.2","time":"2024-05-01T12:35:00Z"}` + "\n"},
+		{"offset timestamp in UTC", Options{}, `<190>1 2010-10-06T21:51:12-07:00 host app web.2 - count#a`,
+			`{"kind":"count","name":"a","value":1,"source":"web.2","time":"2010-10-07T04:51:12Z"}` + "\n"},
+		{"crash", Options{}, `<45>1 2024-05-01T12:34:01.5+00:00 host heroku web.2 - State changed from up to crashed`,
+			`{"kind":"count","name":"dyno.crashes","value":1,"source":"web.2",` + at + "}\n"},
+		{"CRLF stripped", Options{}, hdr + "count#a=2\r\n",
+			`{"kind":"count","name":"a","value":2,"source":"web.2",` + at + "}\n"},
+		{"bad header", Options{}, `hello world`, "reject bad_header 1\n"},
+		{"header too short", Options{}, `<190>1 2024-05-01T12:34:01Z host app`, "reject bad_header 1\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewParser(tt.opts)
+			if got := describe(p, []byte(tt.in)); got != tt.want {
+				t.Errorf("input %q\n got:\n%s\nwant:\n%s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for _, s := range []string{
+		"2024-05-01T12:34:01Z", "2024-05-01T12:34:01.123456789+02:30", "2024-02-29T00:00:00-00:00",
+		"1999-12-31T23:59:59.9Z", "2100-03-01T00:00:00Z",
+	} {
+		got, ok := ParseTime([]byte(s))
+		if !ok {
+			t.Errorf("%s: not parsed", s)
+			continue
+		}
+		want, err := timeParse(s)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%s: got %v want %v (%v)", s, got, want, err)
+		}
+	}
+	for _, s := range []string{"-", "2023-02-29T00:00:00Z", "2024-05-01T12:34:01", "2024-05-01T12:34:01.Z",
+		"2024-05-01T24:00:00Z", "2013-04-17T19:04:46Z+00:00", "2024-05-01T12:34:01.1234567890Z"} {
+		if _, ok := ParseTime([]byte(s)); ok {
+			t.Errorf("%s: parsed, want rejected", s)
+		}
+	}
+}
+
+func TestParseHerokuLogsLine(t *testing.T) {
+	h, ok := ParseHerokuLogsLine([]byte("2024-05-01T12:34:01.000001+00:00 app[web.1]: measure#db.latency=4ms\n"))
+	if !ok || string(h.App) != "app" || string(h.ProcID) != "web.1" || string(h.Msg) != "measure#db.latency=4ms" ||
+		h.Time.Nanosecond() != 1000 {
+		t.Fatalf("got %+v %v", h, ok)
+	}
+	if _, ok := ParseHerokuLogsLine([]byte("not a log line")); ok {
+		t.Fatal("parsed garbage")
+	}
+}

@@ -1,0 +1,85 @@
+package parse
+
+import (
+	"math"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ParseValue reads a number and its unit: [+-]?(digits[.digits]|.digits)
+// ([eE][+-]?digits)? followed by letters, '%' or '/' only. An empty input is
+// 1 with no unit. It reports false for anything else and for values that
+// overflow to ±Inf.
+func ParseValue(v []byte) (f float64, unit []byte, ok bool) {
+	if len(v) == 0 {
+		return 1, nil, true
+	}
+	i := 0
+	if v[0] == '+' || v[0] == '-' {
+		i++
+	}
+	intStart := i
+	for i < len(v) && isDigit(v[i]) {
+		i++
+	}
+	intDigits := i - intStart
+	if i < len(v) && v[i] == '.' {
+		j := i + 1
+		for j < len(v) && isDigit(v[j]) {
+			j++
+		}
+		if j == i+1 { // "5." or "." has no fraction digits
+			return 0, nil, false
+		}
+		i = j
+	} else if intDigits == 0 {
+		return 0, nil, false
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		j := i + 1
+		if j < len(v) && (v[j] == '+' || v[j] == '-') {
+			j++
+		}
+		k := j
+		for k < len(v) && isDigit(v[k]) {
+			k++
+		}
+		if k > j { // an exponent needs digits; "2em" is 2 with unit "em"
+			i = k
+		}
+	}
+	num, unit := v[:i], v[i:]
+	if !validUnit(unit) {
+		return 0, nil, false
+	}
+	// string(num) does not escape (strconv clones it into errors), so this
+	// conversion does not allocate.
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, nil, false
+	}
+	if len(unit) == 0 {
+		unit = nil
+	}
+	return f, unit, true
+}
+
+func validUnit(u []byte) bool {
+	for i := 0; i < len(u); {
+		c := u[i]
+		if c < utf8.RuneSelf {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '%' || c == '/') {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(u[i:])
+		if r == utf8.RuneError || !unicode.IsLetter(r) { // "µs" is fine
+			return false
+		}
+		i += size
+	}
+	return true
+}
