@@ -1,0 +1,257 @@
+// Package rollup aggregates measurements per (drain, name, source, minute) in
+// memory: exact counts and sums, last samples, mergeable percentile sketches
+// and distinct counts. A minute closes Grace after it ends; closed minutes are
+// swapped out under the drain's lock and summarized after it is released.
+//
+// The store knows nothing of where closed minutes go: Run hands them to a
+// Sink (the Librato outlet, a log, or a durable store).
+package rollup
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+// Config is the store's configuration.
+type Config struct {
+	Grace             time.Duration // a minute closes this long after it ends
+	MaxSeriesPerDrain int           // open series per drain and minute; more are refused and counted
+	MaxFuture         time.Duration // measurements stamped further ahead are dropped and counted
+}
+
+// DefaultConfig is the configuration the web server starts with.
+var DefaultConfig = Config{Grace: 90 * time.Second, MaxSeriesPerDrain: 20000, MaxFuture: 5 * time.Minute}
+
+// Store is the in-memory rollup state of every drain. Each drain's state has
+// one lock; Add takes it once per batch.
+type Store struct {
+	cfg    Config
+	mu     sync.RWMutex
+	drains map[string]*drainState
+}
+
+type drainState struct {
+	mu            sync.Mutex
+	minutes       map[int64]*Minute
+	closedThrough int64 // every minute starting at or before this is closed
+	key           []byte
+}
+
+// Minute is one drain's series for one minute.
+type Minute struct {
+	Drain  string
+	Start  int64 // unix seconds, a multiple of 60
+	Series map[string]*Series
+}
+
+// NewStore returns an empty store.
+func NewStore(cfg Config) *Store {
+	if cfg.MaxFuture == 0 {
+		cfg.MaxFuture = DefaultConfig.MaxFuture
+	}
+	if cfg.MaxSeriesPerDrain <= 0 {
+		cfg.MaxSeriesPerDrain = DefaultConfig.MaxSeriesPerDrain
+	}
+	return &Store{cfg: cfg, drains: make(map[string]*drainState)}
+}
+
+func (s *Store) drain(id string) *drainState {
+	s.mu.RLock()
+	ds := s.drains[id]
+	s.mu.RUnlock()
+	if ds != nil {
+		return ds
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ds = s.drains[id]; ds == nil {
+		ds = &drainState{minutes: make(map[int64]*Minute), closedThrough: -1 << 62}
+		s.drains[id] = ds
+	}
+	return ds
+}
+
+// Add aggregates one batch of a drain's measurements received at now. The
+// measurements' byte slices are copied where kept. Late, future, overflowing
+// and kind-conflicting measurements are counted on d and skipped.
+func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
+	if len(ms) == 0 {
+		return
+	}
+	ds := s.drain(d.ID)
+	nowNs := now.UnixNano()
+	futureNs := nowNs + int64(s.cfg.MaxFuture)
+	graceNs := int64(s.cfg.Grace)
+	var late, future, overflow, conflict uint64
+
+	ds.mu.Lock()
+	for i := range ms {
+		m := &ms[i]
+		tNs := m.Time.UnixNano()
+		if tNs > futureNs {
+			future++
+			continue
+		}
+		start := floorMinute(m.Time.Unix())
+		if start <= ds.closedThrough || nowNs >= (start+60)*1e9+graceNs {
+			late++
+			continue
+		}
+		mn := ds.minutes[start]
+		if mn == nil {
+			mn = &Minute{Drain: d.ID, Start: start, Series: make(map[string]*Series)}
+			ds.minutes[start] = mn
+		}
+		switch ds.observe(mn, m, m.Source, s.cfg.MaxSeriesPerDrain) {
+		case errOverflow:
+			overflow++
+		case errConflict:
+			conflict++
+		}
+		if len(m.TypeSource) > 0 {
+			switch ds.observe(mn, m, m.TypeSource, s.cfg.MaxSeriesPerDrain) {
+			case errOverflow:
+				overflow++
+			case errConflict:
+				conflict++
+			}
+		}
+	}
+	ds.mu.Unlock()
+
+	d.Add(stats.Late, late)
+	d.Add(stats.Future, future)
+	d.Add(stats.Overflow, overflow)
+	d.Add(stats.KindConflict, conflict)
+}
+
+type observeResult int
+
+const (
+	ok observeResult = iota
+	errOverflow
+	errConflict
+)
+
+func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, max int) observeResult {
+	key := append(append(append(ds.key[:0], m.Name...), 0), source...)
+	ds.key = key
+	se := mn.Series[string(key)]
+	if se == nil {
+		if len(mn.Series) >= max {
+			return errOverflow
+		}
+		k := string(key)
+		se = newSeries(m.Kind, k, len(m.Name))
+		mn.Series[k] = se
+	} else if se.Kind != m.Kind {
+		return errConflict
+	}
+	se.observe(m)
+	return ok
+}
+
+func floorMinute(unix int64) int64 {
+	if unix < 0 && unix%60 != 0 {
+		return unix - unix%60 - 60
+	}
+	return unix - unix%60
+}
+
+// Flush closes and returns every minute whose grace period has passed at now.
+func (s *Store) Flush(now time.Time) []*Minute {
+	return s.flush(func(start int64) bool {
+		return now.UnixNano() >= (start+60)*1e9+int64(s.cfg.Grace)
+	})
+}
+
+// FlushAll closes and returns every open minute, as at shutdown. Later
+// measurements for those minutes count as late.
+func (s *Store) FlushAll() []*Minute {
+	return s.flush(func(int64) bool { return true })
+}
+
+func (s *Store) flush(due func(start int64) bool) []*Minute {
+	s.mu.RLock()
+	states := make([]*drainState, 0, len(s.drains))
+	for _, ds := range s.drains {
+		states = append(states, ds)
+	}
+	s.mu.RUnlock()
+
+	var out []*Minute
+	for _, ds := range states {
+		ds.mu.Lock()
+		for start, mn := range ds.minutes {
+			if due(start) {
+				out = append(out, mn)
+				delete(ds.minutes, start)
+				if start > ds.closedThrough {
+					ds.closedThrough = start
+				}
+			}
+		}
+		ds.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Start != out[j].Start {
+			return out[i].Start < out[j].Start
+		}
+		return out[i].Drain < out[j].Drain
+	})
+	return out
+}
+
+// OpenSeries returns how many series are open across all drains and minutes.
+func (s *Store) OpenSeries() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, ds := range s.drains {
+		ds.mu.Lock()
+		for _, mn := range ds.minutes {
+			n += len(mn.Series)
+		}
+		ds.mu.Unlock()
+	}
+	return n
+}
+
+// Summaries summarizes every series of the minute, ordered by name and source.
+func (m *Minute) Summaries(percentiles []float64) []Summary {
+	out := make([]Summary, 0, len(m.Series))
+	for _, se := range m.Series {
+		out = append(out, se.Summarize(percentiles))
+	}
+	sortSummaries(out)
+	return out
+}
+
+// Sink receives closed minutes. Closed must not block for long: the flusher
+// calls it on its ticker.
+type Sink interface {
+	Closed(minutes []*Minute)
+}
+
+// Run closes minutes every interval until ctx is done, handing them to sink.
+// It does not flush the open minutes when it returns: at shutdown the owner
+// stops the producers first, then calls FlushAll.
+func (s *Store) Run(ctx context.Context, every time.Duration, now func() time.Time, sink Sink) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if ms := s.Flush(now()); len(ms) > 0 {
+				sink.Closed(ms)
+			}
+		}
+	}
+}

@@ -1,0 +1,123 @@
+// Package stats holds per-drain counters that every stage of the pipeline
+// adds to: the drain (frames, rejects), the rollup (late, future, overflow)
+// and the outlet (posted, dropped). Counters are atomic; a Registry hands out
+// one *Drain per drain id.
+package stats
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Counter names one per-drain count.
+type Counter int
+
+// The counters. Their names are the keys of the per-minute summary log line
+// and of /health.
+const (
+	Requests         Counter = iota // POSTs accepted
+	Duplicates                      // retried batches answered but not counted again
+	FramesAccepted                  // frames read with a readable header
+	FramesRejected                  // frames rejected: bad header, bad framing, oversized
+	MsgCountMismatch                // batches whose Logplex-Msg-Count disagreed with the frames read
+	Measurements                    // measurements handed to the rollup
+	PairsRejected                   // pairs rejected by the parser (see the parse reasons)
+	Late                            // measurements for a minute already closed
+	Future                          // measurements stamped more than 5 minutes ahead
+	Overflow                        // measurements refused by the series-per-minute guard
+	KindConflict                    // a name used with two kinds in one minute: the later kind is refused
+	LogplexDropped                  // messages logplex or log-shuttle said it dropped (L10, L12)
+	LogplexLost                     // messages log-shuttle said it lost (L13)
+	Posted                          // measurements the outlet delivered
+	PostRejected                    // measurements the backend refused (400) and were dropped
+	PostDropped                     // measurements dropped after retrying for too long, or at shutdown
+	NumCounters
+)
+
+var counterNames = [...]string{
+	Requests: "requests", Duplicates: "duplicates", FramesAccepted: "frames", FramesRejected: "frames_rejected",
+	MsgCountMismatch: "msg_count_mismatch", Measurements: "measurements", PairsRejected: "pairs_rejected",
+	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
+	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
+	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped",
+}
+
+func (c Counter) String() string { return counterNames[c] }
+
+// Drain is the set of counters of one drain.
+type Drain struct {
+	ID string
+	c  [NumCounters]atomic.Uint64
+}
+
+// Add adds n to counter c.
+func (d *Drain) Add(c Counter, n uint64) {
+	if n != 0 {
+		d.c[c].Add(n)
+	}
+}
+
+// Get returns the current value of c.
+func (d *Drain) Get(c Counter) uint64 { return d.c[c].Load() }
+
+// Snapshot is a copy of a drain's counters.
+type Snapshot [NumCounters]uint64
+
+// Snapshot copies the counters.
+func (d *Drain) Snapshot() Snapshot {
+	var s Snapshot
+	for i := range s {
+		s[i] = d.c[i].Load()
+	}
+	return s
+}
+
+// Sub returns s - prev, counter by counter.
+func (s Snapshot) Sub(prev Snapshot) Snapshot {
+	for i := range s {
+		s[i] -= prev[i]
+	}
+	return s
+}
+
+// IsZero reports whether every counter is zero.
+func (s Snapshot) IsZero() bool { return s == Snapshot{} }
+
+// Registry hands out the counters of each drain.
+type Registry struct {
+	mu     sync.RWMutex
+	drains map[string]*Drain
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{drains: make(map[string]*Drain)} }
+
+// Drain returns the counters of drain id, creating them on first use.
+func (r *Registry) Drain(id string) *Drain {
+	r.mu.RLock()
+	d := r.drains[id]
+	r.mu.RUnlock()
+	if d != nil {
+		return d
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d = r.drains[id]; d == nil {
+		d = &Drain{ID: id}
+		r.drains[id] = d
+	}
+	return d
+}
+
+// All returns every drain's counters, ordered by id.
+func (r *Registry) All() []*Drain {
+	r.mu.RLock()
+	out := make([]*Drain, 0, len(r.drains))
+	for _, d := range r.drains {
+		out = append(out, d)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
