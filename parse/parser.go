@@ -17,8 +17,11 @@ type Options struct {
 // calls, so one Parser serves one goroutine; the zero value is ready to use
 // with zero Options.
 type Parser struct {
-	// Rejects counts what was rejected, by reason, since the last ResetStats.
+	// Rejects counts what was rejected, by reason, since the last Reset.
 	Rejects Rejects
+	// Dropped and Lost add up the messages that logplex (L10) or log-shuttle
+	// (L12, L13) reported dropped or lost, since the last Reset.
+	Dropped, Lost uint64
 
 	opts    Options
 	sc      pairs
@@ -47,6 +50,7 @@ func NewParser(opts Options) *Parser {
 func (p *Parser) Reset(opts Options) {
 	p.opts = opts
 	p.Rejects = Rejects{}
+	p.Dropped, p.Lost = 0, 0
 }
 
 // Frame parses one syslog frame (without its octet count) received at recv
@@ -225,6 +229,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	case heroku && bytes.Equal(h.ProcID, procLogplex):
 		if bytes.HasPrefix(h.Msg, []byte("Error L10 ")) {
 			if n, ok := messagesCount(h.Msg); ok {
+				p.Dropped += uint64(n)
 				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
 			}
 		}
@@ -232,10 +237,12 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		switch {
 		case bytes.HasPrefix(h.Msg, []byte("Error L12:")):
 			if n, ok := messagesCount(h.Msg); ok {
+				p.Dropped += uint64(n)
 				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
 			}
 		case bytes.HasPrefix(h.Msg, []byte("Error L13:")):
 			if n, ok := messagesCount(h.Msg); ok {
+				p.Lost += uint64(n)
 				p.emit(emit, Count, nameLogplexLost, n, nil, nil, t, false)
 			}
 		}

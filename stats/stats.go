@@ -49,6 +49,33 @@ func (c Counter) String() string { return counterNames[c] }
 type Drain struct {
 	ID string
 	c  [NumCounters]atomic.Uint64
+
+	mu   sync.Mutex
+	apps []string // the Basic-auth user names seen: the apps that send to this drain
+}
+
+// maxApps bounds the app names remembered per drain.
+const maxApps = 32
+
+// SeenApp records the name of an app that sent to this drain.
+func (d *Drain) SeenApp(app string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range d.apps {
+		if a == app {
+			return
+		}
+	}
+	if len(d.apps) < maxApps {
+		d.apps = append(d.apps, app)
+	}
+}
+
+// Apps returns the app names seen, in the order first seen.
+func (d *Drain) Apps() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.apps...)
 }
 
 // Add adds n to counter c.

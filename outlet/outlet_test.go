@@ -1,0 +1,270 @@
+package outlet
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+type dests map[string]Target
+
+func (d dests) Target(drain string) (Target, bool) { t, ok := d[drain]; return t, ok }
+
+// minuteOf builds a closed minute from measurements through a real store.
+func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
+	t.Helper()
+	s := rollup.NewStore(rollup.Config{Grace: time.Hour})
+	s.Add(start, stats.NewRegistry().Drain(drain), ms)
+	out := s.FlushAll()
+	if len(out) != 1 {
+		t.Fatalf("%d minutes", len(out))
+	}
+	return out[0]
+}
+
+func meas(kind parse.Kind, name, src, unit string, v float64, at time.Time) parse.Measurement {
+	return parse.Measurement{Kind: kind, Name: []byte(name), Source: []byte(src), Unit: []byte(unit), Value: v, Time: at}
+}
+
+func fixedMinute(t *testing.T, start time.Time) *rollup.Minute {
+	var ms []parse.Measurement
+	for i := 1; i <= 10; i++ {
+		ms = append(ms, meas(parse.Measure, "db.latency", "web.1", "ms", float64(i*i), start.Add(time.Duration(i)*time.Second)))
+	}
+	u := meas(parse.Unique, "users", "web.1", "", 1, start)
+	for _, m := range []string{"a", "b", "c"} {
+		u.Member = []byte(m)
+		ms = append(ms, u)
+	}
+	ms = append(ms,
+		meas(parse.Count, "jobs.done", "worker.1", "", 3, start),
+		meas(parse.Count, "jobs.done", "worker.1", "", 4, start),
+		meas(parse.Sample, "memory_rss", "web.1", "MB", 21.22, start.Add(20*time.Second)),
+		meas(parse.Sample, "queue depth", "all", "", 7, start),   // sanitized name, reserved source
+		meas(parse.Measure, "huge", "", "", 1e200, start),        // sum of squares overflows Librato: left out
+		meas(parse.Count, "db_size", "DATABASE", "bytes", 1e6, start),
+	)
+	return minuteOf(t, "d1", start, ms)
+}
+
+type harness struct {
+	fake *fakelibrato.Server
+	srv  *httptest.Server
+	o    *Outlet
+	reg  *stats.Registry
+	logs *bytes.Buffer
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	fake := fakelibrato.New(map[string]string{"u1@example.com": "tok1", "u2@example.com": "tok2"})
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg.URL = srv.URL
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "drainmeter/test"
+	}
+	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, nil))
+	h.o = New(cfg, dests{"d1": {"u1@example.com", "tok1"}, "d2": {"u2@example.com", "tok2"}, "bad": {"nobody", "x"}},
+		h.reg, log, io.Discard, time.Now)
+	h.o.Start()
+	t.Cleanup(func() { _ = h.o.Shutdown(t.Context()) })
+	return h
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func testConfig() Config {
+	c := DefaultConfig
+	c.UserAgent = ""
+	c.MinBackoff, c.MaxBackoff, c.Timeout, c.AuthProbe = 20*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestGoldenPayload posts a fixed minute and compares the request body with
+// testdata/payload.golden.json.
+func TestGoldenPayload(t *testing.T) {
+	h := newHarness(t, testConfig())
+	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	h.o.Closed([]*rollup.Minute{fixedMinute(t, start)})
+	waitFor(t, "a post", func() bool { return len(h.fake.Requests()) == 1 })
+	req := h.fake.Requests()[0]
+	if req.Status != 200 {
+		t.Fatalf("fake answered %d: %s", req.Status, req.Body)
+	}
+	if req.UserAgent != "drainmeter/test" || req.User != "u1@example.com" || req.ContentType != "application/json" {
+		t.Errorf("request %+v", req)
+	}
+	// measure_time varies with the clock: normalize it.
+	body := strings.ReplaceAll(string(req.Body), fmt.Sprint(start.Unix()), `"MINUTE"`)
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, []byte(body), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	const path = "testdata/payload.golden.json"
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pretty.String() != string(want) {
+		t.Errorf("payload differs from %s:\n%s", path, pretty.String())
+	}
+	if got := h.reg.Drain("d1").Get(stats.Posted); got != uint64(len(h.fake.Measurements())) {
+		t.Errorf("posted %d, fake stored %d", got, len(h.fake.Measurements()))
+	}
+	if h.reg.Drain("d1").Get(stats.PostRejected) != 1 {
+		t.Errorf("the out-of-range series was not counted")
+	}
+}
+
+// bigMinute has n count series.
+func bigMinute(t *testing.T, drain string, start time.Time, n int) *rollup.Minute {
+	var ms []parse.Measurement
+	for i := range n {
+		ms = append(ms, meas(parse.Count, fmt.Sprintf("c%04d", i), "web.1", "", float64(i), start))
+	}
+	return minuteOf(t, drain, start, ms)
+}
+
+func TestBatchingAndRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault fakelibrato.Fault
+		n     int
+	}{
+		{"no fault", fakelibrato.Fault{}, 0},
+		{"503 maintenance", fakelibrato.Maintenance, 3},
+		{"500 empty", fakelibrato.Empty500, 2},
+		{"429 with Retry-After", func() fakelibrato.Fault { f := fakelibrato.RateLimit429; f.RetryAfter = "1"; return f }(), 1},
+		{"403 rate limit", fakelibrato.RateLimit403, 2},
+		{"slow answers time out", fakelibrato.Fault{Delay: time.Second}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			if tc.n > 0 {
+				h.fake.FailNext(tc.n, tc.fault)
+			}
+			start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+			h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 700)})
+			waitFor(t, "everything posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 700 })
+			if got := len(h.fake.Measurements()); got != 700 {
+				t.Fatalf("fake stored %d", got)
+			}
+			if d := h.fake.Duplicates(); len(d) != 0 {
+				t.Fatalf("%d duplicates", len(d))
+			}
+			for _, r := range h.fake.Requests() {
+				var body struct{ Gauges []json.RawMessage }
+				_ = json.Unmarshal(r.Body, &body)
+				if len(body.Gauges) > 300 {
+					t.Fatalf("a request carried %d measurements", len(body.Gauges))
+				}
+			}
+			if tc.name == "429 with Retry-After" {
+				reqs := h.fake.Requests()
+				if gap := reqs[len(reqs)-1].At.Sub(reqs[0].At); gap < 900*time.Millisecond {
+					t.Errorf("Retry-After 1 s not honoured: retried after %v", gap)
+				}
+			}
+		})
+	}
+}
+
+func TestBadRequestDropsOnlyTheRefusedName(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.fake.RejectName("c0042")
+	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 100)})
+	waitFor(t, "99 posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 99 })
+	if h.reg.Drain("d1").Get(stats.PostRejected) != 1 {
+		t.Fatalf("rejected %d", h.reg.Drain("d1").Get(stats.PostRejected))
+	}
+	before := len(h.fake.Requests())
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start.Add(time.Minute), 100)})
+	waitFor(t, "the next minute", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 198 })
+	if reqs := h.fake.Requests()[before:]; len(reqs) != 1 || reqs[0].Status != 200 {
+		t.Fatalf("the refused name was sent again: %d requests", len(reqs))
+	}
+	if !strings.Contains(h.logs.String(), "name=c0042") {
+		t.Errorf("the refused name was not logged:\n%s", h.logs)
+	}
+}
+
+func TestUnauthorizedPausesOnlyThatDrain(t *testing.T) {
+	h := newHarness(t, testConfig())
+	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10), bigMinute(t, "d2", start, 10)})
+	waitFor(t, "d2 posted", func() bool { return h.reg.Drain("d2").Get(stats.Posted) == 10 })
+	waitFor(t, "bad marked", func() bool { return h.o.Status()["bad"] == "unauthorized" })
+	h.fake.AddUser("nobody", "x") // the user fixes the token at Librato
+	waitFor(t, "bad recovers on a probe", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 10 })
+	if h.o.Status()["bad"] != "" {
+		t.Errorf("status still %q", h.o.Status()["bad"])
+	}
+}
+
+func TestTooOldIsDropped(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAge = 2 * time.Minute
+	h := newHarness(t, cfg)
+	h.fake.FailUntil(time.Now().Add(time.Hour), fakelibrato.Maintenance)
+	start := time.Now().Truncate(time.Minute).Add(-3 * time.Minute)
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 5)})
+	waitFor(t, "dropped", func() bool { return h.reg.Drain("d1").Get(stats.PostDropped) == 5 })
+}
+
+func TestShutdownPostsPending(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.fake.FailNext(3, fakelibrato.Maintenance)
+	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 50)})
+	if err := h.o.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.fake.Measurements()); got != 50 {
+		t.Fatalf("stored %d", got)
+	}
+}
