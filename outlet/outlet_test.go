@@ -56,8 +56,8 @@ func fixedMinute(t *testing.T, start time.Time) *rollup.Minute {
 		meas(parse.Count, "jobs.done", "worker.1", "", 3, start),
 		meas(parse.Count, "jobs.done", "worker.1", "", 4, start),
 		meas(parse.Sample, "memory_rss", "web.1", "MB", 21.22, start.Add(20*time.Second)),
-		meas(parse.Sample, "queue depth", "all", "", 7, start),   // sanitized name, reserved source
-		meas(parse.Measure, "huge", "", "", 1e200, start),        // sum of squares overflows Librato: left out
+		meas(parse.Sample, "queue depth", "all", "", 7, start), // sanitized name, reserved source
+		meas(parse.Measure, "huge", "", "", 1e200, start),      // sum of squares overflows Librato: left out
 		meas(parse.Count, "db_size", "DATABASE", "bytes", 1e6, start),
 	)
 	return minuteOf(t, "d1", start, ms)
