@@ -7,6 +7,7 @@ package parse
 type pairs struct {
 	b            []byte
 	i            int
+	start        int // where the current pair starts
 	key, val     []byte
 	quoted       bool // val came from a quoted string and may hold escapes
 	unterminated bool // scanning stopped at an open quote
@@ -28,6 +29,7 @@ func (s *pairs) next() bool {
 		return false
 	}
 	start := i
+	s.start = start
 	for i < len(b) && b[i] > ' ' && b[i] != '=' && b[i] != '"' {
 		i++
 	}
@@ -69,6 +71,9 @@ func (s *pairs) next() bool {
 	s.i = i
 	return true
 }
+
+// raw returns the current pair as written.
+func (s *pairs) raw() []byte { return s.b[s.start:s.i] }
 
 // unquote appends val with \" and \\ escapes resolved to dst.
 func unquote(dst, val []byte) []byte {

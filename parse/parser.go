@@ -22,6 +22,10 @@ type Parser struct {
 	// Dropped and Lost add up the messages that logplex (L10) or log-shuttle
 	// (L12, L13) reported dropped or lost, since the last Reset.
 	Dropped, Lost uint64
+	// OnReject, when set, is called with each reject's reason and the text
+	// it concerns (the pair, or the frame for BadHeader). The text is valid
+	// only during the call.
+	OnReject func(r Reason, text []byte)
 
 	opts    Options
 	sc      pairs
@@ -38,7 +42,15 @@ type pendingPair struct {
 	kind   Kind
 	name   []byte
 	val    []byte
+	raw    []byte // the pair as written
 	quoted bool
+}
+
+func (p *Parser) reject(r Reason, text []byte) {
+	p.Rejects[r]++
+	if p.OnReject != nil {
+		p.OnReject(r, text)
+	}
 }
 
 // NewParser returns a parser with the given options.
@@ -59,7 +71,7 @@ func (p *Parser) Reset(opts Options) {
 func (p *Parser) Frame(frame []byte, recv time.Time, emit func(*Measurement)) bool {
 	h, ok := ParseHeader(frame)
 	if !ok {
-		p.Rejects[BadHeader]++
+		p.reject(BadHeader, frame)
 		return false
 	}
 	p.Message(h, recv, emit)
@@ -96,7 +108,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	for p.sc.next() {
 		k, v := p.sc.key, p.sc.val
 		if kind, name, ok := metricKey(k); ok {
-			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, quoted: p.sc.quoted})
+			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
 			continue
 		}
 		switch string(k) {
@@ -144,7 +156,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		}
 	}
 	if p.sc.unterminated {
-		p.Rejects[UnterminatedQuote]++
+		p.reject(UnterminatedQuote, p.sc.b[p.sc.start:])
 	}
 
 	// The source, in the order conventions.md section 4 gives.
@@ -170,7 +182,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	for i := range p.pending {
 		pp := &p.pending[i]
 		if len(pp.name) == 0 {
-			p.Rejects[EmptyName]++
+			p.reject(EmptyName, pp.raw)
 			continue
 		}
 		if pp.kind == Unique {
@@ -181,9 +193,9 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 			}
 			switch {
 			case len(member) == 0:
-				p.Rejects[EmptyMember]++
+				p.reject(EmptyMember, pp.raw)
 			case len(member) > MaxMemberBytes:
-				p.Rejects[LongMember]++
+				p.reject(LongMember, pp.raw)
 			default:
 				p.emit(emit, Unique, pp.name, 1, nil, member, t, false)
 			}
@@ -191,7 +203,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		}
 		val, unit, ok := ParseValue(pp.val)
 		if !ok {
-			p.Rejects[BadValue]++
+			p.reject(BadValue, pp.raw)
 			continue
 		}
 		p.emit(emit, pp.kind, pp.name, val, unit, nil, t, hasType)
@@ -206,12 +218,12 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		}
 		switch {
 		case len(v1Name) == 0:
-			p.Rejects[EmptyName]++
+			p.reject(EmptyName, h.Msg)
 		case len(v1Val) == 0:
-			p.Rejects[BadValue]++
+			p.reject(BadValue, h.Msg)
 		default:
 			if val, unit, ok := ParseValue(v1Val); !ok {
-				p.Rejects[BadValue]++
+				p.reject(BadValue, v1Val)
 			} else {
 				if len(v1Units) > 0 {
 					unit = v1Units
@@ -290,7 +302,7 @@ func (p *Parser) routerMeasure(emit func(*Measurement), t time.Time, hasType, pr
 	}
 	val, unit, ok := ParseValue(v)
 	if !ok {
-		p.Rejects[BadValue]++
+		p.reject(BadValue, v)
 		return
 	}
 	if len(unit) == 0 {

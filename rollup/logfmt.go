@@ -19,20 +19,20 @@ import (
 // value= (the sum, the last value, the distinct count).
 func AppendLogfmt(dst []byte, drain string, minute int64, s *Summary, percentiles []float64) []byte {
 	dst = append(dst, "at=rollup drain="...)
-	dst = appendValue(dst, drain)
+	dst = AppendValue(dst, drain)
 	dst = append(dst, " minute="...)
 	dst = time.Unix(minute, 0).UTC().AppendFormat(dst, time.RFC3339)
 	dst = append(dst, " kind="...)
 	dst = append(dst, s.Kind.String()...)
 	dst = append(dst, " name="...)
-	dst = appendValue(dst, s.Name)
+	dst = AppendValue(dst, s.Name)
 	if s.Source != "" {
 		dst = append(dst, " source="...)
-		dst = appendValue(dst, s.Source)
+		dst = AppendValue(dst, s.Source)
 	}
 	if s.Unit != "" {
 		dst = append(dst, " unit="...)
-		dst = appendValue(dst, s.Unit)
+		dst = AppendValue(dst, s.Unit)
 	}
 	if s.Kind == parse.Measure {
 		dst = strconv.AppendInt(append(dst, " count="...), s.Count, 10)
@@ -62,7 +62,8 @@ func AppendFloat(dst []byte, v float64) []byte {
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)
 }
 
-func appendValue(dst []byte, s string) []byte {
+// AppendValue appends s as a logfmt value, quoted only when it must be.
+func AppendValue(dst []byte, s string) []byte {
 	if s == "" || strings.ContainsAny(s, " =\"\\") || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' }) {
 		return strconv.AppendQuote(dst, s)
 	}

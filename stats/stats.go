@@ -5,9 +5,12 @@
 package stats
 
 import (
+	"context"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Counter names one per-drain count.
@@ -147,4 +150,39 @@ func (r *Registry) All() []*Drain {
 	r.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// LogEvery logs one line per drain with what changed in the last interval,
+// until ctx is done. Drains with no activity are not logged.
+func (r *Registry) LogEvery(ctx context.Context, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	prev := map[string]Snapshot{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.LogSummary(log, prev)
+		}
+	}
+}
+
+// LogSummary logs the change since prev for every drain and updates prev.
+func (r *Registry) LogSummary(log *slog.Logger, prev map[string]Snapshot) {
+	for _, d := range r.All() {
+		snap := d.Snapshot()
+		delta := snap.Sub(prev[d.ID])
+		prev[d.ID] = snap
+		if delta.IsZero() {
+			continue
+		}
+		attrs := []any{"drain", d.ID}
+		for c := Counter(0); c < NumCounters; c++ {
+			if delta[c] != 0 || c == Requests || c == FramesAccepted || c == Measurements {
+				attrs = append(attrs, c.String(), delta[c])
+			}
+		}
+		log.Info("drain summary", attrs...)
+	}
 }

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drainmeter-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "drainmeter")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building drainmeter:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is a running `drainmeter web`.
+type server struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	url  string // http://127.0.0.1:PORT
+	done chan error
+}
+
+var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
+
+// startServer starts the binary with only the given environment (plus PATH
+// and PORT=0) and waits until it listens.
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binPath, "web")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	out := &syncBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(out, pw)
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, out: out, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
+				port <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case p := <-port:
+		s.url = "http://127.0.0.1:" + p
+	case err := <-s.done:
+		t.Fatalf("drainmeter exited before listening (%v):\n%s", err, out)
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("drainmeter did not listen:\n%s", out)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("drainmeter output:\n%s", out)
+		}
+	})
+	return s
+}
+
+// stop sends SIGTERM and waits for the exit, returning how long it took.
+func (s *server) stop(t *testing.T) (time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		return time.Since(start), err
+	case <-time.After(40 * time.Second):
+		t.Fatalf("drainmeter did not exit 40 s after SIGTERM:\n%s", s.out)
+	}
+	return 0, nil
+}
+
+type post struct {
+	user, pass string
+	body       []byte
+	headers    map[string]string
+	method     string
+	path       string
+}
+
+func (s *server) do(t *testing.T, p post) *http.Response {
+	t.Helper()
+	if p.method == "" {
+		p.method = http.MethodPost
+	}
+	if p.path == "" {
+		p.path = "/logs"
+	}
+	req, err := http.NewRequest(p.method, s.url+p.path, bytes.NewReader(p.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.user != "" || p.pass != "" {
+		req.SetBasicAuth(p.user, p.pass)
+	}
+	req.Header.Set("Content-Type", "application/logplex-1")
+	for k, v := range p.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp
+}
+
+// frame builds one octet-counted frame from a syslog message (LF added).
+func frame(msg string) string {
+	msg += "\n"
+	return fmt.Sprintf("%d %s", len(msg), msg)
+}
+
+func appLine(ts time.Time, dyno, msg string) string {
+	return frame(fmt.Sprintf("<190>1 %s host app %s - %s", ts.UTC().Format(time.RFC3339Nano), dyno, msg))
+}
+
+func TestWebDrainOverHTTP(t *testing.T) {
+	s := startServer(t, "DRAIN_SECRET=s3cret")
+	now := time.Now()
+	good := appLine(now, "web.1", "count#e2e.hits=3 measure#e2e.lat=5ms") + appLine(now, "web.2", "measure#e2e.lat=7ms")
+	for _, tc := range []struct {
+		name       string
+		p          post
+		status     int
+		wantHeader [2]string
+	}{
+		{"good batch", post{user: "myapp", pass: "s3cret", body: []byte(good),
+			headers: map[string]string{"Logplex-Msg-Count": "2", "Logplex-Frame-Id": "09C557EAFCFB6CF2740EE62F62971098"}}, 200, [2]string{"Content-Length", "0"}},
+		{"retried batch", post{user: "myapp", pass: "s3cret", body: []byte(good),
+			headers: map[string]string{"Logplex-Msg-Count": "2", "Logplex-Frame-Id": "09C557EAFCFB6CF2740EE62F62971098"}}, 200, [2]string{"Content-Length", "0"}},
+		{"wrong password", post{user: "myapp", pass: "nope", body: []byte(good)}, 401, [2]string{"WWW-Authenticate", `Basic realm="drainmeter"`}},
+		{"no auth", post{body: []byte(good)}, 401, [2]string{"WWW-Authenticate", `Basic realm="drainmeter"`}},
+		{"10 MB body", post{user: "myapp", pass: "s3cret", body: bytes.Repeat([]byte(appLine(now, "web.1", "count#e2e.big")), 10<<20/80)}, 413, [2]string{}},
+		{"huge octet count", post{user: "myapp", pass: "s3cret", body: []byte(appLine(now, "web.1", "count#e2e.hits") + "99999999 <190>1 " + now.Format(time.RFC3339) + " host app web.1 - count#e2e.hits\n")}, 200, [2]string{}},
+		{"length not a number", post{user: "myapp", pass: "s3cret", body: []byte(appLine(now, "web.1", "count#e2e.hits") + "abc <190>1 x")}, 200, [2]string{}},
+		{"truncated frame", post{user: "myapp", pass: "s3cret", body: []byte(appLine(now, "web.1", "count#e2e.hits") + "500 <190>1 short")}, 200, [2]string{}},
+		{"wrong content type", post{user: "myapp", pass: "s3cret", body: []byte(good), headers: map[string]string{"Content-Type": "application/json"}}, 415, [2]string{}},
+		{"GET /logs", post{method: http.MethodGet}, 405, [2]string{}},
+		{"PUT /logs", post{method: http.MethodPut, user: "myapp", pass: "s3cret"}, 405, [2]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := s.do(t, tc.p)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if h := tc.wantHeader; h[0] != "" && resp.Header.Get(h[0]) != h[1] {
+				t.Errorf("%s: %q, want %q", h[0], resp.Header.Get(h[0]), h[1])
+			}
+			if tc.status == 200 {
+				if b, _ := io.ReadAll(resp.Body); len(b) != 0 || resp.ContentLength != 0 || len(resp.TransferEncoding) != 0 {
+					t.Errorf("reply is not an empty, non-chunked body: %q %v", b, resp.TransferEncoding)
+				}
+			}
+		})
+	}
+	resp := s.do(t, post{method: http.MethodGet, path: "/health"})
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"ok"`) ||
+		!strings.Contains(string(body), `"apps":["myapp"]`) {
+		t.Errorf("health %d %s", resp.StatusCode, body)
+	}
+
+	took, err := s.stop(t)
+	if err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.out)
+	}
+	out := s.out.String()
+	minute := now.UTC().Truncate(time.Minute).Format(time.RFC3339)
+	for _, want := range []string{
+		// 3 from the good batch (its retry is not counted), 1 from each of the three bad-framing batches.
+		"at=rollup drain=default minute=" + minute + " kind=count name=e2e.hits source=web.1 value=6\n",
+		"at=rollup drain=default minute=" + minute + " kind=measure name=e2e.lat source=web unit=ms count=2 sum=12 min=5 max=7",
+		"msg=\"shutdown complete\"",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "e2e.big") {
+		t.Error("a refused 10 MB body was counted")
+	}
+	if !regexp.MustCompile(`msg="drain summary" drain=default requests=4 duplicates=1 frames=5 frames_rejected=3 measurements=6 `).MatchString(out) {
+		t.Errorf("summary line missing or wrong:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Error("the secret was logged")
+	}
+	if took > 5*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+}
+
+func TestWebConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"PORT=abc"}, `drainmeter: config: PORT="abc" is not a valid whole number`},
+		{[]string{"GRACE=soon"}, `drainmeter: config: GRACE="soon" is not a valid duration (like 90s or 5m)`},
+		{[]string{"MAX_BODY_BYTES=-1"}, `drainmeter: config: MAX_BODY_BYTES=-1 is too small (at least 1024)`},
+		{[]string{"LIBRATO_USER=a"}, `drainmeter: config: set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`},
+		{[]string{"DYNO=web.1"}, `drainmeter: config: DRAIN_SECRET is not set`},
+		{[]string{"PERCENTILES=50,101"}, `drainmeter: config: PERCENTILES="50,101": "101" is not a percentile in (0, 100]`},
+	} {
+		cmd := exec.Command(binPath, "web")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.HasPrefix(string(out), tc.want) || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("%v: exit %v, output %q; want one line starting %q", tc.env, err, out, tc.want)
+		}
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	in := "# a comment\n" +
+		"2024-05-01T12:34:01.000001+00:00 app[web.1]: measure#db.latency=4ms unique#users=u42\n" +
+		"<190>1 2024-05-01T12:34:02Z host app worker.1 - count#jobs.done=2 measure#bad=x\n" +
+		"80 <190>1 2024-05-01T12:34:01.000001+00:00 host app web.1 - measure#db.latency=4ms\n" +
+		"not a log line\n"
+	for _, tc := range []struct {
+		args       []string
+		out, stder string
+	}{
+		{[]string{"parse", "--json"},
+			`{"kind":"measure","name":"db.latency","value":4,"unit":"ms","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
+				`{"kind":"unique","name":"users","value":1,"member":"u42","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
+				`{"kind":"count","name":"jobs.done","value":2,"source":"worker.1","time":"2024-05-01T12:34:02Z"}` + "\n" +
+				`{"kind":"measure","name":"db.latency","value":4,"unit":"ms","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n",
+			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
+		{[]string{"parse", "--json", "--prefix", "app", "--source-prefix", "prod"},
+			`{"kind":"measure","name":"app.db.latency","value":4,"unit":"ms","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
+				`{"kind":"unique","name":"app.users","value":1,"member":"u42","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
+				`{"kind":"count","name":"app.jobs.done","value":2,"source":"prod.worker.1","time":"2024-05-01T12:34:02Z"}` + "\n" +
+				`{"kind":"measure","name":"app.db.latency","value":4,"unit":"ms","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n",
+			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
+		{[]string{"parse", "--rollup"},
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=2 sum=8 min=4 max=4 sum_squares=32 p50=4 p95=4 p99=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web.1 unit=ms count=2 sum=8 min=4 max=4 sum_squares=32 p50=4 p95=4 p99=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=worker value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=worker.1 value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=unique name=users source=web.1 value=1\n",
+			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
+	} {
+		cmd := exec.Command(binPath, tc.args...)
+		cmd.Stdin = strings.NewReader(in)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, stderr.String())
+		}
+		if stdout.String() != tc.out || stderr.String() != tc.stder {
+			t.Errorf("%v:\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", tc.args, stdout.String(), tc.out, stderr.String(), tc.stder)
+		}
+	}
+}

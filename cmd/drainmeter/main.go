@@ -1,0 +1,64 @@
+// Command drainmeter turns Heroku log drains into per-minute metrics.
+//
+//	drainmeter web        serve the drain (POST /logs) and /health
+//	drainmeter parse      read frames or `heroku logs` lines from stdin, print measurements
+//	drainmeter version    print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is drainmeter's version, sent to Librato in the User-Agent.
+const version = "0.1.0"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: drainmeter <command> [flags]
+
+commands:
+  web       serve the log drain (POST /logs) and GET /health; configured by environment variables
+  parse     read a drain body, syslog frames or 'heroku logs' lines on stdin and print measurements
+            (--json for JSON lines, --rollup for per-minute rollups; --help for more)
+  version   print the version
+`
+
+// run is the whole program; it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "web":
+		err = runWeb(ctx, args[1:], stdout)
+	case "parse":
+		err = runParse(ctx, args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "drainmeter", version)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "drainmeter: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if err == errUsage {
+			return 2
+		}
+		fmt.Fprintln(stderr, "drainmeter:", err)
+		return 1
+	}
+	return 0
+}
