@@ -1,3 +1,5 @@
+// +heroku goVersion go1.26
+// +heroku install ./cmd/drainmeter
 module github.com/drainmeter/drainmeter
 
 go 1.26

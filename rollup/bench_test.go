@@ -46,8 +46,8 @@ func heapPerSeries(kind parse.Kind, n, perSeries int) float64 {
 // series, ≤ 4 KiB per measure series observed 60 times a minute (one line a
 // second), and reports a busier measure series too.
 func TestBytesPerSeries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates a few hundred MB")
+	if raceEnabled {
+		t.Skip("heap figures are measured without the race detector (scripts/test runs this separately)")
 	}
 	for _, c := range []struct {
 		kind      parse.Kind
