@@ -52,6 +52,8 @@ type Deduper interface {
 	Claim(drain, id string, now time.Time) bool
 	// Release forgets a claim whose batch was not counted, so that a retry is.
 	Release(drain, id string)
+	// Commit records that the claimed batch was counted.
+	Commit(drain, id string)
 }
 
 // Config is the handler's configuration.
@@ -238,6 +240,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ds.Add(stats.MsgCountMismatch, 1)
 	}
 	h.sink.Add(now, ds, st.batch)
+	if id != "" && h.dedup != nil {
+		h.dedup.Commit(d.ID, id)
+	}
 	ds.Add(stats.Requests, 1)
 	ds.Add(stats.FramesAccepted, accepted)
 	ds.Add(stats.FramesRejected, rejected)

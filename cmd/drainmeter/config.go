@@ -31,6 +31,10 @@ type Config struct {
 	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s"`
 	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h"`
 
+	DatabaseURL   string        `envconfig:"DATABASE_URL"`
+	DrainmeterKey string        `envconfig:"DRAINMETER_KEY"`
+	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s"`
+
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	Dyno            string        `envconfig:"DYNO"` // set by Heroku on every dyno
@@ -97,7 +101,13 @@ func (c *Config) validate() error {
 	if c.percentiles, err = parsePercentiles(c.Percentiles); err != nil {
 		return fmt.Errorf("config: PERCENTILES=%q: %w", c.Percentiles, err)
 	}
-	if c.Dyno != "" && c.DrainSecret == "" {
+	if c.DrainCacheTTL <= 0 || c.DrainCacheTTL > time.Minute {
+		return fmt.Errorf("config: DRAIN_CACHE_TTL=%s must be between 0 and 1m (removed drains must stop within a minute)", c.DrainCacheTTL)
+	}
+	if c.DatabaseURL != "" && c.DrainmeterKey == "" {
+		return errors.New("config: DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' Librato tokens (drainmeter keys generate)")
+	}
+	if c.Dyno != "" && c.DrainSecret == "" && c.DatabaseURL == "" {
 		return errors.New("config: DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))")
 	}
 	return nil

@@ -2,6 +2,9 @@
 //
 //	drainmeter web        serve the drain (POST /logs) and /health
 //	drainmeter parse      read frames or `heroku logs` lines from stdin, print measurements
+//	drainmeter migrate    apply database migrations
+//	drainmeter drains     manage the drains in the database
+//	drainmeter keys       generate a DRAINMETER_KEY
 //	drainmeter version    print the version
 package main
 
@@ -30,6 +33,9 @@ commands:
   web       serve the log drain (POST /logs) and GET /health; configured by environment variables
   parse     read a drain body, syslog frames or 'heroku logs' lines on stdin and print measurements
             (--json for JSON lines, --rollup for per-minute rollups; --help for more)
+  migrate   apply pending database migrations (DATABASE_URL; Heroku's release phase runs it)
+  drains    add, list, rm, rotate-secret, set, reencrypt drains in the database (drainmeter drains help)
+  keys      keys generate: print a new DRAINMETER_KEY
   version   print the version
 `
 
@@ -45,6 +51,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runWeb(ctx, args[1:], stdout)
 	case "parse":
 		err = runParse(ctx, args[1:], stdin, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout)
+	case "drains":
+		err = runDrains(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = runKeys(args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "drainmeter", version)
 	case "help", "--help", "-h":

@@ -10,13 +10,18 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
 )
@@ -28,14 +33,6 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by Config
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// staticDest sends the built-in drain to Librato, or to the log outlet when
-// no credentials are configured.
-type staticDest struct{ target outlet.Target }
-
-func (d staticDest) Target(drain string) (outlet.Target, bool) {
-	return d.target, drain == builtinDrain
 }
 
 // runWeb serves until ctx is done, then shuts down in order: stop taking
@@ -54,22 +51,56 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := stats.NewRegistry()
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
 	target := outlet.Target{User: cfg.LibratoUser, Token: cfg.LibratoToken}
+	tn := &tenants{builtinTarget: target}
+	var dedup drain.Deduper = drain.NewRecentIDs(time.Hour, 1<<20)
+	var shared *postgres.SharedIDs
+	var pool *pgxpool.Pool
+	if cfg.DatabaseURL != "" {
+		if pool, err = openDB(ctx, cfg.DatabaseURL); err != nil {
+			return err
+		}
+		defer pool.Close()
+		pending, err := migrations.Pending(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 {
+			return fmt.Errorf("the database needs migrations %s: run drainmeter migrate (on Heroku the release phase does)", strings.Join(pending, ", "))
+		}
+		keys, err := postgres.ParseKeyring(cfg.DrainmeterKey)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		tn.cache = postgres.NewDrainCache(postgres.NewDrains(pool, keys), cfg.DrainCacheTTL, log, time.Now)
+		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(time.Hour, 1<<20), 250*time.Millisecond, log, time.Now)
+		dedup = shared
+	}
+	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
+		tn.builtin = drain.NewSecretAuth(drain.Drain{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
+			ProcessTypes: cfg.ProcessTypes}, cfg.DrainSecret)
+	}
+
 	ocfg := outlet.DefaultConfig
 	ocfg.URL, ocfg.UserAgent, ocfg.Timeout = cfg.LibratoURL, "drainmeter/"+version, cfg.OutletTimeout
 	ocfg.Workers, ocfg.MaxAge, ocfg.Percentiles = cfg.OutletWorkers, cfg.OutletMaxPending, cfg.percentiles
-	out := outlet.New(ocfg, staticDest{target}, reg, log, stdout, time.Now)
+	out := outlet.New(ocfg, tn, reg, log, stdout, time.Now)
 	out.Start()
-
-	auth := drain.NewSecretAuth(drain.Drain{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
-		ProcessTypes: cfg.ProcessTypes}, cfg.DrainSecret)
-	dedup := drain.NewRecentIDs(time.Hour, 1<<20)
-	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, auth, store, dedup, reg, log, time.Now)
+	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, tn, store, dedup, reg, log, time.Now)
+	var dbOK atomic.Bool
+	dbOK.Store(pool != nil)
 
 	var stopping atomic.Bool
 	r := chi.NewRouter()
 	r.Post("/logs", h.ServeHTTP)
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
-		health(w, stopping.Load(), target, out, reg)
+		db := ""
+		if pool != nil {
+			db = "unreachable"
+			if dbOK.Load() {
+				db = "ok"
+			}
+		}
+		health(w, stopping.Load(), db, tn, out, reg)
 	})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
@@ -95,14 +126,29 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		store.Run(bg, time.Second, time.Now, out)
 	}()
 	go reg.LogEvery(bg, log, time.Minute)
+	if pool != nil {
+		go pingEvery(bg, pool, 2*time.Second, &dbOK, log)
+	}
+	sharedCtx, stopShared := context.WithCancel(context.Background())
+	sharedDone := make(chan struct{})
+	go func() {
+		defer close(sharedDone)
+		if shared != nil {
+			shared.Run(sharedCtx)
+		}
+	}()
 
 	outletDesc := "log"
 	if !target.IsLog() {
 		outletDesc = "librato"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", "memory", "outlet", outletDesc,
+	database := "none"
+	if pool != nil {
+		database = "postgres"
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", "memory", "database", database, "outlet", outletDesc,
 		"librato_url", cfg.LibratoURL, "grace", cfg.Grace)
-	if cfg.DrainSecret == "" {
+	if cfg.DrainSecret == "" && pool == nil {
 		log.Warn("DRAIN_SECRET is not set: the drain accepts any password; set it before exposing this server")
 	}
 
@@ -110,6 +156,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		stopBg()
+		stopShared()
 		return fmt.Errorf("web: %w", err)
 	}
 
@@ -124,8 +171,10 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		_ = srv.Close()
 	}
 	cancel()
+	stopShared() // after the last request: its final flush shares every counted batch id
 	stopBg()
 	<-flushed
+	<-sharedDone
 	minutes := store.FlushAll()
 	series := 0
 	for _, m := range minutes {
@@ -145,11 +194,12 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 type healthBody struct {
-	Status  string                 `json:"status"`
-	Version string                 `json:"version"`
-	Store   string                 `json:"store"`
-	Pending int                    `json:"pending"`
-	Drains  map[string]drainHealth `json:"drains"`
+	Status   string                 `json:"status"`
+	Version  string                 `json:"version"`
+	Store    string                 `json:"store"`
+	Database string                 `json:"database,omitempty"` // "ok" or "unreachable"
+	Pending  int                    `json:"pending"`
+	Drains   map[string]drainHealth `json:"drains"`
 }
 
 type drainHealth struct {
@@ -160,13 +210,13 @@ type drainHealth struct {
 	Posted         uint64   `json:"posted"`
 }
 
-func health(w http.ResponseWriter, stopping bool, target outlet.Target, out *outlet.Outlet, reg *stats.Registry) {
-	b := healthBody{Status: "ok", Version: version, Store: "memory", Pending: out.Pending(), Drains: map[string]drainHealth{}}
+func health(w http.ResponseWriter, stopping bool, db string, dest outlet.Destinations, out *outlet.Outlet, reg *stats.Registry) {
+	b := healthBody{Status: "ok", Version: version, Store: "memory", Database: db, Pending: out.Pending(), Drains: map[string]drainHealth{}}
 	status := out.Status()
 	for _, d := range reg.All() {
 		dh := drainHealth{Outlet: "librato", Apps: d.Apps(), Frames: d.Get(stats.FramesAccepted),
 			LogplexDropped: d.Get(stats.LogplexDropped), Posted: d.Get(stats.Posted)}
-		if target.IsLog() {
+		if t, ok := dest.Target(d.ID); ok && t.IsLog() {
 			dh.Outlet = "log"
 		}
 		if s := status[d.ID]; s != "" {
@@ -186,3 +236,27 @@ func health(w http.ResponseWriter, stopping bool, target outlet.Target, out *out
 }
 
 var errUsage = errors.New("usage")
+
+// pingEvery keeps ok up to date with the database's reachability, logging
+// each change.
+func pingEvery(ctx context.Context, pool *pgxpool.Pool, every time.Duration, ok *atomic.Bool, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := pool.Ping(pctx)
+		cancel()
+		if was := ok.Swap(err == nil); was != (err == nil) {
+			if err != nil {
+				log.Error("database unreachable; still accepting frames", "err", err)
+			} else {
+				log.Info("database reachable again")
+			}
+		}
+	}
+}
