@@ -50,6 +50,7 @@ type options struct {
 	dup         float64
 	dynos       int
 	totals      string
+	noFrameID   bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.dup, "dup", 0, "fraction of batches sent twice with the same Logplex-Frame-Id, as logplex retries")
 	fs.IntVar(&o.dynos, "dynos", 4, "web dynos the generated lines come from")
 	fs.StringVar(&o.totals, "totals", "", "write the exact totals sent (JSON) to this file")
+	fs.BoolVar(&o.noFrameID, "no-frame-id", false, "send no Logplex-Frame-Id (the drain then does no dedup)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.connections < 1 || o.batch < 1 || o.duration <= 0 || o.dup < 0 || o.dup >= 1 {
 		return errors.New("--connections and --batch must be ≥ 1, --duration > 0, 0 ≤ --dup < 1")
+	}
+	if o.noFrameID && o.dup > 0 {
+		return errors.New("--dup needs frame ids: drop --no-frame-id")
 	}
 	o.target = u
 	res := load(ctx, o)
@@ -151,7 +156,10 @@ func load(ctx context.Context, o options) *result {
 					}
 				}
 				body := gen.Batch(o.batch, time.Now())
-				id := frameID()
+				id := ""
+				if !o.noFrameID {
+					id = frameID()
+				}
 				sends := 1
 				if rng.Float64() < o.dup {
 					sends, dups = 2, dups+1
@@ -202,7 +210,9 @@ func send(client *http.Client, endpoint, user, pass, id string, n int, body []by
 	req.SetBasicAuth(user, pass)
 	req.Header.Set("Content-Type", "application/logplex-1")
 	req.Header.Set("Logplex-Msg-Count", strconv.Itoa(n))
-	req.Header.Set("Logplex-Frame-Id", id)
+	if id != "" {
+		req.Header.Set("Logplex-Frame-Id", id)
+	}
 	req.Header.Set("User-Agent", "Logplex/drainbench")
 	resp, err := client.Do(req)
 	if err != nil {
