@@ -75,6 +75,15 @@ type job struct {
 	gauges   []Gauge
 	attempts int
 	next     time.Time
+	del      *delivery // set for minutes handed over with Deliver
+}
+
+// delivery tracks the jobs of one Deliver call. Its fields are guarded by
+// the outlet's mutex.
+type delivery struct {
+	remaining int
+	settled   bool
+	done      func(final bool)
 }
 
 // Outlet posts closed minutes.
@@ -160,6 +169,38 @@ func (o *Outlet) Closed(minutes []*rollup.Minute) {
 	}
 }
 
+// Deliver posts one minute like Closed and calls done once, without
+// holding any lock: final=true when every measurement of the minute has been
+// posted or given up on (and counted), false when Shutdown interrupted it
+// (nothing is counted as dropped then: the caller tries again later, and
+// measurements already accepted by Librato may be posted twice).
+func (o *Outlet) Deliver(mn *rollup.Minute, done func(final bool)) {
+	ds := o.stats.Drain(mn.Drain)
+	target, ok := o.dest.Target(mn.Drain)
+	if !ok {
+		o.log.Warn("outlet: no destination for drain; minute dropped", "drain", mn.Drain, "series", len(mn.Series))
+		ds.Add(stats.PostDropped, uint64(len(mn.Series)))
+		done(true)
+		return
+	}
+	sums := mn.Summaries(o.cfg.Percentiles)
+	if target.IsLog() {
+		o.print(mn, sums)
+		ds.Add(stats.Posted, uint64(len(sums)))
+		done(true)
+		return
+	}
+	gauges, skipped := Gauges(mn.Start, sums, o.cfg.Percentiles)
+	if skipped > 0 {
+		o.log.Warn("outlet: values out of Librato's range left out", "drain", mn.Drain, "series", skipped)
+		ds.Add(stats.PostRejected, uint64(skipped))
+	}
+	del := &delivery{done: done}
+	if n := o.enqueueDelivery(mn.Drain, target, mn.Start, gauges, o.now(), del); n == 0 {
+		done(true)
+	}
+}
+
 func (o *Outlet) print(mn *rollup.Minute, sums []rollup.Summary) {
 	var b []byte
 	for i := range sums {
@@ -173,6 +214,12 @@ func (o *Outlet) print(mn *rollup.Minute, sums []rollup.Summary) {
 }
 
 func (o *Outlet) enqueue(drain string, target Target, minute int64, gauges []Gauge, now time.Time) {
+	o.enqueueDelivery(drain, target, minute, gauges, now, nil)
+}
+
+// enqueueDelivery queues the gauges as jobs of at most BatchSize and returns
+// how many jobs it queued.
+func (o *Outlet) enqueueDelivery(drain string, target Target, minute int64, gauges []Gauge, now time.Time, del *delivery) int {
 	o.mu.Lock()
 	refused := o.refused[drain]
 	if len(refused) > 0 {
@@ -187,13 +234,36 @@ func (o *Outlet) enqueue(drain string, target Target, minute int64, gauges []Gau
 		}
 		gauges = kept
 	}
+	jobs := 0
 	for len(gauges) > 0 {
 		n := min(len(gauges), o.cfg.BatchSize)
-		o.jobs = append(o.jobs, &job{drain: drain, target: target, minute: minute, gauges: gauges[:n:n], next: now})
+		o.jobs = append(o.jobs, &job{drain: drain, target: target, minute: minute, gauges: gauges[:n:n], next: now, del: del})
 		gauges = gauges[n:]
+		jobs++
+	}
+	if del != nil {
+		del.remaining = jobs
 	}
 	o.mu.Unlock()
 	o.signal()
+	return jobs
+}
+
+// settle records that one job of a delivery is finished with; it returns
+// the callback to run (after unlocking) when that was the last one, or when
+// the delivery is interrupted. o.mu is held.
+func (o *Outlet) settle(j *job, final bool) func() {
+	d := j.del
+	if d == nil || d.settled {
+		return nil
+	}
+	if final {
+		if d.remaining--; d.remaining > 0 {
+			return nil
+		}
+	}
+	d.settled = true
+	return func() { d.done(final) }
 }
 
 func (o *Outlet) signal() {
@@ -244,10 +314,14 @@ func (o *Outlet) take(ctx context.Context) *job {
 		o.mu.Lock()
 		now := o.now()
 		var wait time.Duration = -1
+		var callbacks []func()
 		for i := 0; i < len(o.jobs); i++ {
 			j := o.jobs[i]
 			if now.Unix()-j.minute > int64(o.cfg.MaxAge/time.Second) {
 				o.drop(j, "older than the pending limit")
+				if cb := o.settle(j, true); cb != nil {
+					callbacks = append(callbacks, cb)
+				}
 				o.jobs = append(o.jobs[:i], o.jobs[i+1:]...)
 				i--
 				continue
@@ -265,12 +339,14 @@ func (o *Outlet) take(ctx context.Context) *job {
 			o.inflight[j.drain]++
 			more := len(o.jobs) > 0
 			o.mu.Unlock()
+			runAll(callbacks)
 			if more {
 				o.signal() // let another worker look at the rest
 			}
 			return j
 		}
 		o.mu.Unlock()
+		runAll(callbacks)
 		var timer *time.Timer
 		var fire <-chan time.Time
 		if wait >= 0 {
@@ -373,9 +449,13 @@ func retryAfter(h string, now time.Time) time.Duration {
 func (o *Outlet) finish(j *job, r result) {
 	now := o.now()
 	ds := o.stats.Drain(j.drain)
+	var cb func()
 	o.mu.Lock()
 	defer func() {
 		o.mu.Unlock()
+		if cb != nil {
+			cb()
+		}
 		o.signal()
 		select {
 		case o.idle <- struct{}{}:
@@ -390,6 +470,7 @@ func (o *Outlet) finish(j *job, r result) {
 	switch r.outcome {
 	case posted:
 		ds.Add(stats.Posted, uint64(len(j.gauges)))
+		cb = o.settle(j, true)
 		if o.authFail[j.drain] {
 			delete(o.authFail, j.drain)
 			o.log.Info("outlet: Librato accepts the drain's credentials again", "drain", j.drain)
@@ -411,6 +492,7 @@ func (o *Outlet) finish(j *job, r result) {
 		switch {
 		case strings.Contains(r.detail, "measure_time"):
 			ds.Add(stats.PostRejected, uint64(len(j.gauges)))
+			cb = o.settle(j, true)
 			o.log.Warn("outlet: Librato refused the minute's time; dropped", "drain", j.drain, "minute", minute,
 				"measurements", len(j.gauges), "error", r.detail)
 		case len(j.gauges) > 1:
@@ -421,9 +503,13 @@ func (o *Outlet) finish(j *job, r result) {
 			a.gauges, b.gauges = j.gauges[:half:half], j.gauges[half:]
 			a.next, b.next = now, now
 			o.jobs = append(o.jobs, &a, &b)
+			if j.del != nil {
+				j.del.remaining++ // one job became two
+			}
 		default:
 			g := j.gauges[0]
 			ds.Add(stats.PostRejected, 1)
+			cb = o.settle(j, true)
 			if o.refused[j.drain] == nil {
 				o.refused[j.drain] = map[string]bool{}
 			}
@@ -438,6 +524,10 @@ func (o *Outlet) finish(j *job, r result) {
 				"drain", j.drain, "user", j.target.User)
 		}
 		if o.closing {
+			if j.del != nil { // given back: tried again when the credentials work
+				cb = o.settle(j, false)
+				return
+			}
 			o.drop(j, "credentials refused")
 			return
 		}
@@ -445,8 +535,15 @@ func (o *Outlet) finish(j *job, r result) {
 		o.jobs = append(o.jobs, j)
 	case refusedOther:
 		ds.Add(stats.PostRejected, uint64(len(j.gauges)))
+		cb = o.settle(j, true)
 		o.log.Error("outlet: Librato refused the request; dropped", "drain", j.drain, "minute", minute,
 			"status", r.status, "measurements", len(j.gauges), "error", r.detail)
+	}
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
 	}
 }
 
@@ -494,13 +591,21 @@ func (o *Outlet) Shutdown(ctx context.Context) error {
 	}
 	o.wg.Wait()
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	lost := 0
+	var callbacks []func()
 	for _, j := range o.jobs {
+		if j.del != nil { // handed back to the durable store, not lost
+			if cb := o.settle(j, false); cb != nil {
+				callbacks = append(callbacks, cb)
+			}
+			continue
+		}
 		lost += len(j.gauges)
 		o.drop(j, "shutdown deadline")
 	}
 	o.jobs = nil
+	o.mu.Unlock()
+	runAll(callbacks)
 	if lost > 0 {
 		return fmt.Errorf("outlet: %d measurements not posted before the deadline", lost)
 	}

@@ -2,6 +2,7 @@ package outlet
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -266,5 +267,49 @@ func TestShutdownPostsPending(t *testing.T) {
 	}
 	if got := len(h.fake.Measurements()); got != 50 {
 		t.Fatalf("stored %d", got)
+	}
+}
+
+func TestDeliverCallsDoneOnce(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.fake.FailNext(2, fakelibrato.Maintenance)
+	h.fake.RejectName("c0007")
+	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	results := make(chan bool, 4)
+	h.o.Deliver(bigMinute(t, "d1", start, 700), func(final bool) { results <- final })
+	select {
+	case final := <-results:
+		if !final {
+			t.Fatal("interrupted without a shutdown")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("done never called")
+	}
+	if got := h.reg.Drain("d1").Get(stats.Posted); got != 699 {
+		t.Fatalf("posted %d, want 699 (one name refused)", got)
+	}
+	select {
+	case <-results:
+		t.Fatal("done called twice")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestDeliverInterruptedAtShutdown(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.fake.FailUntil(time.Now().Add(time.Hour), fakelibrato.Maintenance)
+	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	results := make(chan bool, 2)
+	h.o.Deliver(bigMinute(t, "d1", start, 10), func(final bool) { results <- final })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := h.o.Shutdown(ctx); err != nil {
+		t.Fatalf("a handed-back delivery counted as lost: %v", err)
+	}
+	if final := <-results; final {
+		t.Fatal("an unposted minute reported final")
+	}
+	if h.reg.Drain("d1").Get(stats.PostDropped) != 0 {
+		t.Fatal("an interrupted delivery counted as dropped")
 	}
 }

@@ -207,6 +207,32 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 	return out
 }
 
+// TakeOpen swaps out the series of every open minute and returns them as
+// partial minutes; the minutes stay open, empty. The durable mode writes
+// these every few seconds, so that a crash loses at most that much. The
+// series-per-minute guard then counts the series of one interval.
+func (s *Store) TakeOpen() []*Minute {
+	s.mu.RLock()
+	states := make([]*drainState, 0, len(s.drains))
+	for _, ds := range s.drains {
+		states = append(states, ds)
+	}
+	s.mu.RUnlock()
+	var out []*Minute
+	for _, ds := range states {
+		ds.mu.Lock()
+		for _, mn := range ds.minutes {
+			if len(mn.Series) == 0 {
+				continue
+			}
+			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series})
+			mn.Series = make(map[string]*Series, len(mn.Series))
+		}
+		ds.mu.Unlock()
+	}
+	return out
+}
+
 // OpenSeries returns how many series are open across all drains and minutes.
 func (s *Store) OpenSeries() int {
 	s.mu.RLock()

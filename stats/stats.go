@@ -35,6 +35,7 @@ const (
 	Posted                          // measurements the outlet delivered
 	PostRejected                    // measurements the backend refused (400) and were dropped
 	PostDropped                     // measurements dropped after retrying for too long, or at shutdown
+	PartialsDropped                 // measurements in partial minutes dropped while Postgres was unreachable too long
 	NumCounters
 )
 
@@ -43,7 +44,7 @@ var counterNames = [...]string{
 	MsgCountMismatch: "msg_count_mismatch", Measurements: "measurements", PairsRejected: "pairs_rejected",
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
-	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped",
+	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -30,10 +30,16 @@ type Config struct {
 	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4"`
 	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s"`
 	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h"`
+	OutletMaxBackoff time.Duration `envconfig:"OUTLET_MAX_BACKOFF" default:"2m"`
 
 	DatabaseURL   string        `envconfig:"DATABASE_URL"`
 	DrainmeterKey string        `envconfig:"DRAINMETER_KEY"`
 	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s"`
+
+	PartialFlushInterval time.Duration `envconfig:"PARTIAL_FLUSH_INTERVAL" default:"10s"`
+	PostDelay            time.Duration `envconfig:"POST_DELAY" default:"15s"`
+	RollupRetention      time.Duration `envconfig:"ROLLUP_RETENTION" default:"24h"`
+	PartialBufferBytes   int           `envconfig:"PARTIAL_BUFFER_BYTES" default:"67108864"`
 
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
@@ -83,6 +89,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)
 	case c.OutletTimeout <= 0:
 		return fmt.Errorf("config: OUTLET_TIMEOUT=%s must be positive", c.OutletTimeout)
+	case c.OutletMaxBackoff < time.Second:
+		return fmt.Errorf("config: OUTLET_MAX_BACKOFF=%s must be at least 1s", c.OutletMaxBackoff)
 	case c.OutletMaxPending <= 0:
 		return fmt.Errorf("config: OUTLET_MAX_PENDING=%s must be positive", c.OutletMaxPending)
 	case c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 29*time.Second:
@@ -103,6 +111,16 @@ func (c *Config) validate() error {
 	}
 	if c.DrainCacheTTL <= 0 || c.DrainCacheTTL > time.Minute {
 		return fmt.Errorf("config: DRAIN_CACHE_TTL=%s must be between 0 and 1m (removed drains must stop within a minute)", c.DrainCacheTTL)
+	}
+	switch {
+	case c.PartialFlushInterval < time.Second:
+		return fmt.Errorf("config: PARTIAL_FLUSH_INTERVAL=%s must be at least 1s", c.PartialFlushInterval)
+	case c.PostDelay < 0:
+		return fmt.Errorf("config: POST_DELAY=%s must not be negative", c.PostDelay)
+	case c.RollupRetention < c.OutletMaxPending:
+		return fmt.Errorf("config: ROLLUP_RETENTION=%s must be at least OUTLET_MAX_PENDING (%s)", c.RollupRetention, c.OutletMaxPending)
+	case c.PartialBufferBytes < 1<<20:
+		return fmt.Errorf("config: PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
 	}
 	if c.DatabaseURL != "" && c.DrainmeterKey == "" {
 		return errors.New("config: DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' Librato tokens (drainmeter keys generate)")

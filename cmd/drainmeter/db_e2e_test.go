@@ -140,6 +140,7 @@ func TestDrainsCLI(t *testing.T) {
 // batch ids they counted; each drain goes to its own Librato account with
 // its own prefixes.
 func TestTwoWebsOneDatabase(t *testing.T) {
+	t.Parallel() // waits up to a minute for its minute to be posted
 	dsn := pgtest.NewDatabase(t, true)
 	key := postgres.NewKey()
 	fake := fakelibrato.New(map[string]string{"a@example.com": "tok-a", "b@example.com": "tok-b"})
@@ -149,7 +150,7 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	idA, secA := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "app-a", "--librato-user", "a@example.com", "--librato-token", "tok-a", "--prefix", "pa"))
 	idB, secB := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "app-b", "--librato-user", "b@example.com", "--librato-token", "tok-b", "--prefix", "pb", "--source-prefix", "sb"))
 
-	webEnv := append(env[:2:2], "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s")
+	webEnv := append(env[:2:2], "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s", "POST_DELAY=1s")
 	w1 := startServer(t, webEnv...)
 	w2 := startServer(t, webEnv...)
 	now := time.Now()
@@ -179,6 +180,25 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	}
 	expect(w1, idB, secB2, []byte(appLine(now, "web.2", "count#orders=1")), nil, 200)
 
+	// The minutes are posted once ready (GRACE + POST_DELAY after they end),
+	// by whichever web claims them.
+	want := map[string]float64{
+		"a@example.com pa.orders web.1":    5, // counted once although posted to both dynos
+		"a@example.com pa.orders web":      5,
+		"a@example.com pa.lat web.1":       1,
+		"b@example.com pb.orders sb.web.1": 7,
+		"b@example.com pb.orders sb.web.2": 1,
+	}
+	eventually(t, 150*time.Second, "every minute posted", func() bool {
+		sums := sumsByUser(fake)
+		for k, v := range want {
+			if sums[k] < v {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second) // anything posted twice would show up now
 	for _, s := range []*server{w1, w2} {
 		if _, err := s.stop(t); err != nil {
 			t.Fatalf("exit: %v\n%s", err, s.out)
@@ -187,24 +207,14 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	if !strings.Contains(w2.out.String(), "duplicates=1") {
 		t.Errorf("web 2 did not count the retried batch as a duplicate:\n%s", w2.out)
 	}
-	// Per tenant: A's series under pa.* at a@, B's under pb.* with source sb.* at b@.
-	sums := map[string]float64{}
-	for _, m := range fake.Measurements() {
-		if m.Value != nil {
-			sums[m.User+" "+m.Name+" "+m.Source] += *m.Value
-		} else if m.Count != nil {
-			sums[m.User+" "+m.Name+" "+m.Source] += float64(*m.Count)
-		}
+	if d := fake.Duplicates(); len(d) > 0 {
+		t.Errorf("%d measurements posted twice", len(d))
 	}
-	for k, want := range map[string]float64{
-		"a@example.com pa.orders web.1":    5, // counted once although posted to both dynos
-		"a@example.com pa.orders web":      5,
-		"a@example.com pa.lat web.1":       1,
-		"b@example.com pb.orders sb.web.1": 7,
-		"b@example.com pb.orders sb.web.2": 1,
-	} {
-		if sums[k] != want {
-			t.Errorf("%s = %v, want %v", k, sums[k], want)
+	// Per tenant: A's series under pa.* at a@, B's under pb.* with source sb.* at b@.
+	sums := sumsByUser(fake)
+	for k, v := range want {
+		if sums[k] != v {
+			t.Errorf("%s = %v, want %v", k, sums[k], v)
 		}
 	}
 	for k := range sums {
@@ -213,4 +223,18 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 			t.Errorf("series routed to the wrong account: %s", k)
 		}
 	}
+}
+
+// sumsByUser adds up, per "user name source", the values (or counts) the
+// fake stored.
+func sumsByUser(fake *fakelibrato.Server) map[string]float64 {
+	sums := map[string]float64{}
+	for _, m := range fake.Measurements() {
+		if m.Value != nil {
+			sums[m.User+" "+m.Name+" "+m.Source] += *m.Value
+		} else if m.Count != nil {
+			sums[m.User+" "+m.Name+" "+m.Source] += float64(*m.Count)
+		}
+	}
+	return sums
 }

@@ -101,7 +101,7 @@ func startServer(t *testing.T, env ...string) *server {
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
 			t.Logf("drainmeter output:\n%s", out)
 		}
 	})
@@ -307,5 +307,17 @@ func TestParseCommand(t *testing.T) {
 		if stdout.String() != tc.out || stderr.String() != tc.stder {
 			t.Errorf("%v:\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", tc.args, stdout.String(), tc.out, stderr.String(), tc.stder)
 		}
+	}
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }

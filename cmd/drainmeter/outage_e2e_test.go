@@ -34,6 +34,7 @@ func waitHealth(t *testing.T, s *server, want string) {
 // accepted (never a 4xx), unknown ones get 503 so that logplex retries,
 // /health says so, and everything recovers when Postgres is back.
 func TestWebDuringDatabaseOutage(t *testing.T) {
+	t.Parallel() // waits up to a minute for its minute to be posted
 	pg := pgtest.NewServer(t)
 	fake := fakelibrato.New(map[string]string{"a@example.com": "tok"})
 	ts := httptest.NewServer(fake)
@@ -41,7 +42,8 @@ func TestWebDuringDatabaseOutage(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pg.URL, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
 	mustCLI(t, env, "migrate")
 	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "a", "--librato-user", "a@example.com", "--librato-token", "tok"))
-	s := startServer(t, append(env, "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s")...)
+	s := startServer(t, append(env, "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s", "POST_DELAY=1s",
+		"PARTIAL_FLUSH_INTERVAL=1s")...)
 
 	send := func(n int, user string, want int) {
 		t.Helper()
@@ -63,16 +65,13 @@ func TestWebDuringDatabaseOutage(t *testing.T) {
 	waitHealth(t, s, `"database":"ok"`)
 	send(3, id, 200)
 
+	eventually(t, 150*time.Second, "the minutes posted", func() bool {
+		return sumsByUser(fake)["a@example.com hits web.1"] >= 6
+	})
 	if _, err := s.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	var total float64
-	for _, m := range fake.Measurements() {
-		if m.Name == "hits" && m.Source == "web.1" && m.Value != nil {
-			total += *m.Value
-		}
-	}
-	if total != 6 {
+	if total := sumsByUser(fake)["a@example.com hits web.1"]; total != 6 {
 		t.Fatalf("hits = %v, want 6 (1+2+3)", total)
 	}
 	out := s.out.String()

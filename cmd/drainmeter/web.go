@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drainmeter/drainmeter/drain"
@@ -83,9 +83,23 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	ocfg := outlet.DefaultConfig
 	ocfg.URL, ocfg.UserAgent, ocfg.Timeout = cfg.LibratoURL, "drainmeter/"+version, cfg.OutletTimeout
 	ocfg.Workers, ocfg.MaxAge, ocfg.Percentiles = cfg.OutletWorkers, cfg.OutletMaxPending, cfg.percentiles
+	ocfg.MaxBackoff = cfg.OutletMaxBackoff
 	out := outlet.New(ocfg, tn, reg, log, stdout, time.Now)
 	out.Start()
 	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, tn, store, dedup, reg, log, time.Now)
+
+	// Where closed minutes go: straight to the outlet in memory; with a
+	// database, to Postgres as partials that a poster merges and posts.
+	var sink rollup.Sink = out
+	var partials *postgres.Partials
+	var poster *postgres.Poster
+	if pool != nil {
+		writer := postgres.WriterID(cfg.Dyno)
+		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, ReadyAfter: cfg.Grace + cfg.PostDelay,
+			MaxBytes: cfg.PartialBufferBytes}, pool, reg, log)
+		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Retention: cfg.RollupRetention}, pool, out, reg, log)
+		sink = partials
+	}
 	var dbOK atomic.Bool
 	dbOK.Store(pool != nil)
 
@@ -100,7 +114,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 				db = "ok"
 			}
 		}
-		health(w, stopping.Load(), db, tn, out, reg)
+		health(w, stopping.Load(), db, tn, out, partials, reg)
 	})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
@@ -123,8 +137,31 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		store.Run(bg, time.Second, time.Now, out)
+		store.Run(bg, time.Second, time.Now, sink)
 	}()
+	durableCtx, stopDurable := context.WithCancel(context.Background())
+	defer stopDurable()
+	var durable sync.WaitGroup
+	if pool != nil {
+		durable.Add(3)
+		go func() { // write open minutes every few seconds: a crash loses at most that much
+			defer durable.Done()
+			t := time.NewTicker(cfg.PartialFlushInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-t.C:
+					if ms := store.TakeOpen(); len(ms) > 0 {
+						partials.Closed(ms)
+					}
+				}
+			}
+		}()
+		go func() { defer durable.Done(); partials.Run(durableCtx) }()
+		go func() { defer durable.Done(); poster.Run(durableCtx) }()
+	}
 	go reg.LogEvery(bg, log, time.Minute)
 	if pool != nil {
 		go pingEvery(bg, pool, 2*time.Second, &dbOK, log)
@@ -142,11 +179,11 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	if !target.IsLog() {
 		outletDesc = "librato"
 	}
-	database := "none"
+	storeDesc := "memory"
 	if pool != nil {
-		database = "postgres"
+		storeDesc = "postgres"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", "memory", "database", database, "outlet", outletDesc,
+	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc, "outlet", outletDesc,
 		"librato_url", cfg.LibratoURL, "grace", cfg.Grace)
 	if cfg.DrainSecret == "" && pool == nil {
 		log.Warn("DRAIN_SECRET is not set: the drain accepts any password; set it before exposing this server")
@@ -157,6 +194,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	case err := <-serveErr:
 		stopBg()
 		stopShared()
+		stopDurable()
 		return fmt.Errorf("web: %w", err)
 	}
 
@@ -180,10 +218,28 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, m := range minutes {
 		series += len(m.Series)
 	}
-	out.Closed(minutes)
 	postCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	err = out.Shutdown(postCtx)
+	if pool == nil {
+		out.Closed(minutes)
+		err = out.Shutdown(postCtx)
+	} else {
+		// The open minutes go to Postgres first: another dyno, or this one
+		// after its restart, posts them when they are ready.
+		partials.Closed(minutes)
+		stopDurable()
+		durable.Wait()
+		if perr := partials.Flush(postCtx); perr != nil {
+			n, _ := partials.Queued()
+			err = fmt.Errorf("%d partial minutes not written to Postgres: %w", n, perr)
+		}
+		if oerr := out.Shutdown(postCtx); oerr != nil { // deliveries in flight finish or are handed back
+			err = errors.Join(err, oerr)
+		}
+		if cerr := poster.Close(postCtx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
 	reg.LogSummary(log, map[string]stats.Snapshot{})
 	if err != nil {
 		log.Error("shutdown incomplete", "err", err, "took", time.Since(start).Round(time.Millisecond))
@@ -194,12 +250,13 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 type healthBody struct {
-	Status   string                 `json:"status"`
-	Version  string                 `json:"version"`
-	Store    string                 `json:"store"`
-	Database string                 `json:"database,omitempty"` // "ok" or "unreachable"
-	Pending  int                    `json:"pending"`
-	Drains   map[string]drainHealth `json:"drains"`
+	Status         string                 `json:"status"`
+	Version        string                 `json:"version"`
+	Store          string                 `json:"store"`                     // where rollups are kept: memory or postgres
+	Database       string                 `json:"database,omitempty"`        // "ok" or "unreachable"
+	PartialsQueued int                    `json:"partials_queued,omitempty"` // partial minutes waiting for Postgres
+	Pending        int                    `json:"pending"`
+	Drains         map[string]drainHealth `json:"drains"`
 }
 
 type drainHealth struct {
@@ -210,8 +267,12 @@ type drainHealth struct {
 	Posted         uint64   `json:"posted"`
 }
 
-func health(w http.ResponseWriter, stopping bool, db string, dest outlet.Destinations, out *outlet.Outlet, reg *stats.Registry) {
+func health(w http.ResponseWriter, stopping bool, db string, dest outlet.Destinations, out *outlet.Outlet, partials *postgres.Partials, reg *stats.Registry) {
 	b := healthBody{Status: "ok", Version: version, Store: "memory", Database: db, Pending: out.Pending(), Drains: map[string]drainHealth{}}
+	if partials != nil {
+		b.Store = "postgres"
+		b.PartialsQueued, _ = partials.Queued()
+	}
 	status := out.Status()
 	for _, d := range reg.All() {
 		dh := drainHealth{Outlet: "librato", Apps: d.Apps(), Frames: d.Get(stats.FramesAccepted),
