@@ -51,7 +51,7 @@ type Poster struct {
 	perDrain map[string]int
 	marks    []mark // outcomes not yet recorded (the database may be away)
 	wake     chan struct{}
-	down     bool
+	outage   *outage
 }
 
 type minuteKey struct {
@@ -83,7 +83,8 @@ func NewPoster(cfg PosterConfig, pool *pgxpool.Pool, d Deliverer, reg *stats.Reg
 		cfg.Retention = 24 * time.Hour
 	}
 	return &Poster{cfg: cfg, pool: pool, deliver: d, stats: reg, log: log,
-		inflight: map[minuteKey]bool{}, perDrain: map[string]int{}, wake: make(chan struct{}, 1)}
+		inflight: map[minuteKey]bool{}, perDrain: map[string]int{}, wake: make(chan struct{}, 1),
+		outage: newOutage(log, "poster: Postgres unreachable; minutes wait there until it is back", "poster: Postgres reachable again")}
 }
 
 // Run claims and delivers minutes until ctx is done. It does not wait for
@@ -145,7 +146,7 @@ func (p *Poster) claimAll(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		m, attempts, err := p.claim(ctx, busy)
-		p.health(err)
+		p.outage.report(err)
 		if err != nil || m == nil {
 			return
 		}
@@ -240,7 +241,7 @@ func (p *Poster) record(ctx context.Context) {
 		} else {
 			err = p.release(ctx, m.key, m.attempts)
 		}
-		p.health(err)
+		p.outage.report(err)
 		if err != nil {
 			failed = append(failed, m)
 			continue
@@ -299,7 +300,7 @@ func (p *Poster) renew(ctx context.Context) {
 	defer cancel()
 	_, err := p.pool.Exec(ctx, `UPDATE minutes SET lease_until = now() + $2 * interval '1 millisecond'
 		WHERE lease_owner = $1 AND done_at IS NULL`, p.cfg.Owner, p.cfg.Lease.Milliseconds())
-	p.health(err)
+	p.outage.report(err)
 }
 
 // clean deletes finished minutes past the retention.
@@ -307,20 +308,7 @@ func (p *Poster) clean(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := p.pool.Exec(ctx, `DELETE FROM minutes WHERE done_at < now() - $1 * interval '1 millisecond'`, p.cfg.Retention.Milliseconds())
-	p.health(err)
-}
-
-func (p *Poster) health(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case err != nil && !p.down:
-		p.down = true
-		p.log.Error("poster: Postgres unreachable; minutes wait there until it is back", "err", err)
-	case err == nil && p.down:
-		p.down = false
-		p.log.Info("poster: Postgres reachable again")
-	}
+	p.outage.report(err)
 }
 
 // InFlight returns the minutes this process is delivering.

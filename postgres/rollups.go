@@ -50,8 +50,8 @@ type Partials struct {
 	queue   []partialRow
 	bytes   int
 	dropped uint64
-	down    bool
 	wake    chan struct{}
+	outage  *outage
 }
 
 type partialRow struct {
@@ -66,7 +66,8 @@ func NewPartials(cfg PartialsConfig, pool *pgxpool.Pool, reg *stats.Registry, lo
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 64 << 20
 	}
-	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, wake: make(chan struct{}, 1)}
+	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, wake: make(chan struct{}, 1),
+		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres reachable again; caught up")}
 }
 
 // Closed encodes and queues partial minutes.
@@ -122,7 +123,7 @@ func (p *Partials) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := p.Flush(ctx); err != nil && ctx.Err() == nil {
-			// Kept for the next tick; logged once per outage by health.
+			// Kept for the next tick; logged once per outage.
 			continue
 		}
 	}
@@ -143,7 +144,7 @@ func (p *Partials) Flush(ctx context.Context) error {
 		return nil
 	}
 	err := p.write(ctx, batch)
-	p.health(err)
+	p.outage.report(err)
 	if err != nil {
 		p.mu.Lock()
 		p.queue = append(batch, p.queue...)
@@ -208,17 +209,4 @@ func (p *Partials) write(ctx context.Context, batch []partialRow) error {
 			"minute", time.Unix(r.minute, 0).UTC().Format(time.RFC3339), "measurements", r.measurements)
 	}
 	return nil
-}
-
-func (p *Partials) health(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case err != nil && !p.down:
-		p.down = true
-		p.log.Error("partials: cannot write to Postgres; holding them in memory", "err", err)
-	case err == nil && p.down:
-		p.down = false
-		p.log.Info("partials: Postgres reachable again; caught up")
-	}
 }

@@ -34,7 +34,7 @@ type SharedIDs struct {
 	pending []seenID
 	since   time.Time // database time of the newest id read
 	dropped int
-	down    bool
+	outage  *outage
 }
 
 type seenID struct{ drain, id string }
@@ -44,7 +44,8 @@ const maxPending = 200_000
 
 // NewSharedIDs returns a shared set over local.
 func NewSharedIDs(pool *pgxpool.Pool, local LocalIDs, interval time.Duration, log *slog.Logger, now func() time.Time) *SharedIDs {
-	return &SharedIDs{local: local, pool: pool, log: log, interval: interval, now: now}
+	return &SharedIDs{local: local, pool: pool, log: log, interval: interval, now: now,
+		outage: newOutage(log, "dedup: database unreachable; holding batch ids in memory", "dedup: database reachable again")}
 }
 
 // Claim reports whether the batch is new, from memory alone.
@@ -84,7 +85,7 @@ func (s *SharedIDs) Run(ctx context.Context) {
 		if s.now().Sub(lastPrune) > time.Minute {
 			lastPrune = s.now()
 			if _, err := s.pool.Exec(ctx, `DELETE FROM frames_seen WHERE seen_at < now() - interval '1 hour'`); err != nil {
-				s.health(err)
+				s.outage.report(err)
 			}
 		}
 	}
@@ -109,7 +110,7 @@ func (s *SharedIDs) flush(ctx context.Context) {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO frames_seen (drain_id, frame_id)
 		SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`, drains, ids)
-	s.health(err)
+	s.outage.report(err)
 	if err != nil { // keep them for the next flush
 		s.mu.Lock()
 		s.pending = append(batch, s.pending...)
@@ -131,7 +132,7 @@ func (s *SharedIDs) poll(ctx context.Context) {
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, frame_id, seen_at FROM frames_seen WHERE seen_at > $1 ORDER BY seen_at`,
 		since.Add(-2*time.Second))
 	if err != nil {
-		s.health(err)
+		s.outage.report(err)
 		return
 	}
 	defer rows.Close()
@@ -141,7 +142,7 @@ func (s *SharedIDs) poll(ctx context.Context) {
 		var d, id string
 		var at time.Time
 		if err := rows.Scan(&d, &id, &at); err != nil {
-			s.health(err)
+			s.outage.report(err)
 			return
 		}
 		s.local.Claim(d, id, now)
@@ -150,23 +151,9 @@ func (s *SharedIDs) poll(ctx context.Context) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		s.health(err)
+		s.outage.report(err)
 		return
 	}
 	s.since = newest
-	s.health(nil)
-}
-
-// health logs the database going away and coming back, once each.
-func (s *SharedIDs) health(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case err != nil && !s.down:
-		s.down = true
-		s.log.Error("dedup: database unreachable; holding batch ids in memory", "err", err)
-	case err == nil && s.down:
-		s.down = false
-		s.log.Info("dedup: database reachable again")
-	}
+	s.outage.report(nil)
 }

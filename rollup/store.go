@@ -176,16 +176,20 @@ func (s *Store) FlushAll() []*Minute {
 	return s.flush(func(int64) bool { return true })
 }
 
-func (s *Store) flush(due func(start int64) bool) []*Minute {
+// states returns every drain's state.
+func (s *Store) states() []*drainState {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	states := make([]*drainState, 0, len(s.drains))
 	for _, ds := range s.drains {
 		states = append(states, ds)
 	}
-	s.mu.RUnlock()
+	return states
+}
 
+func (s *Store) flush(due func(start int64) bool) []*Minute {
 	var out []*Minute
-	for _, ds := range states {
+	for _, ds := range s.states() {
 		ds.mu.Lock()
 		for start, mn := range ds.minutes {
 			if due(start) {
@@ -212,14 +216,8 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 // these every few seconds, so that a crash loses at most that much. The
 // series-per-minute guard then counts the series of one interval.
 func (s *Store) TakeOpen() []*Minute {
-	s.mu.RLock()
-	states := make([]*drainState, 0, len(s.drains))
-	for _, ds := range s.drains {
-		states = append(states, ds)
-	}
-	s.mu.RUnlock()
 	var out []*Minute
-	for _, ds := range states {
+	for _, ds := range s.states() {
 		ds.mu.Lock()
 		for _, mn := range ds.minutes {
 			if len(mn.Series) == 0 {
@@ -235,10 +233,8 @@ func (s *Store) TakeOpen() []*Minute {
 
 // OpenSeries returns how many series are open across all drains and minutes.
 func (s *Store) OpenSeries() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	n := 0
-	for _, ds := range s.drains {
+	for _, ds := range s.states() {
 		ds.mu.Lock()
 		for _, mn := range ds.minutes {
 			n += len(mn.Series)

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-var binPath string
+var binPath, benchPath string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "drainmeter-e2e")
@@ -26,11 +26,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "drainmeter")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building drainmeter:", err)
-		os.Exit(1)
+	benchPath = filepath.Join(dir, "drainbench")
+	for _, b := range [][2]string{{binPath, "."}, {benchPath, "../drainbench"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b[1], err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
