@@ -270,6 +270,17 @@ func TestWebConfigErrors(t *testing.T) {
 	}
 }
 
+// TestMigrateWithoutDatabase: the Procfile's release phase runs migrate on
+// every deploy; without a database that must not fail the deploy.
+func TestMigrateWithoutDatabase(t *testing.T) {
+	cmd := exec.Command(binPath, "migrate")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nothing to migrate") {
+		t.Fatalf("migrate without DATABASE_URL: %v %s", err, out)
+	}
+}
+
 func TestParseCommand(t *testing.T) {
 	in := "# a comment\n" +
 		"2024-05-01T12:34:01.000001+00:00 app[web.1]: measure#db.latency=4ms unique#users=u42\n" +

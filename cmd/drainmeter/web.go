@@ -52,7 +52,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
 	target := outlet.Target{User: cfg.LibratoUser, Token: cfg.LibratoToken}
 	tn := &tenants{builtinTarget: target}
-	var dedup drain.Deduper = drain.NewRecentIDs(time.Hour, 1<<20)
+	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, 1<<20)
 	var shared *postgres.SharedIDs
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
@@ -72,7 +72,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("config: %w", err)
 		}
 		tn.cache = postgres.NewDrainCache(postgres.NewDrains(pool, keys), cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(time.Hour, 1<<20), 250*time.Millisecond, log, time.Now)
+		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(2*time.Hour, 1<<20), 250*time.Millisecond, log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
