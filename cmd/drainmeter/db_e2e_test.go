@@ -163,7 +163,7 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 		}
 	}
 	expect(w1, idA, secA, batchA, hdr, 200)
-	time.Sleep(time.Second)                 // logplex retries after a 5 s timeout at the earliest
+	time.Sleep(2 * time.Second)             // logplex retries after a 5 s timeout at the earliest
 	expect(w2, idA, secA, batchA, hdr, 200) // the retry reaches the other dyno
 	expect(w2, idB, secB, []byte(appLine(now, "web.1", "count#orders=7")), nil, 200)
 	expect(w1, idB, secA, batchA, nil, 401)                 // another drain's secret

@@ -111,7 +111,7 @@ func (c *cluster) send(rng *rand.Rand, id string, body []byte) {
 }
 
 // load sends batches of frames per second for d, spread over the live
-// webs; dupRate of them are sent again with the same Frame-Id 1.5 s later
+// webs; dupRate of them are sent again with the same Frame-Id 3 s later
 // (logplex retries only after its 5 s timeout or a broken connection).
 // event, if set, runs once at the given offset into the load.
 func (c *cluster) load(seed uint64, d time.Duration, batchesPerSec, frames int, dupRate float64, events map[time.Duration]func()) *loadgen.Totals {
@@ -137,7 +137,7 @@ func (c *cluster) load(seed uint64, d time.Duration, batchesPerSec, frames int, 
 			dups.Add(1)
 			go func() {
 				defer dups.Done()
-				time.Sleep(1500 * time.Millisecond)
+				time.Sleep(3 * time.Second)
 				c.send(rand.New(rand.NewPCG(uint64(i), seed)), id, body)
 			}()
 		}
