@@ -29,6 +29,11 @@ import (
 // builtinDrain is the id of the drain configured by config vars.
 const builtinDrain = "default"
 
+// recentIDsPerHour bounds the batch ids a web remembers per hour (two
+// generations of an hour each: about 50 MB at most). Past it, ids are kept
+// for less than an hour.
+const recentIDsPerHour = 1 << 18
+
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by Config
@@ -52,7 +57,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
 	target := outlet.Target{User: cfg.LibratoUser, Token: cfg.LibratoToken}
 	tn := &tenants{builtinTarget: target}
-	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, 1<<20)
+	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
 	var shared *postgres.SharedIDs
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
@@ -72,7 +77,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("config: %w", err)
 		}
 		tn.cache = postgres.NewDrainCache(postgres.NewDrains(pool, keys), cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(2*time.Hour, 1<<20), 250*time.Millisecond, log, time.Now)
+		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), 250*time.Millisecond, log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
