@@ -167,3 +167,37 @@ func TestUniqueAccuracy(t *testing.T) {
 		}
 	}
 }
+
+// TestNearestRankSmall: with few values the rank definition matters. For
+// 10, 20 … 100 the nearest-rank p95 is 100 (the 10th value); DDSketch's own
+// rank q·(n-1) would give 90.
+func TestNearestRankSmall(t *testing.T) {
+	s := newSeries(parse.Measure, "x\x00", 1)
+	for i := 1; i <= 10; i++ {
+		me := parse.Measurement{Kind: parse.Measure, Value: float64(10 * i), Time: t0}
+		s.observe(&me)
+	}
+	pcts := []float64{10, 50, 90, 95, 99}
+	want := []float64{10, 50, 90, 100, 100}
+	got := s.Summarize(pcts).Percentiles
+	for i := range pcts {
+		if math.Abs(got[i]-want[i]) > 0.01*want[i] {
+			t.Errorf("p%v = %v, want %v (nearest rank)", pcts[i], got[i], want[i])
+		}
+	}
+}
+
+// TestClosedEarlyStaysClosed: FlushAll (SIGTERM) closes minutes before their
+// grace ends; a line for such a minute is late and never reopens it.
+func TestClosedEarlyStaysClosed(t *testing.T) {
+	d := stats.NewRegistry().Drain("d")
+	s := NewStore(Config{Grace: 90 * time.Second})
+	s.Add(t0.Add(10*time.Second), d, []parse.Measurement{m(parse.Count, "c", "", 1, time.Second)})
+	if n := len(s.FlushAll()); n != 1 {
+		t.Fatalf("%d minutes", n)
+	}
+	s.Add(t0.Add(20*time.Second), d, []parse.Measurement{m(parse.Count, "c", "", 1, 2*time.Second)})
+	if d.Get(stats.Late) != 1 || len(s.FlushAll()) != 0 {
+		t.Fatalf("late %d: the closed minute reopened", d.Get(stats.Late))
+	}
+}
