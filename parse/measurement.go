@@ -38,7 +38,10 @@ type Measurement struct {
 	// source prefix applied) of a measure or count whose source is a dyno
 	// name, when the parser's options ask for per-process-type series.
 	TypeSource []byte
-	Time       time.Time // the log timestamp, or the receive time
+	// Dims are extra dimensions of the series (a route, say), in the
+	// canonical form of rollup.AppendDim; empty for most measurements.
+	Dims []byte
+	Time time.Time // the log timestamp, or the receive time
 }
 
 // Reason says why a frame or a pair was rejected.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/drainmeter/drainmeter/parse"
@@ -16,24 +18,42 @@ import (
 //
 //	version(1) | uvarint series count | series…
 //
-// and each series as
+// and each series (version 2) as
 //
-//	kind(1) | str name | str source | str unit | varint count | f64 sum, min, max, sumsq, last | varint lasttime | bytes sketch
+//	kind(1) | flags(1) | str name | str source | str dims | str unit | varint count | f64 sum, min, max, sumsq, last | varint lasttime | bytes sketch
 //
+// (flags: bit 0 = ProcessType)
 // where str and bytes are a uvarint length and the bytes, f64 is 8 bytes
-// little endian, and the sketch is DDSketch's own encoding (measure) or
-// HyperLogLog's (unique), empty for the other kinds.
-const encodingVersion = 1
+// little endian, and the sketch is DDSketch's own encoding without its
+// mapping (measure) or HyperLogLog's (unique), empty for the other kinds.
+// Series are written in key order, so that equal minutes encode equally.
+//
+// Version 1 (drainmeter 0.1) had no dims and sketches of another mapping
+// (relative accuracy 0.009): they are still read, each bin re-added at its
+// representative value into a sketch of today's mapping, so that partials
+// written before an upgrade merge with those written after it (those
+// minutes' percentiles are then within 1.5 % rather than 0.54 %).
+const (
+	encodingVersion   = 2
+	encodingVersionV1 = 1
+)
+
+var indexMappingV1 = mustMapping(mapping.NewLogarithmicMappingWithGamma((1+0.009)/(1-0.009), 0))
 
 // AppendBinary appends the encoding of the minute's series to dst.
 func (m *Minute) AppendBinary(dst []byte) []byte {
 	dst = append(dst, encodingVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(m.Series)))
 	var sk []byte
-	for _, s := range m.Series {
-		dst = append(dst, byte(s.Kind))
+	for _, s := range m.Sorted() {
+		var flags byte
+		if s.ProcessType {
+			flags |= 1
+		}
+		dst = append(dst, byte(s.Kind), flags)
 		dst = appendString(dst, s.Name)
 		dst = appendString(dst, s.Source)
+		dst = appendString(dst, s.Dims)
 		dst = appendString(dst, s.Unit)
 		dst = binary.AppendVarint(dst, s.Count)
 		for _, f := range [...]float64{s.Sum, s.Min, s.Max, s.SumSq, s.Last} {
@@ -114,9 +134,10 @@ func (d *decoder) f64() float64 {
 // DecodeMinute decodes what AppendBinary encoded into a Minute of the given
 // drain and start.
 func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
-	if len(b) == 0 || b[0] != encodingVersion {
+	if len(b) == 0 || (b[0] != encodingVersion && b[0] != encodingVersionV1) {
 		return nil, errCorrupt
 	}
+	v1 := b[0] == encodingVersionV1
 	d := &decoder{b: b[1:]}
 	n := d.uvarint()
 	if n > uint64(len(b)) {
@@ -132,10 +153,23 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		if kind < parse.Measure || kind > parse.Unique {
 			return nil, errCorrupt
 		}
-		name, source, unit := string(d.bytes()), string(d.bytes()), string(d.bytes())
-		key := name + "\x00" + source
-		s := newSeries(kind, key, len(name))
-		s.Unit = unit
+		var flags byte
+		if !v1 {
+			if len(d.b) == 0 {
+				return nil, errCorrupt
+			}
+			flags, d.b = d.b[0], d.b[1:]
+		}
+		name, source := d.bytes(), d.bytes()
+		var dims []byte
+		if !v1 {
+			dims = d.bytes()
+		}
+		unit := d.bytes()
+		key := seriesKey(string(name), string(source), string(dims))
+		s := newSeries(kind, key, len(name), len(source))
+		s.Unit = string(unit)
+		s.ProcessType = flags&1 != 0
 		s.Count = d.varint()
 		s.Sum, s.Min, s.Max, s.SumSq, s.Last = d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
 		s.LastTime = d.varint()
@@ -145,6 +179,17 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		}
 		switch kind {
 		case parse.Measure:
+			if v1 {
+				old, err := ddsketch.DecodeDDSketch(sk, store.BufferedPaginatedStoreConstructor, indexMappingV1)
+				if err != nil {
+					return nil, fmt.Errorf("rollup: partial sketch: %w", err)
+				}
+				old.ForEach(func(v, n float64) bool {
+					_ = s.Sketch.AddWithCount(v, n) // representative values are in range
+					return false
+				})
+				break
+			}
 			dec, err := ddsketch.DecodeDDSketch(sk, store.BufferedPaginatedStoreConstructor, indexMapping)
 			if err != nil {
 				return nil, fmt.Errorf("rollup: partial sketch: %w", err)
@@ -161,6 +206,20 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		return nil, errCorrupt
 	}
 	return m, nil
+}
+
+// Sorted returns the minute's series ordered by key (name, source, dims).
+func (m *Minute) Sorted() []*Series {
+	keys := make([]string, 0, len(m.Series))
+	for k := range m.Series {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*Series, len(keys))
+	for i, k := range keys {
+		out[i] = m.Series[k]
+	}
+	return out
 }
 
 // Merge adds the series of o (a partial of the same drain and minute) to m.

@@ -12,17 +12,25 @@ import (
 	"github.com/drainmeter/drainmeter/parse"
 )
 
-// RelativeAccuracy is the quantile sketch's guarantee: a percentile is within
-// this relative error of the exact nearest-rank value. It is a little under
-// the 1 % the product promises, to leave room for rounding.
-const RelativeAccuracy = 0.009
+// Gamma is the quantile sketch's bin ratio, 2^(1/64): sketch bin i holds the
+// values in [Gamma^i, Gamma^(i+1)), which is bucket i of an OpenTelemetry
+// exponential histogram of scale 6, so the OTLP outlet copies bins as they
+// are. A percentile is then within RelativeAccuracy (0.54 %) of the exact
+// nearest-rank value, under the 1 % the product promises.
+var Gamma = math.Exp2(1.0 / 64)
 
-var indexMapping = mustMapping()
+// Scale is the OpenTelemetry exponential-histogram scale whose buckets are
+// the sketch's bins.
+const Scale = 6
 
-func mustMapping() mapping.IndexMapping {
-	m, err := mapping.NewLogarithmicMapping(RelativeAccuracy)
+// RelativeAccuracy is (Gamma-1)/(Gamma+1).
+var RelativeAccuracy = (Gamma - 1) / (Gamma + 1)
+
+var indexMapping = mustMapping(mapping.NewLogarithmicMappingWithGamma(Gamma, 0))
+
+func mustMapping(m *mapping.LogarithmicMapping, err error) mapping.IndexMapping {
 	if err != nil {
-		panic(err) // a constant argument: cannot fail
+		panic(err) // constant arguments: cannot fail
 	}
 	return m
 }
@@ -34,12 +42,17 @@ func newSketch() *ddsketch.DDSketch {
 	return ddsketch.NewDDSketch(indexMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
 }
 
-// Series is the aggregate of one (drain, name, source, minute).
+// Series is the aggregate of one (drain, name, source, dimensions, minute).
 type Series struct {
 	Kind   parse.Kind
 	Name   string
 	Source string
+	Dims   string // extra dimensions (labels) such as a route; see Dims
 	Unit   string // the last non-empty unit seen
+	// ProcessType marks the per-process-type rollup ("web", of web.1,
+	// web.2 …): outlets with labels say so, so that summing over sources
+	// does not count it twice.
+	ProcessType bool
 
 	// measure: Count, Sum, Min, Max, SumSq and Sketch. count: Sum.
 	Count  int64
@@ -57,8 +70,22 @@ type Series struct {
 	HLL *hyperloglog.Sketch
 }
 
-func newSeries(kind parse.Kind, key string, nameLen int) *Series {
-	s := &Series{Kind: kind, Name: key[:nameLen], Source: key[nameLen+1:]}
+// seriesKey is the key of a series in Minute.Series: name, NUL, source, and
+// NUL and dims when there are dimensions.
+func seriesKey(name, source, dims string) string {
+	if dims == "" {
+		return name + "\x00" + source
+	}
+	return name + "\x00" + source + "\x00" + dims
+}
+
+// newSeries makes an empty series; name, source and dims are substrings of
+// key (so that one allocation holds them all).
+func newSeries(kind parse.Kind, key string, nameLen, sourceLen int) *Series {
+	s := &Series{Kind: kind, Name: key[:nameLen], Source: key[nameLen+1 : nameLen+1+sourceLen]}
+	if rest := key[nameLen+1+sourceLen:]; rest != "" {
+		s.Dims = rest[1:]
+	}
 	switch kind {
 	case parse.Measure:
 		s.Sketch = newSketch()
@@ -103,6 +130,7 @@ func (s *Series) Merge(o *Series) error {
 	if o.Unit != "" {
 		s.Unit = o.Unit
 	}
+	s.ProcessType = s.ProcessType || o.ProcessType
 	switch s.Kind {
 	case parse.Measure:
 		s.Count += o.Count
@@ -126,12 +154,29 @@ func (s *Series) Merge(o *Series) error {
 	return nil
 }
 
+// Key returns the series' key in Minute.Series.
+func (s *Series) Key() string { return seriesKey(s.Name, s.Source, s.Dims) }
+
+// Quantile returns the nearest-rank q-quantile (q in [0, 1]) of a measure:
+// q=0 is the exact minimum, q=1 the exact maximum.
+func (s *Series) Quantile(q float64) float64 {
+	switch {
+	case q <= 0:
+		return s.Min
+	case q >= 1:
+		return s.Max
+	}
+	return nearestRank(s.Sketch, q, s.Min, s.Max)
+}
+
 // Summary is what a closed series reports, independent of any backend.
 type Summary struct {
-	Kind   parse.Kind
-	Name   string
-	Source string
-	Unit   string
+	Kind        parse.Kind
+	Name        string
+	Source      string
+	Dims        string
+	Unit        string
+	ProcessType bool
 	// measure
 	Count       int64
 	Sum         float64
@@ -145,7 +190,7 @@ type Summary struct {
 
 // Summarize computes the summary of s; percentiles are in (0, 100].
 func (s *Series) Summarize(percentiles []float64) Summary {
-	out := Summary{Kind: s.Kind, Name: s.Name, Source: s.Source, Unit: s.Unit}
+	out := Summary{Kind: s.Kind, Name: s.Name, Source: s.Source, Dims: s.Dims, Unit: s.Unit, ProcessType: s.ProcessType}
 	switch s.Kind {
 	case parse.Measure:
 		out.Count, out.Sum, out.Min, out.Max, out.SumSq = s.Count, s.Sum, s.Min, s.Max, s.SumSq
@@ -188,13 +233,16 @@ func nearestRank(sk *ddsketch.DDSketch, q, min, max float64) float64 {
 	return math.Max(min, math.Min(max, v))
 }
 
-// sortSummaries orders summaries by name, then source, so that output is
-// deterministic.
+// sortSummaries orders summaries by name, source and dimensions, so that
+// output is deterministic.
 func sortSummaries(s []Summary) {
 	sort.Slice(s, func(i, j int) bool {
 		if s[i].Name != s[j].Name {
 			return s[i].Name < s[j].Name
 		}
-		return s[i].Source < s[j].Source
+		if s[i].Source != s[j].Source {
+			return s[i].Source < s[j].Source
+		}
+		return s[i].Dims < s[j].Dims
 	})
 }

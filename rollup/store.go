@@ -107,14 +107,14 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 			mn = &Minute{Drain: d.ID, Start: start, Series: make(map[string]*Series)}
 			ds.minutes[start] = mn
 		}
-		switch ds.observe(mn, m, m.Source, s.cfg.MaxSeriesPerDrain) {
+		switch ds.observe(mn, m, m.Source, false, s.cfg.MaxSeriesPerDrain) {
 		case errOverflow:
 			overflow++
 		case errConflict:
 			conflict++
 		}
 		if len(m.TypeSource) > 0 {
-			switch ds.observe(mn, m, m.TypeSource, s.cfg.MaxSeriesPerDrain) {
+			switch ds.observe(mn, m, m.TypeSource, true, s.cfg.MaxSeriesPerDrain) {
 			case errOverflow:
 				overflow++
 			case errConflict:
@@ -138,8 +138,11 @@ const (
 	errConflict
 )
 
-func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, max int) observeResult {
+func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, typeRollup bool, max int) observeResult {
 	key := append(append(append(ds.key[:0], m.Name...), 0), source...)
+	if len(m.Dims) > 0 {
+		key = append(append(key, 0), m.Dims...)
+	}
 	ds.key = key
 	se := mn.Series[string(key)]
 	if se == nil {
@@ -147,7 +150,8 @@ func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, m
 			return errOverflow
 		}
 		k := string(key)
-		se = newSeries(m.Kind, k, len(m.Name))
+		se = newSeries(m.Kind, k, len(m.Name), len(source))
+		se.ProcessType = typeRollup
 		mn.Series[k] = se
 	} else if se.Kind != m.Kind {
 		return errConflict

@@ -1,4 +1,4 @@
-package outlet
+package librato
 
 import (
 	"math"

@@ -1,12 +1,10 @@
-package outlet
+package librato
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -23,9 +22,30 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-type dests map[string]Target
+// dests is a fixed set of drains, each with one Librato outlet; set
+// changes a drain's credentials as `drains set` would.
+type dests struct {
+	mu sync.Mutex
+	m  map[string]*outlet.Drain
+}
 
-func (d dests) Target(drain string) (Target, bool) { t, ok := d[drain]; return t, ok }
+func (d *dests) Drain(id string) (*outlet.Drain, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dr, ok := d.m[id]
+	if !ok {
+		return nil, false
+	}
+	c := *dr
+	c.Outlets = append([]outlet.Outlet(nil), dr.Outlets...)
+	return &c, true
+}
+
+func (d *dests) set(id, user, token string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m[id].Outlets[0].User, d.m[id].Outlets[0].Token = user, token
+}
 
 // minuteOf builds a closed minute from measurements through a real store.
 func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
@@ -65,26 +85,35 @@ func fixedMinute(t *testing.T, start time.Time) *rollup.Minute {
 }
 
 type harness struct {
-	fake *fakelibrato.Server
-	srv  *httptest.Server
-	o    *Outlet
-	reg  *stats.Registry
-	logs *bytes.Buffer
+	fake  *fakelibrato.Server
+	srv   *httptest.Server
+	o     *outlet.Engine
+	dests *dests
+	reg   *stats.Registry
+	logs  *syncWriter
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t *testing.T, cfg outlet.Config) *harness {
 	t.Helper()
 	fake := fakelibrato.New(map[string]string{"u1@example.com": "tok1", "u2@example.com": "tok2"})
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	cfg.URL = srv.URL
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "drainmeter/test"
 	}
-	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &bytes.Buffer{}}
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, nil))
-	h.o = New(cfg, dests{"d1": {"u1@example.com", "tok1"}, "d2": {"u2@example.com", "tok2"}, "bad": {"nobody", "x"}},
-		h.reg, log, io.Discard, time.Now)
+	lib := func(user, token string) []outlet.Outlet {
+		return []outlet.Outlet{{Kind: outlet.Librato, URL: srv.URL, User: user, Token: token}}
+	}
+	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &syncWriter{w: &bytes.Buffer{}},
+		dests: &dests{m: map[string]*outlet.Drain{
+			"d1":  {ID: "d1", Outlets: lib("u1@example.com", "tok1")},
+			"d2":  {ID: "d2", Outlets: lib("u2@example.com", "tok2")},
+			"bad": {ID: "bad", Outlets: lib("nobody", "x")},
+		}}}
+	log := slog.New(slog.NewTextHandler(h.logs, nil))
+	client := outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)
+	backends := map[outlet.Kind]outlet.Backend{outlet.Librato: New(client, []float64{50, 95, 99})}
+	h.o = outlet.NewEngine(outlet.NewSender(cfg, backends, h.reg, log, time.Now), h.dests, h.reg, log, time.Now)
 	h.o.Start()
 	t.Cleanup(func() { _ = h.o.Shutdown(t.Context()) })
 	return h
@@ -92,7 +121,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 
 type syncWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
@@ -101,8 +130,14 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-func testConfig() Config {
-	c := DefaultConfig
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func testConfig() outlet.Config {
+	c := outlet.DefaultConfig
 	c.UserAgent = ""
 	c.MinBackoff, c.MaxBackoff, c.Timeout, c.AuthProbe = 20*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
 	return c
@@ -117,6 +152,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func laneState(h *harness, drain string) outlet.State {
+	for _, st := range h.o.Lanes() {
+		if st.Drain == drain {
+			return st.State
+		}
+	}
+	return ""
 }
 
 // TestGoldenPayload posts a fixed minute and compares the request body with
@@ -229,7 +273,7 @@ func TestBadRequestDropsOnlyTheRefusedName(t *testing.T) {
 	if reqs := h.fake.Requests()[before:]; len(reqs) != 1 || reqs[0].Status != 200 {
 		t.Fatalf("the refused name was sent again: %d requests", len(reqs))
 	}
-	if !strings.Contains(h.logs.String(), "name=c0042") {
+	if !strings.Contains(h.logs.String(), "c0042") {
 		t.Errorf("the refused name was not logged:\n%s", h.logs)
 	}
 }
@@ -239,11 +283,29 @@ func TestUnauthorizedPausesOnlyThatDrain(t *testing.T) {
 	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10), bigMinute(t, "d2", start, 10)})
 	waitFor(t, "d2 posted", func() bool { return h.reg.Drain("d2").Get(stats.Posted) == 10 })
-	waitFor(t, "bad marked", func() bool { return h.o.Status()["bad"] == "unauthorized" })
+	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
 	h.fake.AddUser("nobody", "x") // the user fixes the token at Librato
 	waitFor(t, "bad recovers on a probe", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 10 })
-	if h.o.Status()["bad"] != "" {
-		t.Errorf("status still %q", h.o.Status()["bad"])
+	if s := laneState(h, "bad"); s != outlet.StateOK {
+		t.Errorf("state still %q", s)
+	}
+}
+
+// TestNewCredentialsResumeAtOnce: a lane paused on refused credentials
+// tries new ones as soon as the drain's configuration has them, long
+// before its next probe, and its queued minutes arrive.
+func TestNewCredentialsResumeAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.AuthProbe = time.Hour
+	h := newHarness(t, cfg)
+	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10)})
+	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
+	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start.Add(time.Minute), 10)})
+	h.dests.set("bad", "u2@example.com", "tok2")
+	waitFor(t, "both minutes posted", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 20 })
+	if s := laneState(h, "bad"); s != outlet.StateOK {
+		t.Errorf("state %q", s)
 	}
 }
 
@@ -270,46 +332,3 @@ func TestShutdownPostsPending(t *testing.T) {
 	}
 }
 
-func TestDeliverCallsDoneOnce(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.fake.FailNext(2, fakelibrato.Maintenance)
-	h.fake.RejectName("c0007")
-	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
-	results := make(chan bool, 4)
-	h.o.Deliver(bigMinute(t, "d1", start, 700), func(final bool) { results <- final })
-	select {
-	case final := <-results:
-		if !final {
-			t.Fatal("interrupted without a shutdown")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("done never called")
-	}
-	if got := h.reg.Drain("d1").Get(stats.Posted); got != 699 {
-		t.Fatalf("posted %d, want 699 (one name refused)", got)
-	}
-	select {
-	case <-results:
-		t.Fatal("done called twice")
-	case <-time.After(100 * time.Millisecond):
-	}
-}
-
-func TestDeliverInterruptedAtShutdown(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.fake.FailUntil(time.Now().Add(time.Hour), fakelibrato.Maintenance)
-	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
-	results := make(chan bool, 2)
-	h.o.Deliver(bigMinute(t, "d1", start, 10), func(final bool) { results <- final })
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := h.o.Shutdown(ctx); err != nil {
-		t.Fatalf("a handed-back delivery counted as lost: %v", err)
-	}
-	if final := <-results; final {
-		t.Fatal("an unposted minute reported final")
-	}
-	if h.reg.Drain("d1").Get(stats.PostDropped) != 0 {
-		t.Fatal("an interrupted delivery counted as dropped")
-	}
-}

@@ -1,0 +1,365 @@
+package outlet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+// Config is what the core needs; backends have their own.
+type Config struct {
+	UserAgent  string        // "drainmeter/<version>"
+	Timeout    time.Duration // per request
+	Workers    int           // lanes posting at once (in memory)
+	MaxAge     time.Duration // minutes older than this are dropped and counted
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	AuthProbe  time.Duration // a paused lane tries once this often (or at once when its credentials change)
+}
+
+// DefaultConfig holds the defaults.
+var DefaultConfig = Config{
+	UserAgent: "drainmeter", Timeout: 10 * time.Second, Workers: 4, MaxAge: time.Hour,
+	MinBackoff: time.Second, MaxBackoff: 2 * time.Minute, AuthProbe: 5 * time.Minute,
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig
+	if c.UserAgent == "" {
+		c.UserAgent = d.UserAgent
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = d.MaxAge
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = d.MinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
+	if c.AuthProbe <= 0 {
+		c.AuthProbe = d.AuthProbe
+	}
+	return c
+}
+
+// Response is what Post read of an answer.
+type Response struct {
+	Status     int
+	Header     http.Header
+	Body       []byte // at most 64 KiB
+	RetryAfter time.Duration
+}
+
+// Client posts requests; backends call Post from their Send.
+type Client struct {
+	http      *http.Client
+	userAgent string
+	now       func() time.Time
+}
+
+// NewClient returns a client whose requests time out after timeout.
+func NewClient(userAgent string, timeout time.Duration, now func() time.Time) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	tr.ResponseHeaderTimeout = timeout
+	return &Client{http: &http.Client{Timeout: timeout, Transport: tr}, userAgent: userAgent, now: now}
+}
+
+// Post sends r to url. auth, if set, adds credentials. A network error is
+// returned as an error (the caller retries it); every answer, whatever its
+// status, as a Response.
+func (c *Client) Post(ctx context.Context, url string, r *Request, auth func(*http.Request)) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(r.Body))
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", r.ContentType)
+	if r.Encoding != "" {
+		req.Header.Set("Content-Encoding", r.Encoding)
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body,
+		RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), c.now())}, nil
+}
+
+// RetryAfter reads a Retry-After header: seconds or an HTTP date.
+func RetryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(h); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// Excerpt returns the start of an answer's body for a message.
+func Excerpt(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// Job is one minute of one lane: its requests, built once.
+type Job struct {
+	Minute int64
+	Reqs   []*Request
+	Next   int     // the first request not yet accepted (or given up)
+	Totals *Totals // the lane's running state once the minute is delivered
+	Key    string  // the outlet's EncodingKey when built
+
+	skipped int // points left out at build time, counted when the job finishes
+	note    string
+}
+
+// Done reports whether every request has been dealt with.
+func (j *Job) Done() bool { return j.Next >= len(j.Reqs) }
+
+// Points returns the points of the requests not yet sent.
+func (j *Job) Points() int {
+	n := 0
+	for _, r := range j.Reqs[min(j.Next, len(j.Reqs)):] {
+		n += r.Points
+	}
+	return n
+}
+
+// State is what a lane is doing, for the status page.
+type State string
+
+// The states.
+const (
+	StateOK       State = "ok"        // posting (or nothing to post)
+	StateRetrying State = "retrying"  // the last attempt failed; it is retried with backoff
+	StatePaused   State = "paused"    // the receiver refused the credentials: waiting for new ones
+	StateGivingUp State = "giving_up" // minutes are being dropped: older than OUTLET_MAX_PENDING, or refused for good
+)
+
+// Status is a lane's state and counters, for the status page.
+type Status struct {
+	Drain       string
+	Kind        Kind
+	Target      string // Outlet.Redacted
+	State       State
+	LastPostAt  time.Time
+	LastError   string // never a secret
+	LastErrorAt time.Time
+	Waiting     int    // minutes waiting (including the one being posted)
+	Posted      uint64 // points accepted
+	Rejected    uint64 // points refused for good (permanent errors, partial success)
+	Dropped     uint64 // points given up on (too old, shutdown)
+	Attempts    int    // failed attempts of the current request
+	NextAttempt time.Time
+}
+
+// Sender does a lane's steps: builds minutes and sends their requests. It
+// holds no lane state; the schedulers do.
+type Sender struct {
+	cfg      Config
+	backends map[Kind]Backend
+	stats    *stats.Registry
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewSender returns a sender over the given backends.
+func NewSender(cfg Config, backends map[Kind]Backend, reg *stats.Registry, log *slog.Logger, now func() time.Time) *Sender {
+	return &Sender{cfg: cfg.withDefaults(), backends: backends, stats: reg, log: log, now: now}
+}
+
+// Config returns the sender's configuration, defaults filled in.
+func (s *Sender) Config() Config { return s.cfg }
+
+// Build encodes minute m for outlet o of drain d, after running state prev.
+func (s *Sender) Build(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (*Job, error) {
+	b := s.backends[o.Kind]
+	if b == nil {
+		return nil, fmt.Errorf("outlet: no %s backend", o.Kind)
+	}
+	enc, err := b.Encode(d, o, m, prev)
+	if err != nil {
+		return nil, fmt.Errorf("outlet: %s: %w", o.Kind, err)
+	}
+	return &Job{Minute: m.Start, Reqs: enc.Reqs, Totals: enc.Totals, Key: o.EncodingKey(), skipped: enc.Skipped, note: enc.Note}, nil
+}
+
+// Action is what a lane does after a step.
+type Action int
+
+// The actions.
+const (
+	Continue Action = iota // send the job's next request now
+	Finished               // the job is done: every request accepted or given up on
+	Wait                   // retry or probe after Step.Wait
+)
+
+// Step is the outcome of one step.
+type Step struct {
+	Action Action
+	Wait   time.Duration
+}
+
+// Stale reports whether the job's minute is older than MaxAge.
+func (s *Sender) Stale(minute int64) bool {
+	return s.now().Sub(time.Unix(minute+60, 0)) > s.cfg.MaxAge
+}
+
+// DropJob gives up on the rest of a job, counting its points as dropped.
+func (s *Sender) DropJob(d *Drain, o *Outlet, job *Job, st *Status, why string) {
+	n := job.Points()
+	job.Next = len(job.Reqs)
+	s.stats.Drain(d.ID).Add(stats.PostDropped, uint64(n))
+	st.Dropped += uint64(n)
+	if n > 0 {
+		st.State, st.LastError, st.LastErrorAt = StateGivingUp, why, s.now()
+		s.log.Warn("outlet: measurements dropped", "drain", d.ID, "outlet", o.Kind,
+			"minute", minuteString(job.Minute), "measurements", n, "reason", why)
+	}
+}
+
+// Step sends the job's next request (the lane's one request in flight) and
+// updates st. attempts is how many times that request failed before.
+func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *Status, attempts int) Step {
+	if job.Done() {
+		return s.finished(d, o, job, st)
+	}
+	if s.Stale(job.Minute) {
+		s.DropJob(d, o, job, st, "older than OUTLET_MAX_PENDING ("+s.cfg.MaxAge.String()+")")
+		return s.finished(d, o, job, st)
+	}
+	b := s.backends[o.Kind]
+	r := job.Reqs[job.Next]
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	res := b.Send(rctx, o, r)
+	cancel()
+	if ctx.Err() != nil && res.Outcome != Accepted {
+		// Interrupted (shutdown): not the receiver's fault; try again later.
+		return Step{Action: Wait, Wait: time.Second}
+	}
+	res.Message = scrub(o, res.Message)
+	ds := s.stats.Drain(d.ID)
+	now := s.now()
+	minute := minuteString(job.Minute)
+	switch res.Outcome {
+	case Accepted:
+		ok := r.Points - min(res.Rejected, r.Points)
+		ds.Add(stats.Posted, uint64(ok))
+		st.Posted += uint64(ok)
+		st.LastPostAt = now
+		st.State, st.Attempts = StateOK, 0
+		if res.Rejected > 0 {
+			ds.Add(stats.PostRejected, uint64(res.Rejected))
+			st.Rejected += uint64(res.Rejected)
+			st.LastError, st.LastErrorAt = fmt.Sprintf("%d points refused: %s", res.Rejected, res.Message), now
+			s.log.Warn("outlet: receiver refused some points", "drain", d.ID, "outlet", o.Kind, "minute", minute,
+				"rejected", res.Rejected, "error", res.Message)
+		}
+		job.Next++
+	case Retry:
+		wait := s.Backoff(attempts + 1)
+		if res.RetryAfter > wait {
+			wait = min(res.RetryAfter, s.cfg.MaxAge)
+		}
+		st.State, st.Attempts, st.NextAttempt = StateRetrying, attempts+1, now.Add(wait)
+		st.LastError, st.LastErrorAt = describe(res), now
+		s.log.Info("outlet: post failed, will retry", "drain", d.ID, "outlet", o.Kind, "minute", minute,
+			"status", res.Status, "attempt", attempts+1, "retry_in", wait.Round(time.Millisecond), "err", res.Message)
+		return Step{Action: Wait, Wait: wait}
+	case Pause:
+		if st.State != StatePaused {
+			s.log.Error("outlet: the receiver refused the outlet's credentials; posting paused until they change (probing every "+
+				s.cfg.AuthProbe.String()+")", "drain", d.ID, "outlet", o.Redacted(), "status", res.Status)
+		}
+		st.State, st.Attempts, st.NextAttempt = StatePaused, attempts+1, now.Add(s.cfg.AuthProbe)
+		st.LastError, st.LastErrorAt = describe(res), now
+		return Step{Action: Wait, Wait: s.cfg.AuthProbe}
+	case Split:
+		if sp, ok := b.(Splitter); ok {
+			if parts := sp.Split(r); len(parts) > 1 {
+				job.Reqs = append(job.Reqs[:job.Next:job.Next], append(parts, job.Reqs[job.Next+1:]...)...)
+				return Step{Action: Continue}
+			}
+		}
+		fallthrough
+	case Permanent:
+		ds.Add(stats.PostRejected, uint64(r.Points))
+		st.Rejected += uint64(r.Points)
+		st.State, st.Attempts = StateGivingUp, 0
+		st.LastError, st.LastErrorAt = describe(res), now
+		s.log.Error("outlet: the receiver refused the request; dropped", "drain", d.ID, "outlet", o.Kind, "minute", minute,
+			"status", res.Status, "measurements", r.Points, "error", res.Message)
+		job.Next++
+	}
+	if job.Done() {
+		return s.finished(d, o, job, st)
+	}
+	return Step{Action: Continue}
+}
+
+// finished counts what the backend left out of a delivered job.
+func (s *Sender) finished(d *Drain, o *Outlet, job *Job, st *Status) Step {
+	if job.skipped > 0 {
+		s.stats.Drain(d.ID).Add(stats.PostRejected, uint64(job.skipped))
+		st.Rejected += uint64(job.skipped)
+		st.LastError, st.LastErrorAt = job.note, s.now()
+		s.log.Warn("outlet: series left out", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+			"series", job.skipped, "reason", job.note)
+		job.skipped = 0
+	}
+	return Step{Action: Finished}
+}
+
+func describe(r Result) string {
+	if r.Status == 0 {
+		return r.Message
+	}
+	if r.Message == "" {
+		return fmt.Sprintf("HTTP %d", r.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s", r.Status, r.Message)
+}
+
+// Backoff is exponential with jitter over the upper half: the n-th retry
+// waits between d/2 and d, d = min(MaxBackoff, MinBackoff·2^(n-1)).
+func (s *Sender) Backoff(n int) time.Duration {
+	d := s.cfg.MinBackoff << min(max(n-1, 0), 20)
+	if d <= 0 || d > s.cfg.MaxBackoff {
+		d = s.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func minuteString(m int64) string { return time.Unix(m, 0).UTC().Format(time.RFC3339) }
