@@ -9,10 +9,19 @@ import (
 )
 
 // DrainCache looks drains up by id with a cache, so that the drain endpoint
-// makes no database round trip per request in the steady state. An entry
-// (found or not) is refreshed after TTL, so a removed or rotated drain stops
-// working within TTL. While the database is unreachable, a stale entry keeps
-// serving: frames keep being accepted.
+// makes no database round trip per request in the steady state.
+//
+//   - An entry is refreshed in the background once it is TTL/2 old, while
+//     it keeps serving, so that a busy drain's requests never wait on the
+//     database; one that reached TTL unrefreshed (an idle drain) waits for
+//     its refresh. A removed or rotated drain thus stops working within
+//     TTL. While the database is unreachable the cached entry keeps
+//     serving: frames keep being accepted.
+//   - No lock is held across a database round trip: lookups of distinct
+//     drains run in parallel, concurrent lookups of one id share one query,
+//     and a lookup gives up after LookupTimeout.
+//   - Unknown ids are remembered too (for NegativeTTL), in a bounded map of
+//     their own: a flood of them never evicts a known drain.
 type DrainCache struct {
 	drains *Drains
 	ttl    time.Duration
@@ -20,70 +29,159 @@ type DrainCache struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*cacheEntry
+	known   map[string]*cacheEntry // drains that exist (or existed: a removed one's minutes still go out)
+	unknown map[string]time.Time   // ids found not to exist, and when
+	flights map[string]*flight     // lookups in progress
 }
 
 type cacheEntry struct {
-	drain   *Drain // nil: no such drain (a removed one is kept: its accepted minutes still go out)
+	drain   *Drain
 	fetched time.Time
-	mu      sync.Mutex // one refresh at a time per id
 }
 
-// maxCached bounds the cache, which unknown ids would otherwise grow.
-const maxCached = 100_000
+type flight struct {
+	done  chan struct{}
+	drain *Drain
+	err   error
+}
+
+const (
+	// LookupTimeout bounds one database lookup: well inside logplex's 5 s.
+	LookupTimeout = 1500 * time.Millisecond
+	// NegativeTTL is how long an unknown id is remembered.
+	NegativeTTL = 10 * time.Second
+	// maxUnknown bounds the unknown ids remembered.
+	maxUnknown = 10_000
+)
 
 // NewDrainCache returns a cache over drains.
 func NewDrainCache(drains *Drains, ttl time.Duration, log *slog.Logger, now func() time.Time) *DrainCache {
-	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now, entries: map[string]*cacheEntry{}}
+	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now,
+		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{}}
 }
 
 // Lookup returns the drain with this id (check DisabledAt before accepting
 // its frames), nil if there is none, or an error when the database could not
 // tell and nothing was cached.
 func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
-	c.mu.Lock()
-	e := c.entries[id]
-	if e == nil {
-		if len(c.entries) >= maxCached {
-			c.entries = map[string]*cacheEntry{}
-		}
-		e = &cacheEntry{}
-		c.entries[id] = e
-	}
-	c.mu.Unlock()
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	now := c.now()
-	if !e.fetched.IsZero() && now.Sub(e.fetched) < c.ttl {
-		return e.drain, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	d, err := c.drains.ByID(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		d = nil
-	case err != nil:
-		if !e.fetched.IsZero() {
-			c.log.Warn("drain lookup failed; using the cached drain", "drain", id, "err", err)
+	c.mu.Lock()
+	if e := c.known[id]; e != nil {
+		age := now.Sub(e.fetched)
+		f := c.flights[id]
+		if age >= c.ttl/2 && f == nil {
+			f = c.startLocked(id) // refresh ahead, in the background
+		}
+		c.mu.Unlock()
+		if age < c.ttl {
 			return e.drain, nil
 		}
-		return nil, err
+		select { // too old to trust: wait for the refresh (it serves the entry if the database is away)
+		case <-f.done:
+			return f.drain, f.err
+		case <-ctx.Done():
+			return e.drain, nil
+		}
 	}
-	e.drain, e.fetched = d, now
-	return d, nil
+	if at, ok := c.unknown[id]; ok && now.Sub(at) < NegativeTTL {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	f := c.flights[id]
+	if f == nil {
+		f = c.startLocked(id)
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.drain, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Refresh looks the drain up now, whatever its age, and returns it; on a
+// database error it returns what is cached, if anything, and the error.
+func (c *DrainCache) Refresh(ctx context.Context, id string) (*Drain, error) {
+	c.mu.Lock()
+	f := c.flights[id]
+	if f == nil {
+		f = c.startLocked(id)
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		d, _ := c.Cached(id)
+		return d, f.err
+	}
+	return f.drain, nil
+}
+
+// startLocked starts a lookup of id. c.mu is held.
+func (c *DrainCache) startLocked(id string) *flight {
+	f := &flight{done: make(chan struct{})}
+	c.flights[id] = f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), LookupTimeout)
+		d, err := c.drains.ByID(ctx, id)
+		cancel()
+		now := c.now()
+		c.mu.Lock()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			d, err = nil, nil
+			delete(c.known, id)
+			if len(c.unknown) >= maxUnknown {
+				for k, at := range c.unknown { // forget the expired, or else everything
+					if now.Sub(at) >= NegativeTTL {
+						delete(c.unknown, k)
+					}
+				}
+				if len(c.unknown) >= maxUnknown {
+					clear(c.unknown)
+				}
+			}
+			c.unknown[id] = now
+		case err != nil:
+			if e := c.known[id]; e != nil {
+				c.log.Warn("drain lookup failed; using the cached drain", "drain", id, "err", err)
+				d, err = e.drain, nil
+				e.fetched = now.Add(-c.ttl / 2) // serve it a while longer, then try again
+			}
+		default:
+			c.known[id] = &cacheEntry{drain: d, fetched: now}
+			delete(c.unknown, id)
+		}
+		delete(c.flights, id)
+		c.mu.Unlock()
+		f.drain, f.err = d, err
+		close(f.done)
+	}()
+	return f
 }
 
 // Cached returns the cached drain without touching the database.
 func (c *DrainCache) Cached(id string) (*Drain, bool) {
 	c.mu.Lock()
-	e := c.entries[id]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	e := c.known[id]
 	if e == nil {
 		return nil, false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.drain, !e.fetched.IsZero()
+	return e.drain, true
+}
+
+// Known returns every drain in the cache.
+func (c *DrainCache) Known() []*Drain {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Drain, 0, len(c.known))
+	for _, e := range c.known {
+		out = append(out, e.drain)
+	}
+	return out
 }

@@ -9,8 +9,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -18,21 +20,27 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/drainmeter/drainmeter/outlet"
 )
 
-// Drain is a row of the drains table, with the Librato token decrypted.
+// Drain is a row of the drains table, with its outlets' credentials
+// opened.
 type Drain struct {
 	ID           string
 	Name         string
 	SecretHash   []byte
-	LibratoUser  string
-	LibratoToken string // empty when the drain's rollups are logged
 	Prefix       string
 	SourcePrefix string
 	ProcessTypes bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	DisabledAt   *time.Time
+	// Outlets are the drain's destinations, ordered by kind; their secrets
+	// are opened only by Get and ByID (List leaves Token, Headers and the
+	// URL's credentials empty). Librato outlets have no URL here: the
+	// LIBRATO_URL config var applies.
+	Outlets []outlet.Outlet
 }
 
 // CheckSecret compares a password with the drain's secret in constant time.
@@ -56,17 +64,32 @@ type Drains struct {
 // NewDrains returns the drains store; keys seals and opens Librato tokens.
 func NewDrains(pool *pgxpool.Pool, keys *Keyring) *Drains { return &Drains{pool: pool, keys: keys} }
 
-// Spec is what `drains add` and `drains set` change. Nil fields are left alone.
+// Spec is what `drains add` and `drains set` change. Nil fields are left
+// alone.
 type Spec struct {
 	Name         *string
-	LibratoUser  *string
-	LibratoToken *string
 	Prefix       *string
 	SourcePrefix *string
 	ProcessTypes *bool
+	Outlets      []OutletSpec  // outlets to add or change (at most one per kind)
+	Remove       []outlet.Kind // outlets to remove
+}
+
+// OutletSpec changes one outlet of a drain. On an existing outlet, empty
+// fields are left as they are (Headers: nil leaves them, an empty non-nil
+// slice clears them).
+type OutletSpec struct {
+	Kind        outlet.Kind
+	URL         string // OTLP: the full endpoint URL; remote write: the URL, userinfo = Basic auth
+	User, Token string // Librato
+	Headers     []outlet.Header
+	Temporality outlet.Temporality
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// headerNameRe is an HTTP header name (RFC 9110 token).
+var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 
 func (s Spec) validate() error {
 	if s.Name != nil && !nameRe.MatchString(*s.Name) {
@@ -80,8 +103,76 @@ func (s Spec) validate() error {
 			return fmt.Errorf("%s %q: use letters, digits, '.', ':', '_' or '-'", p.flag, *p.v)
 		}
 	}
-	if s.LibratoUser != nil && s.LibratoToken != nil && (*s.LibratoUser == "") != (*s.LibratoToken == "") {
-		return errors.New("give both --librato-user and --librato-token, or neither (the drain's rollups are then logged)")
+	seen := map[outlet.Kind]bool{}
+	for _, o := range s.Outlets {
+		if seen[o.Kind] {
+			return fmt.Errorf("two %s outlets: a drain has at most one of each kind", o.Kind)
+		}
+		seen[o.Kind] = true
+		if err := o.validate(); err != nil {
+			return err
+		}
+	}
+	for _, k := range s.Remove {
+		if k != outlet.Librato && k != outlet.OTLP && k != outlet.RemoteWrite {
+			return fmt.Errorf("no outlet kind %q (librato, otlp, remotewrite)", k)
+		}
+		if seen[k] {
+			return fmt.Errorf("the %s outlet is both changed and removed", k)
+		}
+	}
+	return nil
+}
+
+func (o OutletSpec) validate() error {
+	if o.URL != "" {
+		if err := CheckEndpoint(o.URL); err != nil {
+			return fmt.Errorf("%s URL: %w", o.Kind, err)
+		}
+	}
+	for _, h := range o.Headers {
+		if !headerNameRe.MatchString(h.Name) {
+			return fmt.Errorf("%s header %q: not a header name", o.Kind, h.Name)
+		}
+		if strings.ContainsAny(h.Value, "\r\n\x00") || len(h.Value) > 8192 {
+			return fmt.Errorf("%s header %s: the value has a line break or is too long", o.Kind, h.Name)
+		}
+	}
+	switch o.Kind {
+	case outlet.Librato:
+		if o.URL != "" || len(o.Headers) > 0 || o.Temporality != "" {
+			return errors.New("a Librato outlet takes only a user and a token (LIBRATO_URL sets the API)")
+		}
+	case outlet.OTLP:
+		switch o.Temporality {
+		case "", outlet.Cumulative, outlet.Delta:
+		default:
+			return fmt.Errorf("OTLP temporality %q: cumulative or delta", o.Temporality)
+		}
+	case outlet.RemoteWrite:
+		if o.Temporality != "" {
+			return errors.New("remote write has no temporality (it is always cumulative)")
+		}
+	default:
+		return fmt.Errorf("no outlet kind %q (librato, otlp, remotewrite)", o.Kind)
+	}
+	if o.Kind != outlet.Librato && (o.User != "" || o.Token != "") {
+		return fmt.Errorf("%s outlets take credentials as headers or in the URL, not --librato-*", o.Kind)
+	}
+	return nil
+}
+
+// CheckEndpoint checks an outlet URL: http(s), with a host; no fragment.
+func CheckEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL") // url's own error would print the URL, credentials and all
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", outlet.RedactURL(s))
+	}
+	if u.Fragment != "" {
+		return errors.New("a URL with a #fragment")
 	}
 	return nil
 }
@@ -106,27 +197,111 @@ func (d *Drains) Add(ctx context.Context, s Spec) (*Drain, string, error) {
 	if err := s.validate(); err != nil {
 		return nil, "", err
 	}
-	id := "d" + randomHex(8)
-	secret := randomHex(24)
-	var token []byte
-	if s.LibratoToken != nil && *s.LibratoToken != "" {
-		var err error
-		if token, err = d.keys.Seal([]byte(*s.LibratoToken), []byte(id)); err != nil {
+	for _, o := range s.Outlets {
+		if err := o.complete(); err != nil {
 			return nil, "", err
 		}
 	}
+	id := "d" + randomHex(8)
+	secret := randomHex(24)
 	pt := true
 	if s.ProcessTypes != nil {
 		pt = *s.ProcessTypes
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, librato_user, librato_token, prefix, source_prefix, process_types)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		id, *s.Name, hashSecret(secret), deref(s.LibratoUser), token, deref(s.Prefix), deref(s.SourcePrefix), pt)
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, prefix, source_prefix, process_types)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+			id, *s.Name, hashSecret(secret), deref(s.Prefix), deref(s.SourcePrefix), pt)
+		if err != nil {
+			return nameErr(err)
+		}
+		for _, o := range s.Outlets {
+			if err := d.putOutlet(ctx, tx, id, nil, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, "", nameErr(err)
+		return nil, "", err
 	}
 	dr, err := d.Get(ctx, id)
 	return dr, secret, err
+}
+
+// complete checks that a new outlet has what it needs.
+func (o OutletSpec) complete() error {
+	switch {
+	case o.Kind == outlet.Librato && (o.User == "" || o.Token == ""):
+		return errors.New("a Librato outlet needs both --librato-user and --librato-token")
+	case o.Kind == outlet.OTLP && o.URL == "":
+		return errors.New("an OTLP outlet needs --otlp-endpoint (the full URL, e.g. https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/metrics)")
+	case o.Kind == outlet.RemoteWrite && o.URL == "":
+		return errors.New("a remote-write outlet needs --remote-write-url")
+	}
+	return nil
+}
+
+// outletSecret is what is sealed for OTLP and remote-write outlets.
+type outletSecret struct {
+	URL     string     `json:"url"`
+	Headers [][2]string `json:"headers,omitempty"`
+}
+
+// putOutlet creates or changes one outlet of drain id in tx. cur is the
+// outlet as it is (nil: a new one).
+func (d *Drains) putOutlet(ctx context.Context, tx pgx.Tx, id string, cur *outlet.Outlet, o OutletSpec) error {
+	merged := outlet.Outlet{Kind: o.Kind}
+	if cur != nil {
+		merged = *cur
+	}
+	if o.URL != "" {
+		merged.URL = o.URL
+	}
+	if o.User != "" {
+		merged.User = o.User
+	}
+	if o.Token != "" {
+		merged.Token = o.Token
+	}
+	if o.Headers != nil {
+		merged.Headers = o.Headers
+	}
+	if o.Temporality != "" {
+		merged.Temporality = o.Temporality
+	}
+	var plain, aad []byte
+	if merged.Kind == outlet.Librato {
+		plain, aad = []byte(merged.Token), []byte(id) // as drainmeter 0.1 sealed Librato tokens
+	} else {
+		sec := outletSecret{URL: merged.URL}
+		for _, h := range merged.Headers {
+			sec.Headers = append(sec.Headers, [2]string{h.Name, h.Value})
+		}
+		plain, _ = json.Marshal(sec)
+		aad = []byte(id + "/" + string(merged.Kind))
+	}
+	sealed, err := d.keys.Seal(plain, aad)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO outlets (drain_id, kind, url, username, secret, temporality)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (drain_id, kind) DO UPDATE SET url = excluded.url, username = excluded.username,
+			secret = excluded.secret, temporality = excluded.temporality,
+			version = outlets.version + 1, updated_at = now()`,
+		id, string(merged.Kind), redactedURL(merged), merged.User, sealed, string(merged.Temporality))
+	if err != nil {
+		return fmt.Errorf("drains: outlet: %w", err)
+	}
+	return nil
+}
+
+func redactedURL(o outlet.Outlet) string {
+	if o.URL == "" {
+		return ""
+	}
+	return outlet.RedactURL(o.URL)
 }
 
 func deref(s *string) string {
@@ -144,12 +319,11 @@ func nameErr(err error) error {
 	return fmt.Errorf("drains: %w", err)
 }
 
-const drainCols = `id, name, secret_hash, librato_user, librato_token, prefix, source_prefix, process_types, created_at, updated_at, disabled_at`
+const drainCols = `id, name, secret_hash, prefix, source_prefix, process_types, created_at, updated_at, disabled_at`
 
-func (d *Drains) scan(row pgx.Row, open bool) (*Drain, error) {
+func scanDrain(row pgx.Row) (*Drain, error) {
 	var dr Drain
-	var token []byte
-	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.LibratoUser, &token, &dr.Prefix, &dr.SourcePrefix,
+	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.Prefix, &dr.SourcePrefix,
 		&dr.ProcessTypes, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -157,43 +331,114 @@ func (d *Drains) scan(row pgx.Row, open bool) (*Drain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drains: %w", err)
 	}
-	if open && token != nil {
-		plain, err := d.keys.Open(token, []byte(dr.ID))
-		if err != nil {
-			return nil, fmt.Errorf("drain %s: Librato token: %w", dr.ID, err)
-		}
-		dr.LibratoToken = string(plain)
-	}
 	return &dr, nil
 }
 
-// Get returns a drain by id or name, its token decrypted.
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// loadOutlets fills the drains' outlets; open decrypts their credentials.
+func (d *Drains) loadOutlets(ctx context.Context, q querier, drains []*Drain, open bool) error {
+	if len(drains) == 0 {
+		return nil
+	}
+	byID := map[string]*Drain{}
+	ids := make([]string, len(drains))
+	for i, dr := range drains {
+		byID[dr.ID], ids[i] = dr, dr.ID
+	}
+	rows, err := q.Query(ctx, `SELECT drain_id, kind, url, username, secret, temporality, version FROM outlets
+		WHERE drain_id = ANY($1) ORDER BY drain_id, kind`, ids)
+	if err != nil {
+		return fmt.Errorf("drains: outlets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, kind, url, user, temp string
+		var sealed []byte
+		var version int64
+		if err := rows.Scan(&id, &kind, &url, &user, &sealed, &temp, &version); err != nil {
+			return fmt.Errorf("drains: outlets: %w", err)
+		}
+		o := outlet.Outlet{Kind: outlet.Kind(kind), URL: url, User: user, Temporality: outlet.Temporality(temp), Version: version}
+		if open {
+			if err := d.openOutlet(id, &o, sealed); err != nil {
+				return err
+			}
+		}
+		byID[id].Outlets = append(byID[id].Outlets, o)
+	}
+	return rows.Err()
+}
+
+func (d *Drains) openOutlet(id string, o *outlet.Outlet, sealed []byte) error {
+	if o.Kind == outlet.Librato {
+		plain, err := d.keys.Open(sealed, []byte(id))
+		if err != nil {
+			return fmt.Errorf("drain %s: Librato token: %w", id, err)
+		}
+		o.Token = string(plain)
+		return nil
+	}
+	plain, err := d.keys.Open(sealed, []byte(id+"/"+string(o.Kind)))
+	if err != nil {
+		return fmt.Errorf("drain %s: %s credentials: %w", id, o.Kind, err)
+	}
+	var sec outletSecret
+	if err := json.Unmarshal(plain, &sec); err != nil {
+		return fmt.Errorf("drain %s: %s credentials: %w", id, o.Kind, err)
+	}
+	o.URL = sec.URL
+	for _, h := range sec.Headers {
+		o.Headers = append(o.Headers, outlet.Header{Name: h[0], Value: h[1]})
+	}
+	return nil
+}
+
+// Get returns a drain by id or name, its outlets' credentials opened.
 func (d *Drains) Get(ctx context.Context, idOrName string) (*Drain, error) {
-	return d.scan(d.pool.QueryRow(ctx, `SELECT `+drainCols+` FROM drains WHERE id = $1 OR name = $1
-		ORDER BY (id = $1) DESC LIMIT 1`, idOrName), true)
+	dr, err := scanDrain(d.pool.QueryRow(ctx, `SELECT `+drainCols+` FROM drains WHERE id = $1 OR name = $1
+		ORDER BY (id = $1) DESC LIMIT 1`, idOrName))
+	if err != nil {
+		return nil, err
+	}
+	return dr, d.loadOutlets(ctx, d.pool, []*Drain{dr}, true)
 }
 
-// ByID returns a drain by id, its token decrypted; the auth path uses it.
+// ByID returns a drain by id, its outlets' credentials opened; the auth
+// path and the outlets use it.
 func (d *Drains) ByID(ctx context.Context, id string) (*Drain, error) {
-	return d.scan(d.pool.QueryRow(ctx, `SELECT `+drainCols+` FROM drains WHERE id = $1`, id), true)
+	dr, err := scanDrain(d.pool.QueryRow(ctx, `SELECT `+drainCols+` FROM drains WHERE id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+	return dr, d.loadOutlets(ctx, d.pool, []*Drain{dr}, true)
 }
 
-// List returns the drains (tokens not decrypted), disabled ones only if all.
+// List returns the drains (outlets without credentials), disabled ones
+// only if all.
 func (d *Drains) List(ctx context.Context, all bool) ([]*Drain, error) {
 	rows, err := d.pool.Query(ctx, `SELECT `+drainCols+` FROM drains WHERE $1 OR disabled_at IS NULL ORDER BY name`, all)
 	if err != nil {
 		return nil, fmt.Errorf("drains: %w", err)
 	}
-	defer rows.Close()
 	var out []*Drain
 	for rows.Next() {
-		dr, err := d.scan(rows, false)
+		dr, err := scanDrain(rows)
 		if err != nil {
+			rows.Close()
 			return nil, err
 		}
 		out = append(out, dr)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("drains: %w", err)
+	}
+	return out, d.loadOutlets(ctx, d.pool, out, false)
 }
 
 // Remove disables a drain: its URL stops working (within the auth cache's
@@ -231,7 +476,9 @@ func (d *Drains) RotateSecret(ctx context.Context, idOrName string) (*Drain, str
 	return dr, secret, nil
 }
 
-// Set changes a drain's options.
+// Set changes a drain's options and outlets, in one transaction. Every
+// changed outlet gets a new version: dynos reload it at once when they next
+// post, and a lane paused on its old credentials retries.
 func (d *Drains) Set(ctx context.Context, idOrName string, s Spec) (*Drain, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -251,18 +498,6 @@ func (d *Drains) Set(ctx context.Context, idOrName string, s Spec) (*Drain, erro
 	if s.Name != nil {
 		add("name", *s.Name)
 	}
-	if s.LibratoUser != nil {
-		add("librato_user", *s.LibratoUser)
-	}
-	if s.LibratoToken != nil {
-		var token []byte
-		if *s.LibratoToken != "" {
-			if token, err = d.keys.Seal([]byte(*s.LibratoToken), []byte(dr.ID)); err != nil {
-				return nil, err
-			}
-		}
-		add("librato_token", token)
-	}
 	if s.Prefix != nil {
 		add("prefix", *s.Prefix)
 	}
@@ -272,50 +507,90 @@ func (d *Drains) Set(ctx context.Context, idOrName string, s Spec) (*Drain, erro
 	if s.ProcessTypes != nil {
 		add("process_types", *s.ProcessTypes)
 	}
-	if _, err := d.pool.Exec(ctx, `UPDATE drains SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {
-		return nil, nameErr(err)
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE drains SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {
+			return nameErr(err)
+		}
+		for _, o := range s.Outlets {
+			cur, ok := dr.outlet(o.Kind)
+			if !ok {
+				if err := o.complete(); err != nil {
+					return err
+				}
+			}
+			if err := d.putOutlet(ctx, tx, dr.ID, cur, o); err != nil {
+				return err
+			}
+		}
+		for _, k := range s.Remove {
+			tag, err := tx.Exec(ctx, `DELETE FROM outlets WHERE drain_id = $1 AND kind = $2`, dr.ID, string(k))
+			if err != nil {
+				return fmt.Errorf("drains: %w", err)
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("drain %s has no %s outlet", dr.Name, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return d.Get(ctx, dr.ID)
 }
 
-// Reencrypt seals every token with the current (first) key and returns how
-// many it changed.
+func (dr *Drain) outlet(k outlet.Kind) (*outlet.Outlet, bool) {
+	for i := range dr.Outlets {
+		if dr.Outlets[i].Kind == k {
+			return &dr.Outlets[i], true
+		}
+	}
+	return nil, false
+}
+
+// Reencrypt seals every outlet's credentials with the current (first) key
+// and returns how many it changed.
 func (d *Drains) Reencrypt(ctx context.Context) (int, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, librato_token FROM drains WHERE librato_token IS NOT NULL`)
+	rows, err := d.pool.Query(ctx, `SELECT drain_id, kind, secret FROM outlets`)
 	if err != nil {
 		return 0, fmt.Errorf("drains: %w", err)
 	}
-	type tok struct {
-		id     string
-		sealed []byte
+	type sec struct {
+		id, kind string
+		sealed   []byte
 	}
-	var toks []tok
+	var secs []sec
 	for rows.Next() {
-		var t tok
-		if err := rows.Scan(&t.id, &t.sealed); err != nil {
+		var s sec
+		if err := rows.Scan(&s.id, &s.kind, &s.sealed); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		toks = append(toks, t)
+		secs = append(secs, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, t := range toks {
-		if d.keys.Current(t.sealed) {
+	for _, s := range secs {
+		if d.keys.Current(s.sealed) {
 			continue
 		}
-		plain, err := d.keys.Open(t.sealed, []byte(t.id))
-		if err != nil {
-			return n, fmt.Errorf("drain %s: %w", t.id, err)
+		aad := []byte(s.id + "/" + s.kind)
+		if s.kind == string(outlet.Librato) {
+			aad = []byte(s.id)
 		}
-		sealed, err := d.keys.Seal(plain, []byte(t.id))
+		plain, err := d.keys.Open(s.sealed, aad)
+		if err != nil {
+			return n, fmt.Errorf("drain %s: %s: %w", s.id, s.kind, err)
+		}
+		sealed, err := d.keys.Seal(plain, aad)
 		if err != nil {
 			return n, err
 		}
-		if _, err := d.pool.Exec(ctx, `UPDATE drains SET librato_token = $2, updated_at = now() WHERE id = $1`, t.id, sealed); err != nil {
+		// Not a new version: the credentials are the same.
+		if _, err := d.pool.Exec(ctx, `UPDATE outlets SET secret = $3 WHERE drain_id = $1 AND kind = $2`, s.id, s.kind, sealed); err != nil {
 			return n, fmt.Errorf("drains: %w", err)
 		}
 		n++

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
+	"github.com/drainmeter/drainmeter/migrations"
+	"github.com/drainmeter/drainmeter/outlet"
 )
 
 func TestKeyring(t *testing.T) {
@@ -65,23 +69,27 @@ func newDrains(t *testing.T) (*Drains, string) {
 
 func ptr[T any](v T) *T { return &v }
 
+func librato(user, token string) OutletSpec {
+	return OutletSpec{Kind: outlet.Librato, User: user, Token: token}
+}
+
 func TestDrainsStore(t *testing.T) {
 	d, _ := newDrains(t)
 	ctx := context.Background()
-	a, secret, err := d.Add(ctx, Spec{Name: ptr("myapp"), LibratoUser: ptr("u@example.com"), LibratoToken: ptr("tok-123"), Prefix: ptr("p")})
+	a, secret, err := d.Add(ctx, Spec{Name: ptr("myapp"), Outlets: []OutletSpec{librato("u@example.com", "tok-123")}, Prefix: ptr("p")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.CheckSecret(secret) || a.CheckSecret(secret+"x") || a.LibratoToken != "tok-123" || !a.ProcessTypes {
+	lib, ok := a.outlet(outlet.Librato)
+	if !a.CheckSecret(secret) || a.CheckSecret(secret+"x") || !ok || lib.Token != "tok-123" || lib.User != "u@example.com" || !a.ProcessTypes {
 		t.Fatalf("drain %+v", a)
 	}
-	var raw []byte
 	var hash []byte
-	if err := d.pool.QueryRow(ctx, "SELECT librato_token, secret_hash FROM drains WHERE id=$1", a.ID).Scan(&raw, &hash); err != nil {
+	if err := d.pool.QueryRow(ctx, "SELECT secret_hash FROM drains WHERE id=$1", a.ID).Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(raw, []byte("tok-123")) || bytes.Contains(hash, []byte(secret)) {
-		t.Fatal("token or secret readable in the table")
+	if bytes.Contains(hash, []byte(secret)) {
+		t.Fatal("secret readable in the table")
 	}
 	if _, _, err := d.Add(ctx, Spec{Name: ptr("myapp")}); !errors.Is(err, ErrNameUsed) {
 		t.Fatalf("duplicate name: %v", err)
@@ -89,8 +97,21 @@ func TestDrainsStore(t *testing.T) {
 	if _, _, err := d.Add(ctx, Spec{Name: ptr("bad name")}); err == nil {
 		t.Fatal("a name with a space was accepted")
 	}
-	if _, _, err := d.Add(ctx, Spec{Name: ptr("x"), LibratoUser: ptr("u"), LibratoToken: ptr("")}); err == nil {
+	if _, _, err := d.Add(ctx, Spec{Name: ptr("x"), Outlets: []OutletSpec{librato("u", "")}}); err == nil {
 		t.Fatal("user without token accepted")
+	}
+	for _, bad := range []OutletSpec{
+		{Kind: outlet.OTLP},
+		{Kind: outlet.OTLP, URL: "ftp://x/v1/metrics"},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Temporality: "weekly"},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "bad name", Value: "v"}}},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "X", Value: "a\r\nInjected: 1"}}},
+		{Kind: outlet.RemoteWrite},
+		{Kind: "statsd", URL: "https://x"},
+	} {
+		if _, _, err := d.Add(ctx, Spec{Name: ptr("bad-outlet"), Outlets: []OutletSpec{bad}}); err == nil {
+			t.Errorf("outlet %+v accepted", bad)
+		}
 	}
 	_, newSecret, err := d.RotateSecret(ctx, "myapp")
 	if err != nil {
@@ -100,10 +121,51 @@ func TestDrainsStore(t *testing.T) {
 	if got.CheckSecret(secret) || !got.CheckSecret(newSecret) {
 		t.Fatal("rotation did not replace the secret")
 	}
-	if got, err = d.Set(ctx, a.ID, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false), LibratoToken: ptr("tok-456")}); err != nil ||
-		got.SourcePrefix != "sp" || got.ProcessTypes || got.LibratoToken != "tok-456" || got.Prefix != "p" {
-		t.Fatalf("set: %+v %v", got, err)
+
+	// Set: a new token for Librato (the user stays), an OTLP and a
+	// remote-write outlet with credentials.
+	otlp := OutletSpec{Kind: outlet.OTLP, URL: "https://otlp.example.com/otlp/v1/metrics",
+		Headers: []outlet.Header{{Name: "Authorization", Value: "Basic c2VjcmV0LWhlYWRlcg=="}}, Temporality: outlet.Delta}
+	rw := OutletSpec{Kind: outlet.RemoteWrite, URL: "https://rwuser:rw-password@prom.example.com/api/v1/write?tenant=t1"}
+	if got, err = d.Set(ctx, a.ID, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false),
+		Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "tok-456"}, otlp, rw}}); err != nil {
+		t.Fatal(err)
 	}
+	lib, _ = got.outlet(outlet.Librato)
+	o, _ := got.outlet(outlet.OTLP)
+	r, _ := got.outlet(outlet.RemoteWrite)
+	if got.SourcePrefix != "sp" || got.ProcessTypes || got.Prefix != "p" || lib.Token != "tok-456" || lib.User != "u@example.com" ||
+		lib.Version != 2 || o.URL != otlp.URL || o.Headers[0] != otlp.Headers[0] || o.Temporality != outlet.Delta || r.URL != rw.URL {
+		t.Fatalf("set: %+v", got)
+	}
+	// Nothing secret is readable in any column.
+	var dump string
+	if err := d.pool.QueryRow(ctx, `SELECT string_agg(t::text, ' ') FROM (SELECT * FROM outlets) t`).Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"tok-456", "c2VjcmV0LWhlYWRlcg", "rw-password", "tenant=t1"} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("%q readable in the outlets table: %s", secret, dump)
+		}
+	}
+	// List shows the outlets without credentials.
+	list, err := d.List(ctx, false)
+	if err != nil || len(list) != 1 || len(list[0].Outlets) != 3 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	for _, o := range list[0].Outlets {
+		if o.Token != "" || len(o.Headers) != 0 || strings.Contains(o.URL, "rw-password") {
+			t.Errorf("list leaks credentials: %+v", o)
+		}
+	}
+	// Remove one outlet.
+	if got, err = d.Set(ctx, a.ID, Spec{Remove: []outlet.Kind{outlet.Librato}}); err != nil || len(got.Outlets) != 2 {
+		t.Fatalf("remove outlet: %+v %v", got, err)
+	}
+	if _, err = d.Set(ctx, a.ID, Spec{Remove: []outlet.Kind{outlet.Librato}}); err == nil {
+		t.Fatal("removing a missing outlet succeeded")
+	}
+
 	if _, err := d.Remove(ctx, "myapp"); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +186,8 @@ func TestDrainsStore(t *testing.T) {
 func TestReencrypt(t *testing.T) {
 	d, _ := newDrains(t)
 	ctx := context.Background()
-	a, _, err := d.Add(ctx, Spec{Name: ptr("a"), LibratoUser: ptr("u"), LibratoToken: ptr("tok")})
+	a, _, err := d.Add(ctx, Spec{Name: ptr("a"), Outlets: []OutletSpec{librato("u", "tok"),
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "api-key", Value: "k1"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +195,45 @@ func TestReencrypt(t *testing.T) {
 	newKeys, _ := ParseKeyring(NewKey())
 	newKeys.keys = append(newKeys.keys, oldKeys.keys...)
 	d.keys = newKeys
-	if n, err := d.Reencrypt(ctx); err != nil || n != 1 {
+	if n, err := d.Reencrypt(ctx); err != nil || n != 2 {
 		t.Fatalf("reencrypt: %d %v", n, err)
 	}
 	d.keys = &Keyring{keys: newKeys.keys[:1]} // the old key removed
-	if got, err := d.Get(ctx, a.ID); err != nil || got.LibratoToken != "tok" {
-		t.Fatalf("after rotation: %+v %v", got, err)
+	got, err := d.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, _ := got.outlet(outlet.Librato)
+	o, _ := got.outlet(outlet.OTLP)
+	if lib.Token != "tok" || o.Headers[0].Value != "k1" {
+		t.Fatalf("after rotation: %+v", got)
+	}
+}
+
+// TestMigratedLibratoToken: a token sealed by drainmeter 0.1 in the drains
+// table is an outlet after the migration.
+func TestMigratedLibratoToken(t *testing.T) {
+	dsn := pgtest.NewDatabase(t, false)
+	pool := pgtest.MustPool(t, dsn)
+	ctx := context.Background()
+	keys, _ := ParseKeyring(NewKey())
+	if _, err := migrations.ApplyThrough(ctx, pool, "0003_durable_rollups"); err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := keys.Seal([]byte("old-token"), []byte("d0123456789abcdef"))
+	if _, err := pool.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, librato_user, librato_token) VALUES ($1, 'old', $2, 'u@x', $3)`,
+		"d0123456789abcdef", hashSecret("s"), sealed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Apply(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewDrains(pool, keys).Get(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lib, ok := got.outlet(outlet.Librato); !ok || lib.User != "u@x" || lib.Token != "old-token" {
+		t.Fatalf("migrated: %+v", got)
 	}
 }
 
@@ -145,8 +241,11 @@ func TestDrainCache(t *testing.T) {
 	d, _ := newDrains(t)
 	ctx := context.Background()
 	a, _, _ := d.Add(ctx, Spec{Name: ptr("a")})
+	var mu sync.Mutex
 	now := time.Now()
-	c := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), clock)
 	if got, err := c.Lookup(ctx, a.ID); err != nil || got == nil {
 		t.Fatalf("lookup: %v %v", got, err)
 	}
@@ -159,17 +258,37 @@ func TestDrainCache(t *testing.T) {
 	if got, _ := c.Lookup(ctx, a.ID); got == nil || got.DisabledAt != nil {
 		t.Fatal("cache expired early")
 	}
-	now = now.Add(31 * time.Second)
-	if got, _ := c.Lookup(ctx, a.ID); got == nil || got.DisabledAt == nil {
-		t.Fatal("removal not seen after the TTL")
+	advance(31 * time.Second)
+	// After the TTL the stale entry is served while it is refreshed in the
+	// background; the removal shows within a lookup.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := c.Lookup(ctx, a.ID)
+		if got == nil {
+			t.Fatal("a known drain vanished")
+		}
+		if got.DisabledAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("removal not seen after the TTL")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	// The database goes away: cached entries keep serving, unknown ids error.
+	// A flood of unknown ids does not evict a known drain.
 	b, _, _ := d.Add(ctx, Spec{Name: ptr("b")})
 	if got, _ := c.Lookup(ctx, b.ID); got == nil {
 		t.Fatal("b not found")
 	}
+	for i := range 50 {
+		_, _ = c.Lookup(ctx, fmt.Sprintf("d%016x", i))
+	}
+	if _, ok := c.Cached(b.ID); !ok {
+		t.Fatal("unknown ids evicted a known drain")
+	}
+	// The database goes away: cached entries keep serving, unknown ids error.
 	d.pool.Close()
-	now = now.Add(time.Minute)
+	advance(time.Minute)
 	if got, err := c.Lookup(ctx, b.ID); err != nil || got == nil {
 		t.Fatalf("stale entry not served while the database is down: %v %v", got, err)
 	}

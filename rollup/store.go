@@ -264,6 +264,13 @@ type Sink interface {
 	Closed(minutes []*Minute)
 }
 
+// Sweeper is a Sink that wants to know how far minutes are closed: after
+// each sweep at now, every minute that ended Grace before now has been
+// handed to Closed (the durable mode records it as its watermark).
+type Sweeper interface {
+	Swept(now time.Time)
+}
+
 // Run closes minutes every interval until ctx is done, handing them to sink.
 // It does not flush the open minutes when it returns: at shutdown the owner
 // stops the producers first, then calls FlushAll.
@@ -275,8 +282,12 @@ func (s *Store) Run(ctx context.Context, every time.Duration, now func() time.Ti
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if ms := s.Flush(now()); len(ms) > 0 {
+			at := now()
+			if ms := s.Flush(at); len(ms) > 0 {
 				sink.Closed(ms)
+			}
+			if sw, ok := sink.(Sweeper); ok {
+				sw.Swept(at)
 			}
 		}
 	}

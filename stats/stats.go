@@ -36,6 +36,7 @@ const (
 	PostRejected                    // measurements the backend refused (400) and were dropped
 	PostDropped                     // measurements dropped after retrying for too long, or at shutdown
 	PartialsDropped                 // measurements in partial minutes dropped while Postgres was unreachable too long
+	LateShifted                     // measurements that reached Postgres after their minute was sealed, posted with a later minute
 	NumCounters
 )
 
@@ -45,6 +46,7 @@ var counterNames = [...]string{
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
+	LateShifted: "late_shifted",
 }
 
 func (c Counter) String() string { return counterNames[c] }

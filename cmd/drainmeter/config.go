@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/postgres"
 )
 
 // Config is every setting, read from environment variables (Heroku config
@@ -24,9 +27,21 @@ type Config struct {
 	ProcessTypes      bool          `envconfig:"PROCESS_TYPE_ROLLUPS" default:"true"`
 	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99"`
 
-	LibratoURL       string        `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com"`
-	LibratoUser      string        `envconfig:"LIBRATO_USER"`
-	LibratoToken     string        `envconfig:"LIBRATO_TOKEN"`
+	AppName string `envconfig:"APP_NAME"`
+
+	LibratoURL   string `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com"`
+	LibratoUser  string `envconfig:"LIBRATO_USER"`
+	LibratoToken string `envconfig:"LIBRATO_TOKEN"`
+
+	OTLPMetricsEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"`
+	OTLPEndpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTLPHeaders         string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS"`
+	OTLPMetricsHeaders  string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_HEADERS"`
+	OTLPTemporality     string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" default:"cumulative"`
+
+	RemoteWriteURL     string `envconfig:"REMOTE_WRITE_URL"`
+	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS"`
+
 	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4"`
 	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s"`
 	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h"`
@@ -37,7 +52,7 @@ type Config struct {
 	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s"`
 
 	PartialFlushInterval time.Duration `envconfig:"PARTIAL_FLUSH_INTERVAL" default:"10s"`
-	PostDelay            time.Duration `envconfig:"POST_DELAY" default:"15s"`
+	WriterTimeout        time.Duration `envconfig:"WRITER_TIMEOUT" default:"60s"`
 	RollupRetention      time.Duration `envconfig:"ROLLUP_RETENTION" default:"24h"`
 	PartialBufferBytes   int           `envconfig:"PARTIAL_BUFFER_BYTES" default:"67108864"`
 
@@ -46,6 +61,7 @@ type Config struct {
 	Dyno            string        `envconfig:"DYNO"` // set by Heroku on every dyno
 
 	percentiles []float64
+	outlets     []outlet.Outlet // the built-in drain's, from the config vars above; none: the log outlet
 }
 
 // loadConfig reads the environment. Its errors are one line naming the
@@ -115,12 +131,15 @@ func (c *Config) validate() error {
 	switch {
 	case c.PartialFlushInterval < time.Second:
 		return fmt.Errorf("config: PARTIAL_FLUSH_INTERVAL=%s must be at least 1s", c.PartialFlushInterval)
-	case c.PostDelay < 0:
-		return fmt.Errorf("config: POST_DELAY=%s must not be negative", c.PostDelay)
+	case c.WriterTimeout < 5*time.Second:
+		return fmt.Errorf("config: WRITER_TIMEOUT=%s must be at least 5s", c.WriterTimeout)
 	case c.RollupRetention < c.OutletMaxPending:
 		return fmt.Errorf("config: ROLLUP_RETENTION=%s must be at least OUTLET_MAX_PENDING (%s)", c.RollupRetention, c.OutletMaxPending)
 	case c.PartialBufferBytes < 1<<20:
 		return fmt.Errorf("config: PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
+	}
+	if c.outlets, err = c.builtinOutlets(); err != nil {
+		return err
 	}
 	if c.DatabaseURL != "" && c.DrainmeterKey == "" {
 		return errors.New("config: DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' Librato tokens (drainmeter keys generate)")
@@ -146,4 +165,105 @@ func parsePercentiles(s string) ([]float64, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// builtinOutlets reads the built-in drain's outlets from the config vars.
+// Errors name the variable and never print a secret.
+func (c *Config) builtinOutlets() ([]outlet.Outlet, error) {
+	var out []outlet.Outlet
+	if c.LibratoUser != "" {
+		out = append(out, outlet.Outlet{Kind: outlet.Librato, URL: c.LibratoURL, User: c.LibratoUser, Token: c.LibratoToken})
+	}
+	endpoint := c.OTLPMetricsEndpoint
+	if endpoint == "" && c.OTLPEndpoint != "" {
+		// The OTel spec: the base URL, with v1/metrics appended.
+		endpoint = strings.TrimRight(c.OTLPEndpoint, "/") + "/v1/metrics"
+	}
+	if endpoint != "" {
+		name := "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+		if c.OTLPMetricsEndpoint == "" {
+			name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+		}
+		if err := postgres.CheckEndpoint(endpoint); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", name, err)
+		}
+		headers, err := parseHeaders(c.OTLPHeaders)
+		if err != nil {
+			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_HEADERS: %w", err)
+		}
+		specific, err := parseHeaders(c.OTLPMetricsHeaders)
+		if err != nil {
+			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_METRICS_HEADERS: %w", err)
+		}
+		headers = mergeHeaders(headers, specific)
+		var temp outlet.Temporality
+		switch strings.ToLower(strings.TrimSpace(c.OTLPTemporality)) {
+		case "", "cumulative":
+			temp = outlet.Cumulative
+		case "delta", "lowmemory": // lowmemory is delta for counters and histograms: all drainmeter sends
+			temp = outlet.Delta
+		default:
+			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
+		}
+		out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp})
+	} else if c.OTLPHeaders != "" || c.OTLPMetricsHeaders != "" {
+		return nil, errors.New("config: OTEL_EXPORTER_OTLP_HEADERS is set but no endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)")
+	}
+	if c.RemoteWriteURL != "" {
+		if err := postgres.CheckEndpoint(c.RemoteWriteURL); err != nil {
+			return nil, fmt.Errorf("config: REMOTE_WRITE_URL: %w", err)
+		}
+		headers, err := parseHeaders(c.RemoteWriteHeaders)
+		if err != nil {
+			return nil, fmt.Errorf("config: REMOTE_WRITE_HEADERS: %w", err)
+		}
+		out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers})
+	} else if c.RemoteWriteHeaders != "" {
+		return nil, errors.New("config: REMOTE_WRITE_HEADERS is set but REMOTE_WRITE_URL is not")
+	}
+	return out, nil
+}
+
+// parseHeaders reads the OTel SDK's header list: "k1=v1,k2=v2", values
+// percent-decoded (so that "Authorization=Basic%20abc" works as pasted
+// from Grafana Cloud). Errors never quote a value.
+func parseHeaders(s string) ([]outlet.Header, error) {
+	var out []outlet.Header
+	for i, pair := range strings.Split(s, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("entry %d is not key=value", i+1)
+		}
+		dv, err := url.PathUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("header %s: the value is not percent-encoded correctly", k)
+		}
+		if strings.ContainsAny(dv, "\r\n\x00") {
+			return nil, fmt.Errorf("header %s: the value has a line break", k)
+		}
+		out = append(out, outlet.Header{Name: k, Value: dv})
+	}
+	return out, nil
+}
+
+// mergeHeaders returns base with over's headers replacing those of the
+// same name.
+func mergeHeaders(base, over []outlet.Header) []outlet.Header {
+	out := append([]outlet.Header(nil), over...)
+	for _, h := range base {
+		dup := false
+		for _, o := range over {
+			if strings.EqualFold(o.Name, h.Name) {
+				dup = true
+			}
+		}
+		if !dup {
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -150,7 +150,7 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	idA, secA := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "app-a", "--librato-user", "a@example.com", "--librato-token", "tok-a", "--prefix", "pa"))
 	idB, secB := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "app-b", "--librato-user", "b@example.com", "--librato-token", "tok-b", "--prefix", "pb", "--source-prefix", "sb"))
 
-	webEnv := append(env[:2:2], "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s", "POST_DELAY=1s")
+	webEnv := append(env[:2:2], "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s")
 	w1 := startServer(t, webEnv...)
 	w2 := startServer(t, webEnv...)
 	now := time.Now()

@@ -45,7 +45,7 @@ func newCluster(t *testing.T, dsn string, extra ...string) *cluster {
 	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
 	mustCLI(t, env, "migrate")
 	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "shop", "--librato-user", "me@example.com", "--librato-token", "tok"))
-	env = append(env, "LIBRATO_URL="+ts.URL, "GRACE=5s", "POST_DELAY=2s", "PARTIAL_FLUSH_INTERVAL=2s",
+	env = append(env, "LIBRATO_URL="+ts.URL, "GRACE=5s", "PARTIAL_FLUSH_INTERVAL=2s",
 		"DRAIN_CACHE_TTL=5s", "SHUTDOWN_TIMEOUT=15s", "OUTLET_TIMEOUT=2s", "OUTLET_MAX_BACKOFF=5s")
 	env = append(env, extra...)
 	return &cluster{t: t, fake: fake, env: env, id: id, secret: secret}

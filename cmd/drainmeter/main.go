@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout)
 	case "drains":
-		err = runDrains(ctx, args[1:], stdout, stderr)
+		err = runDrains(ctx, args[1:], stdin, stdout, stderr)
 	case "keys":
 		err = runKeys(args[1:], stdout)
 	case "version", "--version", "-v":

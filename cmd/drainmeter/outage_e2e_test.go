@@ -42,7 +42,7 @@ func TestWebDuringDatabaseOutage(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pg.URL, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
 	mustCLI(t, env, "migrate")
 	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "a", "--librato-user", "a@example.com", "--librato-token", "tok"))
-	s := startServer(t, append(env, "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s", "POST_DELAY=1s",
+	s := startServer(t, append(env, "LIBRATO_URL="+ts.URL, "DRAIN_CACHE_TTL=1s", "GRACE=2s",
 		"PARTIAL_FLUSH_INTERVAL=1s")...)
 
 	send := func(n int, user string, want int) {

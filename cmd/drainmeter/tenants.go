@@ -2,20 +2,25 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/postgres"
+	"github.com/drainmeter/drainmeter/stats"
 )
 
-// tenants authenticates drains and finds their Librato accounts: the
-// built-in drain of the config vars (any user name, DRAIN_SECRET) and, with
-// a database, the drains table (user name = drain id).
+// tenants authenticates drains and finds their outlets: the built-in drain
+// of the config vars (any user name, DRAIN_SECRET) and, with a database,
+// the drains table (user name = drain id).
 type tenants struct {
-	builtin       *drain.SecretAuth // nil: no built-in drain
-	builtinTarget outlet.Target
-	cache         *postgres.DrainCache // nil: no database
+	builtin        *drain.SecretAuth // nil: no built-in drain
+	builtinOutlets []outlet.Outlet   // from config vars; empty: the log outlet
+	appName        string            // APP_NAME
+	libratoURL     string            // LIBRATO_URL, for the table's Librato outlets
+	stats          *stats.Registry
+	cache          *postgres.DrainCache // nil: no database
 }
 
 func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {
@@ -46,22 +51,72 @@ func looksLikeDrainID(s string) bool {
 	return strings.Trim(s[1:], "0123456789abcdef") == ""
 }
 
-func (t *tenants) Target(id string) (outlet.Target, bool) {
+// Drain returns a drain's outlets as configured now (outlet.Destinations).
+func (t *tenants) Drain(id string) (*outlet.Drain, bool) {
 	if id == builtinDrain {
-		return t.builtinTarget, true
+		return t.builtinDrain(), true
 	}
 	if t.cache == nil {
-		return outlet.Target{}, false
+		return nil, false
 	}
 	d, ok := t.cache.Cached(id)
 	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), postgres.LookupTimeout)
+		defer cancel()
 		var err error
-		if d, err = t.cache.Lookup(context.Background(), id); err != nil {
-			return outlet.Target{}, false
+		if d, err = t.cache.Lookup(ctx, id); err != nil {
+			return nil, false
 		}
 	}
 	if d == nil {
-		return outlet.Target{}, false
+		return nil, false
 	}
-	return outlet.Target{User: d.LibratoUser, Token: d.LibratoToken}, true
+	return t.outletDrain(d), true
+}
+
+// Reload reads a drain's outlets from the database now.
+func (t *tenants) Reload(ctx context.Context, id string) (*outlet.Drain, bool, error) {
+	if id == builtinDrain || t.cache == nil {
+		d, ok := t.Drain(id)
+		return d, ok, nil
+	}
+	d, err := t.cache.Refresh(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if d == nil {
+		return nil, false, nil
+	}
+	return t.outletDrain(d), true, nil
+}
+
+func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Drain {
+	od := &outlet.Drain{ID: d.ID, Name: d.Name, Outlets: slices.Clone(d.Outlets)}
+	for i := range od.Outlets {
+		if od.Outlets[i].Kind == outlet.Librato {
+			od.Outlets[i].URL = t.libratoURL
+		}
+	}
+	if len(od.Outlets) == 0 {
+		od.Outlets = []outlet.Outlet{{Kind: outlet.Log}}
+	}
+	return od
+}
+
+// builtinDrain is the config-var drain. Its name (service.name, job) is
+// APP_NAME, or else the first (by name) app that sent to it.
+func (t *tenants) builtinDrain() *outlet.Drain {
+	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Outlets: slices.Clone(t.builtinOutlets)}
+	if d.Name == "" && t.stats != nil {
+		if apps := t.stats.Drain(builtinDrain).Apps(); len(apps) > 0 {
+			d.Name = slices.Min(apps)
+		}
+	}
+	if d.Name == "" {
+		d.Name = "drainmeter"
+	}
+	if len(d.Outlets) == 0 {
+		d.Outlets = []outlet.Outlet{{Kind: outlet.Log}}
+	}
+	return d
 }

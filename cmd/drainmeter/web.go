@@ -21,6 +21,7 @@ import (
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -55,8 +56,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 
 	reg := stats.NewRegistry()
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
-	target := outlet.Target{User: cfg.LibratoUser, Token: cfg.LibratoToken}
-	tn := &tenants{builtinTarget: target}
+	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
 	var shared *postgres.SharedIDs
 	var pool *pgxpool.Pool
@@ -85,24 +85,37 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			ProcessTypes: cfg.ProcessTypes}, cfg.DrainSecret)
 	}
 
-	ocfg := outlet.DefaultConfig
-	ocfg.URL, ocfg.UserAgent, ocfg.Timeout = cfg.LibratoURL, "drainmeter/"+version, cfg.OutletTimeout
-	ocfg.Workers, ocfg.MaxAge, ocfg.Percentiles = cfg.OutletWorkers, cfg.OutletMaxPending, cfg.percentiles
-	ocfg.MaxBackoff = cfg.OutletMaxBackoff
-	out := outlet.New(ocfg, tn, reg, log, stdout, time.Now)
-	out.Start()
+	ocfg := outlet.Config{UserAgent: "drainmeter/" + version, Timeout: cfg.OutletTimeout, Workers: cfg.OutletWorkers,
+		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
+	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
+	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles), reg, log, time.Now)
 	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, tn, store, dedup, reg, log, time.Now)
 
-	// Where closed minutes go: straight to the outlet in memory; with a
-	// database, to Postgres as partials that a poster merges and posts.
-	var sink rollup.Sink = out
+	// Where closed minutes go: to the outlets' lanes in memory; with a
+	// database, to Postgres as partials, sealed once every dyno has written
+	// them, and posted by whichever dyno leases each lane.
+	var sink rollup.Sink
+	var engine *outlet.Engine
 	var partials *postgres.Partials
+	var sealer *postgres.Sealer
 	var poster *postgres.Poster
-	if pool != nil {
+	if pool == nil {
+		engine = outlet.NewEngine(sender, tn, reg, log, time.Now)
+		engine.Start()
+		sink = engine
+	} else {
 		writer := postgres.WriterID(cfg.Dyno)
-		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, ReadyAfter: cfg.Grace + cfg.PostDelay,
-			MaxBytes: cfg.PartialBufferBytes}, pool, reg, log)
-		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Retention: cfg.RollupRetention}, pool, out, reg, log)
+		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, Grace: cfg.Grace, Silence: cfg.WriterTimeout,
+			MaxBytes: cfg.PartialBufferBytes}, pool, reg, log, time.Now)
+		if err := partials.Register(ctx); err != nil {
+			return err
+		}
+		sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout}, pool, tn, reg, log, time.Now)
+		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention},
+			pool, sender, tn, reg, log, time.Now)
+		if err := poster.ResumeBuiltin(ctx, builtinDrain, tn.builtinDrain().Outlets); err != nil {
+			return err
+		}
 		sink = partials
 	}
 	var dbOK atomic.Bool
@@ -119,7 +132,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 				db = "ok"
 			}
 		}
-		health(w, stopping.Load(), db, tn, out, partials, reg)
+		health(w, stopping.Load(), db, partials)
 	})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
@@ -146,7 +159,10 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	durableCtx, stopDurable := context.WithCancel(context.Background())
 	defer stopDurable()
-	var durable sync.WaitGroup
+	postCtx, stopPosting := context.WithCancel(context.Background()) // the hard stop of requests in flight
+	defer stopPosting()
+	stopPoster := make(chan struct{})
+	var durable, posting sync.WaitGroup
 	if pool != nil {
 		durable.Add(3)
 		go func() { // write open minutes every few seconds: a crash loses at most that much
@@ -165,7 +181,25 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 		go func() { defer durable.Done(); partials.Run(durableCtx) }()
-		go func() { defer durable.Done(); poster.Run(durableCtx) }()
+		go func() { // seal the minutes every writer has written
+			defer durable.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-durableCtx.Done():
+					return
+				case <-t.C:
+				}
+				if n, err := sealer.SealReady(durableCtx); n > 0 {
+					poster.Wake()
+				} else if err != nil && durableCtx.Err() == nil {
+					log.Warn("sealer: cannot seal now; retrying", "err", err)
+				}
+			}
+		}()
+		posting.Add(1)
+		go func() { defer posting.Done(); poster.Run(postCtx, stopPoster) }()
 	}
 	go reg.LogEvery(bg, log, time.Minute)
 	if pool != nil {
@@ -180,16 +214,16 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}()
 
-	outletDesc := "log"
-	if !target.IsLog() {
-		outletDesc = "librato"
-	}
 	storeDesc := "memory"
 	if pool != nil {
 		storeDesc = "postgres"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc, "outlet", outletDesc,
-		"librato_url", cfg.LibratoURL, "grace", cfg.Grace)
+	var outletDescs []string
+	for _, o := range tn.builtinDrain().Outlets {
+		outletDescs = append(outletDescs, o.Redacted())
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc,
+		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace)
 	if cfg.DrainSecret == "" && pool == nil {
 		log.Warn("DRAIN_SECRET is not set: the drain accepts any password; set it before exposing this server")
 	}
@@ -200,6 +234,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		stopBg()
 		stopShared()
 		stopDurable()
+		close(stopPoster)
+		stopPosting()
 		return fmt.Errorf("web: %w", err)
 	}
 
@@ -223,27 +259,24 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, m := range minutes {
 		series += len(m.Series)
 	}
-	postCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	endCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if pool == nil {
-		out.Closed(minutes)
-		err = out.Shutdown(postCtx)
+		engine.Closed(minutes)
+		err = engine.Shutdown(endCtx)
 	} else {
-		// The open minutes go to Postgres first: another dyno, or this one
-		// after its restart, posts them when they are ready.
+		// The open minutes go to Postgres: another dyno, or this one after
+		// its restart, posts them once every writer has written them.
+		close(stopPoster) // no new lanes; a request in flight finishes
 		partials.Closed(minutes)
+		partials.SweptAll()
 		stopDurable()
 		durable.Wait()
-		if perr := partials.Flush(postCtx); perr != nil {
+		if perr := partials.Close(endCtx); perr != nil {
 			n, _ := partials.Queued()
 			err = fmt.Errorf("%d partial minutes not written to Postgres: %w", n, perr)
 		}
-		if oerr := out.Shutdown(postCtx); oerr != nil { // deliveries in flight finish or are handed back
-			err = errors.Join(err, oerr)
-		}
-		if cerr := poster.Close(postCtx); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
+		waitUntil(&posting, endCtx, stopPosting)
 	}
 	reg.LogSummary(log, map[string]stats.Snapshot{})
 	if err != nil {
@@ -254,41 +287,42 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// waitUntil waits for wg, or until ctx is done: then it calls stop and
+// waits for wg anyway.
+func waitUntil(wg *sync.WaitGroup, ctx context.Context, stop func()) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		stop()
+		<-done
+	}
+}
+
+// backends are the outlets drainmeter can post to.
+func backends(client *outlet.Client, stdout io.Writer, percentiles []float64) map[outlet.Kind]outlet.Backend {
+	return map[outlet.Kind]outlet.Backend{
+		outlet.Log:     outlet.NewLogBackend(stdout, percentiles),
+		outlet.Librato: librato.New(client, percentiles),
+	}
+}
+
+// healthBody is what GET /health answers: enough for the platform and an
+// uptime check, nothing about drains or apps (the status page has those).
 type healthBody struct {
-	Status         string                 `json:"status"`
-	Version        string                 `json:"version"`
-	Store          string                 `json:"store"`                     // where rollups are kept: memory or postgres
-	Database       string                 `json:"database,omitempty"`        // "ok" or "unreachable"
-	PartialsQueued int                    `json:"partials_queued,omitempty"` // partial minutes waiting for Postgres
-	Pending        int                    `json:"pending"`
-	Drains         map[string]drainHealth `json:"drains"`
+	Status         string `json:"status"`
+	Version        string `json:"version"`
+	Store          string `json:"store"`                     // where rollups are kept: memory or postgres
+	Database       string `json:"database,omitempty"`        // "ok" or "unreachable"
+	PartialsQueued int    `json:"partials_queued,omitempty"` // partial minutes waiting for Postgres
 }
 
-type drainHealth struct {
-	Outlet         string   `json:"outlet"` // "log", "librato", or "unauthorized" when Librato refuses the credentials
-	Apps           []string `json:"apps,omitempty"`
-	Frames         uint64   `json:"frames"`
-	LogplexDropped uint64   `json:"logplex_dropped"`
-	Posted         uint64   `json:"posted"`
-}
-
-func health(w http.ResponseWriter, stopping bool, db string, dest outlet.Destinations, out *outlet.Outlet, partials *postgres.Partials, reg *stats.Registry) {
-	b := healthBody{Status: "ok", Version: version, Store: "memory", Database: db, Pending: out.Pending(), Drains: map[string]drainHealth{}}
+func health(w http.ResponseWriter, stopping bool, db string, partials *postgres.Partials) {
+	b := healthBody{Status: "ok", Version: version, Store: "memory", Database: db}
 	if partials != nil {
 		b.Store = "postgres"
 		b.PartialsQueued, _ = partials.Queued()
-	}
-	status := out.Status()
-	for _, d := range reg.All() {
-		dh := drainHealth{Outlet: "librato", Apps: d.Apps(), Frames: d.Get(stats.FramesAccepted),
-			LogplexDropped: d.Get(stats.LogplexDropped), Posted: d.Get(stats.Posted)}
-		if t, ok := dest.Target(d.ID); ok && t.IsLog() {
-			dh.Outlet = "log"
-		}
-		if s := status[d.ID]; s != "" {
-			dh.Outlet = s
-		}
-		b.Drains[d.ID] = dh
 	}
 	code := http.StatusOK
 	if stopping {

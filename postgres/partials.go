@@ -1,0 +1,367 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+// WriterID names this process in the partials it writes and the lanes it
+// leases: the dyno name and a random boot id.
+func WriterID(dyno string) string {
+	if dyno == "" {
+		dyno = "local"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return dyno + "." + hex.EncodeToString(b)
+}
+
+// PartialsConfig configures the partial writer.
+type PartialsConfig struct {
+	Writer   string        // WriterID
+	Grace    time.Duration // the store's GRACE: a minute closes this long after it ends
+	Silence  time.Duration // WRITER_TIMEOUT: a writer silent this long holds no minute back
+	MaxBytes int           // partials held in memory while Postgres is unreachable; beyond, the oldest are dropped
+}
+
+// ClosedThrough is the start of the latest minute a store with this grace
+// has closed at now: every minute starting at or before it is closed.
+func ClosedThrough(now time.Time, grace time.Duration) int64 {
+	return floorMinute(now.Add(-grace).Unix() - 60)
+}
+
+func floorMinute(unix int64) int64 {
+	if unix < 0 && unix%60 != 0 {
+		return unix - unix%60 - 60
+	}
+	return unix - unix%60
+}
+
+// Partials writes partial minutes to Postgres: it is the rollup's Sink in
+// the durable mode. Closed only encodes and queues; Run writes the queue in
+// batches, one transaction each, and with it the writer's watermark: how far
+// this process has closed and written its minutes (Swept tells it). A minute
+// is sealed and posted once every live writer's watermark has passed it.
+//
+// A partial whose minute was already sealed when it reached Postgres (this
+// process lost its connection for longer than WRITER_TIMEOUT, say) is not
+// dropped: it is written to the drain's next unsealed minute and counted as
+// late_shifted, so totals stay exact.
+//
+// While Postgres is unreachable the queue is kept, up to MaxBytes, and
+// retried; the watermark then stays where it was.
+type Partials struct {
+	cfg   PartialsConfig
+	pool  *pgxpool.Pool
+	stats *stats.Registry
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu      sync.Mutex
+	queue   []partialRow
+	bytes   int
+	dropped uint64
+	swept   int64 // every minute starting at or before this is closed and queued
+	wake    chan struct{}
+	outage  *outage
+}
+
+type partialRow struct {
+	drain        string
+	minute       int64
+	data         []byte
+	measurements uint64
+}
+
+// NewPartials returns a writer; call Register, then start Run.
+func NewPartials(cfg PartialsConfig, pool *pgxpool.Pool, reg *stats.Registry, log *slog.Logger, now func() time.Time) *Partials {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 64 << 20
+	}
+	if cfg.Silence <= 0 {
+		cfg.Silence = time.Minute
+	}
+	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, now: now, wake: make(chan struct{}, 1),
+		swept:  ClosedThrough(now(), cfg.Grace),
+		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres reachable again; caught up")}
+}
+
+// Register records this writer. A new process has closed every minute it
+// can no longer accept lines for (those that ended GRACE ago).
+func (p *Partials) Register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p.mu.Lock()
+	w := p.swept
+	p.mu.Unlock()
+	_, err := p.pool.Exec(ctx, `INSERT INTO writers (id, closed_through) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET closed_through = excluded.closed_through, heartbeat_at = now(), gone_at = NULL`,
+		p.cfg.Writer, w)
+	if err != nil {
+		return fmt.Errorf("partials: register writer: %w", err)
+	}
+	return nil
+}
+
+// Closed encodes and queues partial minutes.
+func (p *Partials) Closed(minutes []*rollup.Minute) {
+	rows := make([]partialRow, 0, len(minutes))
+	for _, m := range minutes {
+		var n uint64
+		for _, s := range m.Series {
+			n += uint64(s.Count)
+		}
+		rows = append(rows, partialRow{drain: m.Drain, minute: m.Start, data: m.AppendBinary(nil), measurements: n})
+	}
+	p.mu.Lock()
+	for _, r := range rows {
+		p.queue = append(p.queue, r)
+		p.bytes += len(r.data)
+	}
+	p.trimLocked()
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Swept records that the store closed every minute it could at now and
+// handed them to Closed: the watermark the next write records.
+func (p *Partials) Swept(now time.Time) {
+	w := ClosedThrough(now, p.cfg.Grace)
+	p.mu.Lock()
+	if w > p.swept {
+		p.swept = w
+	}
+	p.mu.Unlock()
+}
+
+// SweptAll records that every minute is closed (at shutdown, after
+// FlushAll): this writer holds nothing back any more.
+func (p *Partials) SweptAll() {
+	p.mu.Lock()
+	p.swept = math.MaxInt64
+	p.mu.Unlock()
+}
+
+func (p *Partials) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// trimLocked drops the oldest partials beyond MaxBytes, counting them.
+func (p *Partials) trimLocked() {
+	for p.bytes > p.cfg.MaxBytes && len(p.queue) > 0 {
+		r := p.queue[0]
+		p.queue = p.queue[1:]
+		p.bytes -= len(r.data)
+		p.stats.Drain(r.drain).Add(stats.PartialsDropped, r.measurements)
+		p.dropped += r.measurements
+	}
+}
+
+// Queued returns the partials and bytes waiting to be written.
+func (p *Partials) Queued() (n, bytes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue), p.bytes
+}
+
+// Run writes queued partials and the watermark every second (at once when
+// minutes are queued), until ctx is done.
+func (p *Partials) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+		_ = p.flush(ctx) // kept for the next tick; an outage is logged once
+	}
+}
+
+// Flush writes everything queued now, and the watermark.
+func (p *Partials) Flush(ctx context.Context) error { return p.flush(ctx) }
+
+// Close writes what is left and records that this writer is gone, so that
+// it holds no minute back.
+func (p *Partials) Close(ctx context.Context) error {
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.pool.Exec(ctx, `UPDATE writers SET gone_at = now() WHERE id = $1`, p.cfg.Writer); err != nil {
+		return fmt.Errorf("partials: %w", err)
+	}
+	return nil
+}
+
+func (p *Partials) flush(ctx context.Context) error {
+	p.mu.Lock()
+	batch := p.queue
+	p.queue, p.bytes = nil, 0
+	swept := p.swept
+	dropped := p.dropped
+	p.dropped = 0
+	p.mu.Unlock()
+	if dropped > 0 {
+		p.log.Error("partials dropped: Postgres was unreachable for longer than the buffer holds", "measurements", dropped)
+	}
+	err := p.write(ctx, batch, swept)
+	if ctx.Err() != nil && err != nil {
+		// Cancelled (shutdown): not an outage. The caller flushes again.
+		p.requeue(batch)
+		return err
+	}
+	p.outage.report(err)
+	if err != nil {
+		p.requeue(batch)
+	}
+	return err
+}
+
+func (p *Partials) requeue(batch []partialRow) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append(batch, p.queue...)
+	for _, r := range batch {
+		p.bytes += len(r.data)
+	}
+	p.trimLocked()
+}
+
+type shift struct {
+	drain        string
+	from, to     int64
+	measurements uint64
+}
+
+// write writes a batch of partials and the watermark in one transaction.
+func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if len(batch) == 0 {
+		_, err := p.pool.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
+			WHERE id = $1`, p.cfg.Writer, swept)
+		if err != nil {
+			return fmt.Errorf("partials: heartbeat: %w", err)
+		}
+		return nil
+	}
+	sort.SliceStable(batch, func(i, j int) bool {
+		if batch[i].drain != batch[j].drain {
+			return batch[i].drain < batch[j].drain
+		}
+		return batch[i].minute < batch[j].minute
+	})
+	var drains []string
+	for i, r := range batch {
+		if i == 0 || r.drain != batch[i-1].drain {
+			drains = append(drains, r.drain)
+		}
+	}
+	var shifts []shift
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		shifts = shifts[:0]
+		// Lock the drains' rows (shared with other writers; the sealer
+		// waits), in one order for every writer, and read how far each is
+		// sealed.
+		if _, err := tx.Exec(ctx, `INSERT INTO drain_rollups (drain_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, drains); err != nil {
+			return err
+		}
+		sealed := map[string]int64{}
+		rows, err := tx.Query(ctx, `SELECT drain_id, sealed_through FROM drain_rollups WHERE drain_id = ANY($1) ORDER BY drain_id FOR SHARE`, drains)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var d string
+			var s int64
+			if err := rows.Scan(&d, &s); err != nil {
+				rows.Close()
+				return err
+			}
+			sealed[d] = s
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		w, err := watermark(ctx, tx, p.cfg.Silence, p.now(), p.cfg.Grace)
+		if err != nil {
+			return err
+		}
+		ds := make([]string, len(batch))
+		ms := make([]int64, len(batch))
+		data := make([][]byte, len(batch))
+		from := make([]*int64, len(batch))
+		for i, r := range batch {
+			ds[i], ms[i], data[i] = r.drain, r.minute, r.data
+			if s := sealed[r.drain]; r.minute <= s {
+				// Its minute is sealed (and maybe posted): the drain's next
+				// unsealed minute takes it.
+				to := max(s+60, w)
+				ms[i], from[i] = to, &batch[i].minute
+				shifts = append(shifts, shift{drain: r.drain, from: r.minute, to: to, measurements: r.measurements})
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO partials (drain_id, minute, writer, data, shifted_from)
+			SELECT d, m, $5, x, f FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS t(d, m, x, f)`,
+			ds, ms, data, from, p.cfg.Writer); err != nil {
+			return err
+		}
+		for _, s := range shifts {
+			if _, err := tx.Exec(ctx, `INSERT INTO shifts (drain_id, from_minute, to_minute, measurements, writer) VALUES ($1, $2, $3, $4, $5)`,
+				s.drain, s.from, s.to, s.measurements, p.cfg.Writer); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
+			WHERE id = $1`, p.cfg.Writer, swept)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("partials: %w", err)
+	}
+	for _, s := range shifts {
+		p.stats.Drain(s.drain).Add(stats.LateShifted, s.measurements)
+		p.log.Warn("partial arrived after its minute was sealed; posted with a later minute", "drain", s.drain,
+			"minute", minuteString(s.from), "posted_with", minuteString(s.to), "measurements", s.measurements)
+	}
+	return nil
+}
+
+// watermark returns the start of the latest minute that every live writer
+// has closed and written, and that the clock has closed (ended GRACE ago).
+func watermark(ctx context.Context, q querier, silence time.Duration, now time.Time, grace time.Duration) (int64, error) {
+	var w *int64
+	err := q.QueryRow(ctx, `SELECT min(closed_through) FROM writers
+		WHERE gone_at IS NULL AND heartbeat_at > now() - $1 * interval '1 millisecond'`, silence.Milliseconds()).Scan(&w)
+	if err != nil {
+		return 0, fmt.Errorf("watermark: %w", err)
+	}
+	clock := ClosedThrough(now, grace)
+	if w == nil || *w > clock {
+		return clock, nil
+	}
+	return *w, nil
+}
+
+func minuteString(m int64) string { return time.Unix(m, 0).UTC().Format(time.RFC3339) }
