@@ -244,7 +244,7 @@ func (o OutletSpec) complete() error {
 
 // outletSecret is what is sealed for OTLP and remote-write outlets.
 type outletSecret struct {
-	URL     string     `json:"url"`
+	URL     string      `json:"url"`
 	Headers [][2]string `json:"headers,omitempty"`
 }
 

@@ -177,8 +177,8 @@ func TestSealedWhenEveryWriterHasWritten(t *testing.T) {
 	w2 := r.writer("web.2.b", m)
 	w1.Closed([]*rollup.Minute{partialOf("d", m, 3)})
 	w1.Closed([]*rollup.Minute{partialOf("d", m, 5)}) // a second flush of the same dyno
-	w1.Swept(m.Add(61 * time.Second))                  // web.1 has closed m
-	w2.Closed([]*rollup.Minute{partialOf("d", m, 4)})  // web.2 wrote a part but has not closed m
+	w1.Swept(m.Add(61 * time.Second))                 // web.1 has closed m
+	w2.Closed([]*rollup.Minute{partialOf("d", m, 4)}) // web.2 wrote a part but has not closed m
 	r.flush(w1, w2)
 	if n, err := r.sealer(time.Now()).SealReady(ctx); err != nil || n != 0 {
 		t.Fatalf("sealed %d minutes (%v) before web.2 closed the minute", n, err)

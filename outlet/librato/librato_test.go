@@ -331,4 +331,3 @@ func TestShutdownPostsPending(t *testing.T) {
 		t.Fatalf("stored %d", got)
 	}
 }
-
