@@ -167,7 +167,6 @@ func (p *process) logTail() string {
 // Prometheus is a private Prometheus server.
 type Prometheus struct {
 	*process
-	tb testing.TB
 }
 
 // PrometheusOptions configure a Prometheus.
@@ -194,7 +193,7 @@ func StartPrometheus(tb testing.TB, opt PrometheusOptions) *Prometheus {
 		return []string{"--config.file=" + file, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 			"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--log.level=warn"}
 	})
-	return &Prometheus{process: p, tb: tb}
+	return &Prometheus{process: p}
 }
 
 // promDuration writes d in Prometheus' duration syntax (whole seconds).
@@ -213,11 +212,11 @@ type Sample struct {
 }
 
 // Query runs an instant PromQL query at t (GET /api/v1/query) and returns
-// its vector, failing the test on any error or a result of another type.
-func (p *Prometheus) Query(expr string, t time.Time) []Sample {
-	p.tb.Helper()
+// its vector, failing tb on any error or a result of another type.
+func (p *Prometheus) Query(tb testing.TB, expr string, t time.Time) []Sample {
+	tb.Helper()
 	q := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)}}
-	b := get(p.tb, p.URL+"/api/v1/query?"+q.Encode())
+	b := get(tb, p.URL+"/api/v1/query?"+q.Encode())
 	var resp struct {
 		Status string
 		Error  string
@@ -230,19 +229,19 @@ func (p *Prometheus) Query(expr string, t time.Time) []Sample {
 		}
 	}
 	if err := json.Unmarshal(b, &resp); err != nil {
-		p.tb.Fatalf("promtest: query %s: %v: %s", expr, err, b)
+		tb.Fatalf("promtest: query %s: %v: %s", expr, err, b)
 	}
 	if resp.Status != "success" || resp.Data.ResultType != "vector" {
-		p.tb.Fatalf("promtest: query %s: %s", expr, b)
+		tb.Fatalf("promtest: query %s: %s", expr, b)
 	}
 	out := make([]Sample, 0, len(resp.Data.Result))
 	for _, r := range resp.Data.Result {
 		var ts float64
 		var v string
 		if json.Unmarshal(r.Value[0], &ts) != nil || json.Unmarshal(r.Value[1], &v) != nil {
-			p.tb.Fatalf("promtest: query %s: %s", expr, b)
+			tb.Fatalf("promtest: query %s: %s", expr, b)
 		}
-		out = append(out, Sample{Metric: r.Metric, Time: time.UnixMilli(int64(math.Round(ts * 1000))), Value: parseValue(p.tb, v)})
+		out = append(out, Sample{Metric: r.Metric, Time: time.UnixMilli(int64(math.Round(ts * 1000))), Value: parseValue(tb, v)})
 	}
 	return out
 }
@@ -250,7 +249,6 @@ func (p *Prometheus) Query(expr string, t time.Time) []Sample {
 // VictoriaMetrics is a private single-node VictoriaMetrics server.
 type VictoriaMetrics struct {
 	*process
-	tb testing.TB
 }
 
 // StartVictoriaMetrics starts VictoriaMetrics and waits until it is ready.
@@ -261,7 +259,7 @@ func StartVictoriaMetrics(tb testing.TB) *VictoriaMetrics {
 		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), "-httpListenAddr=" + addr,
 			"-loggerLevel=ERROR", "-memory.allowedPercent=10"}
 	})
-	return &VictoriaMetrics{process: p, tb: tb}
+	return &VictoriaMetrics{process: p}
 }
 
 // WriteURL is the remote write endpoint.
@@ -277,18 +275,18 @@ type Series struct {
 
 // Export flushes what was written (POST /internal/force_flush) and returns
 // every series matching the series selector match (GET /api/v1/export).
-func (v *VictoriaMetrics) Export(match string) []Series {
-	v.tb.Helper()
+func (v *VictoriaMetrics) Export(tb testing.TB, match string) []Series {
+	tb.Helper()
 	resp, err := http.Post(v.URL+"/internal/force_flush", "", nil)
 	if err != nil {
-		v.tb.Fatalf("promtest: force_flush: %v", err)
+		tb.Fatalf("promtest: force_flush: %v", err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		v.tb.Fatalf("promtest: force_flush: HTTP %d", resp.StatusCode)
+		tb.Fatalf("promtest: force_flush: HTTP %d", resp.StatusCode)
 	}
-	b := get(v.tb, v.URL+"/api/v1/export?"+url.Values{"match[]": {match}}.Encode())
+	b := get(tb, v.URL+"/api/v1/export?"+url.Values{"match[]": {match}}.Encode())
 	var out []Series
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 16<<20)
@@ -302,11 +300,11 @@ func (v *VictoriaMetrics) Export(match string) []Series {
 			Timestamps []int64
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			v.tb.Fatalf("promtest: export %s: %v: %s", match, err, sc.Bytes())
+			tb.Fatalf("promtest: export %s: %v: %s", match, err, sc.Bytes())
 		}
 		s := Series{Metric: line.Metric, Timestamps: line.Timestamps}
 		for _, raw := range line.Values {
-			s.Values = append(s.Values, parseJSONValue(v.tb, raw))
+			s.Values = append(s.Values, parseJSONValue(tb, raw))
 		}
 		out = append(out, s)
 	}

@@ -161,7 +161,7 @@ func (w *workload) minute(t *testing.T, drain string, i int) *rollup.Minute {
 	return minuteOf(t, drain, w.start[i], ms)
 }
 
-// points encodes minutes [0, n) of the workload as the lane does, returning
+// encode encodes minutes [0, n) of the workload as the lane does, returning
 // the encodings and the total of their points.
 func (w *workload) encode(t *testing.T, drain *outlet.Drain, n int) ([]outlet.Encoded, uint64) {
 	b := newBackend(Config{})
@@ -227,9 +227,9 @@ func TestRealReceivers(t *testing.T) {
 	}
 
 	at := func(i int) time.Time { return w.start[i].Add(time.Minute) }
-	one := func(expr string, i int) float64 {
+	one := func(t *testing.T, expr string, i int) float64 {
 		t.Helper()
-		got := prom.Query(expr, at(i))
+		got := prom.Query(t, expr, at(i))
 		if len(got) != 1 {
 			t.Fatalf("minute %d: %s = %+v, want one sample", i, expr, got)
 		}
@@ -244,45 +244,45 @@ func TestRealReceivers(t *testing.T) {
 			total += w.counts[i]
 			count += float64(len(w.measures[i]))
 			valueSum += sum(w.measures[i])
-			for _, rollup := range []string{"dyno", "process_type"} {
-				if got := one(`jobs_done_total{job="app-p",drainmeter_rollup="`+rollup+`"}`, i); got != total {
-					t.Errorf("minute %d: %s jobs_done_total = %v, want %v", i, rollup, got, total)
+			for _, kind := range []string{"dyno", "process_type"} {
+				if got := one(t, `jobs_done_total{job="app-p",drainmeter_rollup="`+kind+`"}`, i); got != total {
+					t.Errorf("minute %d: %s jobs_done_total = %v, want %v", i, kind, got, total)
 				}
 			}
-			if got := one(`db_latency_count{source="web.1"}`, i); got != count {
+			if got := one(t, `db_latency_count{source="web.1"}`, i); got != count {
 				t.Errorf("minute %d: _count = %v, want %v", i, got, count)
 			}
-			if got := one(`db_latency_sum{source="web.1"}`, i); got != valueSum {
+			if got := one(t, `db_latency_sum{source="web.1"}`, i); got != valueSum {
 				t.Errorf("minute %d: _sum = %v, want %v", i, got, valueSum)
 			}
 			for _, q := range []string{"0", "0.5", "0.95", "0.99", "1"} {
 				qf, _ := strconv.ParseFloat(q, 64)
 				want := nearestRank(w.measures[i], qf)
-				got := one(`db_latency{source="web.1",drainmeter_rollup="dyno",quantile="`+q+`"}`, i)
+				got := one(t, `db_latency{source="web.1",drainmeter_rollup="dyno",quantile="`+q+`"}`, i)
 				if math.Abs(got-want) > 0.01*want || ((q == "0" || q == "1") && got != want) {
 					t.Errorf("minute %d: quantile %s = %v, want %v", i, q, got, want)
 				}
 			}
-			if got := one(`queue_depth{job="app-p"}`, i); got != float64(i) {
+			if got := one(t, `queue_depth{job="app-p"}`, i); got != float64(i) {
 				t.Errorf("minute %d: queue_depth = %v", i, got)
 			}
-			if got := one(`users`, i); got != float64(1+i%3) {
+			if got := one(t, `users`, i); got != float64(1+i%3) {
 				t.Errorf("minute %d: users = %v", i, got)
 			}
 		}
 		// memory_rss was in minutes 0-2: carried 30 s after its last
 		// sample, stale (gone) from the end of minute 3, though Prometheus'
 		// lookback is 5 minutes.
-		if got := prom.Query(`memory_rss`, at(2).Add(30*time.Second)); len(got) != 1 || got[0].Value != w.memory[2] {
+		if got := prom.Query(t, `memory_rss`, at(2).Add(30*time.Second)); len(got) != 1 || got[0].Value != w.memory[2] {
 			t.Errorf("memory_rss after minute 2: %+v", got)
 		}
 		for _, ts := range []time.Time{at(3), at(3).Add(30 * time.Second), at(4)} {
-			if got := prom.Query(`memory_rss`, ts); len(got) != 0 {
+			if got := prom.Query(t, `memory_rss`, ts); len(got) != 0 {
 				t.Errorf("memory_rss at %v is not stale: %+v", ts, got)
 			}
 		}
 		// Stored once per minute.
-		if got := one(`count_over_time(jobs_done_total{drainmeter_rollup="dyno"}[15m])`, n-1); got != n {
+		if got := one(t, `count_over_time(jobs_done_total{drainmeter_rollup="dyno"}[15m])`, n-1); got != n {
 			t.Errorf("%v samples of jobs_done_total, want %d", got, n)
 		}
 	})
@@ -290,7 +290,7 @@ func TestRealReceivers(t *testing.T) {
 	t.Run("victoriametrics", func(t *testing.T) {
 		checkExport := func(match string, want []float64) {
 			t.Helper()
-			got := vm.Export(match)
+			got := vm.Export(t, match)
 			if len(got) != 1 {
 				t.Fatalf("%s: %d series: %+v", match, len(got), got)
 			}
@@ -315,7 +315,7 @@ func TestRealReceivers(t *testing.T) {
 		checkExport(`jobs_done_total{job="app-v",drainmeter_rollup="process_type"}`, totals)
 		checkExport(`db_latency_count{drainmeter_rollup="dyno"}`, counts)
 		checkExport(`db_latency_sum{drainmeter_rollup="dyno"}`, sums)
-		got := vm.Export(`db_latency{drainmeter_rollup="dyno",quantile="0.99"}`)
+		got := vm.Export(t, `db_latency{drainmeter_rollup="dyno",quantile="0.99"}`)
 		if len(got) != 1 || len(got[0].Values) != n {
 			t.Fatalf("p99: %+v", got)
 		}
@@ -325,7 +325,7 @@ func TestRealReceivers(t *testing.T) {
 			}
 		}
 		// memory_rss: three values, then the stale marker (a NaN).
-		mem := vm.Export(`memory_rss`)
+		mem := vm.Export(t, `memory_rss`)
 		if len(mem) != 1 || len(mem[0].Values) < 3 || !slices.Equal(mem[0].Values[:3], w.memory) {
 			t.Fatalf("memory_rss: %+v", mem)
 		}
@@ -343,7 +343,7 @@ func TestRealReceivers(t *testing.T) {
 		if res := b.Send(t.Context(), o, last); res.Outcome != outlet.Accepted || res.Status != http.StatusNoContent {
 			t.Fatalf("Prometheus: %+v", res)
 		}
-		if got := one(`count_over_time(jobs_done_total{drainmeter_rollup="dyno"}[15m])`, n-1); got != n {
+		if got := one(t, `count_over_time(jobs_done_total{drainmeter_rollup="dyno"}[15m])`, n-1); got != n {
 			t.Errorf("Prometheus: %v samples after the re-post, want %d", got, n)
 		}
 		vencs, _ := w.encode(t, &outlet.Drain{ID: "v", Name: "app-v"}, n)
@@ -351,7 +351,7 @@ func TestRealReceivers(t *testing.T) {
 		if res := b.Send(t.Context(), o, vencs[n-1].Reqs[0]); res.Outcome != outlet.Accepted || res.Status != http.StatusNoContent {
 			t.Fatalf("VictoriaMetrics: %+v", res)
 		}
-		if got := vm.Export(`jobs_done_total{job="app-v",drainmeter_rollup="dyno"}`); len(got) != 1 || len(got[0].Values) != n+1 {
+		if got := vm.Export(t, `jobs_done_total{job="app-v",drainmeter_rollup="dyno"}`); len(got) != 1 || len(got[0].Values) != n+1 {
 			t.Errorf("VictoriaMetrics after the re-post: %+v", got)
 		}
 	})
@@ -372,7 +372,7 @@ func TestRealReceivers(t *testing.T) {
 		if got, want := h.reg.Drain("p").Get(stats.PostRejected), h.reg.Drain("v").Get(stats.Posted)-points; got != want {
 			t.Errorf("%d points rejected, want %d", got, want)
 		}
-		if got := prom.Query(`jobs_done_total{drainmeter_rollup="dyno"}`, older.start[0].Add(time.Minute)); len(got) != 0 {
+		if got := prom.Query(t, `jobs_done_total{drainmeter_rollup="dyno"}`, older.start[0].Add(time.Minute)); len(got) != 0 {
 			t.Errorf("Prometheus stored some of the older minute: %+v", got)
 		}
 		for _, st := range h.engine.Lanes() {
@@ -397,7 +397,7 @@ func TestPrometheusOutOfOrderWindow(t *testing.T) {
 	if got := h.reg.Drain("p").Get(stats.PostRejected); got != 0 {
 		t.Errorf("%d rejected", got)
 	}
-	got := prom.Query(`queue_depth`, w.start[0].Add(time.Minute))
+	got := prom.Query(t, `queue_depth`, w.start[0].Add(time.Minute))
 	if len(got) != 1 || got[0].Value != 0 || !got[0].Time.Equal(w.start[0].Add(time.Minute)) {
 		t.Errorf("the older minute: %+v", got)
 	}
