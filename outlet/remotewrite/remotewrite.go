@@ -245,7 +245,11 @@ func seriesOf(job string, s *rollup.Series, r *outlet.Running, stale bool) []pro
 		if stale {
 			v = math.Float64frombits(StaleNaN)
 		}
-		return promSeries{labels: appendLabels(nil, ls), value: v}
+		size := 0
+		for _, l := range ls {
+			size += 8 + len(l.name) + len(l.value)
+		}
+		return promSeries{labels: appendLabels(make([]byte, 0, size), ls), value: v}
 	}
 	if r == nil { // cannot happen: Advance has every series of the minute
 		r = &outlet.Running{}
@@ -391,16 +395,22 @@ func describe(labels []byte) string {
 	var rest []string
 	for len(labels) > 0 {
 		_, _, n := protowire.ConsumeTag(labels)
+		if n < 0 {
+			break
+		}
 		msg, m := protowire.ConsumeBytes(labels[n:])
-		if n < 0 || m < 0 {
+		if m < 0 {
 			break
 		}
 		labels = labels[n+m:]
 		var k, v string
 		for len(msg) > 0 {
 			num, _, n := protowire.ConsumeTag(msg)
+			if n < 0 {
+				break
+			}
 			s, m := protowire.ConsumeString(msg[n:])
-			if n < 0 || m < 0 {
+			if m < 0 {
 				break
 			}
 			msg = msg[n+m:]

@@ -605,3 +605,42 @@ func TestSend(t *testing.T) {
 		t.Errorf("bad URL: %+v", res)
 	}
 }
+
+// BenchmarkEncode encodes a minute of 1 000 series (a third each counts,
+// measures and samples) after a previous minute.
+func BenchmarkEncode(b *testing.B) {
+	t := &testing.T{}
+	var ms []parse.Measurement
+	for i := range 1000 {
+		name := fmt.Sprintf("metric.%04d", i)
+		switch i % 3 {
+		case 0:
+			ms = append(ms, meas(parse.Count, name, "web.1", 1, base))
+		case 1:
+			for v := range 20 {
+				ms = append(ms, meas(parse.Measure, name, "web.1", float64(v), base))
+			}
+		default:
+			ms = append(ms, meas(parse.Sample, name, "web.1", 1, base))
+		}
+	}
+	m := minuteOf(t, "d1", base, ms)
+	be := newBackend(Config{})
+	first, err := be.Encode(drain, nil, m, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := &rollup.Minute{Drain: m.Drain, Start: m.Start + 60, Series: m.Series}
+	var size int
+	enc, _ := be.Encode(drain, nil, next, first.Totals)
+	for _, r := range enc.Reqs {
+		size += len(r.Body)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := be.Encode(drain, nil, next, first.Totals); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
