@@ -28,6 +28,9 @@ type Running struct {
 	Count int64   // measure: values counted
 	Sum   float64 // count: the running sum; measure: the running sum of values
 	Last  int64   // the start of the last minute the series was present in
+	// ProcessType is the series' rollup.Series.ProcessType in its last
+	// minute: a stale marker for a series gone since needs it for its labels.
+	ProcessType bool
 }
 
 // Advance returns the totals after minute m: counts' and measures' values
@@ -58,13 +61,18 @@ func (t *Totals) Advance(m *rollup.Minute, forget int64) *Totals {
 			r.Sum += s.Sum
 		}
 		r.Last = m.Start
+		r.ProcessType = s.ProcessType
 	}
 	return next
 }
 
-// The encoding: version(1) | varint minute | uvarint n | n × (str key | kind(1) | varint start | varint count | f64 sum | varint last),
-// series in key order.
-const totalsVersion = 1
+// The encoding: version(1) | varint minute | uvarint n | n × (str key | kind(1) | varint start | varint count | f64 sum | varint last | flags(1)),
+// series in key order; flags bit 0 = ProcessType. Version 1 had no flags
+// byte; it is still read.
+const (
+	totalsVersion   = 2
+	totalsVersionV1 = 1
+)
 
 // AppendBinary appends the encoding of t.
 func (t *Totals) AppendBinary(dst []byte) []byte {
@@ -85,6 +93,11 @@ func (t *Totals) AppendBinary(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, r.Count)
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(r.Sum))
 		dst = binary.AppendVarint(dst, r.Last)
+		var flags byte
+		if r.ProcessType {
+			flags |= 1
+		}
+		dst = append(dst, flags)
 	}
 	return dst
 }
@@ -93,9 +106,10 @@ var errTotals = errors.New("outlet: corrupt running totals")
 
 // DecodeTotals decodes what AppendBinary encoded.
 func DecodeTotals(b []byte) (*Totals, error) {
-	if len(b) == 0 || b[0] != totalsVersion {
+	if len(b) == 0 || (b[0] != totalsVersion && b[0] != totalsVersionV1) {
 		return nil, errTotals
 	}
+	v1 := b[0] == totalsVersionV1
 	b = b[1:]
 	varint := func() int64 {
 		v, n := binary.Varint(b)
@@ -134,6 +148,13 @@ func DecodeTotals(b []byte) (*Totals, error) {
 		r.Last = varint()
 		if b == nil {
 			return nil, errTotals
+		}
+		if !v1 {
+			if len(b) == 0 {
+				return nil, errTotals
+			}
+			r.ProcessType = b[0]&1 != 0
+			b = b[1:]
 		}
 		t.Series[key] = r
 	}

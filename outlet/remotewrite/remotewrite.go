@@ -1,0 +1,472 @@
+// Package remotewrite is the Prometheus remote write 1.0 outlet: a closed
+// minute M of a drain becomes one or more snappy-compressed protobuf
+// WriteRequests POSTed to the configured URL (Prometheus /api/v1/write,
+// Mimir /api/v1/push, VictoriaMetrics /api/v1/write).
+//
+// # Series
+//
+// A drainmeter series named a.b becomes, with the names Prometheus gives
+// cumulative OTLP metrics:
+//
+//	count    a_b_total                  the running total
+//	measure  a_b{quantile="0"}          minute M's exact minimum
+//	         a_b{quantile="0.5"|"0.95"|"0.99"}  minute M's nearest-rank percentiles
+//	         a_b{quantile="1"}          minute M's exact maximum
+//	         a_b_sum, a_b_count         running totals
+//	sample   a_b                        the last value
+//	unique   a_b                        the distinct count
+//
+// Running totals come from the lane's outlet.Totals: they start when a
+// series first appears and are forgotten after Config.Forget without it
+// (Prometheus reads the restart as a counter reset). A count whose name
+// already ends in _total gets no second suffix, as Prometheus' own OTLP
+// translation does.
+//
+// Every sample is stamped M+60 s (the end of the minute) and carries the
+// labels
+//
+//	__name__           the name: [a-zA-Z_:][a-zA-Z0-9_:]*, any other character
+//	                   becomes _, a leading digit gets a _ prefix
+//	job                the drain's name (its ID if it has none)
+//	source             the source, verbatim (omitted when empty)
+//	drainmeter_rollup  process_type (the web rollup of web.1, web.2 …), dyno (any
+//	                   other source) or none
+//	quantile           measures' quantile series only
+//	…                  one label per dimension: the key made a label name
+//	                   ([a-zA-Z_][a-zA-Z0-9_]*, other characters become _, a
+//	                   leading digit gets a _ prefix); a key that is one of the
+//	                   labels above or starts with __ is prefixed exported_ (as
+//	                   Prometheus does for scraped labels that clash); of two keys
+//	                   that give the same label, the first (in key order) is kept
+//
+// sorted by name; labels with empty values are left out.
+//
+// Two drainmeter series can map to one Prometheus series (a/b and a_b, say).
+// Prometheus refuses a request that holds a series twice, so the first in
+// key order is sent and the others are left out, counted as rejected.
+//
+// A series present in the lane's previous minute whose Prometheus series are
+// not all in minute M gets a stale marker (NaN with bits 0x7ff0000000000002,
+// at M+60 s) for each missing one, counters and summaries included, so that
+// Prometheus ends it at once rather than carrying its last value for five
+// minutes.
+//
+// Bodies are deterministic: the same drain, minute and previous totals give
+// byte-identical requests, as Prometheus refuses a changed sample (a retry,
+// or another dyno that rebuilds the minute, resends the very same bytes).
+// A minute is split into requests of at most Config.MaxSamples samples,
+// keeping a drainmeter series' samples together.
+//
+// # Answers
+//
+//	2xx                       accepted
+//	5xx, 429, network error   retried with backoff, honouring Retry-After (until MaxAge)
+//	401, 403                  the lane is paused until its credentials change
+//	other 4xx                 dropped, counted as rejected (Prometheus answers 400 to an
+//	                          out-of-order or changed sample, and rolls back the whole request)
+//
+// Credentials: userinfo in the URL is sent as Basic auth (never in the
+// request URL), and the outlet's Headers are added to every request.
+package remotewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/rollup"
+)
+
+// Config is the outlet's configuration.
+type Config struct {
+	Forget     time.Duration // a series absent this long has its running totals forgotten (default 1h)
+	MaxSamples int           // samples per request at most (default 10 000)
+}
+
+// DefaultConfig holds the defaults.
+var DefaultConfig = Config{Forget: time.Hour, MaxSamples: 10000}
+
+// StaleNaN is the bit pattern of Prometheus' stale marker.
+const StaleNaN uint64 = 0x7ff0000000000002
+
+// Quantiles are the quantiles sent for measures: 0 is the exact minimum,
+// 1 the exact maximum.
+var Quantiles = []float64{0, 0.5, 0.95, 0.99, 1}
+
+// Backend is the remote write outlet.
+type Backend struct {
+	client *outlet.Client
+	cfg    Config
+}
+
+// New returns the backend; zero fields of cfg take their defaults.
+func New(client *outlet.Client, cfg Config) *Backend {
+	if cfg.Forget <= 0 {
+		cfg.Forget = DefaultConfig.Forget
+	}
+	if cfg.MaxSamples <= 0 {
+		cfg.MaxSamples = DefaultConfig.MaxSamples
+	}
+	return &Backend{client: client, cfg: cfg}
+}
+
+// The label names drainmeter sets itself.
+const (
+	labelName     = "__name__"
+	labelJob      = "job"
+	labelSource   = "source"
+	labelRollup   = "drainmeter_rollup"
+	labelQuantile = "quantile"
+)
+
+type label struct{ name, value string }
+
+// promSeries is one Prometheus series with its one sample.
+type promSeries struct {
+	labels []byte // the encoded Label fields of TimeSeries: the series' identity
+	value  float64
+}
+
+// Encode builds minute m: its series (running totals advanced from prev)
+// and stale markers for what prev's last minute had and m has not.
+func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+	next := prev.Advance(m, int64(b.cfg.Forget/time.Second))
+	job := d.Name
+	if job == "" {
+		job = d.ID
+	}
+	enc := outlet.Encoded{Totals: next}
+	taken := map[string]bool{} // identities already in the minute
+	var groups [][]promSeries  // one per drainmeter series, in key order
+	for _, s := range m.Sorted() {
+		g := seriesOf(job, s, next.Series[s.Key()], false)
+		if i := slices.IndexFunc(g, func(p promSeries) bool { return taken[string(p.labels)] }); i >= 0 {
+			if enc.Skipped == 0 {
+				enc.Note = fmt.Sprintf("series %q (source %q) maps to a Prometheus series already sent for another (%s); such series are left out",
+					s.Name, s.Source, describe(g[i].labels))
+			}
+			enc.Skipped += len(g)
+			continue
+		}
+		for _, p := range g {
+			taken[string(p.labels)] = true
+		}
+		groups = append(groups, g)
+	}
+	live := len(groups) // the groups after these are stale markers
+	if prev != nil {
+		keys := make([]string, 0, len(prev.Series))
+		for k, r := range prev.Series {
+			if r.Last == prev.Minute && prev.Minute < m.Start {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			s := seriesOfKey(k, prev.Series[k])
+			var g []promSeries
+			for _, p := range seriesOf(job, s, prev.Series[k], true) {
+				if !taken[string(p.labels)] {
+					taken[string(p.labels)] = true
+					g = append(g, p)
+				}
+			}
+			if len(g) > 0 {
+				groups = append(groups, g)
+			}
+		}
+	}
+	enc.Reqs = b.requests(groups, live, (m.Start+60)*1000)
+	return enc, nil
+}
+
+// requests packs groups into requests of at most MaxSamples samples,
+// starting a new request rather than splitting a group (unless the group
+// alone is larger). Groups from index stale on are stale markers, which
+// are not counted as points.
+func (b *Backend) requests(groups [][]promSeries, stale int, ts int64) []*outlet.Request {
+	var reqs []*outlet.Request
+	var body []byte
+	n, points := 0, 0
+	flush := func() {
+		if n == 0 {
+			return
+		}
+		reqs = append(reqs, &outlet.Request{
+			Body:        snappy.Encode(nil, body),
+			ContentType: "application/x-protobuf",
+			Encoding:    "snappy",
+			Header:      http.Header{"X-Prometheus-Remote-Write-Version": {"0.1.0"}},
+			Points:      points,
+		})
+		body, n, points = nil, 0, 0
+	}
+	for i, g := range groups {
+		if n > 0 && n+len(g) > b.cfg.MaxSamples {
+			flush()
+		}
+		for _, p := range g {
+			body = appendTimeSeries(body, p, ts)
+			n++
+			if i < stale {
+				points++
+			}
+			if n >= b.cfg.MaxSamples {
+				flush()
+			}
+		}
+	}
+	flush()
+	return reqs
+}
+
+// seriesOf returns the Prometheus series of drainmeter series s, whose
+// running totals (after minute M) are r. With stale, every value is a
+// stale marker and only s's identity (kind, name, source, dims, process
+// type) is used.
+func seriesOf(job string, s *rollup.Series, r *outlet.Running, stale bool) []promSeries {
+	base := baseLabels(job, s)
+	name := MetricName(s.Name)
+	one := func(name string, v float64, extra ...label) promSeries {
+		ls := append(append(append(make([]label, 0, len(base)+2), base...), label{labelName, name}), extra...)
+		slices.SortFunc(ls, func(a, b label) int { return strings.Compare(a.name, b.name) })
+		if stale {
+			v = math.Float64frombits(StaleNaN)
+		}
+		size := 0
+		for _, l := range ls {
+			size += 8 + len(l.name) + len(l.value)
+		}
+		return promSeries{labels: appendLabels(make([]byte, 0, size), ls), value: v}
+	}
+	if r == nil { // cannot happen: Advance has every series of the minute
+		r = &outlet.Running{}
+	}
+	switch s.Kind {
+	case parse.Count:
+		if !strings.HasSuffix(name, "_total") {
+			name += "_total"
+		}
+		return []promSeries{one(name, r.Sum)}
+	case parse.Measure:
+		out := make([]promSeries, 0, len(Quantiles)+2)
+		for _, q := range Quantiles {
+			var v float64
+			if !stale {
+				v = s.Quantile(q)
+			}
+			out = append(out, one(name, v, label{labelQuantile, strconv.FormatFloat(q, 'g', -1, 64)}))
+		}
+		return append(out, one(name+"_sum", r.Sum), one(name+"_count", float64(r.Count)))
+	default: // sample, unique
+		var v float64
+		if !stale {
+			v = s.Summarize(nil).Value
+		}
+		return []promSeries{one(name, v)}
+	}
+}
+
+// seriesOfKey rebuilds the identity of a series from its key in
+// rollup.Minute.Series (name NUL source [NUL dims]) and its running state.
+func seriesOfKey(key string, r *outlet.Running) *rollup.Series {
+	name, rest, _ := strings.Cut(key, "\x00")
+	source, dims, _ := strings.Cut(rest, "\x00")
+	return &rollup.Series{Kind: r.Kind, Name: name, Source: source, Dims: dims, ProcessType: r.ProcessType}
+}
+
+// baseLabels returns the labels every Prometheus series of s has, but
+// __name__ (and quantile), unsorted.
+func baseLabels(job string, s *rollup.Series) []label {
+	rollupKind := "none"
+	switch {
+	case s.ProcessType:
+		rollupKind = "process_type"
+	case s.Source != "":
+		rollupKind = "dyno"
+	}
+	ls := []label{{labelJob, job}, {labelRollup, rollupKind}}
+	if s.Source != "" {
+		ls = append(ls, label{labelSource, s.Source})
+	}
+	rollup.EachDim(s.Dims, func(k, v string) {
+		if v == "" {
+			return
+		}
+		n := LabelName(k)
+		switch {
+		case n == labelName, n == labelJob, n == labelSource, n == labelRollup, n == labelQuantile, strings.HasPrefix(n, "__"):
+			n = "exported_" + n
+		}
+		if slices.ContainsFunc(ls, func(l label) bool { return l.name == n }) {
+			return
+		}
+		ls = append(ls, label{n, v})
+	})
+	for i := range ls {
+		if ls[i].value == "" { // job, at worst
+			ls = slices.Delete(ls, i, i+1)
+			break
+		}
+	}
+	return ls
+}
+
+// MetricName makes s a valid Prometheus metric name,
+// [a-zA-Z_:][a-zA-Z0-9_:]*: every other character becomes _, and a leading
+// digit gets a _ prefix.
+func MetricName(s string) string { return sanitize(s, true) }
+
+// LabelName makes s a valid Prometheus label name, [a-zA-Z_][a-zA-Z0-9_]*,
+// the same way.
+func LabelName(s string) string { return sanitize(s, false) }
+
+func sanitize(s string, colon bool) string {
+	if s == "" {
+		return "_"
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 1)
+	if s[0] >= '0' && s[0] <= '9' {
+		b.WriteByte('_')
+	}
+	for _, c := range s { // an invalid UTF-8 byte is one RuneError: one _
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', colon && c == ':':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// The wire format (remote write 1.0):
+//
+//	WriteRequest{1: repeated TimeSeries}
+//	TimeSeries{1: repeated Label, 2: repeated Sample}
+//	Label{1: string name, 2: string value}
+//	Sample{1: double value, 2: int64 timestamp_ms}
+
+// appendLabels appends the Label fields (TimeSeries field 1) of ls.
+func appendLabels(b []byte, ls []label) []byte {
+	for _, l := range ls {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(
+			protowire.SizeTag(1)+protowire.SizeBytes(len(l.name))+protowire.SizeTag(2)+protowire.SizeBytes(len(l.value))))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, l.name)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, l.value)
+	}
+	return b
+}
+
+// appendTimeSeries appends p as a WriteRequest field 1: its labels and one
+// sample at ts (ms).
+func appendTimeSeries(b []byte, p promSeries, ts int64) []byte {
+	sample := protowire.SizeTag(1) + protowire.SizeFixed64() + protowire.SizeTag(2) + protowire.SizeVarint(uint64(ts))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(len(p.labels)+protowire.SizeTag(2)+protowire.SizeBytes(sample)))
+	b = append(b, p.labels...)
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(sample))
+	b = protowire.AppendTag(b, 1, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, math.Float64bits(p.value))
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(ts))
+}
+
+// describe renders encoded labels as name{label="value",…} for a message.
+func describe(labels []byte) string {
+	var name string
+	var rest []string
+	for len(labels) > 0 {
+		_, _, n := protowire.ConsumeTag(labels)
+		if n < 0 {
+			break
+		}
+		msg, m := protowire.ConsumeBytes(labels[n:])
+		if m < 0 {
+			break
+		}
+		labels = labels[n+m:]
+		var k, v string
+		for len(msg) > 0 {
+			num, _, n := protowire.ConsumeTag(msg)
+			if n < 0 {
+				break
+			}
+			s, m := protowire.ConsumeString(msg[n:])
+			if m < 0 {
+				break
+			}
+			msg = msg[n+m:]
+			if num == 1 {
+				k = s
+			} else {
+				v = s
+			}
+		}
+		if k == labelName {
+			name = v
+		} else {
+			rest = append(rest, k+"="+strconv.Quote(v))
+		}
+	}
+	return name + "{" + strings.Join(rest, ",") + "}"
+}
+
+// Send posts r to the outlet's URL with its current credentials.
+func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request) outlet.Result {
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return outlet.Result{Outcome: outlet.Permanent, Message: "invalid remote write URL " + outlet.RedactURL(o.URL)}
+	}
+	user := u.User
+	u.User = nil
+	resp, err := b.client.Post(ctx, u.String(), r, func(req *http.Request) {
+		if user != nil {
+			pass, _ := user.Password()
+			req.SetBasicAuth(user.Username(), pass)
+		}
+		for _, h := range o.Headers {
+			req.Header.Set(h.Name, h.Value)
+		}
+	})
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // its message repeats the URL, query and all
+			err = ue.Err
+		}
+		return outlet.Result{Outcome: outlet.Retry, Message: "post: " + err.Error()}
+	}
+	return outlet.Result{Outcome: Outcome(resp.Status), Status: resp.Status, RetryAfter: resp.RetryAfter,
+		Message: outlet.Excerpt(resp.Body)}
+}
+
+// Outcome says what an answer's status means.
+func Outcome(status int) outlet.Outcome {
+	switch {
+	case status >= 200 && status < 300:
+		return outlet.Accepted
+	case status == http.StatusTooManyRequests || status >= 500:
+		return outlet.Retry
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return outlet.Pause
+	default:
+		return outlet.Permanent
+	}
+}

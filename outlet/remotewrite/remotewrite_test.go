@@ -1,0 +1,646 @@
+package remotewrite
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// base is the start of the fixed minutes: 2025-01-01T00:00:00Z.
+var base = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var drain = &outlet.Drain{ID: "d1", Name: "myapp"}
+
+// minuteOf builds a closed minute from measurements through a real store.
+func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
+	t.Helper()
+	s := rollup.NewStore(rollup.Config{Grace: time.Hour})
+	s.Add(start, stats.NewRegistry().Drain(drain), ms)
+	out := s.FlushAll()
+	if len(out) != 1 {
+		t.Fatalf("%d minutes", len(out))
+	}
+	return out[0]
+}
+
+// meas is a measurement at the minute's start + offset.
+func meas(kind parse.Kind, name, src string, v float64, at time.Time) parse.Measurement {
+	return parse.Measurement{Kind: kind, Name: []byte(name), Source: []byte(src), Value: v, Time: at}
+}
+
+// withType marks a dyno's measurement for the process-type rollup too.
+func withType(m parse.Measurement, typ string) parse.Measurement {
+	m.TypeSource = []byte(typ)
+	return m
+}
+
+func withDims(m parse.Measurement, kv ...string) parse.Measurement {
+	var d []byte
+	for i := 0; i < len(kv); i += 2 {
+		d = rollup.AppendDim(d, kv[i], kv[i+1])
+	}
+	m.Dims = d
+	return m
+}
+
+func uniques(name, src string, at time.Time, members ...string) []parse.Measurement {
+	var out []parse.Measurement
+	for _, mb := range members {
+		m := meas(parse.Unique, name, src, 1, at)
+		m.Member = []byte(mb)
+		out = append(out, m)
+	}
+	return out
+}
+
+// fixedMinutes are two consecutive minutes covering every kind and label
+// rule; the second lacks some series of the first (stale markers).
+func fixedMinutes(t *testing.T) (*rollup.Minute, *rollup.Minute) {
+	m0, m1 := base, base.Add(time.Minute)
+	first := []parse.Measurement{
+		withType(meas(parse.Count, "jobs.done", "worker.1", 10, m0), "worker"),
+		meas(parse.Sample, "gone.gauge", "web.1", 5, m0),
+		meas(parse.Measure, "gone.measure", "web.1", 2, m0),
+		meas(parse.Count, "gone.count", "", 1, m0),
+		meas(parse.Sample, "memory_rss", "web.1", 20, m0),
+	}
+	second := []parse.Measurement{
+		withType(meas(parse.Count, "jobs.done", "worker.1", 3, m1), "worker"),
+		withType(meas(parse.Count, "jobs.done", "worker.1", 4, m1), "worker"),
+		meas(parse.Count, "requests_total", "router", 2, m1),
+		meas(parse.Sample, "memory_rss", "web.1", 21.22, m1.Add(20*time.Second)),
+		meas(parse.Sample, "memory_rss", "web.1", 19, m1.Add(10*time.Second)), // older: not the last value
+		meas(parse.Sample, "queue depth", "", 7, m1),
+		meas(parse.Sample, "5xx.rate", "web.1", 0.5, m1),
+		meas(parse.Sample, "a/b", "web.1", 1, m1), // a_b
+		meas(parse.Sample, "a_b", "web.1", 2, m1), // a_b again: left out
+		withDims(meas(parse.Sample, "weird", "web.1", 3, m1),
+			"9lives", "z", "__name__", "y", "empty", "", "http.method", "GET", "job", "x"),
+	}
+	for i := 1; i <= 10; i++ {
+		second = append(second, withDims(withType(meas(parse.Measure, "db.latency", "web.1", float64(i*i), m1.Add(time.Duration(i)*time.Second)), "web"), "route", "/users"))
+	}
+	second = append(second, uniques("users", "web.1", m1, "a", "b", "c")...)
+	return minuteOf(t, "d1", m0, first), minuteOf(t, "d1", m1, second)
+}
+
+func newBackend(cfg Config) *Backend {
+	return New(outlet.NewClient("drainmeter/test", 5*time.Second, time.Now), cfg)
+}
+
+// TestGolden encodes two fixed minutes and compares their decoded requests
+// with testdata/minutes.golden.
+func TestGolden(t *testing.T) {
+	b := newBackend(Config{})
+	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: "http://example.com/api/v1/write"}
+	first, second := fixedMinutes(t)
+	enc1, err := b.Encode(drain, o, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc2, err := b.Encode(drain, o, second, enc1.Totals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := "## minute 1 (times from its start)\n" + render(t, enc1, base.UnixMilli()) +
+		"\n## minute 2 (times from its start), after minute 1\n" + render(t, enc2, base.Add(time.Minute).UnixMilli())
+	const path = "testdata/minutes.golden"
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("requests differ from %s (go test -update to accept):\n%s", path, got)
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, tc := range []struct{ in, metric, label string }{
+		{"a.b", "a_b", "a_b"},
+		{"a_b", "a_b", "a_b"},
+		{"a:b", "a:b", "a_b"},
+		{"router.service.ms", "router_service_ms", "router_service_ms"},
+		{"queue depth", "queue_depth", "queue_depth"},
+		{"5xx", "_5xx", "_5xx"},
+		{"0", "_0", "_0"},
+		{"_x9", "_x9", "_x9"},
+		{"Abc.DEF-ghi/jkl", "Abc_DEF_ghi_jkl", "Abc_DEF_ghi_jkl"},
+		{"héllo", "h_llo", "h_llo"}, // one rune, one _
+		{"a\xffb", "a_b", "a_b"},    // an invalid byte, one _
+		{"日本", "__", "__"},          // two runes
+		{"", "_", "_"},              // cannot happen (names are never empty); still valid
+		{"__name__", "__name__", "__name__"},
+		{":x", ":x", "_x"},
+	} {
+		if got := MetricName(tc.in); got != tc.metric || !validMetricName(got) {
+			t.Errorf("MetricName(%q) = %q, want %q", tc.in, got, tc.metric)
+		}
+		if got := LabelName(tc.in); got != tc.label || !validLabelName(got) {
+			t.Errorf("LabelName(%q) = %q, want %q", tc.in, got, tc.label)
+		}
+	}
+}
+
+// TestLabels checks whole label sets, one series at a time.
+func TestLabels(t *testing.T) {
+	at := base.Add(5 * time.Second)
+	for _, tc := range []struct {
+		name  string
+		drain outlet.Drain
+		m     []parse.Measurement
+		want  []string
+	}{
+		{"dyno source", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{meas(parse.Sample, "mem", "web.1", 1, at)},
+			[]string{`mem{drainmeter_rollup="dyno",job="app",source="web.1"}`}},
+		{"no source, no name: job is the drain's ID", outlet.Drain{ID: "d1"},
+			[]parse.Measurement{meas(parse.Sample, "mem", "", 1, at)},
+			[]string{`mem{drainmeter_rollup="none",job="d1"}`}},
+		{"process-type rollup", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{withType(meas(parse.Count, "hits", "web.2", 1, at), "web")},
+			[]string{`hits_total{drainmeter_rollup="process_type",job="app",source="web"}`,
+				`hits_total{drainmeter_rollup="dyno",job="app",source="web.2"}`}},
+		{"verbatim source", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{meas(parse.Sample, "db.size", `HEROKU_POSTGRESQL "RED"`, 1, at)},
+			[]string{`db_size{drainmeter_rollup="dyno",job="app",source="HEROKU_POSTGRESQL \"RED\""}`}},
+		{"dims: sanitized, clashing names exported_, empty values left out", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{withDims(meas(parse.Sample, "x", "web.1", 1, at),
+				"__x", "1", "drainmeter_rollup", "2", "quantile", "3", "route", "", "source", "4", "status.code", "200")},
+			[]string{`x{drainmeter_rollup="dyno",exported___x="1",exported_drainmeter_rollup="2",exported_quantile="3",exported_source="4",job="app",source="web.1",status_code="200"}`}},
+		{"dims that give the same label: the first kept", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{withDims(meas(parse.Sample, "x", "", 1, at), "a-b", "1", "a.b", "2", "a_b", "3")},
+			[]string{`x{a_b="1",drainmeter_rollup="none",job="app"}`}},
+		{"measure", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{meas(parse.Measure, "lat", "", 4, at), meas(parse.Measure, "lat", "", 2, at)},
+			[]string{
+				`lat{drainmeter_rollup="none",job="app",quantile="0"}`,
+				`lat{drainmeter_rollup="none",job="app",quantile="0.5"}`,
+				`lat{drainmeter_rollup="none",job="app",quantile="0.95"}`,
+				`lat{drainmeter_rollup="none",job="app",quantile="0.99"}`,
+				`lat{drainmeter_rollup="none",job="app",quantile="1"}`,
+				`lat_sum{drainmeter_rollup="none",job="app"}`,
+				`lat_count{drainmeter_rollup="none",job="app"}`}},
+		{"unique", outlet.Drain{ID: "d1", Name: "app"},
+			uniques("users.active", "web.1", at, "u1", "u2"),
+			[]string{`users_active{drainmeter_rollup="dyno",job="app",source="web.1"}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, err := newBackend(Config{}).Encode(&tc.drain, nil, minuteOf(t, tc.drain.ID, base, tc.m), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range enc.Reqs {
+				for _, d := range decodeRequest(t, r) {
+					got = append(got, d.id())
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestDeterministic: the same drain, minute and previous totals give
+// byte-identical requests, even when the minute is rebuilt (other map
+// orders) and the totals went through their binary encoding, as on
+// another dyno.
+func TestDeterministic(t *testing.T) {
+	b := newBackend(Config{MaxSamples: 20})
+	first, second := fixedMinutes(t)
+	enc1, err := b.Encode(drain, nil, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := outlet.DecodeTotals(enc1.Totals.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := b.Encode(drain, nil, second, enc1.Totals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		_, again := fixedMinutes(t)
+		c, err := b.Encode(drain, nil, again, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Reqs) != len(c.Reqs) || len(a.Reqs) < 2 {
+			t.Fatalf("%d and %d requests", len(a.Reqs), len(c.Reqs))
+		}
+		for i := range a.Reqs {
+			if !bytes.Equal(a.Reqs[i].Body, c.Reqs[i].Body) || a.Reqs[i].Points != c.Reqs[i].Points {
+				t.Fatalf("request %d differs", i)
+			}
+		}
+	}
+	if !bytes.Equal(a.Totals.AppendBinary(nil), newTotals(t, b, second, prev).AppendBinary(nil)) {
+		t.Error("totals differ")
+	}
+}
+
+func newTotals(t *testing.T, b *Backend, m *rollup.Minute, prev *outlet.Totals) *outlet.Totals {
+	t.Helper()
+	enc, err := b.Encode(drain, nil, m, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc.Totals
+}
+
+// all decodes every request of enc into id → sample.
+func all(t *testing.T, enc outlet.Encoded) map[string]decodedSample {
+	t.Helper()
+	out := map[string]decodedSample{}
+	for _, r := range enc.Reqs {
+		for _, d := range decodeRequest(t, r) {
+			if _, dup := out[d.id()]; dup {
+				t.Fatalf("%s twice in a minute", d.id())
+			}
+			if len(d.Samples) != 1 {
+				t.Fatalf("%s: %d samples", d.id(), len(d.Samples))
+			}
+			out[d.id()] = d.Samples[0]
+		}
+	}
+	return out
+}
+
+func TestRunningTotals(t *testing.T) {
+	b := newBackend(Config{Forget: 3 * time.Minute})
+	var prev *outlet.Totals
+	var total, sum float64
+	var count int
+	for i := range 4 {
+		start := base.Add(time.Duration(i) * time.Minute)
+		ms := []parse.Measurement{meas(parse.Count, "c", "", float64(i+1), start)}
+		for v := range i + 1 {
+			ms = append(ms, meas(parse.Measure, "m", "", float64(v), start))
+		}
+		enc, err := b.Encode(drain, nil, minuteOf(t, "d1", start, ms), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += float64(i + 1)
+		sum += float64(i * (i + 1) / 2)
+		count += i + 1
+		got := all(t, enc)
+		want := map[string]float64{
+			`c_total{drainmeter_rollup="none",job="myapp"}`:           total,
+			`m_sum{drainmeter_rollup="none",job="myapp"}`:             sum,
+			`m_count{drainmeter_rollup="none",job="myapp"}`:           float64(count),
+			`m{drainmeter_rollup="none",job="myapp",quantile="1"}`:    float64(i),
+			`m{drainmeter_rollup="none",job="myapp",quantile="0"}`:    0,
+			`m{drainmeter_rollup="none",job="myapp",quantile="0.5"}`:  got[`m{drainmeter_rollup="none",job="myapp",quantile="0.5"}`].Value,
+			`m{drainmeter_rollup="none",job="myapp",quantile="0.95"}`: got[`m{drainmeter_rollup="none",job="myapp",quantile="0.95"}`].Value,
+			`m{drainmeter_rollup="none",job="myapp",quantile="0.99"}`: got[`m{drainmeter_rollup="none",job="myapp",quantile="0.99"}`].Value,
+		}
+		if len(got) != len(want) {
+			t.Fatalf("minute %d: %v", i, got)
+		}
+		for id, v := range want {
+			if s, ok := got[id]; !ok || s.Value != v || s.Ts != start.Add(time.Minute).UnixMilli() {
+				t.Errorf("minute %d: %s = %v, want %v at %d", i, id, s, v, start.Add(time.Minute).UnixMilli())
+			}
+		}
+		prev = enc.Totals
+	}
+	// Absent longer than Forget: the totals start again.
+	start := base.Add(8 * time.Minute)
+	enc, err := b.Encode(drain, nil, minuteOf(t, "d1", start, []parse.Measurement{meas(parse.Count, "c", "", 5, start)}), prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := all(t, enc)[`c_total{drainmeter_rollup="none",job="myapp"}`]; got.Value != 5 {
+		t.Errorf("after a long absence: %v", got)
+	}
+}
+
+// TestStaleMarkers: every Prometheus series of a drainmeter series present
+// in the lane's previous minute and gone in this one gets a stale marker,
+// process-type labels included (through the totals' binary encoding), and
+// only once.
+func TestStaleMarkers(t *testing.T) {
+	b := newBackend(Config{})
+	m0, m1, m2 := base, base.Add(time.Minute), base.Add(2*time.Minute)
+	first := minuteOf(t, "d1", m0, []parse.Measurement{
+		meas(parse.Sample, "g", "web.1", 1, m0),
+		withType(meas(parse.Count, "c", "web.1", 1, m0), "web"),
+		meas(parse.Measure, "m", "", 1, m0),
+		meas(parse.Sample, "kept", "web.1", 1, m0),
+		meas(parse.Sample, "a.b", "web.1", 1, m0), // a_b
+		meas(parse.Sample, "x", "web.1", 1, m0),   // a sample, then a count: x, then x_total
+	})
+	second := minuteOf(t, "d1", m1, []parse.Measurement{
+		meas(parse.Sample, "kept", "web.1", 2, m1),
+		meas(parse.Sample, "a_b", "web.1", 2, m1), // the same Prometheus series as a.b: no marker
+		meas(parse.Count, "x", "web.1", 1, m1),
+	})
+	third := minuteOf(t, "d1", m2, []parse.Measurement{meas(parse.Sample, "kept", "web.1", 3, m2)})
+
+	enc1, err := b.Encode(drain, nil, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := outlet.DecodeTotals(enc1.Totals.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc2, err := b.Encode(drain, nil, second, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, enc2)
+	var stale []string
+	for id, s := range got {
+		if s.stale() {
+			stale = append(stale, id)
+			if s.Ts != m1.Add(time.Minute).UnixMilli() {
+				t.Errorf("%s stamped %d", id, s.Ts)
+			}
+		} else if math.IsNaN(s.Value) {
+			t.Errorf("%s: a NaN that is not a stale marker", id)
+		}
+	}
+	slices.Sort(stale)
+	want := []string{
+		`c_total{drainmeter_rollup="dyno",job="myapp",source="web.1"}`,
+		`c_total{drainmeter_rollup="process_type",job="myapp",source="web"}`,
+		`g{drainmeter_rollup="dyno",job="myapp",source="web.1"}`,
+		`m_count{drainmeter_rollup="none",job="myapp"}`,
+		`m_sum{drainmeter_rollup="none",job="myapp"}`,
+		`m{drainmeter_rollup="none",job="myapp",quantile="0"}`,
+		`m{drainmeter_rollup="none",job="myapp",quantile="0.5"}`,
+		`m{drainmeter_rollup="none",job="myapp",quantile="0.95"}`,
+		`m{drainmeter_rollup="none",job="myapp",quantile="0.99"}`,
+		`m{drainmeter_rollup="none",job="myapp",quantile="1"}`,
+		`x{drainmeter_rollup="dyno",job="myapp",source="web.1"}`,
+	}
+	if !slices.Equal(stale, want) {
+		t.Errorf("stale markers\n%s\nwant\n%s", strings.Join(stale, "\n"), strings.Join(want, "\n"))
+	}
+	if len(got) != len(want)+3 {
+		t.Errorf("%d series: %v", len(got), got)
+	}
+	points := 0
+	for _, r := range enc2.Reqs {
+		points += r.Points
+	}
+	if points != 3 {
+		t.Errorf("%d points: stale markers are not measurements", points)
+	}
+	// The minute after: the gone series were not in the previous minute.
+	enc3, err := b.Encode(drain, nil, third, enc2.Totals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = all(t, enc3)
+	for id, s := range got {
+		if s.stale() && id != `a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}` && id != `x_total{drainmeter_rollup="dyno",job="myapp",source="web.1"}` {
+			t.Errorf("stale marker for %s again", id)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("third minute: %v", got)
+	}
+}
+
+// TestDuplicates: drainmeter series that map to one Prometheus series:
+// the first in key order is sent, the others counted and explained.
+func TestDuplicates(t *testing.T) {
+	at := base.Add(time.Second)
+	m := minuteOf(t, "d1", base, []parse.Measurement{
+		meas(parse.Sample, "a_b", "web.1", 3, at),
+		meas(parse.Sample, "a/b", "web.1", 2, at),
+		meas(parse.Sample, "a.b", "web.1", 1, at),
+		meas(parse.Sample, "a.b", "web.2", 4, at), // another source: another series
+		meas(parse.Count, "hits", "", 1, at),
+		meas(parse.Count, "hits_total", "", 2, at), // hits_total too
+		meas(parse.Sample, "lat_count", "", 9, at), // lat's _count
+		meas(parse.Measure, "lat", "", 5, at),
+	})
+	enc, err := newBackend(Config{}).Encode(drain, nil, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, enc)
+	want := map[string]float64{
+		`a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}`: 1, // a.b sorts first
+		`a_b{drainmeter_rollup="dyno",job="myapp",source="web.2"}`: 4,
+		`hits_total{drainmeter_rollup="none",job="myapp"}`:         1,
+		`lat_count{drainmeter_rollup="none",job="myapp"}`:          1, // the measure sorts before the sample
+	}
+	for id, v := range want {
+		if got[id].Value != v {
+			t.Errorf("%s = %v, want %v", id, got[id], v)
+		}
+	}
+	if len(got) != 2+1+7 {
+		t.Errorf("%d series", len(got))
+	}
+	// a/b, a_b, hits_total, lat_count: one sample each.
+	if enc.Skipped != 4 || !strings.Contains(enc.Note, `"a/b"`) || !strings.Contains(enc.Note, `a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}`) {
+		t.Errorf("skipped %d: %s", enc.Skipped, enc.Note)
+	}
+}
+
+// TestChunks: at most MaxSamples per request, a drainmeter series' samples
+// kept together when they fit, every series sent once, stale markers too.
+func TestChunks(t *testing.T) {
+	var ms []parse.Measurement
+	for i := range 5 {
+		ms = append(ms, meas(parse.Measure, fmt.Sprintf("m%d", i), "", 1, base))
+		ms = append(ms, meas(parse.Sample, fmt.Sprintf("g%d", i), "", 1, base))
+	}
+	m := minuteOf(t, "d1", base, ms)
+	for _, max := range []int{1, 3, 7, 8, 10, 16, 100} {
+		enc, err := newBackend(Config{MaxSamples: max}).Encode(drain, nil, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{} // series → request
+		points := 0
+		for i, r := range enc.Reqs {
+			ds := decodeRequest(t, r)
+			if len(ds) > max || len(ds) == 0 || r.Points != len(ds) {
+				t.Fatalf("max %d: request %d has %d series, %d points", max, i, len(ds), r.Points)
+			}
+			for _, d := range ds {
+				name := strings.TrimSuffix(strings.TrimSuffix(d.name(), "_sum"), "_count")
+				if j, ok := seen[name]; ok && j != i && max >= 7 {
+					t.Errorf("max %d: %s split across requests", max, name)
+				}
+				seen[name] = i
+			}
+			points += r.Points
+		}
+		if points != 5*7+5 {
+			t.Errorf("max %d: %d points", max, points)
+		}
+	}
+}
+
+// TestSend checks the request on the wire and what each answer means.
+func TestSend(t *testing.T) {
+	type seen struct {
+		path, auth, ce, ct, version, ua, extra string
+		body                                   []byte
+	}
+	var (
+		mu     sync.Mutex
+		last   seen
+		status int
+		answer string
+		header = http.Header{}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		last = seen{r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Encoding"), r.Header.Get("Content-Type"),
+			r.Header.Get("X-Prometheus-Remote-Write-Version"), r.Header.Get("User-Agent"), r.Header.Get("X-Scope-OrgID"), body}
+		st, ans := status, answer
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		mu.Unlock()
+		w.WriteHeader(st)
+		_, _ = io.WriteString(w, ans)
+	}))
+	defer srv.Close()
+
+	b := newBackend(Config{})
+	enc, err := b.Encode(drain, nil, minuteOf(t, "d1", base, []parse.Measurement{meas(parse.Sample, "g", "", 1, base)}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := enc.Reqs[0]
+	u := strings.Replace(srv.URL, "http://", "http://user:s3cret@", 1) + "/api/v1/write"
+	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: u, Headers: []outlet.Header{{Name: "X-Scope-OrgID", Value: "tenant1"}}}
+
+	for _, tc := range []struct {
+		status     int
+		retryAfter int
+		answer     string
+		want       outlet.Outcome
+	}{
+		{200, 0, "", outlet.Accepted},
+		{204, 0, "", outlet.Accepted},
+		{400, 0, "out of order sample", outlet.Permanent},
+		{400, 0, "duplicate sample for timestamp", outlet.Permanent},
+		{401, 0, "unauthorized", outlet.Pause},
+		{403, 0, "forbidden", outlet.Pause},
+		{404, 0, "404 page not found", outlet.Permanent},
+		{413, 0, "too large", outlet.Permanent},
+		{429, 7, "slow down", outlet.Retry},
+		{500, 0, "too old sample", outlet.Retry},
+		{502, 0, "", outlet.Retry},
+		{503, 120, "", outlet.Retry},
+	} {
+		mu.Lock()
+		status, answer = tc.status, tc.answer
+		header = http.Header{}
+		if tc.retryAfter != 0 {
+			header.Set("Retry-After", fmt.Sprint(tc.retryAfter))
+		}
+		mu.Unlock()
+		res := b.Send(t.Context(), o, r)
+		if res.Outcome != tc.want || res.Status != tc.status || res.Message != tc.answer {
+			t.Errorf("%d: %+v, want %v", tc.status, res, tc.want)
+		}
+		if res.RetryAfter != time.Duration(tc.retryAfter)*time.Second {
+			t.Errorf("%d: Retry-After %v", tc.status, res.RetryAfter)
+		}
+	}
+	mu.Lock()
+	got := last
+	mu.Unlock()
+	if got.path != "/api/v1/write" || got.auth != "Basic dXNlcjpzM2NyZXQ=" || got.ce != "snappy" ||
+		got.ct != "application/x-protobuf" || got.version != "0.1.0" || got.ua != "drainmeter/test" || got.extra != "tenant1" {
+		t.Errorf("request %+v", got)
+	}
+	if raw, err := snappy.Decode(nil, got.body); err != nil || len(raw) == 0 || !bytes.Equal(got.body, r.Body) {
+		t.Errorf("body: %v", err)
+	}
+
+	// A network error: retried; the message names neither the URL nor the password.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	o.URL = strings.Replace(closed.URL, "http://", "http://user:s3cret@", 1) + "/api/v1/write?token=abc"
+	res := b.Send(t.Context(), o, r)
+	if res.Outcome != outlet.Retry || res.Status != 0 || strings.Contains(res.Message, "s3cret") || strings.Contains(res.Message, "abc") || res.Message == "" {
+		t.Errorf("network error: %+v", res)
+	}
+	// A URL that cannot be posted to: permanent, and no credentials shown.
+	o.URL = "ftp://user:s3cret@example.com/x"
+	if res := b.Send(t.Context(), o, r); res.Outcome != outlet.Permanent || strings.Contains(res.Message, "s3cret") {
+		t.Errorf("bad URL: %+v", res)
+	}
+}
+
+// BenchmarkEncode encodes a minute of 1 000 series (a third each counts,
+// measures and samples) after a previous minute.
+func BenchmarkEncode(b *testing.B) {
+	t := &testing.T{}
+	var ms []parse.Measurement
+	for i := range 1000 {
+		name := fmt.Sprintf("metric.%04d", i)
+		switch i % 3 {
+		case 0:
+			ms = append(ms, meas(parse.Count, name, "web.1", 1, base))
+		case 1:
+			for v := range 20 {
+				ms = append(ms, meas(parse.Measure, name, "web.1", float64(v), base))
+			}
+		default:
+			ms = append(ms, meas(parse.Sample, name, "web.1", 1, base))
+		}
+	}
+	m := minuteOf(t, "d1", base, ms)
+	be := newBackend(Config{})
+	first, err := be.Encode(drain, nil, m, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := &rollup.Minute{Drain: m.Drain, Start: m.Start + 60, Series: m.Series}
+	var size int
+	enc, _ := be.Encode(drain, nil, next, first.Totals)
+	for _, r := range enc.Reqs {
+		size += len(r.Body)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := be.Encode(drain, nil, next, first.Totals); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
