@@ -22,6 +22,7 @@ import (
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
+	"github.com/drainmeter/drainmeter/outlet/remotewrite"
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -303,8 +304,9 @@ func waitUntil(wg *sync.WaitGroup, ctx context.Context, stop func()) {
 // backends are the outlets drainmeter can post to.
 func backends(client *outlet.Client, stdout io.Writer, percentiles []float64) map[outlet.Kind]outlet.Backend {
 	return map[outlet.Kind]outlet.Backend{
-		outlet.Log:     outlet.NewLogBackend(stdout, percentiles),
-		outlet.Librato: librato.New(client, percentiles),
+		outlet.Log:         outlet.NewLogBackend(stdout, percentiles),
+		outlet.Librato:     librato.New(client, percentiles),
+		outlet.RemoteWrite: remotewrite.New(client, remotewrite.Config{}),
 	}
 }
 
