@@ -25,30 +25,57 @@ import (
 // They run in parallel: each waits about a minute for its last minute to
 // become ready.
 
-// cluster is a set of web processes sharing one database and one drain.
+// cluster is a set of web processes sharing one database and one or more
+// drains; every batch goes to every drain.
 type cluster struct {
 	t      *testing.T
 	fake   *fakelibrato.Server
 	env    []string
-	id     string
+	id     string // the first drain's
 	secret string
+	drains [][2]string // id, secret
 
 	mu   sync.Mutex
 	webs []*server
+	all  []*server // every web ever started
 }
 
+// allOutput returns the output of every web ever started.
+func (c *cluster) allOutput() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, s := range c.all {
+		out = append(out, s.out.String())
+	}
+	return out
+}
+
+// newCluster makes a cluster with one drain, shop, posting to a fake Librato.
 func newCluster(t *testing.T, dsn string, extra ...string) *cluster {
+	t.Helper()
+	return newClusterWith(t, dsn, [][]string{{"--name", "shop", "--librato-user", "me@example.com", "--librato-token", "tok"}}, extra...)
+}
+
+// newClusterWith makes a cluster with a drain per argument list of
+// `drains add` (and a fake Librato that knows me@example.com/tok).
+func newClusterWith(t *testing.T, dsn string, drains [][]string, extra ...string) *cluster {
 	t.Helper()
 	fake := fakelibrato.New(map[string]string{"me@example.com": "tok"})
 	ts := httptest.NewServer(fake)
 	t.Cleanup(ts.Close)
 	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
 	mustCLI(t, env, "migrate")
-	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "shop", "--librato-user", "me@example.com", "--librato-token", "tok"))
+	c := &cluster{t: t, fake: fake}
+	for _, args := range drains {
+		id, secret := drainCreds(t, mustCLI(t, env, append([]string{"drains", "add"}, args...)...))
+		c.drains = append(c.drains, [2]string{id, secret})
+	}
+	c.id, c.secret = c.drains[0][0], c.drains[0][1]
 	env = append(env, "LIBRATO_URL="+ts.URL, "GRACE=5s", "PARTIAL_FLUSH_INTERVAL=2s",
 		"DRAIN_CACHE_TTL=5s", "SHUTDOWN_TIMEOUT=15s", "OUTLET_TIMEOUT=2s", "OUTLET_MAX_BACKOFF=5s")
-	env = append(env, extra...)
-	return &cluster{t: t, fake: fake, env: env, id: id, secret: secret}
+	c.env = append(env, extra...)
+	return c
 }
 
 // start starts a web process and adds it to the live set; i names its dyno.
@@ -56,6 +83,7 @@ func (c *cluster) start(i int) *server {
 	s := startServer(c.t, append(c.env, fmt.Sprintf("DYNO=web.%d", i))...)
 	c.mu.Lock()
 	c.webs = append(c.webs, s)
+	c.all = append(c.all, s)
 	c.mu.Unlock()
 	return s
 }
@@ -81,8 +109,12 @@ func (c *cluster) live() []*server {
 var loadClient = &http.Client{Timeout: 10 * time.Second}
 
 func (c *cluster) post(s *server, id string, body []byte) (int, error) {
+	return c.postTo(s, c.drains[0], id, body)
+}
+
+func (c *cluster) postTo(s *server, drain [2]string, id string, body []byte) (int, error) {
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/logs", bytes.NewReader(body))
-	req.SetBasicAuth(c.id, c.secret)
+	req.SetBasicAuth(drain[0], drain[1])
 	req.Header.Set("Content-Type", "application/logplex-1")
 	req.Header.Set("Logplex-Frame-Id", id)
 	resp, err := loadClient.Do(req)
@@ -93,21 +125,28 @@ func (c *cluster) post(s *server, id string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// send delivers one batch as logplex would: to some live web, again to
-// another if the first fails.
+// send delivers one batch to every drain as logplex would: to some live
+// web, again to another if the first fails.
 func (c *cluster) send(rng *rand.Rand, id string, body []byte) {
+	c.t.Helper()
+	for _, d := range c.drains {
+		c.sendTo(rng, d, id, body)
+	}
+}
+
+func (c *cluster) sendTo(rng *rand.Rand, d [2]string, id string, body []byte) {
 	c.t.Helper()
 	for try := 0; try < 50; try++ {
 		webs := c.live()
 		if len(webs) > 0 {
 			s := webs[rng.IntN(len(webs))]
-			if status, err := c.post(s, id, body); err == nil && status == 200 {
+			if status, err := c.postTo(s, d, id, body); err == nil && status == 200 {
 				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.t.Errorf("batch %s was never accepted", id)
+	c.t.Errorf("batch %s was never accepted by drain %s", id, d[0])
 }
 
 // load sends batches of frames per second for d, spread over the live

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/loadgen"
+	"github.com/drainmeter/drainmeter/internal/pgtest"
+	"github.com/drainmeter/drainmeter/internal/promtest"
+)
+
+// promName is a drainmeter name as a Prometheus metric name.
+func promName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == ':') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// running is what cumulative receivers must hold for totals: per (name,
+// source) and minute, the running count total, and the running measure
+// count and sum, through that minute.
+type running struct {
+	counts   map[loadgen.Key]float64
+	mcounts  map[loadgen.Key]float64
+	msums    map[loadgen.Key]float64
+	minutes  []int64
+	measures map[loadgen.Key][]float64 // the minute's values, sorted
+}
+
+func runningTotals(totals *loadgen.Totals) *running {
+	r := &running{counts: map[loadgen.Key]float64{}, mcounts: map[loadgen.Key]float64{}, msums: map[loadgen.Key]float64{},
+		measures: map[loadgen.Key][]float64{}}
+	seen := map[int64]bool{}
+	for k := range totals.Counts {
+		seen[k.Minute] = true
+	}
+	for k := range totals.Measures {
+		seen[k.Minute] = true
+	}
+	for m := range seen {
+		r.minutes = append(r.minutes, m)
+	}
+	slices.Sort(r.minutes)
+	accC, accN, accS := map[[2]string]float64{}, map[[2]string]float64{}, map[[2]string]float64{}
+	for _, m := range r.minutes {
+		for k, v := range totals.Counts {
+			if k.Minute == m {
+				accC[[2]string{k.Name, k.Source}] += v
+			}
+		}
+		for k, vs := range totals.Measures {
+			if k.Minute != m {
+				continue
+			}
+			id := [2]string{k.Name, k.Source}
+			accN[id] += float64(len(vs))
+			for _, v := range vs {
+				accS[id] += v
+			}
+			sorted := slices.Clone(vs)
+			slices.Sort(sorted)
+			r.measures[k] = sorted
+		}
+		// Running totals are checked for the series present in the minute.
+		for k := range totals.Counts {
+			if k.Minute == m {
+				r.counts[k] = accC[[2]string{k.Name, k.Source}]
+			}
+		}
+		for k := range totals.Measures {
+			if k.Minute == m {
+				id := [2]string{k.Name, k.Source}
+				r.mcounts[k], r.msums[k] = accN[id], accS[id]
+			}
+		}
+	}
+	return r
+}
+
+func near(got, want, rel float64) bool {
+	return math.Abs(got-want) <= rel*math.Max(math.Abs(want), 1e-9)
+}
+
+// checkPrometheus reads every minute back from Prometheus with PromQL.
+func checkPrometheus(t *testing.T, p *promtest.Prometheus, job string, r *running) {
+	t.Helper()
+	errs := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		if errs++; errs <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	for _, m := range r.minutes {
+		at := time.Unix(m+60, 0)
+		vec := func(expr string) map[[2]string]float64 {
+			out := map[[2]string]float64{}
+			for _, s := range p.Query(t, expr, at) {
+				if s.Time.Equal(at) {
+					out[[2]string{s.Metric["__name__"], s.Metric["source"]}] = s.Value
+				}
+			}
+			return out
+		}
+		counts := vec(fmt.Sprintf(`{job=%q, __name__=~".+_total"}`, job))
+		mcounts := vec(fmt.Sprintf(`{job=%q, __name__=~".+_count"}`, job))
+		msums := vec(fmt.Sprintf(`{job=%q, __name__=~".+_sum"}`, job))
+		p95 := vec(fmt.Sprintf(`{job=%q, quantile="0.95"}`, job))
+		for k, want := range r.counts {
+			if k.Minute != m {
+				continue
+			}
+			if got, ok := counts[[2]string{promName(k.Name) + "_total", k.Source}]; !ok || got != want {
+				fail("prometheus %s_total{source=%q} at %s = %v (present %v), want %v", promName(k.Name), k.Source, at.UTC().Format(time.TimeOnly), got, ok, want)
+			}
+		}
+		for k, vs := range r.measures {
+			if k.Minute != m {
+				continue
+			}
+			n := promName(k.Name)
+			if got := mcounts[[2]string{n + "_count", k.Source}]; got != r.mcounts[k] {
+				fail("prometheus %s_count{source=%q} at %s = %v, want %v", n, k.Source, at.UTC().Format(time.TimeOnly), got, r.mcounts[k])
+			}
+			if got := msums[[2]string{n + "_sum", k.Source}]; !near(got, r.msums[k], 1e-9) {
+				fail("prometheus %s_sum{source=%q} at %s = %v, want %v", n, k.Source, at.UTC().Format(time.TimeOnly), got, r.msums[k])
+			}
+			if got, want := p95[[2]string{n, k.Source}], exactNearestRank(vs, 0.95); !near(got, want, 0.01) {
+				fail("prometheus %s{quantile=0.95, source=%q} at %s = %v, want %v ± 1 %%", n, k.Source, at.UTC().Format(time.TimeOnly), got, want)
+			}
+		}
+	}
+}
+
+// checkVictoria reads every series back from VictoriaMetrics.
+func checkVictoria(t *testing.T, v *promtest.VictoriaMetrics, job string, r *running) {
+	t.Helper()
+	type id struct {
+		name, source, quantile string
+		ms                     int64
+	}
+	got := map[id][]float64{}
+	for _, s := range v.Export(t, fmt.Sprintf(`{job=%q}`, job)) {
+		for i, ts := range s.Timestamps {
+			k := id{s.Metric["__name__"], s.Metric["source"], s.Metric["quantile"], ts}
+			got[k] = append(got[k], s.Values[i])
+		}
+	}
+	errs := 0
+	check := func(k id, want float64, rel float64) {
+		t.Helper()
+		vs := got[k]
+		if len(vs) != 1 || !near(vs[0], want, rel) {
+			if errs++; errs <= 20 {
+				t.Errorf("victoria %+v = %v, want one value %v", k, vs, want)
+			}
+		}
+	}
+	for k, want := range r.counts {
+		check(id{promName(k.Name) + "_total", k.Source, "", (k.Minute + 60) * 1000}, want, 0)
+	}
+	for k, vs := range r.measures {
+		n, ms := promName(k.Name), (k.Minute+60)*1000
+		check(id{n + "_count", k.Source, "", ms}, r.mcounts[k], 0)
+		check(id{n + "_sum", k.Source, "", ms}, r.msums[k], 1e-9)
+		check(id{n, k.Source, "0.99", ms}, exactNearestRank(vs, 0.99), 0.01)
+	}
+}
+
+// waitPosted waits until every lane has posted through the last minute.
+func waitPosted(t *testing.T, dsn string, lanes int, last int64, timeout time.Duration) {
+	t.Helper()
+	pool := pgtest.MustPool(t, dsn)
+	eventually(t, timeout, "every lane posted the last minute", func() bool {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM lanes WHERE posted_through >= $1`, last).Scan(&n)
+		return err == nil && n >= lanes
+	})
+}
+
+// TestRemoteWriteEndToEnd is issue 8's acceptance run for remote write:
+// drainbench-shaped load through two web dynos on one Postgres across more
+// than two minutes, web.2 SIGTERMed and restarted mid-run; then every count
+// total and measure count and sum read back from a real Prometheus and a
+// real VictoriaMetrics equals what was sent, quantiles within 1 %, and no
+// request was refused.
+func TestRemoteWriteEndToEnd(t *testing.T) {
+	t.Parallel()
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
+	vm := promtest.StartVictoriaMetrics(t)
+	dsn := pgtest.NewDatabase(t, false)
+	c := newClusterWith(t, dsn, [][]string{
+		{"--name", "shop", "--remote-write-url", prom.WriteURL()},
+		{"--name", "shop-vm", "--remote-write-url", vm.WriteURL()},
+	})
+	c.start(1)
+	w2 := c.start(2)
+	restart := func() {
+		c.remove(w2)
+		if _, err := w2.stop(t); err != nil {
+			t.Errorf("web.2 exit: %v\n%s", err, w2.out)
+		}
+		time.Sleep(2 * time.Second)
+		c.start(2)
+	}
+	totals := c.load(21, 130*time.Second, 15, 40, 0.05, map[time.Duration]func(){75 * time.Second: restart})
+	r := runningTotals(totals)
+	waitPosted(t, dsn, 2, r.minutes[len(r.minutes)-1], 2*time.Minute)
+	checkPrometheus(t, prom, "shop", r)
+	checkVictoria(t, vm, "shop-vm", r)
+	c.stopAll()
+	for _, s := range []string{"refused the request", "refused some points"} {
+		for _, w := range c.allOutput() {
+			if strings.Contains(w, s) {
+				t.Errorf("a web logged %q", s)
+			}
+		}
+	}
+	pool := pgtest.MustPool(t, dsn)
+	var rejected, dropped int64
+	if err := pool.QueryRow(context.Background(), `SELECT sum(rejected), sum(dropped) FROM lanes`).Scan(&rejected, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != 0 || dropped != 0 {
+		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
+	}
+}
