@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -256,6 +257,12 @@ func TestAuthAndFailures(t *testing.T) {
 	f.SetMaxBody(10)
 	refused(md, 413).do(t, srv.URL)
 	f.SetMaxBody(0)
+	f.FailUntil(time.Now().Add(time.Hour))
+	refused(md, 503).do(t, srv.URL)
+	if r := f.Requests(); r[len(r)-1].Status != 503 {
+		t.Errorf("last request %+v", r[len(r)-1])
+	}
+	f.FailUntil(time.Time{})
 	ok(md).do(t, srv.URL)
 	if v, ok := f.Gauges("g", map[string]string{})[minute]; !ok || v != 1 {
 		t.Errorf("gauge %v %v", v, ok)
