@@ -44,8 +44,9 @@ type laneKey struct {
 
 type lane struct {
 	key      laneKey
-	queue    []*rollup.Minute // closed minutes not yet built, ascending
-	minute   *rollup.Minute   // the minute of job (to rebuild it if the outlet's encoding changes)
+	queue    []queued // closed minutes not yet built, ascending
+	minute   queued   // the minute of job (to rebuild it if the outlet's encoding changes)
+	building bool     // a minute was taken from the queue and is being built
 	job      *Job
 	totals   *Totals
 	next     time.Time
@@ -54,9 +55,18 @@ type lane struct {
 	status   Status
 }
 
+// queued is a closed minute waiting in a lane, encoded: each lane decodes
+// its own copy (reading a sketch can change it, so lanes must not share
+// one), and the encoding is smaller than the live minute.
+type queued struct {
+	start  int64
+	data   []byte
+	series int
+}
+
 func (l *lane) waiting() int {
 	n := len(l.queue)
-	if l.job != nil {
+	if l.job != nil || l.building {
 		n++
 	}
 	return n
@@ -83,17 +93,21 @@ func (e *Engine) Start() {
 
 // Closed queues closed minutes on every outlet of their drains.
 func (e *Engine) Closed(minutes []*rollup.Minute) {
+	enc := make([][]byte, len(minutes))
+	for i, mn := range minutes {
+		enc[i] = mn.AppendBinary(nil)
+	}
 	e.mu.Lock()
-	for _, mn := range minutes {
+	for i, mn := range minutes {
 		d, ok := e.dest.Drain(mn.Drain)
 		if !ok {
 			e.log.Warn("outlet: no such drain; minute dropped", "drain", mn.Drain, "series", len(mn.Series))
 			e.stats.Drain(mn.Drain).Add(stats.PostDropped, uint64(len(mn.Series)))
 			continue
 		}
-		for i := range d.Outlets {
-			l := e.laneLocked(laneKey{d.ID, d.Outlets[i].Kind}, &d.Outlets[i])
-			l.queue = append(l.queue, mn)
+		for j := range d.Outlets {
+			l := e.laneLocked(laneKey{d.ID, d.Outlets[j].Kind}, &d.Outlets[j])
+			l.queue = append(l.queue, queued{start: mn.Start, data: enc[i], series: len(mn.Series)})
 		}
 	}
 	e.mu.Unlock()
@@ -203,10 +217,10 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 	st := l.status
 	if !ok { // the outlet was removed: nothing to post its minutes to
 		n := 0
-		for _, mn := range l.queue {
-			n += len(mn.Series)
+		for _, q := range l.queue {
+			n += q.series
 		}
-		l.queue, l.job, l.minute = nil, nil, nil
+		l.queue, l.job, l.minute = nil, nil, queued{}
 		e.mu.Unlock()
 		e.stats.Drain(l.key.drain).Add(stats.PostDropped, uint64(n))
 		e.log.Warn("outlet: the drain has no such outlet any more; its minutes are dropped", "drain", l.key.drain, "outlet", l.key.kind, "series", n)
@@ -214,8 +228,8 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 	}
 	st.Target = o.Redacted()
 	if l.job != nil && l.job.Key != o.EncodingKey() { // rebuild with the new encoding
-		l.queue = append([]*rollup.Minute{l.minute}, l.queue...)
-		l.job, l.minute = nil, nil
+		l.queue = append([]queued{l.minute}, l.queue...)
+		l.job, l.minute = nil, queued{}
 	}
 	e.mu.Unlock()
 	defer func() {
@@ -231,18 +245,26 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 				e.mu.Unlock()
 				return
 			}
-			mn := l.queue[0]
+			q := l.queue[0]
 			l.queue = l.queue[1:]
+			l.building = true
 			e.mu.Unlock()
-			job, err := e.send.Build(d, o, mn, l.totals)
-			if err != nil {
-				e.log.Error("outlet: cannot build the minute; dropped", "drain", d.ID, "outlet", o.Kind, "err", err)
-				e.stats.Drain(d.ID).Add(stats.PostDropped, uint64(len(mn.Series)))
-				continue
+			mn, err := rollup.DecodeMinute(d.ID, q.start, q.data)
+			var job *Job
+			if err == nil {
+				job, err = e.send.Build(d, o, mn, l.totals)
 			}
 			e.mu.Lock()
-			l.job, l.minute = job, mn
+			l.building = false
+			if err == nil {
+				l.job, l.minute = job, q
+			}
 			e.mu.Unlock()
+			if err != nil {
+				e.log.Error("outlet: cannot build the minute; dropped", "drain", d.ID, "outlet", o.Kind, "err", err)
+				e.stats.Drain(d.ID).Add(stats.PostDropped, uint64(q.series))
+				continue
+			}
 		}
 		step := e.send.Step(ctx, d, o, l.job, &st, st.Attempts)
 		switch step.Action {
@@ -253,7 +275,7 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 			if l.job.Totals != nil {
 				l.totals = l.job.Totals
 			}
-			l.job, l.minute = nil, nil
+			l.job, l.minute = nil, queued{}
 			l.next, l.pausedOn = time.Time{}, ""
 			st.Attempts = 0
 			e.mu.Unlock()
@@ -363,10 +385,10 @@ func (e *Engine) dropLocked(l *lane, why string) int {
 	if l.job != nil {
 		n += l.job.Points()
 	}
-	for _, mn := range l.queue {
-		n += len(mn.Series)
+	for _, q := range l.queue {
+		n += q.series
 	}
-	l.job, l.minute, l.queue = nil, nil, nil
+	l.job, l.minute, l.queue = nil, queued{}, nil
 	if n > 0 {
 		e.stats.Drain(l.key.drain).Add(stats.PostDropped, uint64(n))
 		l.status.Dropped += uint64(n)

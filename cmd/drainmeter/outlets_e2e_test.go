@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/internal/fakeotlp"
 	"github.com/drainmeter/drainmeter/internal/loadgen"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/internal/promtest"
@@ -29,6 +32,7 @@ func promName(s string) string {
 // source) and minute, the running count total, and the running measure
 // count and sum, through that minute.
 type running struct {
+	countsOf map[loadgen.Key]float64 // the minute's own sums
 	counts   map[loadgen.Key]float64
 	mcounts  map[loadgen.Key]float64
 	msums    map[loadgen.Key]float64
@@ -37,7 +41,7 @@ type running struct {
 }
 
 func runningTotals(totals *loadgen.Totals) *running {
-	r := &running{counts: map[loadgen.Key]float64{}, mcounts: map[loadgen.Key]float64{}, msums: map[loadgen.Key]float64{},
+	r := &running{countsOf: totals.Counts, counts: map[loadgen.Key]float64{}, mcounts: map[loadgen.Key]float64{}, msums: map[loadgen.Key]float64{},
 		measures: map[loadgen.Key][]float64{}}
 	seen := map[int64]bool{}
 	for k := range totals.Counts {
@@ -232,5 +236,145 @@ func TestRemoteWriteEndToEnd(t *testing.T) {
 	}
 	if rejected != 0 || dropped != 0 {
 		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
+	}
+}
+
+// otlpAttrs are the point attributes of a loadgen source.
+func otlpAttrs(source string) map[string]string {
+	if source == "web" {
+		return map[string]string{"source": "web", "drainmeter.rollup": "process_type"}
+	}
+	return map[string]string{"source": source, "drainmeter.rollup": "dyno"}
+}
+
+// checkOTLP compares what a fake OTLP receiver holds with the load.
+func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta bool, r *running) {
+	t.Helper()
+	errs := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		if errs++; errs <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	byTime := func(name string, attrs map[string]string) map[uint64][]fakeotlp.Point {
+		out := map[uint64][]fakeotlp.Point{}
+		for _, p := range fake.Series(name, attrs) {
+			out[p.Time] = append(out[p.Time], p)
+		}
+		return out
+	}
+	for k, want := range r.counts {
+		at := uint64(k.Minute+60) * 1e9
+		pts := byTime(k.Name, otlpAttrs(k.Source))[at]
+		if delta {
+			want = r.countsOf[k]
+		}
+		if len(pts) != 1 || pts[0].Type != fakeotlp.Sum || pts[0].Delta() != delta || pts[0].Value != want {
+			fail("otlp %s %s at %d: %+v, want one sum %v (delta %v)", k.Name, k.Source, k.Minute, pts, want, delta)
+		}
+	}
+	for k, vs := range r.measures {
+		at := uint64(k.Minute+60) * 1e9
+		pts := byTime(k.Name, otlpAttrs(k.Source))[at]
+		if len(pts) != 1 {
+			fail("otlp %s %s at %d: %d points, want 1", k.Name, k.Source, k.Minute, len(pts))
+			continue
+		}
+		var sum float64
+		for _, v := range vs {
+			sum += v
+		}
+		if delta {
+			e := pts[0].Exp
+			if e == nil || e.Count != uint64(len(vs)) || !near(e.GetSum(), sum, 1e-9) || e.GetMin() != vs[0] || e.GetMax() != vs[len(vs)-1] {
+				fail("otlp delta %s %s at %d: %+v, want count %d sum %v min %v max %v", k.Name, k.Source, k.Minute, e, len(vs), sum, vs[0], vs[len(vs)-1])
+			}
+			continue
+		}
+		s := pts[0].Summary
+		if s == nil || float64(s.Count) != r.mcounts[k] || !near(s.Sum, r.msums[k], 1e-9) {
+			fail("otlp cumulative %s %s at %d: %+v, want count %v sum %v", k.Name, k.Source, k.Minute, s, r.mcounts[k], r.msums[k])
+			continue
+		}
+		for _, q := range s.QuantileValues {
+			if want := exactNearestRank(vs, q.Quantile); !near(q.Value, want, 0.01) {
+				fail("otlp cumulative %s %s at %d: q%v = %v, want %v ± 1 %%", k.Name, k.Source, k.Minute, q.Quantile, q.Value, want)
+			}
+		}
+	}
+	for _, req := range fake.Requests() {
+		if req.Status != 200 || req.Rejected != 0 {
+			fail("the fake refused a request: %+v", req)
+		}
+	}
+}
+
+// laneRow is a lane as the status page will show it.
+func laneRow(t *testing.T, dsn, drainName, kind string) (postedThrough int64, state, lastErr string) {
+	t.Helper()
+	pool := pgtest.MustPool(t, dsn)
+	var pt *int64
+	var le *string
+	err := pool.QueryRow(context.Background(), `SELECT l.posted_through, l.state, l.last_error FROM lanes l JOIN drains d ON d.id = l.drain_id
+		WHERE d.name = $1 AND l.outlet = $2`, drainName, kind).Scan(&pt, &state, &le)
+	if err != nil {
+		return 0, "", ""
+	}
+	if pt != nil {
+		postedThrough = *pt
+	}
+	if le != nil {
+		lastErr = *le
+	}
+	return postedThrough, state, lastErr
+}
+
+// TestOTLPEndToEnd is issue 8's acceptance run for OTLP and fan-out: two
+// webs on one Postgres; drain shop posts OTLP cumulative and to Librato,
+// drain shop-delta OTLP delta. Librato is down for 60 s mid-run: OTLP
+// stays current meanwhile, Librato catches up after, and every receiver
+// ends up with exactly what was sent.
+func TestOTLPEndToEnd(t *testing.T) {
+	t.Parallel()
+	cum, delta := fakeotlp.New(""), fakeotlp.New("")
+	cumSrv, deltaSrv := httptest.NewServer(cum), httptest.NewServer(delta)
+	t.Cleanup(cumSrv.Close)
+	t.Cleanup(deltaSrv.Close)
+	cum.RequireAuth("Bearer otlp-secret-token")
+	dsn := pgtest.NewDatabase(t, false)
+	c := newClusterWith(t, dsn, [][]string{
+		{"--name", "shop", "--otlp-endpoint", cumSrv.URL + "/v1/metrics", "--otlp-header", "Authorization=Bearer otlp-secret-token",
+			"--librato-user", "me@example.com", "--librato-token", "tok"},
+		{"--name", "shop-delta", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta"},
+	})
+	c.start(1)
+	c.start(2)
+	var during struct {
+		otlp, librato int64
+		state, err    string
+	}
+	events := map[time.Duration]func(){
+		15 * time.Second: func() { c.fake.FailUntil(time.Now().Add(60*time.Second), fakelibrato.Maintenance) },
+		70 * time.Second: func() {
+			during.otlp, _, _ = laneRow(t, dsn, "shop", "otlp")
+			during.librato, during.state, during.err = laneRow(t, dsn, "shop", "librato")
+		},
+	}
+	totals := c.load(22, 100*time.Second, 15, 40, 0.05, events)
+	r := runningTotals(totals)
+	waitPosted(t, dsn, 3, r.minutes[len(r.minutes)-1], 3*time.Minute)
+	c.stopAll()
+	if during.otlp <= during.librato || during.state != "retrying" || !strings.Contains(during.err, "503") {
+		t.Errorf("70 s in, with Librato down: OTLP posted through %d, Librato through %d (%s: %q); want OTLP ahead, Librato retrying",
+			during.otlp, during.librato, during.state, during.err)
+	}
+	checkOTLP(t, cum, false, r)
+	checkOTLP(t, delta, true, r)
+	checkDelivered(t, c.fake, totals)
+	for _, w := range c.allOutput() {
+		if strings.Contains(w, "otlp-secret-token") {
+			t.Error("a web logged the OTLP header")
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
+	"github.com/drainmeter/drainmeter/outlet/otlp"
 	"github.com/drainmeter/drainmeter/outlet/remotewrite"
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
@@ -306,6 +307,7 @@ func backends(client *outlet.Client, stdout io.Writer, percentiles []float64) ma
 	return map[outlet.Kind]outlet.Backend{
 		outlet.Log:         outlet.NewLogBackend(stdout, percentiles),
 		outlet.Librato:     librato.New(client, percentiles),
+		outlet.OTLP:        otlp.New(client, otlp.Config{Version: version}),
 		outlet.RemoteWrite: remotewrite.New(client, remotewrite.Config{}),
 	}
 }
