@@ -1,6 +1,7 @@
 package drain
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -24,8 +25,23 @@ func NewRecentIDs(ttl time.Duration, maxIDs int) *RecentIDs {
 
 func key(drain, id string) string { return drain + "\x00" + id }
 
-// Claim reports whether id is new for drain and reserves it.
-func (r *RecentIDs) Claim(drain, id string, now time.Time) bool {
+// Claim reports whether id is new for drain and records it (Deduper).
+func (r *RecentIDs) Claim(_ context.Context, drain, id string, now time.Time) (bool, error) {
+	return r.Mark(drain, id, now), nil
+}
+
+// Seen reports whether id is remembered for drain, without recording it.
+func (r *RecentIDs) Seen(drain, id string) bool {
+	k := key(drain, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, cur := r.cur[k]
+	_, prev := r.prev[k]
+	return cur || prev
+}
+
+// Mark records id for drain and reports whether it was new.
+func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 	k := key(drain, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -46,14 +62,11 @@ func (r *RecentIDs) Claim(drain, id string, now time.Time) bool {
 	return true
 }
 
-// Release forgets id, so that a retry of a batch that was not counted is.
-func (r *RecentIDs) Release(drain, id string) {
+// Forget forgets id (a claim whose batch was not counted after all).
+func (r *RecentIDs) Forget(drain, id string) {
 	k := key(drain, id)
 	r.mu.Lock()
 	delete(r.cur, k)
 	delete(r.prev, k)
 	r.mu.Unlock()
 }
-
-// Commit does nothing: a claim in memory is already a record.
-func (r *RecentIDs) Commit(drain, id string) {}

@@ -3,9 +3,10 @@
 // 200 with a Content-Length (logplex cannot read chunked replies, gives up
 // after 5 s, and drops a batch for good on any 4xx but 429).
 //
-// A batch is parsed completely before anything is counted: its measurements
-// go to the Sink in one call, so a request whose body could not be read in
-// full counts nothing and its retry counts once.
+// A batch is read and parsed completely before anything is counted: only a
+// body read to its end (the gzip trailer checked, the last chunk received)
+// has its id claimed and its measurements handed to the Sink, in one call,
+// so a request whose body was cut counts nothing and its retry counts once.
 package drain
 
 import (
@@ -17,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,19 +50,24 @@ type Sink interface {
 
 // Deduper remembers the ids of batches already counted.
 type Deduper interface {
-	// Claim reports whether id is new for the drain, and reserves it.
-	Claim(drain, id string, now time.Time) bool
-	// Release forgets a claim whose batch was not counted, so that a retry is.
-	Release(drain, id string)
-	// Commit records that the claimed batch was counted.
-	Commit(drain, id string)
+	// Claim reports whether the batch id is new for the drain, and records
+	// it as counted: the caller counts the batch at once if it is. It is
+	// called only once the whole body has been read and parsed. An error
+	// means it could not tell (the handler answers 503: logplex retries).
+	Claim(ctx context.Context, drain, id string, now time.Time) (bool, error)
 }
 
 // Config is the handler's configuration.
 type Config struct {
-	MaxBodyBytes  int64 // larger bodies are refused with 413
-	MaxFrameBytes int   // larger frames are skipped and counted
+	MaxBodyBytes         int64 // larger bodies are refused with 413
+	MaxDecompressedBytes int64 // larger gzip bodies, once decompressed, are refused with 413 (default 16 × MaxBodyBytes)
+	MaxFrameBytes        int   // larger frames are skipped and counted
 }
+
+// MaxIDBytes is the longest Logplex-Frame-Id (or X-Request-Id) used to
+// recognize a retried batch; logplex's are 32 hex digits. A longer one is
+// ignored (the batch is counted as if it had none) and counted.
+const MaxIDBytes = 128
 
 // Handler serves POST /logs.
 type Handler struct {
@@ -79,6 +86,9 @@ func NewHandler(cfg Config, auth Authenticator, sink Sink, dedup Deduper, reg *s
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = MaxFrameBytes
 	}
+	if cfg.MaxDecompressedBytes <= 0 {
+		cfg.MaxDecompressedBytes = 16 * cfg.MaxBodyBytes
+	}
 	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, log: log, now: now}
 	h.states.New = func() any {
 		return &reqState{fr: NewFrameReader(nil, cfg.MaxFrameBytes), p: parse.NewParser(parse.Options{})}
@@ -92,7 +102,9 @@ type reqState struct {
 	p     *parse.Parser
 	batch []parse.Measurement
 	arena []byte
-	cr    countingReader
+	body  bodyReader
+	unzip limitReader
+	zr    *gzip.Reader
 }
 
 func (st *reqState) collect(m *parse.Measurement) {
@@ -114,15 +126,60 @@ func (st *reqState) copyBytes(b []byte) []byte {
 	return st.arena[n:len(st.arena):len(st.arena)]
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// bodyReader counts what it reads and keeps the first error of the request
+// body itself (a broken connection, a body over the limit), which a frame
+// reader would otherwise report as a framing error.
+type bodyReader struct {
+	r   io.Reader
+	n   int64
+	err error
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
 	return n, err
+}
+
+// errDecompressedTooLarge is a gzip body that inflates past the limit.
+var errDecompressedTooLarge = errors.New("decompressed body too large")
+
+// limitReader is io.LimitReader that fails loudly at the limit.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	err  error // the decompressor's own error (corrupt or cut data)
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		l.err = errDecompressedTooLarge
+		return 0, l.err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err != nil && err != io.EOF && l.err == nil {
+		l.err = err
+	}
+	return n, err
+}
+
+// isGzip reports whether a Content-Encoding is gzip; ok=false for an
+// encoding drainmeter cannot read.
+func encoding(h string) (gz, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(h)) {
+	case "", "identity":
+		return false, true
+	case "gzip", "x-gzip":
+		return true, true
+	}
+	return false, false
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +206,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	gz, known := encoding(r.Header.Get("Content-Encoding"))
+	if !known {
+		h.log.Info("drain refused", "drain", d.ID, "reason", "unknown Content-Encoding (gzip or none)")
+		reply(w, http.StatusUnsupportedMediaType)
+		return
+	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
@@ -161,34 +224,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = r.Header.Get("X-Request-Id") // log-shuttle
 	}
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	if id != "" && h.dedup != nil && !h.dedup.Claim(d.ID, id, now) {
-		ds.Add(stats.Duplicates, 1)
-		_, _ = io.Copy(io.Discard, body)
-		reply(w, http.StatusOK)
-		return
+	if len(id) > MaxIDBytes {
+		ds.Add(stats.IDsIgnored, 1)
+		id = ""
 	}
-	release := func() {
-		if id != "" && h.dedup != nil {
-			h.dedup.Release(d.ID, id)
-		}
+	if id != "" && user != d.ID {
+		id = user + ":" + id // the built-in drain: one id space per sending app
 	}
 
 	st := h.states.Get().(*reqState)
 	defer h.states.Put(st)
 	st.batch, st.arena = st.batch[:0], st.arena[:0]
-	st.cr = countingReader{r: body}
-	var src io.Reader = &st.cr
-	if r.Header.Get("Content-Encoding") == "gzip" { // log-shuttle may compress
-		zr, err := gzip.NewReader(src)
-		if err != nil {
-			release()
-			ds.Add(stats.FramesRejected, 1)
-			reply(w, http.StatusOK) // a 4xx would make the sender drop it anyway
+	st.body = bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	var src io.Reader = &st.body
+	if gz {
+		if st.zr == nil {
+			st.zr = new(gzip.Reader)
+		}
+		if err := st.zr.Reset(src); err != nil {
+			h.finishUnread(w, d.ID, st, err, "gzip header")
 			return
 		}
-		defer zr.Close()
-		src = io.LimitReader(zr, 16*h.cfg.MaxBodyBytes)
+		st.unzip = limitReader{r: st.zr, left: h.cfg.MaxDecompressedBytes}
+		src = &st.unzip
 	}
 	q := r.URL.Query()
 	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes}
@@ -201,56 +259,103 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.p.Reset(opts)
 	st.fr.Reset(src)
 
-	var accepted, rejected uint64
+	var accepted, badHeader uint64
 	for st.fr.Next() {
 		if st.p.Frame(st.fr.Bytes(), now, st.collect) {
 			accepted++
 		} else {
-			rejected++
+			badHeader++
 		}
 	}
-	rejected += uint64(st.fr.Oversized())
+	oversized := uint64(st.fr.Oversized())
 	ferr := st.fr.Err()
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(ferr, &tooBig):
-		release()
-		h.log.Info("drain refused", "drain", d.ID, "reason", "body too large", "limit", h.cfg.MaxBodyBytes)
-		reply(w, http.StatusRequestEntityTooLarge)
+	// Read the rest, whatever happened: only a body read to its end (the
+	// gzip trailer checked, the last chunk received) counts.
+	_, _ = io.Copy(io.Discard, src)
+	if gz {
+		_, _ = io.Copy(io.Discard, &st.body) // anything after the gzip stream
+	}
+	if err := st.body.err; err != nil {
+		h.finishUnread(w, d.ID, st, err, "body")
 		return
-	case ferr != nil && r.ContentLength >= 0 && st.cr.n < r.ContentLength && r.Header.Get("Content-Encoding") == "":
-		// The connection broke before the body arrived: count nothing, so
-		// that logplex's retry of the same batch counts once.
-		release()
-		h.log.Info("drain body unread", "drain", d.ID, "err", ferr, "read", st.cr.n, "content_length", r.ContentLength)
+	}
+	if gz && st.unzip.err != nil {
+		h.finishUnread(w, d.ID, st, st.unzip.err, "gzip body")
 		return
-	case ferr != nil:
-		// Bad framing: the frames before it count; the rest of the batch is
-		// counted as rejected (logplex's count tells how many there were).
-		rest := uint64(1)
-		if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 32); err == nil && n > accepted+rejected+1 {
-			rest = n - accepted - rejected
-		}
-		rejected += rest
-		h.log.Info("drain frame rejected", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", rest)
-		_, _ = io.Copy(io.Discard, body)
 	}
 
-	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 32); err == nil && n != accepted+rejected {
+	var framing uint64
+	if ferr != nil {
+		// Bad framing in a complete body: the frames before it count; the
+		// rest of the batch is counted as rejected (logplex's count tells
+		// how many there were, when it is believable).
+		framing = 1
+		if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 32); err == nil && n <= maxMsgCount {
+			if seen := accepted + badHeader + oversized; n > seen+1 {
+				framing = n - seen
+			}
+		}
+		h.log.Info("drain frame rejected", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
+	}
+	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != accepted+badHeader+oversized+framing {
 		ds.Add(stats.MsgCountMismatch, 1)
 	}
-	h.sink.Add(now, ds, st.batch)
+
+	// The whole batch is read: claim its id, then count it.
 	if id != "" && h.dedup != nil {
-		h.dedup.Commit(d.ID, id)
+		fresh, err := h.dedup.Claim(r.Context(), d.ID, id, now)
+		if err != nil {
+			h.log.Error("drain: cannot tell whether the batch was counted; refused for a retry", "drain", d.ID, "err", err)
+			reply(w, http.StatusServiceUnavailable)
+			return
+		}
+		if !fresh {
+			ds.Add(stats.Duplicates, 1)
+			reply(w, http.StatusOK)
+			return
+		}
 	}
+	h.sink.Add(now, ds, st.batch)
 	ds.Add(stats.Requests, 1)
 	ds.Add(stats.FramesAccepted, accepted)
-	ds.Add(stats.FramesRejected, rejected)
+	ds.Add(stats.FramesRejected, badHeader+oversized+framing)
+	ds.Add(stats.RejectedBadHeader, badHeader)
+	ds.Add(stats.RejectedOversized, oversized)
+	ds.Add(stats.RejectedFraming, framing)
 	ds.Add(stats.Measurements, uint64(len(st.batch)))
-	ds.Add(stats.PairsRejected, st.p.Rejects.Total()-st.p.Rejects[parse.BadHeader])
+	rj := &st.p.Rejects
+	ds.Add(stats.PairsRejected, rj.Total()-rj[parse.BadHeader])
+	ds.Add(stats.PairsBadValue, rj[parse.BadValue])
+	ds.Add(stats.PairsEmptyName, rj[parse.EmptyName])
+	ds.Add(stats.PairsEmptyMember, rj[parse.EmptyMember])
+	ds.Add(stats.PairsLongMember, rj[parse.LongMember])
+	ds.Add(stats.PairsUnterminatedQuote, rj[parse.UnterminatedQuote])
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
 	reply(w, http.StatusOK)
+}
+
+// maxMsgCount bounds the Logplex-Msg-Count believed (logplex sends at most
+// a few hundred frames a batch).
+const maxMsgCount = 100_000
+
+// finishUnread answers a request whose body could not be read whole:
+// nothing of it counts, so that the sender's retry counts once.
+func (h *Handler) finishUnread(w http.ResponseWriter, drain string, st *reqState, err error, what string) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig), errors.Is(err, errDecompressedTooLarge):
+		h.log.Info("drain refused", "drain", drain, "reason", what+" too large", "limit_bytes", h.cfg.MaxBodyBytes)
+		reply(w, http.StatusRequestEntityTooLarge)
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
+		// The bytes all arrived but are not gzip: a retry would fail the same way.
+		h.log.Info("drain refused", "drain", drain, "reason", "corrupt "+what, "err", err)
+		reply(w, http.StatusBadRequest)
+	default:
+		// The connection broke (or the gzip stream was cut): nothing counts.
+		h.log.Info("drain body unread; nothing counted", "drain", drain, "err", err, "read_bytes", st.body.n)
+		reply(w, http.StatusBadRequest)
+	}
 }
 
 func unauthorized(w http.ResponseWriter) {

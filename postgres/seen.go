@@ -2,158 +2,275 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// LocalIDs is the in-memory set of batch ids that SharedIDs keeps in step
-// with the other dynos (drain.RecentIDs).
+// LocalIDs is the in-memory set of batch ids a dyno has seen
+// (drain.RecentIDs).
 type LocalIDs interface {
-	Claim(drain, id string, now time.Time) bool
-	Release(drain, id string)
+	Seen(drain, id string) bool
+	Mark(drain, id string, now time.Time) bool
 }
 
-// SharedIDs counts a retried batch once across web dynos without a database
-// write on the request path. Claims are decided in memory; ids of counted
-// batches are written to frames_seen in batches every Interval, and every
-// Interval the ids the other dynos counted are read back into memory. A
-// retry that reaches another dyno more than about two Intervals after the
-// first attempt was counted is therefore recognized (logplex retries after a
-// 5 s timeout or a failed connection); one that arrives sooner may count twice.
-type SharedIDs struct {
-	local    LocalIDs
-	pool     *pgxpool.Pool
-	log      *slog.Logger
-	interval time.Duration
-	now      func() time.Time
+// ClaimsConfig configures the claims.
+type ClaimsConfig struct {
+	Window  time.Duration // claims arriving within this of each other share one round trip
+	Timeout time.Duration // a claim Postgres has not answered in this long is decided in memory
+	MaxIDs  int           // ids held for a later write while Postgres is unreachable
+}
 
-	mu      sync.Mutex
-	pending []seenID
-	since   time.Time // database time of the newest id read
-	dropped int
-	outage  *outage
+// Claims decides, across web dynos, whether a batch was counted: a batch's
+// Logplex-Frame-Id (or X-Request-Id) is claimed in Postgres (frames_seen)
+// before its measurements count, so a retry that reaches another dyno at
+// once, while the first attempt is still being counted, counts once.
+//
+// Claims from concurrent requests are group-committed: one INSERT … ON
+// CONFLICT DO NOTHING RETURNING per Window per dyno, however many requests
+// wait. Ids this dyno claimed are remembered in memory too, so a retry to
+// the same dyno costs no round trip.
+//
+// While Postgres is unreachable (a claim unanswered for Timeout), claims are
+// decided in memory, logged once, and written when it is back; meanwhile a
+// retry that reaches another dyno may count twice. Degraded tells.
+type Claims struct {
+	cfg   ClaimsConfig
+	local LocalIDs
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.Mutex
+	pending  []*claim
+	backlog  []seenID // claimed in memory, to write when Postgres is back
+	dropped  int
+	wake     chan struct{}
+	degraded atomic.Bool
+	outage   *outage
 }
 
 type seenID struct{ drain, id string }
 
-// maxPending bounds the ids held while the database is unreachable.
-const maxPending = 200_000
-
-// NewSharedIDs returns a shared set over local.
-func NewSharedIDs(pool *pgxpool.Pool, local LocalIDs, interval time.Duration, log *slog.Logger, now func() time.Time) *SharedIDs {
-	return &SharedIDs{local: local, pool: pool, log: log, interval: interval, now: now,
-		outage: newOutage(log, "dedup: database unreachable; holding batch ids in memory", "dedup: database reachable again")}
+type claim struct {
+	seenID
+	fresh bool
+	err   error
+	done  chan struct{}
 }
 
-// Claim reports whether the batch is new, from memory alone.
-func (s *SharedIDs) Claim(drain, id string, now time.Time) bool { return s.local.Claim(drain, id, now) }
-
-// Release forgets a claim whose batch was not counted.
-func (s *SharedIDs) Release(drain, id string) { s.local.Release(drain, id) }
-
-// Commit records that the batch was counted; the next flush shares it.
-func (s *SharedIDs) Commit(drain, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) >= maxPending {
-		s.pending = s.pending[1:]
-		s.dropped++
+// NewClaims returns claims over local; start Run.
+func NewClaims(cfg ClaimsConfig, pool *pgxpool.Pool, local LocalIDs, log *slog.Logger, now func() time.Time) *Claims {
+	if cfg.Window <= 0 {
+		cfg.Window = 2 * time.Millisecond
 	}
-	s.pending = append(s.pending, seenID{drain, id})
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.MaxIDs <= 0 {
+		cfg.MaxIDs = 200_000
+	}
+	return &Claims{cfg: cfg, local: local, pool: pool, log: log, now: now, wake: make(chan struct{}, 1),
+		outage: newOutage(log, "dedup: Postgres unreachable; batch ids are claimed in this dyno's memory only (a retry reaching another dyno may count twice)",
+			"dedup: Postgres reachable again; batch ids claimed in memory written")}
 }
 
-// Run flushes and polls every interval, and deletes ids older than an hour
-// every minute, until ctx is done; then it flushes once more.
-func (s *SharedIDs) Run(ctx context.Context) {
-	t := time.NewTicker(s.interval)
+// Degraded reports whether claims are being decided in memory only.
+func (c *Claims) Degraded() bool { return c.degraded.Load() }
+
+// Claim reports whether the batch id is new for the drain and records it
+// (drain.Deduper).
+func (c *Claims) Claim(ctx context.Context, drain, id string, now time.Time) (bool, error) {
+	if c.local.Seen(drain, id) {
+		return false, nil
+	}
+	if c.degraded.Load() {
+		return c.claimLocally(drain, id, now), nil
+	}
+	cl := &claim{seenID: seenID{drain, id}, done: make(chan struct{})}
+	c.mu.Lock()
+	c.pending = append(c.pending, cl)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(c.cfg.Timeout)
 	defer t.Stop()
-	lastPrune := s.now()
+	select {
+	case <-cl.done:
+		if cl.err == nil {
+			if cl.fresh {
+				c.local.Mark(drain, id, now)
+			}
+			return cl.fresh, nil
+		}
+	case <-t.C:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	// Postgres did not answer: decide here, write it later.
+	c.degraded.Store(true)
+	return c.claimLocally(drain, id, now), nil
+}
+
+func (c *Claims) claimLocally(drain, id string, now time.Time) bool {
+	if !c.local.Mark(drain, id, now) {
+		return false
+	}
+	c.mu.Lock()
+	if len(c.backlog) >= c.cfg.MaxIDs {
+		c.backlog = c.backlog[1:]
+		c.dropped++
+	}
+	c.backlog = append(c.backlog, seenID{drain, id})
+	c.mu.Unlock()
+	return true
+}
+
+// Run commits claims as they come, writes the backlog while degraded, and
+// deletes ids older than an hour every minute, until ctx is done; then it
+// writes the backlog once more.
+func (c *Claims) Run(ctx context.Context) {
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			c.failPending(ctx.Err())
 			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			s.flush(fctx)
+			c.writeBacklog(fctx)
 			cancel()
 			return
-		case <-t.C:
-		}
-		s.flush(ctx)
-		s.poll(ctx)
-		if s.now().Sub(lastPrune) > time.Minute {
-			lastPrune = s.now()
-			if _, err := s.pool.Exec(ctx, `DELETE FROM frames_seen WHERE seen_at < now() - interval '1 hour'`); err != nil {
-				s.outage.report(err)
+		case <-c.wake:
+			time.Sleep(c.cfg.Window) // let concurrent claims join
+			c.commit(ctx)
+		case <-retry.C:
+			if c.degraded.Load() {
+				c.writeBacklog(ctx)
+			}
+		case <-prune.C:
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c.pool.Exec(pctx, `DELETE FROM frames_seen WHERE seen_at < now() - interval '1 hour'`)
+			cancel()
+			if ctx.Err() == nil {
+				c.outage.report(err)
 			}
 		}
 	}
 }
 
-func (s *SharedIDs) flush(ctx context.Context) {
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = nil
-	dropped := s.dropped
-	s.dropped = 0
-	s.mu.Unlock()
-	if dropped > 0 {
-		s.log.Warn("dedup: batch ids dropped while the database was unreachable; retries of those batches may count twice", "ids", dropped)
-	}
+// commit claims the pending ids in one statement.
+func (c *Claims) commit(ctx context.Context) {
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
 	if len(batch) == 0 {
 		return
 	}
-	drains, ids := make([]string, len(batch)), make([]string, len(batch))
-	for i, b := range batch {
-		drains[i], ids[i] = b.drain, b.id
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO frames_seen (drain_id, frame_id)
-		SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`, drains, ids)
-	s.outage.report(err)
-	if err != nil { // keep them for the next flush
-		s.mu.Lock()
-		s.pending = append(batch, s.pending...)
-		if over := len(s.pending) - maxPending; over > 0 {
-			s.pending = s.pending[over:]
-			s.dropped += over
+	// The same id twice in one batch (two copies of a batch at once): the
+	// first claim decides, the others are duplicates.
+	first := map[seenID]*claim{}
+	var drains, ids []string
+	for _, cl := range batch {
+		if first[cl.seenID] == nil {
+			first[cl.seenID] = cl
+			drains, ids = append(drains, cl.drain), append(ids, cl.id)
 		}
-		s.mu.Unlock()
+	}
+	qctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	won := map[seenID]bool{}
+	rows, err := c.pool.Query(qctx, `INSERT INTO frames_seen (drain_id, frame_id)
+		SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING RETURNING drain_id, frame_id`, drains, ids)
+	if err == nil {
+		for rows.Next() {
+			var k seenID
+			if err = rows.Scan(&k.drain, &k.id); err != nil {
+				break
+			}
+			won[k] = true
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if ctx.Err() == nil {
+		c.outage.report(err)
+	}
+	if err != nil {
+		err = fmt.Errorf("dedup: claim: %w", err)
+	}
+	for _, cl := range batch {
+		cl.err = err
+		cl.fresh = err == nil && first[cl.seenID] == cl && won[cl.seenID]
+		close(cl.done)
 	}
 }
 
-func (s *SharedIDs) poll(ctx context.Context) {
-	since := s.since
-	if since.IsZero() {
-		since = time.Unix(0, 0)
+func (c *Claims) failPending(err error) {
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, cl := range batch {
+		cl.err = err
+		close(cl.done)
 	}
-	// Read back a little before the newest id seen: rows committed late
-	// with an earlier timestamp are not missed; re-reading is harmless.
-	rows, err := s.pool.Query(ctx, `SELECT drain_id, frame_id, seen_at FROM frames_seen WHERE seen_at > $1 ORDER BY seen_at`,
-		since.Add(-2*time.Second))
+}
+
+// writeBacklog writes the ids claimed in memory; once it succeeds, claims go
+// to Postgres again.
+func (c *Claims) writeBacklog(ctx context.Context) {
+	c.mu.Lock()
+	batch := c.backlog
+	c.backlog = nil
+	dropped := c.dropped
+	c.dropped = 0
+	c.mu.Unlock()
+	if dropped > 0 {
+		c.log.Warn("dedup: batch ids dropped while Postgres was unreachable; retries of those batches may count twice", "ids", dropped)
+	}
+	var err error
+	if len(batch) > 0 {
+		drains, ids := make([]string, len(batch)), make([]string, len(batch))
+		for i, b := range batch {
+			drains[i], ids[i] = b.drain, b.id
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.pool.Exec(wctx, `INSERT INTO frames_seen (drain_id, frame_id)
+			SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`, drains, ids)
+		cancel()
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = c.pool.Ping(pctx)
+		cancel()
+	}
+	if ctx.Err() == nil {
+		c.outage.report(err)
+	}
 	if err != nil {
-		s.outage.report(err)
+		c.mu.Lock()
+		c.backlog = append(batch, c.backlog...)
+		if over := len(c.backlog) - c.cfg.MaxIDs; over > 0 {
+			c.backlog = c.backlog[over:]
+			c.dropped += over
+		}
+		c.mu.Unlock()
 		return
 	}
-	defer rows.Close()
-	now := s.now()
-	newest := s.since
-	for rows.Next() {
-		var d, id string
-		var at time.Time
-		if err := rows.Scan(&d, &id, &at); err != nil {
-			s.outage.report(err)
-			return
-		}
-		s.local.Claim(d, id, now)
-		if at.After(newest) {
-			newest = at
-		}
+	c.mu.Lock()
+	empty := len(c.backlog) == 0
+	c.mu.Unlock()
+	if empty {
+		c.degraded.Store(false)
 	}
-	if err := rows.Err(); err != nil {
-		s.outage.report(err)
-		return
-	}
-	s.since = newest
-	s.outage.report(nil)
 }

@@ -37,6 +37,21 @@ const (
 	PostDropped                     // measurements dropped after retrying for too long, or at shutdown
 	PartialsDropped                 // measurements in partial minutes dropped while Postgres was unreachable too long
 	LateShifted                     // measurements that reached Postgres after their minute was sealed, posted with a later minute
+
+	IDsIgnored // batches whose Logplex-Frame-Id or X-Request-Id was too long to be one (counted as if they had none)
+
+	// Frames rejected, by reason (they add up to FramesRejected).
+	RejectedBadHeader // the syslog header could not be read
+	RejectedOversized // longer than the frame limit (64 KiB): skipped
+	RejectedFraming   // after a bad length or a cut frame: the rest of the batch
+
+	// Pairs rejected, by reason (they add up to PairsRejected).
+	PairsBadValue          // a value that is not a number
+	PairsEmptyName         // measure#=1
+	PairsEmptyMember       // unique#x=
+	PairsLongMember        // a unique member over 128 bytes
+	PairsUnterminatedQuote // the line's pairs ended at an open quote
+
 	NumCounters
 )
 
@@ -46,7 +61,20 @@ var counterNames = [...]string{
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
-	LateShifted: "late_shifted",
+	LateShifted: "late_shifted", IDsIgnored: "ids_ignored",
+	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
+	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
+	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",
+}
+
+// CounterByName returns the counter with that name.
+func CounterByName(name string) (Counter, bool) {
+	for c, n := range counterNames {
+		if n == name {
+			return Counter(c), true
+		}
+	}
+	return 0, false
 }
 
 func (c Counter) String() string { return counterNames[c] }

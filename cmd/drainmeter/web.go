@@ -60,7 +60,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
-	var shared *postgres.SharedIDs
+	var shared *postgres.Claims
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
 		if pool, err = openDB(ctx, cfg.DatabaseURL); err != nil {
@@ -79,7 +79,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("config: %w", err)
 		}
 		tn.cache = postgres.NewDrainCache(postgres.NewDrains(pool, keys), cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewSharedIDs(pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), 250*time.Millisecond, log, time.Now)
+		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
@@ -252,7 +252,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		_ = srv.Close()
 	}
 	cancel()
-	stopShared() // after the last request: its final flush shares every counted batch id
+	stopShared() // after the last request: ids claimed in memory during an outage are written
 	stopBg()
 	<-flushed
 	<-sharedDone
