@@ -1,0 +1,72 @@
+// Package status is what drainmeter tells its users about their drains: the
+// status page (GET /), each drain owner's page (GET /drains/{id}), and the
+// same data as JSON. A Source gathers a Snapshot — in memory from this
+// process's counters, or with a database from every dyno's counters in
+// Postgres — and the handlers render it.
+package status
+
+import (
+	"context"
+	"time"
+)
+
+// Snapshot is everything the pages show.
+type Snapshot struct {
+	Version  string    `json:"version"`
+	Store    string    `json:"store"`              // "memory" or "postgres"
+	Database string    `json:"database,omitempty"` // "ok" or "unreachable" (postgres only)
+	Dedup    string    `json:"dedup,omitempty"`    // "shared" or "local" (a Postgres outage: retries across dynos may count twice)
+	Now      time.Time `json:"generated_at"`
+	Window   string    `json:"window"` // what the counters cover, e.g. "24h"
+	Dynos    int       `json:"dynos"`  // web processes whose counters are included
+	Drains   []Drain   `json:"drains"`
+}
+
+// Drain is one drain's status. The counters cover Snapshot.Window, summed
+// over every dyno (a dyno that died still counts).
+type Drain struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	Apps           []string   `json:"apps"`          // the apps seen sending (Basic-auth user names)
+	LastBatchAt    *time.Time `json:"last_batch_at"` // nil: waiting for the first batch
+	Frames         uint64     `json:"frames"`
+	FramesRejected uint64     `json:"frames_rejected"`
+	// Rejected counts rejected frames by reason (bad_header, oversized,
+	// framing) and rejected pairs by reason (bad_value, empty_name, …).
+	Rejected       map[string]uint64 `json:"rejected"`
+	LinesPerMinute []uint64          `json:"lines_per_minute"` // the last 60 minutes, oldest first; the last one is the current minute
+	Duplicates     uint64            `json:"duplicates"`
+	Late           uint64            `json:"late"`         // measurements for a minute already closed
+	LateShifted    uint64            `json:"late_shifted"` // measurements that reached Postgres late, posted with a later minute
+	Future         uint64            `json:"future"`
+	Overflow       uint64            `json:"overflow"`
+	KindConflict   uint64            `json:"kind_conflict"`
+	LogplexDropped uint64            `json:"logplex_dropped"` // messages logplex or log-shuttle said they dropped (L10, L12)
+	LogplexLost    uint64            `json:"logplex_lost"`    // messages log-shuttle said it lost (L13)
+	OpenSeries     int               `json:"open_series"`     // series of the open minutes, over all dynos
+	Outlets        []Outlet          `json:"outlets"`
+	// AddCommand is the `heroku drains:add` line for this drain, its secret
+	// elided; set for drains that are still waiting for their first batch.
+	AddCommand string `json:"add_command,omitempty"`
+}
+
+// Outlet is one outlet of a drain.
+type Outlet struct {
+	Kind           string     `json:"kind"`   // log, librato, otlp, remotewrite
+	Target         string     `json:"target"` // the endpoint, without credentials
+	State          string     `json:"state"`  // ok, retrying, paused, giving_up
+	LastPostAt     *time.Time `json:"last_post_at"`
+	MinutesWaiting int        `json:"minutes_waiting"`
+	LastError      string     `json:"last_error"` // never a secret
+	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
+	Posted         uint64     `json:"posted"`   // measurements (points) the receiver accepted
+	Rejected       uint64     `json:"rejected"` // refused for good
+	Dropped        uint64     `json:"dropped"`  // given up on: too old, or shutdown
+}
+
+// Source gathers snapshots.
+type Source interface {
+	// Snapshot returns the status of every drain, or of the drain with id
+	// only (when id is not empty).
+	Snapshot(ctx context.Context, id string) (*Snapshot, error)
+}
