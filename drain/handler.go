@@ -316,6 +316,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.sink.Add(now, ds, st.batch)
+	ds.Batch(now)
 	ds.Add(stats.Requests, 1)
 	ds.Add(stats.FramesAccepted, accepted)
 	ds.Add(stats.FramesRejected, badHeader+oversized+framing)

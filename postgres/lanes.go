@@ -31,6 +31,9 @@ type PosterConfig struct {
 	Workers   int           // lanes posting at once in this process
 	Poll      time.Duration // how often to look for lanes with work
 	Retention time.Duration // sealed minutes, shifts and gone writers are kept at most this long
+	// StatusRetention is how long the status pages' per-minute counters
+	// are kept (STATUS_RETENTION).
+	StatusRetention time.Duration
 }
 
 // Poster runs the lanes in the durable mode: every web runs one, and each
@@ -79,6 +82,9 @@ func NewPoster(cfg PosterConfig, pool *pgxpool.Pool, send *outlet.Sender, dest R
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = 24 * time.Hour
+	}
+	if cfg.StatusRetention <= 0 {
+		cfg.StatusRetention = 24 * time.Hour
 	}
 	return &Poster{cfg: cfg, pool: pool, send: send, dest: dest, stats: reg, log: log, now: now,
 		leases: map[laneKey]time.Time{}, wake: make(chan struct{}, 1),
@@ -503,6 +509,7 @@ func (p *Poster) clean(ctx context.Context) {
 		{`DELETE FROM minutes WHERE coalesce(sealed_at, done_at, ready_at) < now() - $1 * interval '1 millisecond'`, []any{ret}},
 		{`DELETE FROM shifts WHERE at < now() - $1 * interval '1 millisecond'`, []any{ret}},
 		{`DELETE FROM writers WHERE heartbeat_at < now() - greatest($1 * interval '1 millisecond', interval '1 hour')`, []any{ret}},
+		{`DELETE FROM drain_counters WHERE minute < extract(epoch FROM now())::bigint - $1`, []any{int64(p.cfg.StatusRetention / time.Second)}},
 	} {
 		if _, err := p.pool.Exec(ctx, q.sql, q.args...); err != nil {
 			p.outage.report(err)

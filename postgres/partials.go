@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
+	"github.com/drainmeter/drainmeter/status"
 )
 
 // WriterID names this process in the partials it writes and the lanes it
@@ -70,13 +72,26 @@ type Partials struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu      sync.Mutex
-	queue   []partialRow
-	bytes   int
-	dropped uint64
-	swept   int64 // every minute starting at or before this is closed and queued
-	wake    chan struct{}
-	outage  *outage
+	mu       sync.Mutex
+	queue    []partialRow
+	bytes    int
+	dropped  uint64
+	swept    int64 // every minute starting at or before this is closed and queued
+	counters map[counterKey]stats.Snapshot
+	activity map[string]activity
+	open     map[string]int
+	wake     chan struct{}
+	outage   *outage
+}
+
+type counterKey struct {
+	drain  string
+	minute int64
+}
+
+type activity struct {
+	lastBatch time.Time
+	apps      []string
 }
 
 type partialRow struct {
@@ -95,6 +110,7 @@ func NewPartials(cfg PartialsConfig, pool *pgxpool.Pool, reg *stats.Registry, lo
 		cfg.Silence = time.Minute
 	}
 	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, now: now, wake: make(chan struct{}, 1),
+		counters: map[counterKey]stats.Snapshot{}, activity: map[string]activity{}, open: map[string]int{},
 		swept:  ClosedThrough(now(), cfg.Grace),
 		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres reachable again; caught up")}
 }
@@ -134,6 +150,30 @@ func (p *Partials) Closed(minutes []*rollup.Minute) {
 	p.trimLocked()
 	p.mu.Unlock()
 	p.signal()
+}
+
+// Record queues what this process's counters did (status.Recorder's
+// deltas) at now, and its open series per drain, for the status pages: they
+// are added to Postgres with the next write, every dyno's summed.
+func (p *Partials) Record(now time.Time, deltas []status.Delta, open map[string]int) {
+	minute := floorMinute(now.Unix())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range deltas {
+		k := counterKey{d.Drain, minute}
+		c := p.counters[k]
+		for i := range c {
+			c[i] += d.Counts[i]
+		}
+		p.counters[k] = c
+		a := p.activity[d.Drain]
+		if d.LastBatch.After(a.lastBatch) {
+			a.lastBatch = d.LastBatch
+		}
+		a.apps = d.Apps
+		p.activity[d.Drain] = a
+	}
+	p.open = open
 }
 
 // Swept records that the store closed every minute it could at now and
@@ -224,16 +264,99 @@ func (p *Partials) flush(ctx context.Context) error {
 	if dropped > 0 {
 		p.log.Error("partials dropped: Postgres was unreachable for longer than the buffer holds", "measurements", dropped)
 	}
-	err := p.write(ctx, batch, swept)
-	if ctx.Err() != nil && err != nil {
-		// Cancelled (shutdown): not an outage. The caller flushes again.
-		p.requeue(batch)
-		return err
-	}
-	p.outage.report(err)
+	p.mu.Lock()
+	st := statusRows{counters: p.counters, activity: p.activity, open: p.open}
+	p.counters, p.activity = map[counterKey]stats.Snapshot{}, map[string]activity{}
+	p.mu.Unlock()
+	err := p.write(ctx, batch, swept, st)
 	if err != nil {
 		p.requeue(batch)
+		p.requeueStatus(st)
 	}
+	if ctx.Err() != nil && err != nil {
+		return err // cancelled (shutdown): not an outage; the caller flushes again
+	}
+	p.outage.report(err)
+	return err
+}
+
+// statusRows are the status counters a write adds.
+type statusRows struct {
+	counters map[counterKey]stats.Snapshot
+	activity map[string]activity
+	open     map[string]int
+}
+
+func (p *Partials) requeueStatus(st statusRows) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range st.counters {
+		cur := p.counters[k]
+		for i := range cur {
+			cur[i] += c[i]
+		}
+		p.counters[k] = cur
+	}
+	for d, a := range st.activity {
+		cur := p.activity[d]
+		if a.lastBatch.After(cur.lastBatch) {
+			cur.lastBatch = a.lastBatch
+		}
+		if cur.apps == nil {
+			cur.apps = a.apps
+		}
+		p.activity[d] = cur
+	}
+}
+
+// writeStatus adds the status counters in tx.
+func (p *Partials) writeStatus(ctx context.Context, tx pgx.Tx, st statusRows) error {
+	if len(st.counters) > 0 {
+		var drains []string
+		var minutes []int64
+		var counts [][]byte
+		for k, c := range st.counters {
+			obj := map[string]uint64{}
+			for i, v := range c {
+				if v != 0 {
+					obj[stats.Counter(i).String()] = v
+				}
+			}
+			if len(obj) == 0 {
+				continue
+			}
+			b, _ := json.Marshal(obj)
+			drains, minutes, counts = append(drains, k.drain), append(minutes, k.minute), append(counts, b)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO drain_counters (drain_id, minute, counters)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[])
+			ON CONFLICT (drain_id, minute) DO UPDATE SET counters = drainmeter_add_counts(drain_counters.counters, excluded.counters)`,
+			drains, minutes, counts); err != nil {
+			return err
+		}
+	}
+	for d, a := range st.activity {
+		var last *time.Time
+		if !a.lastBatch.IsZero() {
+			last = &a.lastBatch
+		}
+		apps := a.apps
+		if apps == nil {
+			apps = []string{}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO drain_activity (drain_id, last_batch_at, apps) VALUES ($1, $2, $3)
+			ON CONFLICT (drain_id) DO UPDATE SET last_batch_at = greatest(drain_activity.last_batch_at, excluded.last_batch_at),
+				apps = (SELECT coalesce(array_agg(DISTINCT a ORDER BY a), '{}') FROM (
+					SELECT unnest(drain_activity.apps || excluded.apps) AS a LIMIT 32) t)`,
+			d, last, apps); err != nil {
+			return err
+		}
+	}
+	open, _ := json.Marshal(st.open)
+	if st.open == nil {
+		open = []byte("{}")
+	}
+	_, err := tx.Exec(ctx, `UPDATE writers SET open_series = $2 WHERE id = $1`, p.cfg.Writer, open)
 	return err
 }
 
@@ -253,13 +376,20 @@ type shift struct {
 	measurements uint64
 }
 
-// write writes a batch of partials and the watermark in one transaction.
-func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64) error {
+// write writes a batch of partials, the status counters and the watermark
+// in one transaction.
+func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, st statusRows) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if len(batch) == 0 {
-		_, err := p.pool.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
-			WHERE id = $1`, p.cfg.Writer, swept)
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			if err := p.writeStatus(ctx, tx, st); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
+				WHERE id = $1`, p.cfg.Writer, swept)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("partials: heartbeat: %w", err)
 		}
@@ -332,6 +462,9 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64) e
 				s.drain, s.from, s.to, s.measurements, p.cfg.Writer); err != nil {
 				return err
 			}
+		}
+		if err := p.writeStatus(ctx, tx, st); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
 			WHERE id = $1`, p.cfg.Writer, swept)

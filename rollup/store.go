@@ -235,6 +235,30 @@ func (s *Store) TakeOpen() []*Minute {
 	return out
 }
 
+// OpenSeriesByDrain returns how many series each drain has open, across its
+// open minutes.
+func (s *Store) OpenSeriesByDrain() map[string]int {
+	s.mu.RLock()
+	ids := make(map[string]*drainState, len(s.drains))
+	for id, ds := range s.drains {
+		ids[id] = ds
+	}
+	s.mu.RUnlock()
+	out := make(map[string]int, len(ids))
+	for id, ds := range ids {
+		ds.mu.Lock()
+		n := 0
+		for _, mn := range ds.minutes {
+			n += len(mn.Series)
+		}
+		ds.mu.Unlock()
+		if n > 0 {
+			out[id] = n
+		}
+	}
+	return out
+}
+
 // OpenSeries returns how many series are open across all drains and minutes.
 func (s *Store) OpenSeries() int {
 	n := 0

@@ -81,8 +81,9 @@ func (c Counter) String() string { return counterNames[c] }
 
 // Drain is the set of counters of one drain.
 type Drain struct {
-	ID string
-	c  [NumCounters]atomic.Uint64
+	ID        string
+	c         [NumCounters]atomic.Uint64
+	lastBatch atomic.Int64 // unix nanoseconds of the last batch counted
 
 	mu   sync.Mutex
 	apps []string // the Basic-auth user names seen: the apps that send to this drain
@@ -110,6 +111,26 @@ func (d *Drain) Apps() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]string(nil), d.apps...)
+}
+
+// Batch records that a batch was counted at t.
+func (d *Drain) Batch(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := d.lastBatch.Load()
+		if n <= old || d.lastBatch.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// LastBatch returns when the last batch was counted (zero: never).
+func (d *Drain) LastBatch() time.Time {
+	n := d.lastBatch.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // Add adds n to counter c.

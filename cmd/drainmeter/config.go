@@ -56,6 +56,10 @@ type Config struct {
 	RollupRetention      time.Duration `envconfig:"ROLLUP_RETENTION" default:"24h"`
 	PartialBufferBytes   int           `envconfig:"PARTIAL_BUFFER_BYTES" default:"67108864"`
 
+	AdminPassword   string        `envconfig:"ADMIN_PASSWORD"`
+	StatusRetention time.Duration `envconfig:"STATUS_RETENTION" default:"24h"`
+	SelfMetrics     bool          `envconfig:"SELF_METRICS" default:"true"`
+
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	Dyno            string        `envconfig:"DYNO"` // set by Heroku on every dyno
@@ -131,6 +135,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.PartialFlushInterval < time.Second:
 		return fmt.Errorf("config: PARTIAL_FLUSH_INTERVAL=%s must be at least 1s", c.PartialFlushInterval)
+	case c.StatusRetention < time.Hour || c.StatusRetention > 31*24*time.Hour:
+		return fmt.Errorf("config: STATUS_RETENTION=%s must be between 1h and 744h", c.StatusRetention)
 	case c.WriterTimeout < 5*time.Second:
 		return fmt.Errorf("config: WRITER_TIMEOUT=%s must be at least 5s", c.WriterTimeout)
 	case c.RollupRetention < c.OutletMaxPending:

@@ -21,6 +21,7 @@ type tenants struct {
 	libratoURL     string            // LIBRATO_URL, for the table's Librato outlets
 	stats          *stats.Registry
 	cache          *postgres.DrainCache // nil: no database
+	drains         *postgres.Drains     // nil: no database
 }
 
 func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {

@@ -27,6 +27,7 @@ import (
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
+	"github.com/drainmeter/drainmeter/status"
 )
 
 // builtinDrain is the id of the drain configured by config vars.
@@ -78,7 +79,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
-		tn.cache = postgres.NewDrainCache(postgres.NewDrains(pool, keys), cfg.DrainCacheTTL, log, time.Now)
+		tn.drains = postgres.NewDrains(pool, keys)
+		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
 		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
 		dedup = shared
 	}
@@ -113,7 +115,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout}, pool, tn, reg, log, time.Now)
-		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention},
+		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention,
+			StatusRetention: cfg.StatusRetention},
 			pool, sender, tn, reg, log, time.Now)
 		if err := poster.ResumeBuiltin(ctx, builtinDrain, tn.builtinDrain().Outlets); err != nil {
 			return err
@@ -122,6 +125,39 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var dbOK atomic.Bool
 	dbOK.Store(pool != nil)
+
+	// What the status pages show: this process's counters in memory; every
+	// dyno's, summed in Postgres, with a database.
+	recorder := status.NewRecorder(reg)
+	var history *status.History
+	var source status.Source
+	var laneStatuses func() []outlet.Status
+	if pool == nil {
+		history = status.NewHistory()
+		builtinID := ""
+		if tn.builtin != nil {
+			builtinID = builtinDrain
+		}
+		source = &status.Memory{Version: version, Reg: reg, History: history, Dests: tn, Builtin: builtinID,
+			Lanes: engine.Lanes, Open: store.OpenSeriesByDrain, Now: time.Now}
+		laneStatuses = engine.Lanes
+	} else {
+		builtinID := ""
+		if tn.builtin != nil {
+			builtinID = builtinDrain
+		}
+		ss := postgres.NewStatusSource(postgres.StatusConfig{Version: version, Window: cfg.StatusRetention, Silence: cfg.WriterTimeout,
+			Builtin: builtinID}, pool, tn.drains, tn, dbOK.Load, shared.Degraded, time.Now)
+		source = ss
+		laneStatuses = func() []outlet.Status {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ls, _ := ss.Lanes(ctx)
+			return ls
+		}
+	}
+	_ = source
+	self := &selfMetrics{store: store, reg: reg, lanes: laneStatuses}
 
 	var stopping atomic.Bool
 	r := chi.NewRouter()
@@ -204,6 +240,29 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		go func() { defer posting.Done(); poster.Run(postCtx, stopPoster) }()
 	}
 	go reg.LogEvery(bg, log, time.Minute)
+	go func() { // every second: counters to the status history (and Postgres), self-metrics
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			deltas := recorder.Take()
+			if pool == nil {
+				for _, d := range deltas {
+					history.Add(d.Drain, now, d.Counts[stats.FramesAccepted])
+				}
+			} else {
+				partials.Record(now, deltas, store.OpenSeriesByDrain())
+			}
+			if cfg.SelfMetrics {
+				self.observe(now, deltas)
+			}
+		}
+	}()
 	if pool != nil {
 		go pingEvery(bg, pool, 2*time.Second, &dbOK, log)
 	}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"time"
+
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
+	"github.com/drainmeter/drainmeter/status"
+)
+
+// selfMetrics posts drainmeter's own per-drain counters through each
+// drain's outlets, as counts under the drainmeter. prefix, once a minute, so
+// that a user can alert on "my drain went quiet" where their metrics are.
+// Every dyno adds its own counts to the minute they happened in (they sum
+// across dynos like any count); the outlets' minutes waiting are samples,
+// one series per outlet kind (source = the kind).
+type selfMetrics struct {
+	store  *rollup.Store
+	reg    *stats.Registry
+	lanes  func() []outlet.Status
+	minute int64
+	acc    map[string]stats.Snapshot
+}
+
+// selfCounts are the counters posted, and their names.
+var selfCounts = []struct {
+	name     string
+	counters []stats.Counter
+}{
+	{"drainmeter.frames", []stats.Counter{stats.FramesAccepted}},
+	{"drainmeter.frames_rejected", []stats.Counter{stats.FramesRejected}},
+	{"drainmeter.duplicates", []stats.Counter{stats.Duplicates}},
+	{"drainmeter.late", []stats.Counter{stats.Late, stats.Future}},
+	{"drainmeter.late_shifted", []stats.Counter{stats.LateShifted}},
+	{"drainmeter.overflow", []stats.Counter{stats.Overflow}},
+	{"drainmeter.logplex_dropped", []stats.Counter{stats.LogplexDropped, stats.LogplexLost}},
+	{"drainmeter.posted", []stats.Counter{stats.Posted}},
+	{"drainmeter.post_errors", []stats.Counter{stats.PostRejected, stats.PostDropped, stats.PartialsDropped}},
+}
+
+// observe adds the recorder's deltas at now; when now is in a new minute,
+// the previous minute's counts go into the store first.
+func (s *selfMetrics) observe(now time.Time, deltas []status.Delta) {
+	m := now.Unix() - now.Unix()%60
+	if s.minute != 0 && m != s.minute {
+		s.flush(time.Unix(s.minute+59, 0))
+	}
+	s.minute = m
+	if s.acc == nil {
+		s.acc = map[string]stats.Snapshot{}
+	}
+	for _, d := range deltas {
+		a := s.acc[d.Drain]
+		for i := range a {
+			a[i] += d.Counts[i]
+		}
+		s.acc[d.Drain] = a
+	}
+}
+
+// flush adds a minute's self-metrics, stamped at, for every drain this
+// process has seen (zeros included: a quiet drain shows as 0 frames).
+func (s *selfMetrics) flush(at time.Time) {
+	waiting := map[string][]outlet.Status{}
+	for _, l := range s.lanes() {
+		waiting[l.Drain] = append(waiting[l.Drain], l)
+	}
+	for _, d := range s.reg.All() {
+		a := s.acc[d.ID]
+		var ms []parse.Measurement
+		for _, c := range selfCounts {
+			var v uint64
+			for _, k := range c.counters {
+				v += a[k]
+			}
+			ms = append(ms, parse.Measurement{Kind: parse.Count, Name: []byte(c.name), Value: float64(v), Time: at})
+		}
+		for _, l := range waiting[d.ID] {
+			ms = append(ms, parse.Measurement{Kind: parse.Sample, Name: []byte("drainmeter.outlet.minutes_waiting"),
+				Source: []byte(l.Kind), Value: float64(l.Waiting), Time: at})
+		}
+		s.store.Add(at, d, ms)
+	}
+	clear(s.acc)
+}
