@@ -192,6 +192,14 @@ func (r *Registry) Drain(id string) *Drain {
 	return d
 }
 
+// Lookup returns the counters of drain id if it has any.
+func (r *Registry) Lookup(id string) (*Drain, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	d, ok := r.drains[id]
+	return d, ok
+}
+
 // All returns every drain's counters, ordered by id.
 func (r *Registry) All() []*Drain {
 	r.mu.RLock()

@@ -305,7 +305,7 @@ func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta bool, r *running) {
 		}
 	}
 	for _, req := range fake.Requests() {
-		if req.Status != 200 || req.Rejected != 0 {
+		if (req.Status != 200 && req.Status != 401) || req.Rejected != 0 { // 401: refused credentials, tested apart
 			fail("the fake refused a request: %+v", req)
 		}
 	}
@@ -386,6 +386,43 @@ func TestOTLPEndToEnd(t *testing.T) {
 	for _, w := range c.allOutput() {
 		if strings.Contains(w, "otlp-secret-token") {
 			t.Error("a web logged the OTLP header")
+		}
+	}
+}
+
+// TestCredentialChangeEndToEnd: an outlet whose credentials the receiver
+// refuses pauses (on every dyno: the lane is shared); `drains set` with the
+// right header makes it post at once — well within DRAIN_CACHE_TTL — and
+// every queued minute arrives.
+func TestCredentialChangeEndToEnd(t *testing.T) {
+	t.Parallel()
+	rcv := fakeotlp.New("")
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	rcv.RequireAuth("Bearer right-token")
+	dsn := pgtest.NewDatabase(t, false)
+	c := newClusterWith(t, dsn, [][]string{
+		{"--name", "shop", "--otlp-endpoint", srv.URL + "/v1/metrics", "--otlp-header", "Authorization=Bearer wrong-token"},
+	}, "DRAIN_CACHE_TTL=30s")
+	c.start(1)
+	c.start(2)
+	totals := c.load(23, 70*time.Second, 10, 40, 0, nil)
+	eventually(t, 60*time.Second, "the lane paused on the refused credentials", func() bool {
+		_, state, lastErr := laneRow(t, dsn, "shop", "otlp")
+		return state == "paused" && strings.Contains(lastErr, "401")
+	})
+	start := time.Now()
+	mustCLI(t, c.env[:3], "drains", "set", "shop", "--otlp-header", "Authorization=Bearer right-token")
+	r := runningTotals(totals)
+	waitPosted(t, dsn, 1, r.minutes[len(r.minutes)-1], 2*time.Minute)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("posting resumed %v after drains set (DRAIN_CACHE_TTL is 30s)", took.Round(time.Second))
+	}
+	c.stopAll()
+	checkOTLP(t, rcv, false, r)
+	for _, w := range c.allOutput() {
+		if strings.Contains(w, "right-token") || strings.Contains(w, "wrong-token") {
+			t.Error("a web logged a credential")
 		}
 	}
 }

@@ -109,8 +109,10 @@ func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Drain {
 func (t *tenants) builtinDrain() *outlet.Drain {
 	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Outlets: slices.Clone(t.builtinOutlets)}
 	if d.Name == "" && t.stats != nil {
-		if apps := t.stats.Drain(builtinDrain).Apps(); len(apps) > 0 {
-			d.Name = slices.Min(apps)
+		if ds, ok := t.stats.Lookup(builtinDrain); ok {
+			if apps := ds.Apps(); len(apps) > 0 {
+				d.Name = slices.Min(apps)
+			}
 		}
 	}
 	if d.Name == "" {
