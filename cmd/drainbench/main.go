@@ -6,6 +6,14 @@
 //	drainbench --url http://app:SECRET@127.0.0.1:5000/logs --connections 4 --duration 20s --dup 0.05 --totals sent.json
 //
 // It only sends to loopback addresses unless --allow-remote is given.
+//
+// With --serve it is instead a sink for drainmeter's outlets, to measure them
+// without a real backend: it answers every POST (OTLP/HTTP at /v1/metrics,
+// remote write at /api/v1/write, Librato at /v1/metrics with Basic auth)
+// with a success, and reports requests and bytes received every 10 s:
+//
+//	drainbench --serve 127.0.0.1:9100 &
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9100 REMOTE_WRITE_URL=http://127.0.0.1:9100/api/v1/write drainmeter web
 package main
 
 import (
@@ -67,8 +75,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.totals, "totals", "", "write the exact totals sent (JSON) to this file")
 	fs.BoolVar(&o.noFrameID, "no-frame-id", false, "send no Logplex-Frame-Id (the drain then does no dedup)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
+	serve := fs.String("serve", "", "instead of sending load, be a sink for drainmeter's outlets on this address (e.g. 127.0.0.1:9100)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *serve != "" {
+		return runSink(ctx, *serve, stdout)
 	}
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -252,4 +264,48 @@ func (r *result) print(w io.Writer, o options) {
 		fmt.Fprintf(w, " %s=%d", k, r.statuses[k])
 	}
 	fmt.Fprintln(w)
+}
+
+// runSink answers every POST with a success until ctx is done, reporting
+// what it received every 10 s.
+func runSink(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var requests, bytes int64
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 64<<20))
+		mu.Lock()
+		requests++
+		bytes += n
+		mu.Unlock()
+		w.Header().Set("Content-Length", "0")
+		if r.URL.Path == "/api/v1/write" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				mu.Lock()
+				fmt.Fprintf(stdout, "sink: %d requests, %d bytes\n", requests, bytes)
+				mu.Unlock()
+			}
+		}
+	}()
+	fmt.Fprintf(stdout, "sink listening on %s\n", ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
