@@ -269,11 +269,9 @@ func (b *Browser) ScrollWidth() int {
 	return eval[int](b, `document.documentElement.scrollWidth`)
 }
 
-// Screenshot saves a full-page PNG of the current page laid out at width
-// CSS pixels (a phone is emulated below 600), logs its path and returns it.
-// The screenshots stay after the test, in one temp dir per Browser
-// (or in $BROWSERTEST_DIR) for a person to look at.
-func (b *Browser) Screenshot(name string, width int) string {
+// SetWidth lays the page out at width CSS pixels, as a phone (mobile,
+// touch, portrait) below 600, until ResetWidth.
+func (b *Browser) SetWidth(width int) {
 	b.t.Helper()
 	ctx, cancel := b.timeout()
 	defer cancel()
@@ -284,17 +282,35 @@ func (b *Browser) Screenshot(name string, width int) string {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), 900, opts...)); err != nil {
 		b.t.Fatalf("browsertest: viewport %d: %v", width, err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("browsertest: screenshot: %v", err)
-	}
-	// Back to the window's own size, not a phone.
-	err = call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+}
+
+// ResetWidth goes back to the window's own size (the desktop width).
+func (b *Browser) ResetWidth() {
+	b.t.Helper()
+	ctx, cancel := b.timeout()
+	defer cancel()
+	err := call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
 	if err == nil {
 		err = call(ctx, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{})
 	}
 	if err != nil {
 		b.t.Fatalf("browsertest: reset viewport: %v", err)
+	}
+}
+
+// Screenshot saves a full-page PNG of the current page laid out at width
+// CSS pixels (see SetWidth), logs its path and returns it. The screenshots
+// stay after the test, in one temp dir per Browser (or in
+// $BROWSERTEST_DIR), for a person to look at.
+func (b *Browser) Screenshot(name string, width int) string {
+	b.t.Helper()
+	b.SetWidth(width)
+	defer b.ResetWidth()
+	ctx, cancel := b.timeout()
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("browsertest: screenshot: %v", err)
 	}
 	path := filepath.Join(b.screenshotDir(), fmt.Sprintf("%s-%d.png", safeName(name), width))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
