@@ -158,7 +158,9 @@ func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	return &testEnv{h: h, src: src, log: &log}
 }
 
-func adminConfig() Config { return Config{AdminPassword: testAdmin, OnDyno: true} }
+func adminConfig() Config {
+	return Config{AdminPassword: testAdmin, OnDyno: true, Version: testVersion}
+}
 
 type response struct {
 	*http.Response

@@ -113,20 +113,19 @@ type messageView struct {
 }
 
 type pageView struct {
-	Title      string
-	CSS        template.CSS
-	Open       bool   // the open-mode banner
-	Owner      string // a drain's page: its id
-	Version    string
-	Store      string
-	Database   string
-	Dedup      string
-	Window     string
-	Dynos      int
-	Generated  timeView
-	JSONPath   string
-	Drains     []drainView
-	NoDatabase bool
+	Title     string
+	CSS       template.CSS
+	Open      bool   // the open-mode banner
+	Owner     string // a drain's page: its id
+	Version   string
+	Store     string
+	Database  string
+	Dedup     string
+	Window    string
+	Dynos     int
+	Generated timeView
+	JSONPath  string
+	Drains    []drainView
 }
 
 type timeView struct {
@@ -186,6 +185,7 @@ type chartView struct {
 	Last    string // the last full minute
 	Current string // the current minute, so far
 	Total   string
+	Empty   bool // no lines at all
 	Height  int
 	Width   int
 }
@@ -197,7 +197,8 @@ type barView struct {
 	Current    bool
 }
 
-// pageView shows a cleaned snapshot: every drain, or drain owner's page.
+// pageView shows a cleaned snapshot: the status page, or (owner set) the
+// page of drain owner.
 func (h *handler) pageView(snap *Snapshot, owner string) pageView {
 	v := pageView{
 		Title:     "drainmeter status",
@@ -345,6 +346,7 @@ func chart(d *Drain, now time.Time) chartView {
 	}
 	last, current := d.LinesPerMinute[Minutes-2], d.LinesPerMinute[Minutes-1]
 	v.Max, v.Last, v.Current, v.Total = count(peak), count(last), count(current), count(total)
+	v.Empty = total == 0
 	v.Title = fmt.Sprintf("Lines per minute over the last %d minutes: at most %s, %s in the last full minute, %s so far in this one.",
 		Minutes, v.Max, v.Last, v.Current)
 	start := now.Truncate(time.Minute)
