@@ -50,6 +50,7 @@ type Config struct {
 	DatabaseURL   string        `envconfig:"DATABASE_URL"`
 	DrainmeterKey string        `envconfig:"DRAINMETER_KEY"`
 	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s"`
+	DrainmeterURL string        `envconfig:"DRAINMETER_URL"`
 
 	PartialFlushInterval time.Duration `envconfig:"PARTIAL_FLUSH_INTERVAL" default:"10s"`
 	WriterTimeout        time.Duration `envconfig:"WRITER_TIMEOUT" default:"60s"`
@@ -62,7 +63,8 @@ type Config struct {
 
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
-	Dyno            string        `envconfig:"DYNO"` // set by Heroku on every dyno
+	Dyno            string        `envconfig:"DYNO"`            // set by Heroku on every dyno
+	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME"` // set by Heroku's runtime-dyno-metadata
 
 	percentiles []float64
 	outlets     []outlet.Outlet // the built-in drain's, from the config vars above; none: the log outlet

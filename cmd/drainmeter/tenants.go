@@ -123,3 +123,23 @@ func (t *tenants) builtinDrain() *outlet.Drain {
 	}
 	return d
 }
+
+// Owner checks a drain owner's credentials for their status page: the
+// drain id and the secret of its drain URL (status.OwnerAuth).
+func (t *tenants) Owner(ctx context.Context, id, secret string) (bool, error) {
+	if id == builtinDrain {
+		if t.builtin == nil {
+			return false, nil
+		}
+		_, ok, err := t.builtin.Authenticate(ctx, id, secret)
+		return ok, err
+	}
+	if t.cache == nil || !looksLikeDrainID(id) {
+		return false, nil
+	}
+	d, err := t.cache.Lookup(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return d != nil && d.DisabledAt == nil && d.CheckSecret(secret), nil
+}

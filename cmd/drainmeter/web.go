@@ -156,12 +156,16 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return ls
 		}
 	}
-	_ = source
 	self := &selfMetrics{store: store, reg: reg, lanes: laneStatuses}
+	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "",
+		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName}, source, tn, log)
 
 	var stopping atomic.Bool
 	r := chi.NewRouter()
 	r.Post("/logs", h.ServeHTTP)
+	r.Method(http.MethodGet, "/", pages)
+	r.Method(http.MethodGet, "/status.json", pages)
+	r.Method(http.MethodGet, "/drains/*", pages)
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		db := ""
 		if pool != nil {
