@@ -3,6 +3,11 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,13 +56,65 @@ func TestKeyring(t *testing.T) {
 	if _, err := ParseKeyring(hexKey); err != nil {
 		t.Fatalf("hex key: %v", err)
 	}
-	for _, bad := range []string{"short", "YWJj"} {
-		if _, err := ParseKeyring(bad); err == nil {
+	for _, bad := range []string{"short", "YWJj", strings.Repeat("x", MinSecretChars-1), k1 + "," + "tooshort"} {
+		_, err := ParseKeyring(bad)
+		if err == nil {
 			t.Errorf("%q accepted", bad)
+		} else if !strings.Contains(err.Error(), "DRAINMETER_KEY") || !strings.Contains(err.Error(), "at least 32 characters") ||
+			strings.Contains(err.Error(), "short") && strings.Contains(err.Error(), "tooshort") {
+			t.Errorf("%q: error %q does not name DRAINMETER_KEY and the minimum, or prints the key", bad, err)
 		}
 	}
 	if _, err := (&Keyring{}).Seal([]byte("x"), nil); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("empty keyring: %v", err)
+	}
+}
+
+// TestKeyringFromSecret: Heroku's "generator": "secret" makes an opaque
+// string; any secret of at least 32 characters that is not a key in hex or
+// base64 gives an AES key by HKDF, the same one every time, and keys in hex
+// or base64 keep meaning what they meant.
+func TestKeyringFromSecret(t *testing.T) {
+	for _, secret := range []string{
+		"3c9f1e0a7b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a", // 44 characters of hex: not a 64-hex key
+		"correct horse battery staple and then some"[:40],
+		strings.Repeat("z", MinSecretChars),
+	} {
+		k, err := ParseKeyring(secret)
+		if err != nil {
+			t.Fatalf("%q: %v", secret, err)
+		}
+		sealed, err := k.Seal([]byte("tok"), []byte("d1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := ParseKeyring(secret) // another dyno, another day
+		if plain, err := again.Open(sealed, []byte("d1")); err != nil || string(plain) != "tok" {
+			t.Fatalf("%q: a token sealed under a derived key does not open: %q %v", secret, plain, err)
+		}
+		other, _ := ParseKeyring(secret[:len(secret)-1] + "!")
+		if _, err := other.Open(sealed, []byte("d1")); err == nil {
+			t.Fatalf("%q: opened with another secret's key", secret)
+		}
+	}
+
+	// A 64-hex key (what the generator makes today) and a base64 key are
+	// the AES key itself, as before: a token sealed with the raw key opens.
+	raw := bytes.Repeat([]byte{0xab}, 32)
+	block, _ := aes.NewCipher(raw)
+	aead, _ := cipher.NewGCM(block)
+	id := sha256.Sum256(raw)
+	sealed := append([]byte{sealVersion}, id[:4]...)
+	sealed = append(sealed, make([]byte, 12)...)
+	sealed = aead.Seal(sealed, sealed[5:17], []byte("tok"), []byte("d1"))
+	for _, enc := range []string{hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw)} {
+		k, err := ParseKeyring(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if plain, err := k.Open(sealed, []byte("d1")); err != nil || string(plain) != "tok" {
+			t.Fatalf("%s no longer opens what the raw key sealed: %v", enc, err)
+		}
 	}
 }
 
