@@ -138,7 +138,7 @@ func TestDrainsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	lib, ok := a.outlet(outlet.Librato)
-	if !a.CheckSecret(secret) || a.CheckSecret(secret+"x") || !ok || lib.Token != "tok-123" || lib.User != "u@example.com" || !a.ProcessTypes {
+	if !a.CheckSecret(secret, time.Now()) || a.CheckSecret(secret+"x", time.Now()) || !ok || lib.Token != "tok-123" || lib.User != "u@example.com" || !a.ProcessTypes {
 		t.Fatalf("drain %+v", a)
 	}
 	var hash []byte
@@ -170,12 +170,12 @@ func TestDrainsStore(t *testing.T) {
 			t.Errorf("outlet %+v accepted", bad)
 		}
 	}
-	_, newSecret, err := d.RotateSecret(ctx, "myapp")
+	_, newSecret, err := d.RotateSecret(ctx, "myapp", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := d.Get(ctx, a.ID)
-	if got.CheckSecret(secret) || !got.CheckSecret(newSecret) {
+	if got.CheckSecret(secret, time.Now()) || !got.CheckSecret(newSecret, time.Now()) {
 		t.Fatal("rotation did not replace the secret")
 	}
 
@@ -351,6 +351,140 @@ func TestDrainCache(t *testing.T) {
 	}
 	if _, err := c.Lookup(ctx, "d0000000000000000"); err == nil {
 		t.Fatal("no error for an unknown id while the database is down")
+	}
+}
+
+// TestRotateSecretOverlap: the old secret stays valid for the overlap,
+// then not; a second rotation drops the oldest; --finish ends it at once.
+func TestRotateSecretOverlap(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx := context.Background()
+	a, s1, err := d.Add(ctx, Spec{Name: ptr("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r, s2, err := d.RotateSecret(ctx, "app", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PreviousExpiresAt == nil || r.PreviousExpiresAt.Sub(now) < 59*time.Minute || r.PreviousExpiresAt.Sub(now) > 61*time.Minute {
+		t.Fatalf("overlap ends at %v, want an hour from now", r.PreviousExpiresAt)
+	}
+	got, _ := d.Get(ctx, a.ID)
+	for _, c := range []struct {
+		secret string
+		at     time.Time
+		want   bool
+	}{
+		{s2, now, true}, {s1, now, true}, {s1, now.Add(59 * time.Minute), true},
+		{s1, now.Add(61 * time.Minute), false}, {s2, now.Add(61 * time.Minute), true}, {"nope", now, false},
+	} {
+		if got.CheckSecret(c.secret, c.at) != c.want {
+			t.Errorf("secret %.6s… at +%v: %v, want %v", c.secret, c.at.Sub(now).Round(time.Minute), !c.want, c.want)
+		}
+	}
+	// A second rotation: the middle secret is the previous one now, the
+	// first is gone.
+	if _, _, err := d.RotateSecret(ctx, a.ID, 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d.Get(ctx, a.ID)
+	if got.CheckSecret(s1, now) || !got.CheckSecret(s2, now) {
+		t.Fatal("after a second rotation: want the first secret refused and the second in its overlap")
+	}
+	if _, ended, err := d.FinishRotation(ctx, "app"); err != nil || !ended {
+		t.Fatalf("finish: %v %v", ended, err)
+	}
+	got, _ = d.Get(ctx, a.ID)
+	if got.CheckSecret(s2, now) || got.PreviousSecretHash != nil {
+		t.Fatal("the previous secret still works after --finish")
+	}
+	if _, ended, err := d.FinishRotation(ctx, "app"); err != nil || ended {
+		t.Fatalf("second finish: %v %v, want nothing to end", ended, err)
+	}
+	for _, bad := range []time.Duration{-time.Second, MaxOverlap + time.Second} {
+		if _, _, err := d.RotateSecret(ctx, "app", bad); err == nil {
+			t.Errorf("overlap %v accepted", bad)
+		}
+	}
+}
+
+// TestDrainCacheRecheck: a secret rotated after the drain was cached works
+// at once through Recheck; rechecks of one drain are spaced out and share
+// one lookup, and their total is bounded.
+func TestDrainCacheRecheck(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, _, _ := d.Add(ctx, Spec{Name: ptr("a")})
+	c := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), time.Now)
+	if got, err := c.Lookup(ctx, a.ID); err != nil || got == nil {
+		t.Fatalf("lookup: %v %v", got, err)
+	}
+	_, s2, err := d.RotateSecret(ctx, a.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := c.Lookup(ctx, a.ID)
+	if cached.CheckSecret(s2, time.Now()) {
+		t.Fatal("the cached entry knows the new secret: the test tests nothing")
+	}
+	got, err := c.Recheck(ctx, a.ID)
+	if err != nil || got == nil || !got.CheckSecret(s2, time.Now()) {
+		t.Fatalf("recheck after a rotation: %v %v", got, err)
+	}
+	if cached, _ := c.Lookup(ctx, a.ID); !cached.CheckSecret(s2, time.Now()) {
+		t.Fatal("the recheck did not refresh the cache")
+	}
+
+	// Another rotation right away: the next recheck of the drain waits for
+	// the interval, then sees it; concurrent rechecks share that lookup.
+	_, s3, _ := d.RotateSecret(ctx, a.ID, time.Hour)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := c.Recheck(ctx, a.ID)
+			if err != nil || got == nil || !got.CheckSecret(s3, time.Now()) {
+				errs <- fmt.Errorf("recheck: %v %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if took := time.Since(start); took < RecheckInterval/2 || took > 3*RecheckInterval {
+		t.Errorf("rechecks right after one took %v, want about RecheckInterval", took)
+	}
+
+	// The overall budget: many drains failing at once get ErrRecheckBusy
+	// past RecheckRate, and the handler answers 503.
+	busy := 0
+	var ids []string
+	for i := range RecheckRate + 5 {
+		x, _, err := d.Add(ctx, Spec{Name: ptr(fmt.Sprintf("b%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, x.ID)
+		_, _ = c.Lookup(ctx, x.ID)
+	}
+	c2 := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), func() time.Time { return start })
+	for _, id := range ids {
+		if _, err := c2.Recheck(ctx, id); errors.Is(err, ErrRecheckBusy) {
+			busy++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if busy != 5 {
+		t.Errorf("%d of %d rechecks refused in one instant, want 5 (budget %d)", busy, len(ids), RecheckRate)
 	}
 }
 
