@@ -260,6 +260,8 @@ func TestWebConfigErrors(t *testing.T) {
 		{[]string{"LIBRATO_USER=a"}, `drainmeter: config: set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`},
 		{[]string{"DYNO=web.1"}, `drainmeter: config: DRAIN_SECRET is not set`},
 		{[]string{"PERCENTILES=50,101"}, `drainmeter: config: PERCENTILES="50,101": "101" is not a percentile in (0, 100]`},
+		{[]string{"DRAINMETER_KEY=0123456789"}, `drainmeter: config: DRAINMETER_KEY: key 1: too short: use at least 32 characters`},
+		{[]string{"DATABASE_URL=postgres://nowhere.invalid/x"}, `drainmeter: config: DRAINMETER_KEY is not set`},
 	} {
 		cmd := exec.Command(binPath, "web")
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
@@ -267,6 +269,17 @@ func TestWebConfigErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(string(out), tc.want) || strings.Count(string(out), "\n") != 1 {
 			t.Errorf("%v: exit %v, output %q; want one line starting %q", tc.env, err, out, tc.want)
 		}
+	}
+	// Every problem at once, one line each.
+	cmd := exec.Command(binPath, "web")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PORT=abc", "GRACE=soon", "DYNO=web.1"}
+	out, err := cmd.CombinedOutput()
+	want := "drainmeter: config: 3 problems:\n" +
+		"  PORT=\"abc\" is not a valid whole number\n" +
+		"  GRACE=\"soon\" is not a valid duration (like 90s or 5m)\n" +
+		"  DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))\n"
+	if err == nil || string(out) != want {
+		t.Errorf("several problems: exit %v, output:\n%s\nwant:\n%s", err, out, want)
 	}
 }
 

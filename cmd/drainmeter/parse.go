@@ -34,7 +34,7 @@ flags:
 func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, parseUsage); fs.PrintDefaults() }
+	fs.Usage = func() {} // printed below: to stdout when asked for
 	asJSON := fs.Bool("json", false, "print each measurement as one line of JSON")
 	roll := fs.Bool("rollup", false, "print per-minute rollups (the log outlet's format) instead of measurements")
 	prefix := fs.String("prefix", "", "metric name prefix")
@@ -43,7 +43,14 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	pcts := fs.String("percentiles", "50,95,99", "with --rollup: percentiles to report")
 	processTypes := fs.Bool("process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
 	if err := fs.Parse(args); err != nil {
+		out := stderr
 		if errors.Is(err, flag.ErrHelp) {
+			out = stdout
+		}
+		fmt.Fprint(out, parseUsage)
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		if out == stdout {
 			return nil
 		}
 		return errUsage
