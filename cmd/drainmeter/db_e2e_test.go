@@ -189,8 +189,9 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	expect(w1, idA, "wrong", batchA, nil, 401)              // wrong secret
 	expect(w1, "d0123456789abcdef", secA, batchA, nil, 401) // no such drain
 
-	// Rotate B's secret and remove A: both take effect within the cache TTL.
-	_, secB2 := drainCreds(t, mustCLI(t, env, "drains", "rotate-secret", "app-b"))
+	// Rotate B's secret without an overlap and remove A: both take effect
+	// within the cache TTL (TestDeployAsTheREADMESays rotates with one).
+	_, secB2 := drainCreds(t, mustCLI(t, env, "drains", "rotate-secret", "app-b", "--overlap", "0"))
 	mustCLI(t, env, "drains", "rm", "app-a")
 	time.Sleep(1500 * time.Millisecond)
 	for _, s := range []*server{w1, w2} {
