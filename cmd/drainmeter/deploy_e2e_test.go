@@ -219,6 +219,11 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 func TestDeployOpaqueKey(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pgtest.NewDatabase(t, false), "DRAINMETER_KEY=heroku-made-this-opaque-secret.012345678"} // 40 characters
 	w := startServer(t, append(env, "DYNO=web.1")...)
+	// No DRAIN_SECRET with a database: no built-in drain, and the start-up
+	// line does not claim an outlet for it.
+	if !strings.Contains(w.out.String(), `store=postgres outlets="none (no built-in drain: DRAIN_SECRET is not set)"`) {
+		t.Errorf("start-up line:\n%s", w.out)
+	}
 	out := mustCLI(t, oneOffEnv(env), "drains", "add", "--name", "myapp",
 		"--otlp-endpoint", "https://otlp.example.com/v1/metrics", "--otlp-header", "Authorization=Basic c2VjcmV0")
 	id, secret := drainCreds(t, out)
