@@ -53,6 +53,7 @@ type flight struct {
 	done  chan struct{}
 	drain *Drain
 	err   error
+	stale error // the lookup failed and drain is the cached entry: why
 }
 
 const (
@@ -148,7 +149,9 @@ func (c *DrainCache) Refresh(ctx context.Context, id string) (*Drain, error) {
 // drain any more). Lookups of one drain in flight are shared and no lock is
 // held while one runs. A drain is read at most once per RecheckInterval:
 // calls in between wait for the next lookup (within ctx). Beyond RecheckRate
-// lookups a second, all drains together, it returns ErrRecheckBusy.
+// lookups a second, all drains together, it returns ErrRecheckBusy. An
+// error means it could not tell (the handler answers 503): unlike Lookup,
+// it never answers with the cached entry when the database is away.
 func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
 	asked := c.now()
 	for {
@@ -189,6 +192,9 @@ func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
 		}
 		if f.err != nil {
 			return nil, f.err
+		}
+		if f.stale != nil {
+			return nil, f.stale // the database could not tell: 503, logplex retries
 		}
 		if !f.start.Before(asked) {
 			return f.drain, nil
@@ -233,6 +239,7 @@ func (c *DrainCache) startLocked(id string) *flight {
 		cancel()
 		now := c.now()
 		c.mu.Lock()
+		var stale error
 		switch {
 		case errors.Is(err, ErrNotFound):
 			d, err = nil, nil
@@ -251,7 +258,7 @@ func (c *DrainCache) startLocked(id string) *flight {
 		case err != nil:
 			if e := c.known[id]; e != nil {
 				c.log.Warn("drain lookup failed; using the cached drain", "drain", id, "err", err)
-				d, err = e.drain, nil
+				d, err, stale = e.drain, nil, err
 				e.fetched = now.Add(-c.ttl / 2) // serve it a while longer, then try again
 			}
 		default:
@@ -260,7 +267,7 @@ func (c *DrainCache) startLocked(id string) *flight {
 		}
 		delete(c.flights, id)
 		c.mu.Unlock()
-		f.drain, f.err = d, err
+		f.drain, f.err, f.stale = d, err, stale
 		close(f.done)
 	}()
 	return f

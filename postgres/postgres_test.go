@@ -486,6 +486,16 @@ func TestDrainCacheRecheck(t *testing.T) {
 	if busy != 5 {
 		t.Errorf("%d of %d rechecks refused in one instant, want 5 (budget %d)", busy, len(ids), RecheckRate)
 	}
+
+	// The database away: Lookup serves the cached entry, Recheck cannot
+	// tell (503, and logplex retries) rather than refuse a new secret.
+	d.pool.Close()
+	if got, err := c.Recheck(ctx, a.ID); err == nil {
+		t.Fatalf("recheck without a database: %v, want an error", got)
+	}
+	if got, err := c.Lookup(ctx, a.ID); err != nil || got == nil {
+		t.Fatalf("lookup without a database: %v %v, want the cached drain", got, err)
+	}
 }
 
 // TestClaimsAcrossDynos: a batch id is claimed once across dynos, even by
