@@ -190,11 +190,6 @@ func (c *Config) validate(p *problems) {
 	}
 	check(c.PartialBufferBytes < 1<<20, "PARTIAL_BUFFER_BYTES", "PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
 	c.outlets = c.builtinOutlets(p)
-	if c.DrainmeterURL != "" {
-		if _, err := normalizeBaseURL(c.DrainmeterURL); err != nil {
-			check(true, "DRAINMETER_URL", "DRAINMETER_URL: %v", err)
-		}
-	}
 	// The key is checked whenever it is set, with or without a database:
 	// a bad one shows at the first deploy, not when Postgres is attached.
 	if c.DrainmeterKey != "" {
