@@ -35,8 +35,8 @@ type Measurement struct {
 	Unit   []byte // display unit, may be empty
 	Source []byte // with the drain's source prefix applied; may be empty
 	// TypeSource is the process-type source ("web" for dyno "web.1", with the
-	// source prefix applied) of a measure or count whose source is a dyno
-	// name, when the parser's options ask for per-process-type series.
+	// source prefix applied) of a measure, count or unique whose source is a
+	// dyno name, when the parser's options ask for per-process-type series.
 	TypeSource []byte
 	// Dims are extra dimensions of the series (a route, say), in the
 	// canonical form of rollup.AppendDim; empty for most measurements.

@@ -197,7 +197,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 			case len(member) > MaxMemberBytes:
 				p.reject(LongMember, pp.raw)
 			default:
-				p.emit(emit, Unique, pp.name, 1, nil, member, t, false)
+				p.emit(emit, Unique, pp.name, 1, nil, member, t, hasType)
 			}
 			continue
 		}
@@ -361,7 +361,7 @@ func (p *Parser) emit(emit func(*Measurement), kind Kind, name []byte, v float64
 	m.Kind, m.Name, m.Value, m.Unit, m.Member, m.Time = kind, name, v, unit, member, t
 	m.Source = p.src
 	m.TypeSource = nil
-	if hasType && (kind == Measure || kind == Count) {
+	if hasType && kind != Sample { // a sample has no meaning across dynos; HLL sketches merge
 		m.TypeSource = p.typeSrc
 	}
 	emit(m)

@@ -37,9 +37,14 @@ func TestParserTable(t *testing.T) {
 				`{"kind":"count","name":"a","value":2,"source":"web.2",` + at + "}\n"},
 		{"explicit source wins, first non-empty", Options{}, hdr + `source= measure#a=1 source="db one" source=x`,
 			`{"kind":"measure","name":"a","value":1,"source":"db one",` + at + "}\n"},
-		{"prefixes and process type", Options{Prefix: "myapp", SourcePrefix: "prod", ProcessTypes: true}, hdr + `measure#a=1 sample#s=2`,
+		{"prefixes and process type", Options{Prefix: "myapp", SourcePrefix: "prod", ProcessTypes: true}, hdr + `measure#a=1 sample#s=2 count#c unique#u=m1`,
 			`{"kind":"measure","name":"myapp.a","value":1,"source":"prod.web.2",` + at + "} type_source=prod.web\n" +
-				`{"kind":"sample","name":"myapp.s","value":2,"source":"prod.web.2",` + at + "}\n"},
+				`{"kind":"sample","name":"myapp.s","value":2,"source":"prod.web.2",` + at + "}\n" +
+				`{"kind":"count","name":"myapp.c","value":1,"source":"prod.web.2",` + at + "} type_source=prod.web\n" +
+				`{"kind":"unique","name":"myapp.u","value":1,"member":"m1","source":"prod.web.2",` + at + "} type_source=prod.web\n"},
+		{"no process type for a source that is not a dyno", Options{ProcessTypes: true}, hdr + `source=db1 unique#u=m1 count#c`,
+			`{"kind":"unique","name":"u","value":1,"member":"m1","source":"db1",` + at + "}\n" +
+				`{"kind":"count","name":"c","value":1,"source":"db1",` + at + "}\n"},
 		{"source prefix without source", Options{SourcePrefix: "prod"}, "<190>1 2024-05-01T12:34:01.5+00:00 host app api - count#x",
 			`{"kind":"count","name":"x","value":1,"source":"prod",` + at + "}\n"},
 		{"unterminated quote keeps pairs before it", Options{}, hdr + `count#a=1 msg="oops count#b=1`,

@@ -22,6 +22,11 @@ import (
 //     and a lookup gives up after LookupTimeout.
 //   - Unknown ids are remembered too (for NegativeTTL), in a bounded map of
 //     their own: a flood of them never evicts a known drain.
+//   - A credential that fails against a cached entry may be a secret rotated
+//     since the entry was read: Recheck reads the drain again, so that a new
+//     secret works at once on every dyno. It is rate-limited per drain
+//     (RecheckInterval) and overall (RecheckRate), so that wrong passwords
+//     cannot turn into a database round trip each.
 type DrainCache struct {
 	drains *Drains
 	ttl    time.Duration
@@ -32,17 +37,23 @@ type DrainCache struct {
 	known   map[string]*cacheEntry // drains that exist (or existed: a removed one's minutes still go out)
 	unknown map[string]time.Time   // ids found not to exist, and when
 	flights map[string]*flight     // lookups in progress
+	forced  map[string]time.Time   // when Recheck last started a lookup of each drain
+	budget  float64                // Recheck's lookups that may start now (a token bucket) ...
+	filled  time.Time              // ... as of this time
 }
 
 type cacheEntry struct {
 	drain   *Drain
-	fetched time.Time
+	fetched time.Time // when its lookup ended
+	started time.Time // when its lookup started: it saw every change committed before
 }
 
 type flight struct {
+	start time.Time
 	done  chan struct{}
 	drain *Drain
 	err   error
+	stale error // the lookup failed and drain is the cached entry: why
 }
 
 const (
@@ -52,12 +63,23 @@ const (
 	NegativeTTL = 10 * time.Second
 	// maxUnknown bounds the unknown ids remembered.
 	maxUnknown = 10_000
+	// RecheckInterval is how often Recheck reads one drain at most.
+	RecheckInterval = time.Second
+	// RecheckRate is how many lookups a second Recheck starts at most, all
+	// drains together (with bursts of as many).
+	RecheckRate = 20
 )
+
+// ErrRecheckBusy means that Recheck could not read the drain now (too many
+// credentials failed at once): the drain endpoint answers 503, and logplex
+// retries.
+var ErrRecheckBusy = errors.New("auth: too many failed credentials to re-check now")
 
 // NewDrainCache returns a cache over drains.
 func NewDrainCache(drains *Drains, ttl time.Duration, log *slog.Logger, now func() time.Time) *DrainCache {
 	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now,
-		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{}}
+		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{},
+		forced: map[string]time.Time{}, budget: RecheckRate, filled: now()}
 }
 
 // Lookup returns the drain with this id (check DisabledAt before accepting
@@ -121,9 +143,95 @@ func (c *DrainCache) Refresh(ctx context.Context, id string) (*Drain, error) {
 	return f.drain, nil
 }
 
+// Recheck reads drain id again after a credential failed against its
+// cached entry (a secret rotated since it was read), and returns the drain
+// as a lookup that started after the call saw it (nil: there is no such
+// drain any more). Lookups of one drain in flight are shared and no lock is
+// held while one runs. A drain is read at most once per RecheckInterval:
+// calls in between wait for the next lookup (within ctx). Beyond RecheckRate
+// lookups a second, all drains together, it returns ErrRecheckBusy. An
+// error means it could not tell (the handler answers 503): unlike Lookup,
+// it never answers with the cached entry when the database is away.
+func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
+	asked := c.now()
+	for {
+		var wait time.Duration
+		c.mu.Lock()
+		if e := c.known[id]; e != nil && !e.started.Before(asked) {
+			c.mu.Unlock()
+			return e.drain, nil // read since: another call's lookup
+		}
+		f := c.flights[id]
+		if f == nil {
+			now := c.now()
+			if next := c.forced[id].Add(RecheckInterval); now.Before(next) {
+				wait = next.Sub(now)
+			} else if !c.takeLocked(now) {
+				c.mu.Unlock()
+				return nil, ErrRecheckBusy
+			} else {
+				c.forceLocked(id, now)
+				f = c.startLocked(id)
+			}
+		}
+		c.mu.Unlock()
+		if f == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		if f.stale != nil {
+			return nil, f.stale // the database could not tell: 503, logplex retries
+		}
+		if !f.start.Before(asked) {
+			return f.drain, nil
+		}
+		// That lookup started before the call: it may have missed the
+		// change. Wait for one that did not.
+	}
+}
+
+// takeLocked takes one of Recheck's lookups from the budget. c.mu is held.
+func (c *DrainCache) takeLocked(now time.Time) bool {
+	if d := now.Sub(c.filled); d > 0 {
+		c.budget = min(RecheckRate, c.budget+d.Seconds()*RecheckRate)
+		c.filled = now
+	}
+	if c.budget < 1 {
+		return false
+	}
+	c.budget--
+	return true
+}
+
+// forceLocked records a lookup started by Recheck. c.mu is held.
+func (c *DrainCache) forceLocked(id string, now time.Time) {
+	if len(c.forced) >= maxUnknown {
+		for k, at := range c.forced {
+			if now.Sub(at) >= RecheckInterval {
+				delete(c.forced, k)
+			}
+		}
+	}
+	c.forced[id] = now
+}
+
 // startLocked starts a lookup of id. c.mu is held.
 func (c *DrainCache) startLocked(id string) *flight {
-	f := &flight{done: make(chan struct{})}
+	f := &flight{start: c.now(), done: make(chan struct{})}
 	c.flights[id] = f
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), LookupTimeout)
@@ -131,6 +239,7 @@ func (c *DrainCache) startLocked(id string) *flight {
 		cancel()
 		now := c.now()
 		c.mu.Lock()
+		var stale error
 		switch {
 		case errors.Is(err, ErrNotFound):
 			d, err = nil, nil
@@ -149,16 +258,16 @@ func (c *DrainCache) startLocked(id string) *flight {
 		case err != nil:
 			if e := c.known[id]; e != nil {
 				c.log.Warn("drain lookup failed; using the cached drain", "drain", id, "err", err)
-				d, err = e.drain, nil
+				d, err, stale = e.drain, nil, err
 				e.fetched = now.Add(-c.ttl / 2) // serve it a while longer, then try again
 			}
 		default:
-			c.known[id] = &cacheEntry{drain: d, fetched: now}
+			c.known[id] = &cacheEntry{drain: d, fetched: now, started: f.start}
 			delete(c.unknown, id)
 		}
 		delete(c.flights, id)
 		c.mu.Unlock()
-		f.drain, f.err = d, err
+		f.drain, f.err, f.stale = d, err, stale
 		close(f.done)
 	}()
 	return f

@@ -27,15 +27,19 @@ import (
 // Drain is a row of the drains table, with its outlets' credentials
 // opened.
 type Drain struct {
-	ID           string
-	Name         string
-	SecretHash   []byte
-	Prefix       string
-	SourcePrefix string
-	ProcessTypes bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	DisabledAt   *time.Time
+	ID         string
+	Name       string
+	SecretHash []byte
+	// PreviousSecretHash is the secret before the last rotation, valid
+	// until PreviousExpiresAt (the overlap): nil when there is none.
+	PreviousSecretHash []byte
+	PreviousExpiresAt  *time.Time
+	Prefix             string
+	SourcePrefix       string
+	ProcessTypes       bool
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	DisabledAt         *time.Time
 	// Outlets are the drain's destinations, ordered by kind; their secrets
 	// are opened only by Get and ByID (List leaves Token, Headers and the
 	// URL's credentials empty). Librato outlets have no URL here: the
@@ -43,10 +47,14 @@ type Drain struct {
 	Outlets []outlet.Outlet
 }
 
-// CheckSecret compares a password with the drain's secret in constant time.
-func (d *Drain) CheckSecret(password string) bool {
+// CheckSecret compares a password with the drain's secret, and with its
+// previous secret while the rotation's overlap lasts (until
+// PreviousExpiresAt), in constant time.
+func (d *Drain) CheckSecret(password string, now time.Time) bool {
 	sum := sha256.Sum256([]byte(password))
-	return subtle.ConstantTimeCompare(sum[:], d.SecretHash) == 1
+	cur := subtle.ConstantTimeCompare(sum[:], d.SecretHash) == 1
+	prev := d.PreviousSecretHash != nil && subtle.ConstantTimeCompare(sum[:], d.PreviousSecretHash) == 1
+	return cur || prev && d.PreviousExpiresAt != nil && now.Before(*d.PreviousExpiresAt)
 }
 
 // Errors of the drains store.
@@ -319,11 +327,12 @@ func nameErr(err error) error {
 	return fmt.Errorf("drains: %w", err)
 }
 
-const drainCols = `id, name, secret_hash, prefix, source_prefix, process_types, created_at, updated_at, disabled_at`
+const drainCols = `id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, prefix, source_prefix,
+	process_types, created_at, updated_at, disabled_at`
 
 func scanDrain(row pgx.Row) (*Drain, error) {
 	var dr Drain
-	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.Prefix, &dr.SourcePrefix,
+	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.PreviousSecretHash, &dr.PreviousExpiresAt, &dr.Prefix, &dr.SourcePrefix,
 		&dr.ProcessTypes, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -459,9 +468,19 @@ func (d *Drains) Remove(ctx context.Context, idOrName string) (*Drain, error) {
 	return dr, nil
 }
 
-// RotateSecret gives a drain a new secret and returns it. The old one stops
-// working within the auth cache's expiry.
-func (d *Drains) RotateSecret(ctx context.Context, idOrName string) (*Drain, string, error) {
+// MaxOverlap is the longest a previous secret can stay valid after a
+// rotation.
+const MaxOverlap = 7 * 24 * time.Hour
+
+// RotateSecret gives a drain a new secret and returns it. The secret it
+// replaces stays valid for overlap (0: it stops working within the auth
+// cache's expiry), so that the app's old drain URL keeps working until it is
+// replaced; a secret that was still in an earlier rotation's overlap is
+// dropped. The drain returned has the new expiry.
+func (d *Drains) RotateSecret(ctx context.Context, idOrName string, overlap time.Duration) (*Drain, string, error) {
+	if overlap < 0 || overlap > MaxOverlap {
+		return nil, "", fmt.Errorf("overlap %s: between 0 and %s", overlap, MaxOverlap)
+	}
 	dr, err := d.Get(ctx, idOrName)
 	if err != nil {
 		return nil, "", err
@@ -470,10 +489,35 @@ func (d *Drains) RotateSecret(ctx context.Context, idOrName string) (*Drain, str
 		return nil, "", ErrNotFound
 	}
 	secret := randomHex(24)
-	if _, err := d.pool.Exec(ctx, `UPDATE drains SET secret_hash = $2, updated_at = now() WHERE id = $1`, dr.ID, hashSecret(secret)); err != nil {
+	// The previous secret's expiry is the database's clock, as are the
+	// other timestamps; dynos compare it with theirs (NTP-synchronized).
+	err = d.pool.QueryRow(ctx, `UPDATE drains SET previous_secret_hash = CASE WHEN $3::float8 > 0 THEN secret_hash END,
+			previous_secret_expires_at = CASE WHEN $3::float8 > 0 THEN now() + make_interval(secs => $3::float8) END,
+			secret_hash = $2, updated_at = now()
+		WHERE id = $1 RETURNING previous_secret_expires_at`, dr.ID, hashSecret(secret), overlap.Seconds()).Scan(&dr.PreviousExpiresAt)
+	if err != nil {
 		return nil, "", fmt.Errorf("drains: %w", err)
 	}
 	return dr, secret, nil
+}
+
+// FinishRotation ends a rotation's overlap now: the previous secret stops
+// working within the auth cache's expiry. It reports whether there was an
+// overlap to end.
+func (d *Drains) FinishRotation(ctx context.Context, idOrName string) (*Drain, bool, error) {
+	dr, err := d.Get(ctx, idOrName)
+	if err != nil {
+		return nil, false, err
+	}
+	if dr.DisabledAt != nil {
+		return nil, false, ErrNotFound
+	}
+	tag, err := d.pool.Exec(ctx, `UPDATE drains SET previous_secret_hash = NULL, previous_secret_expires_at = NULL, updated_at = now()
+		WHERE id = $1 AND previous_secret_expires_at > now()`, dr.ID)
+	if err != nil {
+		return nil, false, fmt.Errorf("drains: %w", err)
+	}
+	return dr, tag.RowsAffected() > 0, nil
 }
 
 // Set changes a drain's options and outlets, in one transaction. Every

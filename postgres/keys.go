@@ -3,6 +3,7 @@ package postgres
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,10 +13,15 @@ import (
 	"strings"
 )
 
-// Keyring encrypts Librato tokens at rest with AES-256-GCM. DRAINMETER_KEY
-// holds one or more comma-separated 32-byte keys (base64, or 64 hex digits);
-// the first encrypts, all decrypt, so a key is rotated by putting a new one
-// first, running `drainmeter drains reencrypt`, then removing the old one.
+// Keyring encrypts outlet credentials at rest with AES-256-GCM.
+// DRAINMETER_KEY holds one or more comma-separated keys; the first encrypts,
+// all decrypt, so a key is rotated by putting a new one first, running
+// `drainmeter drains reencrypt`, then removing the old one. Each key is
+//
+//   - 64 hex digits, or base64 of 32 bytes: the AES key itself;
+//   - any other secret of at least MinSecretChars characters (what Heroku's
+//     app.json "generator": "secret" makes, taken as opaque): the AES key is
+//     derived from it with HKDF-SHA-256.
 type Keyring struct {
 	keys []ringKey
 }
@@ -54,6 +60,17 @@ func ParseKeyring(s string) (*Keyring, error) {
 	return k, nil
 }
 
+// MinSecretChars is the length from which a DRAINMETER_KEY entry that is
+// not a 32-byte key in hex or base64 is taken as a secret to derive the key
+// from.
+const MinSecretChars = 32
+
+// hkdfInfo binds keys derived from a secret to their use. Changing it would
+// make every token sealed under a derived key unreadable.
+const hkdfInfo = "drainmeter outlet credentials v1"
+
+// decodeKey returns the AES-256 key of one DRAINMETER_KEY entry. Its errors
+// never quote the entry.
 func decodeKey(s string) ([]byte, error) {
 	if len(s) == 64 {
 		if b, err := hex.DecodeString(s); err == nil {
@@ -61,14 +78,14 @@ func decodeKey(s string) ([]byte, error) {
 		}
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != 32 {
-				return nil, fmt.Errorf("decodes to %d bytes, want 32", len(b))
-			}
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
 			return b, nil
 		}
 	}
-	return nil, errors.New("not base64 or 64 hex digits")
+	if len(s) < MinSecretChars {
+		return nil, fmt.Errorf("too short: use at least %d characters (drainmeter keys generate prints a key)", MinSecretChars)
+	}
+	return hkdf.Key(sha256.New, []byte(s), nil, hkdfInfo, 32)
 }
 
 // NewKey returns a fresh key in DRAINMETER_KEY's format.

@@ -3,6 +3,11 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,13 +56,65 @@ func TestKeyring(t *testing.T) {
 	if _, err := ParseKeyring(hexKey); err != nil {
 		t.Fatalf("hex key: %v", err)
 	}
-	for _, bad := range []string{"short", "YWJj"} {
-		if _, err := ParseKeyring(bad); err == nil {
+	for _, bad := range []string{"short", "YWJj", strings.Repeat("x", MinSecretChars-1), k1 + "," + "tooshort"} {
+		_, err := ParseKeyring(bad)
+		if err == nil {
 			t.Errorf("%q accepted", bad)
+		} else if !strings.Contains(err.Error(), "DRAINMETER_KEY") || !strings.Contains(err.Error(), "at least 32 characters") ||
+			strings.Contains(err.Error(), "short") && strings.Contains(err.Error(), "tooshort") {
+			t.Errorf("%q: error %q does not name DRAINMETER_KEY and the minimum, or prints the key", bad, err)
 		}
 	}
 	if _, err := (&Keyring{}).Seal([]byte("x"), nil); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("empty keyring: %v", err)
+	}
+}
+
+// TestKeyringFromSecret: Heroku's "generator": "secret" makes an opaque
+// string; any secret of at least 32 characters that is not a key in hex or
+// base64 gives an AES key by HKDF, the same one every time, and keys in hex
+// or base64 keep meaning what they meant.
+func TestKeyringFromSecret(t *testing.T) {
+	for _, secret := range []string{
+		"3c9f1e0a7b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a", // 44 characters of hex: not a 64-hex key
+		"correct horse battery staple and then some"[:40],
+		strings.Repeat("z", MinSecretChars),
+	} {
+		k, err := ParseKeyring(secret)
+		if err != nil {
+			t.Fatalf("%q: %v", secret, err)
+		}
+		sealed, err := k.Seal([]byte("tok"), []byte("d1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := ParseKeyring(secret) // another dyno, another day
+		if plain, err := again.Open(sealed, []byte("d1")); err != nil || string(plain) != "tok" {
+			t.Fatalf("%q: a token sealed under a derived key does not open: %q %v", secret, plain, err)
+		}
+		other, _ := ParseKeyring(secret[:len(secret)-1] + "!")
+		if _, err := other.Open(sealed, []byte("d1")); err == nil {
+			t.Fatalf("%q: opened with another secret's key", secret)
+		}
+	}
+
+	// A 64-hex key (what the generator makes today) and a base64 key are
+	// the AES key itself, as before: a token sealed with the raw key opens.
+	raw := bytes.Repeat([]byte{0xab}, 32)
+	block, _ := aes.NewCipher(raw)
+	aead, _ := cipher.NewGCM(block)
+	id := sha256.Sum256(raw)
+	sealed := append([]byte{sealVersion}, id[:4]...)
+	sealed = append(sealed, make([]byte, 12)...)
+	sealed = aead.Seal(sealed, sealed[5:17], []byte("tok"), []byte("d1"))
+	for _, enc := range []string{hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw)} {
+		k, err := ParseKeyring(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if plain, err := k.Open(sealed, []byte("d1")); err != nil || string(plain) != "tok" {
+			t.Fatalf("%s no longer opens what the raw key sealed: %v", enc, err)
+		}
 	}
 }
 
@@ -81,7 +138,7 @@ func TestDrainsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	lib, ok := a.outlet(outlet.Librato)
-	if !a.CheckSecret(secret) || a.CheckSecret(secret+"x") || !ok || lib.Token != "tok-123" || lib.User != "u@example.com" || !a.ProcessTypes {
+	if !a.CheckSecret(secret, time.Now()) || a.CheckSecret(secret+"x", time.Now()) || !ok || lib.Token != "tok-123" || lib.User != "u@example.com" || !a.ProcessTypes {
 		t.Fatalf("drain %+v", a)
 	}
 	var hash []byte
@@ -113,12 +170,12 @@ func TestDrainsStore(t *testing.T) {
 			t.Errorf("outlet %+v accepted", bad)
 		}
 	}
-	_, newSecret, err := d.RotateSecret(ctx, "myapp")
+	_, newSecret, err := d.RotateSecret(ctx, "myapp", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := d.Get(ctx, a.ID)
-	if got.CheckSecret(secret) || !got.CheckSecret(newSecret) {
+	if got.CheckSecret(secret, time.Now()) || !got.CheckSecret(newSecret, time.Now()) {
 		t.Fatal("rotation did not replace the secret")
 	}
 
@@ -294,6 +351,150 @@ func TestDrainCache(t *testing.T) {
 	}
 	if _, err := c.Lookup(ctx, "d0000000000000000"); err == nil {
 		t.Fatal("no error for an unknown id while the database is down")
+	}
+}
+
+// TestRotateSecretOverlap: the old secret stays valid for the overlap,
+// then not; a second rotation drops the oldest; --finish ends it at once.
+func TestRotateSecretOverlap(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx := context.Background()
+	a, s1, err := d.Add(ctx, Spec{Name: ptr("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r, s2, err := d.RotateSecret(ctx, "app", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PreviousExpiresAt == nil || r.PreviousExpiresAt.Sub(now) < 59*time.Minute || r.PreviousExpiresAt.Sub(now) > 61*time.Minute {
+		t.Fatalf("overlap ends at %v, want an hour from now", r.PreviousExpiresAt)
+	}
+	got, _ := d.Get(ctx, a.ID)
+	for _, c := range []struct {
+		secret string
+		at     time.Time
+		want   bool
+	}{
+		{s2, now, true}, {s1, now, true}, {s1, now.Add(59 * time.Minute), true},
+		{s1, now.Add(61 * time.Minute), false}, {s2, now.Add(61 * time.Minute), true}, {"nope", now, false},
+	} {
+		if got.CheckSecret(c.secret, c.at) != c.want {
+			t.Errorf("secret %.6s… at +%v: %v, want %v", c.secret, c.at.Sub(now).Round(time.Minute), !c.want, c.want)
+		}
+	}
+	// A second rotation: the middle secret is the previous one now, the
+	// first is gone.
+	if _, _, err := d.RotateSecret(ctx, a.ID, 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d.Get(ctx, a.ID)
+	if got.CheckSecret(s1, now) || !got.CheckSecret(s2, now) {
+		t.Fatal("after a second rotation: want the first secret refused and the second in its overlap")
+	}
+	if _, ended, err := d.FinishRotation(ctx, "app"); err != nil || !ended {
+		t.Fatalf("finish: %v %v", ended, err)
+	}
+	got, _ = d.Get(ctx, a.ID)
+	if got.CheckSecret(s2, now) || got.PreviousSecretHash != nil {
+		t.Fatal("the previous secret still works after --finish")
+	}
+	if _, ended, err := d.FinishRotation(ctx, "app"); err != nil || ended {
+		t.Fatalf("second finish: %v %v, want nothing to end", ended, err)
+	}
+	for _, bad := range []time.Duration{-time.Second, MaxOverlap + time.Second} {
+		if _, _, err := d.RotateSecret(ctx, "app", bad); err == nil {
+			t.Errorf("overlap %v accepted", bad)
+		}
+	}
+}
+
+// TestDrainCacheRecheck: a secret rotated after the drain was cached works
+// at once through Recheck; rechecks of one drain are spaced out and share
+// one lookup, and their total is bounded.
+func TestDrainCacheRecheck(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, _, _ := d.Add(ctx, Spec{Name: ptr("a")})
+	c := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), time.Now)
+	if got, err := c.Lookup(ctx, a.ID); err != nil || got == nil {
+		t.Fatalf("lookup: %v %v", got, err)
+	}
+	_, s2, err := d.RotateSecret(ctx, a.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := c.Lookup(ctx, a.ID)
+	if cached.CheckSecret(s2, time.Now()) {
+		t.Fatal("the cached entry knows the new secret: the test tests nothing")
+	}
+	got, err := c.Recheck(ctx, a.ID)
+	if err != nil || got == nil || !got.CheckSecret(s2, time.Now()) {
+		t.Fatalf("recheck after a rotation: %v %v", got, err)
+	}
+	if cached, _ := c.Lookup(ctx, a.ID); !cached.CheckSecret(s2, time.Now()) {
+		t.Fatal("the recheck did not refresh the cache")
+	}
+
+	// Another rotation right away: the next recheck of the drain waits for
+	// the interval, then sees it; concurrent rechecks share that lookup.
+	_, s3, _ := d.RotateSecret(ctx, a.ID, time.Hour)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := c.Recheck(ctx, a.ID)
+			if err != nil || got == nil || !got.CheckSecret(s3, time.Now()) {
+				errs <- fmt.Errorf("recheck: %v %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if took := time.Since(start); took < RecheckInterval/2 || took > 3*RecheckInterval {
+		t.Errorf("rechecks right after one took %v, want about RecheckInterval", took)
+	}
+
+	// The overall budget: many drains failing at once get ErrRecheckBusy
+	// past RecheckRate, and the handler answers 503.
+	busy := 0
+	var ids []string
+	for i := range RecheckRate + 5 {
+		x, _, err := d.Add(ctx, Spec{Name: ptr(fmt.Sprintf("b%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, x.ID)
+		_, _ = c.Lookup(ctx, x.ID)
+	}
+	c2 := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), func() time.Time { return start })
+	for _, id := range ids {
+		if _, err := c2.Recheck(ctx, id); errors.Is(err, ErrRecheckBusy) {
+			busy++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if busy != 5 {
+		t.Errorf("%d of %d rechecks refused in one instant, want 5 (budget %d)", busy, len(ids), RecheckRate)
+	}
+
+	// The database away: Lookup serves the cached entry, Recheck cannot
+	// tell (503, and logplex retries) rather than refuse a new secret.
+	d.pool.Close()
+	if got, err := c.Recheck(ctx, a.ID); err == nil {
+		t.Fatalf("recheck without a database: %v, want an error", got)
+	}
+	if got, err := c.Lookup(ctx, a.ID); err != nil || got == nil {
+		t.Fatalf("lookup without a database: %v %v, want the cached drain", got, err)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -15,73 +17,126 @@ import (
 )
 
 // Config is every setting, read from environment variables (Heroku config
-// vars). The defaults are in the tags; the README's table lists them all.
+// vars). The defaults are in the tags, and each field's desc tag says what
+// it means: `drainmeter web --help` prints them (configHelp), and a test
+// holds the README's table to that.
 type Config struct {
-	Port              int           `envconfig:"PORT" default:"5000"`
-	DrainSecret       string        `envconfig:"DRAIN_SECRET"`
-	MaxBodyBytes      int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
-	Grace             time.Duration `envconfig:"GRACE" default:"90s"`
-	MaxSeriesPerDrain int           `envconfig:"MAX_SERIES_PER_DRAIN" default:"20000"`
-	Prefix            string        `envconfig:"PREFIX"`
-	SourcePrefix      string        `envconfig:"SOURCE_PREFIX"`
-	ProcessTypes      bool          `envconfig:"PROCESS_TYPE_ROLLUPS" default:"true"`
-	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99"`
+	Port              int           `envconfig:"PORT" default:"5000" desc:"HTTP port (Heroku sets it)"`
+	DrainSecret       string        `envconfig:"DRAIN_SECRET" desc:"password of the built-in drain's URL; required on Heroku without DATABASE_URL"`
+	AdminPassword     string        `envconfig:"ADMIN_PASSWORD" desc:"password of the status page (GET /)"`
+	MaxBodyBytes      int64         `envconfig:"MAX_BODY_BYTES" default:"1048576" desc:"larger request bodies get 413 (logplex sends ~100 KiB)"`
+	Grace             time.Duration `envconfig:"GRACE" default:"90s" desc:"how long after its end a minute stays open for late lines"`
+	MaxSeriesPerDrain int           `envconfig:"MAX_SERIES_PER_DRAIN" default:"20000" desc:"open series per drain and minute; more are refused and counted (overflow)"`
+	Prefix            string        `envconfig:"PREFIX" desc:"metric name prefix of the built-in drain"`
+	SourcePrefix      string        `envconfig:"SOURCE_PREFIX" desc:"source prefix of the built-in drain"`
+	ProcessTypes      bool          `envconfig:"PROCESS_TYPE_ROLLUPS" default:"true" desc:"also roll web.1, web.2 … into web (built-in drain)"`
+	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99" desc:"percentiles posted for measures"`
 
-	AppName string `envconfig:"APP_NAME"`
+	AppName string `envconfig:"APP_NAME" desc:"the built-in drain's name (service.name, job); default: the first app that sent to it"`
 
-	LibratoURL   string `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com"`
-	LibratoUser  string `envconfig:"LIBRATO_USER"`
-	LibratoToken string `envconfig:"LIBRATO_TOKEN"`
+	LibratoURL   string `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com" desc:"Librato-compatible API base URL"`
+	LibratoUser  string `envconfig:"LIBRATO_USER" desc:"Librato user: with LIBRATO_TOKEN, the built-in drain posts to Librato"`
+	LibratoToken string `envconfig:"LIBRATO_TOKEN" desc:"Librato API token"`
 
-	OTLPMetricsEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"`
-	OTLPEndpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT"`
-	OTLPHeaders         string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS"`
-	OTLPMetricsHeaders  string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_HEADERS"`
-	OTLPTemporality     string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" default:"cumulative"`
+	OTLPMetricsEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" desc:"OTLP/HTTP metrics endpoint, the full URL (wins over OTEL_EXPORTER_OTLP_ENDPOINT)"`
+	OTLPEndpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT" desc:"OTLP/HTTP base URL (/v1/metrics is appended): the built-in drain posts OTLP"`
+	OTLPHeaders         string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS" desc:"OTLP request headers: k1=v1,k2=v2, values percent-encoded"`
+	OTLPMetricsHeaders  string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_HEADERS" desc:"more OTLP headers, replacing those of the same name"`
+	OTLPTemporality     string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" default:"cumulative" desc:"cumulative or delta"`
 
-	RemoteWriteURL     string `envconfig:"REMOTE_WRITE_URL"`
-	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS"`
+	RemoteWriteURL     string `envconfig:"REMOTE_WRITE_URL" desc:"Prometheus remote-write URL (userinfo: Basic auth): the built-in drain posts there"`
+	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS" desc:"remote-write request headers: k1=v1,k2=v2, values percent-encoded"`
 
-	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4"`
-	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s"`
-	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h"`
-	OutletMaxBackoff time.Duration `envconfig:"OUTLET_MAX_BACKOFF" default:"2m"`
+	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4" desc:"concurrent posts to the outlets"`
+	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s" desc:"per outlet request"`
+	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h" desc:"unposted minutes older than this are dropped and counted"`
+	OutletMaxBackoff time.Duration `envconfig:"OUTLET_MAX_BACKOFF" default:"2m" desc:"the longest wait between retries of a failed post"`
 
-	DatabaseURL   string        `envconfig:"DATABASE_URL"`
-	DrainmeterKey string        `envconfig:"DRAINMETER_KEY"`
-	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s"`
-	DrainmeterURL string        `envconfig:"DRAINMETER_URL"`
+	DatabaseURL   string        `envconfig:"DATABASE_URL" desc:"Postgres (Heroku sets it): drains table, shared dedup, durable rollups"`
+	DrainmeterKey string        `envconfig:"DRAINMETER_KEY" desc:"required with DATABASE_URL: seals outlet credentials; comma-separated keys, the first seals"`
+	DrainmeterURL string        `envconfig:"DRAINMETER_URL" desc:"this app's URL, for the drain URLs that drains add prints"`
+	DrainCacheTTL time.Duration `envconfig:"DRAIN_CACHE_TTL" default:"30s" desc:"how long a drain's settings are cached (at most 1m)"`
 
-	PartialFlushInterval time.Duration `envconfig:"PARTIAL_FLUSH_INTERVAL" default:"10s"`
-	WriterTimeout        time.Duration `envconfig:"WRITER_TIMEOUT" default:"60s"`
-	RollupRetention      time.Duration `envconfig:"ROLLUP_RETENTION" default:"24h"`
-	PartialBufferBytes   int           `envconfig:"PARTIAL_BUFFER_BYTES" default:"67108864"`
+	PartialFlushInterval time.Duration `envconfig:"PARTIAL_FLUSH_INTERVAL" default:"10s" desc:"with Postgres: how often open minutes are written (what kill -9 can lose)"`
+	WriterTimeout        time.Duration `envconfig:"WRITER_TIMEOUT" default:"60s" desc:"with Postgres: a dyno silent this long holds no minute back"`
+	RollupRetention      time.Duration `envconfig:"ROLLUP_RETENTION" default:"24h" desc:"with Postgres: how long posted minutes are remembered (to count late partials)"`
+	PartialBufferBytes   int           `envconfig:"PARTIAL_BUFFER_BYTES" default:"67108864" desc:"with Postgres: partials held in memory while it is unreachable"`
 
-	AdminPassword   string        `envconfig:"ADMIN_PASSWORD"`
-	StatusRetention time.Duration `envconfig:"STATUS_RETENTION" default:"24h"`
-	SelfMetrics     bool          `envconfig:"SELF_METRICS" default:"true"`
+	StatusRetention time.Duration `envconfig:"STATUS_RETENTION" default:"24h" desc:"how long the status page's per-minute counters are kept (1h to 744h)"`
+	SelfMetrics     bool          `envconfig:"SELF_METRICS" default:"true" desc:"post drainmeter's own per-drain counters (drainmeter.*) through each drain's outlets"`
 
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
-	Dyno            string        `envconfig:"DYNO"`            // set by Heroku on every dyno
-	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME"` // set by Heroku's runtime-dyno-metadata
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"the whole SIGTERM sequence, at most 29s"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	Dyno            string        `envconfig:"DYNO" desc:"the dyno's name (Heroku sets it)"`
+	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME" desc:"this app's name (Heroku sets it with runtime-dyno-metadata)"`
 
 	percentiles []float64
-	outlets     []outlet.Outlet // the built-in drain's, from the config vars above; none: the log outlet
+	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
+	keys        *postgres.Keyring // DRAINMETER_KEY
 }
 
-// loadConfig reads the environment. Its errors are one line naming the
-// variable, and never print a secret.
+// loadConfig reads the environment. It reports every problem at once, one
+// line per variable, and never prints a secret.
 func loadConfig() (Config, error) {
 	var c Config
-	if err := envconfig.Process("", &c); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			return c, fmt.Errorf("config: %s=%q is not a valid %s", pe.KeyName, pe.Value, typeName(pe.TypeName))
+	p := &problems{bad: map[string]bool{}}
+	// envconfig stops at the first value it cannot read: give it one field
+	// at a time, so that every bad value is reported.
+	v := reflect.ValueOf(&c).Elem()
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		if f.Tag.Get("envconfig") == "" {
+			continue
 		}
-		return c, fmt.Errorf("config: %w", err)
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		if err := envconfig.Process("", one.Interface()); err != nil {
+			var pe *envconfig.ParseError
+			if errors.As(err, &pe) {
+				p.add(pe.KeyName, "%s=%q is not a valid %s", pe.KeyName, pe.Value, typeName(pe.TypeName))
+			} else {
+				p.add(f.Tag.Get("envconfig"), "%s: %v", f.Tag.Get("envconfig"), err)
+			}
+			p.bad[f.Tag.Get("envconfig")] = true
+			continue
+		}
+		v.FieldByIndex(f.Index).Set(one.Elem().Field(0))
 	}
-	return c, c.validate()
+	c.validate(p)
+	return c, p.err()
+}
+
+// problems collects what is wrong with the config, one line per variable.
+type problems struct {
+	lines []string
+	bad   map[string]bool // variables already reported: not checked again
+}
+
+// add reports a problem with the variable name, unless it has one already.
+func (p *problems) add(name, format string, args ...any) {
+	if p.bad[name] {
+		return
+	}
+	p.bad[name] = true
+	p.lines = append(p.lines, fmt.Sprintf(format, args...))
+}
+
+// ok reports whether none of the variables has a problem yet.
+func (p *problems) ok(names ...string) bool {
+	for _, n := range names {
+		if p.bad[n] {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *problems) err() error {
+	switch len(p.lines) {
+	case 0:
+		return nil
+	case 1:
+		return errors.New("config: " + p.lines[0])
+	}
+	return fmt.Errorf("config: %d problems:\n  %s", len(p.lines), strings.Join(p.lines, "\n  "))
 }
 
 func typeName(t string) string {
@@ -96,66 +151,107 @@ func typeName(t string) string {
 	return t
 }
 
-func (c *Config) validate() error {
-	var err error
-	switch {
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("config: PORT=%d is not a TCP port", c.Port)
-	case c.MaxBodyBytes < 1024:
-		return fmt.Errorf("config: MAX_BODY_BYTES=%d is too small (at least 1024)", c.MaxBodyBytes)
-	case c.Grace < 0:
-		return fmt.Errorf("config: GRACE=%s must not be negative", c.Grace)
-	case c.MaxSeriesPerDrain < 1:
-		return fmt.Errorf("config: MAX_SERIES_PER_DRAIN=%d must be at least 1", c.MaxSeriesPerDrain)
-	case c.OutletWorkers < 1:
-		return fmt.Errorf("config: OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)
-	case c.OutletTimeout <= 0:
-		return fmt.Errorf("config: OUTLET_TIMEOUT=%s must be positive", c.OutletTimeout)
-	case c.OutletMaxBackoff < time.Second:
-		return fmt.Errorf("config: OUTLET_MAX_BACKOFF=%s must be at least 1s", c.OutletMaxBackoff)
-	case c.OutletMaxPending <= 0:
-		return fmt.Errorf("config: OUTLET_MAX_PENDING=%s must be positive", c.OutletMaxPending)
-	case c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 29*time.Second:
-		return fmt.Errorf("config: SHUTDOWN_TIMEOUT=%s must be between 0 and 29s (Heroku kills at 30s)", c.ShutdownTimeout)
-	case (c.LibratoUser == "") != (c.LibratoToken == ""):
-		return errors.New("config: set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)")
+// validate checks the values read, reporting to p; variables that could not
+// be read are not checked again.
+func (c *Config) validate(p *problems) {
+	check := func(bad bool, name, format string, args ...any) {
+		if bad && p.ok(name) {
+			p.add(name, format, args...)
+		}
 	}
-	if u, perr := url.Parse(c.LibratoURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("config: LIBRATO_URL=%q is not an http(s) URL", c.LibratoURL)
+	check(c.Port < 0 || c.Port > 65535, "PORT", "PORT=%d is not a TCP port", c.Port)
+	check(c.MaxBodyBytes < 1024, "MAX_BODY_BYTES", "MAX_BODY_BYTES=%d is too small (at least 1024)", c.MaxBodyBytes)
+	check(c.Grace < 0, "GRACE", "GRACE=%s must not be negative", c.Grace)
+	check(c.MaxSeriesPerDrain < 1, "MAX_SERIES_PER_DRAIN", "MAX_SERIES_PER_DRAIN=%d must be at least 1", c.MaxSeriesPerDrain)
+	check(c.OutletWorkers < 1, "OUTLET_WORKERS", "OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)
+	check(c.OutletTimeout <= 0, "OUTLET_TIMEOUT", "OUTLET_TIMEOUT=%s must be positive", c.OutletTimeout)
+	check(c.OutletMaxBackoff < time.Second, "OUTLET_MAX_BACKOFF", "OUTLET_MAX_BACKOFF=%s must be at least 1s", c.OutletMaxBackoff)
+	check(c.OutletMaxPending <= 0, "OUTLET_MAX_PENDING", "OUTLET_MAX_PENDING=%s must be positive", c.OutletMaxPending)
+	check(c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 29*time.Second, "SHUTDOWN_TIMEOUT",
+		"SHUTDOWN_TIMEOUT=%s must be between 0 and 29s (Heroku kills at 30s)", c.ShutdownTimeout)
+	check((c.LibratoUser == "") != (c.LibratoToken == ""), "LIBRATO_USER",
+		"set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)")
+	if u, err := url.Parse(c.LibratoURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		check(true, "LIBRATO_URL", "LIBRATO_URL=%q is not an http(s) URL", outlet.RedactURL(c.LibratoURL))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("config: LOG_LEVEL=%q is not one of debug, info, warn, error", c.LogLevel)
+		check(true, "LOG_LEVEL", "LOG_LEVEL=%q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	if c.percentiles, err = parsePercentiles(c.Percentiles); err != nil {
-		return fmt.Errorf("config: PERCENTILES=%q: %w", c.Percentiles, err)
+	if pcts, err := parsePercentiles(c.Percentiles); err != nil {
+		check(true, "PERCENTILES", "PERCENTILES=%q: %v", c.Percentiles, err)
+	} else {
+		c.percentiles = pcts
 	}
-	if c.DrainCacheTTL <= 0 || c.DrainCacheTTL > time.Minute {
-		return fmt.Errorf("config: DRAIN_CACHE_TTL=%s must be between 0 and 1m (removed drains must stop within a minute)", c.DrainCacheTTL)
+	check(c.DrainCacheTTL <= 0 || c.DrainCacheTTL > time.Minute, "DRAIN_CACHE_TTL",
+		"DRAIN_CACHE_TTL=%s must be between 0 and 1m (removed drains must stop within a minute)", c.DrainCacheTTL)
+	check(c.PartialFlushInterval < time.Second, "PARTIAL_FLUSH_INTERVAL", "PARTIAL_FLUSH_INTERVAL=%s must be at least 1s", c.PartialFlushInterval)
+	check(c.WriterTimeout < 5*time.Second, "WRITER_TIMEOUT", "WRITER_TIMEOUT=%s must be at least 5s", c.WriterTimeout)
+	if p.ok("OUTLET_MAX_PENDING") {
+		check(c.RollupRetention < c.OutletMaxPending, "ROLLUP_RETENTION",
+			"ROLLUP_RETENTION=%s must be at least OUTLET_MAX_PENDING (%s)", c.RollupRetention, c.OutletMaxPending)
 	}
-	switch {
-	case c.PartialFlushInterval < time.Second:
-		return fmt.Errorf("config: PARTIAL_FLUSH_INTERVAL=%s must be at least 1s", c.PartialFlushInterval)
-	case c.StatusRetention < time.Hour || c.StatusRetention > 31*24*time.Hour:
-		return fmt.Errorf("config: STATUS_RETENTION=%s must be between 1h and 744h", c.StatusRetention)
-	case c.WriterTimeout < 5*time.Second:
-		return fmt.Errorf("config: WRITER_TIMEOUT=%s must be at least 5s", c.WriterTimeout)
-	case c.RollupRetention < c.OutletMaxPending:
-		return fmt.Errorf("config: ROLLUP_RETENTION=%s must be at least OUTLET_MAX_PENDING (%s)", c.RollupRetention, c.OutletMaxPending)
-	case c.PartialBufferBytes < 1<<20:
-		return fmt.Errorf("config: PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
+	check(c.StatusRetention < time.Hour || c.StatusRetention > 31*24*time.Hour, "STATUS_RETENTION",
+		"STATUS_RETENTION=%s must be between 1h and 744h", c.StatusRetention)
+	check(c.PartialBufferBytes < 1<<20, "PARTIAL_BUFFER_BYTES", "PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
+	c.outlets = c.builtinOutlets(p)
+	// The key is checked whenever it is set, with or without a database:
+	// a bad one shows at the first deploy, not when Postgres is attached.
+	if c.DrainmeterKey != "" {
+		keys, err := postgres.ParseKeyring(c.DrainmeterKey)
+		if err != nil {
+			check(true, "DRAINMETER_KEY", "%v", err) // names the variable, never the key
+		} else {
+			c.keys = keys
+		}
 	}
-	if c.outlets, err = c.builtinOutlets(); err != nil {
-		return err
+	check(c.DatabaseURL != "" && c.DrainmeterKey == "", "DRAINMETER_KEY",
+		"DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' outlet credentials (drainmeter keys generate)")
+	check(c.Dyno != "" && c.DrainSecret == "" && c.DatabaseURL == "", "DRAIN_SECRET",
+		"DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))")
+}
+
+// configHelp is `drainmeter web --help`: every config var with its default
+// and meaning, from Config's tags.
+func configHelp() string {
+	var b strings.Builder
+	b.WriteString(webUsage)
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range configVars() {
+		def := v.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Desc)
 	}
-	if c.DatabaseURL != "" && c.DrainmeterKey == "" {
-		return errors.New("config: DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' Librato tokens (drainmeter keys generate)")
+	_ = tw.Flush()
+	return b.String()
+}
+
+const webUsage = `usage: drainmeter web
+
+Serves the log drain (POST /logs) and GET /health on PORT. It takes no
+arguments: every setting is an environment variable (a Heroku config var).
+With DATABASE_URL it applies pending database migrations before it starts.
+
+`
+
+// configVar is one environment variable of Config.
+type configVar struct {
+	Name, Default, Desc string
+}
+
+// configVars lists Config's variables in the struct's order.
+func configVars() []configVar {
+	var out []configVar
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if name := f.Tag.Get("envconfig"); name != "" {
+			out = append(out, configVar{Name: name, Default: f.Tag.Get("default"), Desc: f.Tag.Get("desc")})
+		}
 	}
-	if c.Dyno != "" && c.DrainSecret == "" && c.DatabaseURL == "" {
-		return errors.New("config: DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))")
-	}
-	return nil
+	return out
 }
 
 // parsePercentiles reads "50,95,99".
@@ -175,11 +271,11 @@ func parsePercentiles(s string) ([]float64, error) {
 	return out, nil
 }
 
-// builtinOutlets reads the built-in drain's outlets from the config vars.
-// Errors name the variable and never print a secret.
-func (c *Config) builtinOutlets() ([]outlet.Outlet, error) {
+// builtinOutlets reads the built-in drain's outlets from the config vars,
+// reporting to p. Problems name the variable and never print a secret.
+func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 	var out []outlet.Outlet
-	if c.LibratoUser != "" {
+	if c.LibratoUser != "" && c.LibratoToken != "" {
 		out = append(out, outlet.Outlet{Kind: outlet.Librato, URL: c.LibratoURL, User: c.LibratoUser, Token: c.LibratoToken})
 	}
 	endpoint := c.OTLPMetricsEndpoint
@@ -192,16 +288,20 @@ func (c *Config) builtinOutlets() ([]outlet.Outlet, error) {
 		if c.OTLPMetricsEndpoint == "" {
 			name = "OTEL_EXPORTER_OTLP_ENDPOINT"
 		}
+		good := true
 		if err := postgres.CheckEndpoint(endpoint); err != nil {
-			return nil, fmt.Errorf("config: %s: %w", name, err)
+			p.add(name, "%s: %v", name, err)
+			good = false
 		}
 		headers, err := parseHeaders(c.OTLPHeaders)
 		if err != nil {
-			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_HEADERS: %w", err)
+			p.add("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS: %v", err)
+			good = false
 		}
 		specific, err := parseHeaders(c.OTLPMetricsHeaders)
 		if err != nil {
-			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_METRICS_HEADERS: %w", err)
+			p.add("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS: %v", err)
+			good = false
 		}
 		headers = mergeHeaders(headers, specific)
 		var temp outlet.Temporality
@@ -211,25 +311,34 @@ func (c *Config) builtinOutlets() ([]outlet.Outlet, error) {
 		case "delta", "lowmemory": // lowmemory is delta for counters and histograms: all drainmeter sends
 			temp = outlet.Delta
 		default:
-			return nil, fmt.Errorf("config: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
+			p.add("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+				"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
+			good = false
 		}
-		out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp})
+		if good {
+			out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp})
+		}
 	} else if c.OTLPHeaders != "" || c.OTLPMetricsHeaders != "" {
-		return nil, errors.New("config: OTEL_EXPORTER_OTLP_HEADERS is set but no endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)")
+		p.add("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS is set but no endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)")
 	}
 	if c.RemoteWriteURL != "" {
+		good := true
 		if err := postgres.CheckEndpoint(c.RemoteWriteURL); err != nil {
-			return nil, fmt.Errorf("config: REMOTE_WRITE_URL: %w", err)
+			p.add("REMOTE_WRITE_URL", "REMOTE_WRITE_URL: %v", err)
+			good = false
 		}
 		headers, err := parseHeaders(c.RemoteWriteHeaders)
 		if err != nil {
-			return nil, fmt.Errorf("config: REMOTE_WRITE_HEADERS: %w", err)
+			p.add("REMOTE_WRITE_HEADERS", "REMOTE_WRITE_HEADERS: %v", err)
+			good = false
 		}
-		out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers})
+		if good {
+			out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers})
+		}
 	} else if c.RemoteWriteHeaders != "" {
-		return nil, errors.New("config: REMOTE_WRITE_HEADERS is set but REMOTE_WRITE_URL is not")
+		p.add("REMOTE_WRITE_HEADERS", "REMOTE_WRITE_HEADERS is set but REMOTE_WRITE_URL is not")
 	}
-	return out, nil
+	return out
 }
 
 // parseHeaders reads the OTel SDK's header list: "k1=v1,k2=v2", values

@@ -44,10 +44,29 @@ func openDB(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+const migrateUsage = `usage: drainmeter migrate
+
+Applies pending database migrations to DATABASE_URL, under an advisory lock
+(several dynos may run it at once). The Procfile's release phase runs it on
+every deploy; drainmeter web also applies them when it starts. Without
+DATABASE_URL there is nothing to do. A DRAINMETER_KEY that is set is checked.
+`
+
 // runMigrate applies pending migrations (the Procfile's release phase).
 func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, migrateUsage)
+			return nil
+		}
 		return fmt.Errorf("migrate takes no arguments")
+	}
+	// The release phase runs on config changes too: a bad key fails the
+	// release there, before any dyno runs with it.
+	if k := os.Getenv("DRAINMETER_KEY"); k != "" {
+		if _, err := postgres.ParseKeyring(k); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	if os.Getenv("DATABASE_URL") == "" {
 		// The release phase runs this on every deploy, with or without a database.
@@ -72,10 +91,22 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+const keysUsage = `usage: drainmeter keys generate
+
+Prints a new DRAINMETER_KEY: 32 random bytes in base64. DRAINMETER_KEY also
+takes 64 hex digits, or any secret of at least 32 characters (the AES key is
+then derived from it with HKDF-SHA-256), as Heroku's app.json generator makes.
+`
+
 // runKeys prints a new DRAINMETER_KEY.
-func runKeys(args []string, stdout io.Writer) error {
+func runKeys(args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "generate" && isHelp(args[1]) {
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
 	if len(args) != 1 || args[0] != "generate" {
-		return errors.New("usage: drainmeter keys generate")
+		fmt.Fprint(stderr, keysUsage)
+		return errUsage
 	}
 	fmt.Fprintln(stdout, postgres.NewKey())
 	return nil
@@ -86,14 +117,20 @@ const drainsUsage = `usage: drainmeter drains <command> [flags]
   add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [--url URL]
                  create a drain; prints its URL (with its secret, shown only this once) and the heroku drains:add line
   list [--all]   list drains and their outlets (never secrets, tokens or headers); --all includes removed ones
-  rm ID|NAME     remove a drain: its URL stops working within a minute
-  rotate-secret ID|NAME [--url URL]
-                 give a drain a new secret and print its new URL; the old one stops working within a minute
+  rm ID|NAME     remove a drain: its URL stops working within DRAIN_CACHE_TTL
+  rotate-secret ID|NAME [--overlap 1h] [--url URL]
+                 give a drain a new secret and print its new URL; the old one keeps working for the overlap
+  rotate-secret ID|NAME --finish
+                 end the overlap now: the old secret stops working within DRAIN_CACHE_TTL
   set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL]
                  change a drain's options and outlets; new credentials take effect on every dyno at once
   reencrypt      re-seal every outlet's credentials with the first key of DRAINMETER_KEY (after adding a new key)
 
-outlet flags (a drain has at most one outlet of each kind; without any, its rollups are logged):
+` + outletFlagsHelp + drainsFooter + `
+drainmeter drains COMMAND --help shows one command's flags.
+`
+
+const outletFlagsHelp = `outlet flags (a drain has at most one outlet of each kind; without any, its rollups are logged):
   --otlp-endpoint URL          OTLP/HTTP metrics endpoint, the full URL (…/v1/metrics, Grafana Cloud's …/otlp/v1/metrics)
   --otlp-header K=V            a request header, e.g. Authorization=Basic… (repeatable; replaces the outlet's headers)
   --otlp-temporality T         cumulative (Prometheus, Mimir, Grafana Cloud; the default) or delta (Datadog, New Relic, Honeycomb)
@@ -107,9 +144,52 @@ A secret value (a token, a header value, a URL with credentials) may be given as
 standard input (one line) or as "env:NAME" to read it from the environment variable NAME, so that it
 stays out of shell history and ps.
 
-Needs DATABASE_URL, and DRAINMETER_KEY to seal credentials. The drain URL's host comes from --url or
-DRAINMETER_URL (e.g. https://my-drainmeter.herokuapp.com).
 `
+
+const drainsFooter = `Needs DATABASE_URL (pending migrations are applied first), and DRAINMETER_KEY to seal credentials.
+Drain URLs start with --url, else DRAINMETER_URL, else, on a dyno with Heroku's dyno metadata
+(heroku labs:enable runtime-dyno-metadata -a APP), https://HEROKU_APP_DEFAULT_DOMAIN_NAME.
+heroku apps:info -a APP --json | jq -r .app.web_url prints an app's URL.
+`
+
+// drainsCmdUsage is each drains command's usage; its flags follow.
+var drainsCmdUsage = map[string]string{
+	"add": `usage: drainmeter drains add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [--url URL]
+
+Creates a drain and prints its URL (its secret is shown only this once) and
+the heroku drains:add line to run.
+
+` + outletFlagsHelp,
+	"list": `usage: drainmeter drains list [--all]
+
+Lists the drains and their outlets: never secrets, tokens or headers.
+`,
+	"rm": `usage: drainmeter drains rm ID|NAME
+
+Removes a drain: its URL stops working within DRAIN_CACHE_TTL; minutes
+already accepted are still posted.
+`,
+	"rotate-secret": `usage: drainmeter drains rotate-secret ID|NAME [--overlap 1h] [--url URL]
+       drainmeter drains rotate-secret ID|NAME --finish
+
+Gives a drain a new secret and prints its new URL, which works at once on
+every dyno. The old secret keeps working for the overlap (at most 168h), so
+that no batch is refused while the app's drain is replaced: add the new URL
+(heroku drains:add NEW -a APP), then remove the old one (heroku drains:remove
+OLD -a APP). --finish ends the overlap now.
+`,
+	"set": `usage: drainmeter drains set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL]
+
+Changes a drain's options and outlets; new credentials take effect on every
+dyno at once.
+
+` + outletFlagsHelp,
+	"reencrypt": `usage: drainmeter drains reencrypt
+
+Re-seals every outlet's credentials with the first key of DRAINMETER_KEY
+(after putting a new key first: DRAINMETER_KEY=NEW,OLD).
+`,
+}
 
 // optString is a flag that records whether it was set.
 type optString struct {
@@ -206,7 +286,7 @@ func headerFlags(flag string, l optList, sr *secretReader) ([]outlet.Header, err
 }
 
 func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+	if len(args) == 0 || isHelp(args[0]) {
 		if len(args) == 0 {
 			fmt.Fprint(stderr, drainsUsage)
 			return errUsage
@@ -215,13 +295,31 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return nil
 	}
 	cmd, args := args[0], args[1:]
+	usage, known := drainsCmdUsage[cmd]
+	if !known {
+		fmt.Fprintf(stderr, "drainmeter: unknown drains command %q\n\n%s", cmd, drainsUsage)
+		return errUsage
+	}
 	fs := flag.NewFlagSet("drains "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, drainsUsage) }
+	fs.Usage = func() {} // printed below: to stdout when asked for
+	printUsage := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nflags:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			fs.SetOutput(stderr)
+		}
+		fmt.Fprint(w, "\n"+drainsFooter)
+	}
 	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpTemp, rwURL optString
 	var otlpHeaders, rwHeaders, remove optList
 	var processTypes optBool
-	var all bool
+	var all, finish bool
+	var overlap time.Duration
 	switch cmd {
 	case "add", "set":
 		fs.Var(&name, "name", "drain name (usually the Heroku app's name)")
@@ -236,26 +334,26 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&sourcePrefix, "source-prefix", "source prefix")
 		fs.Var(&processTypes, "process-types", "also roll web.1, web.2 … into web (default true)")
 		if cmd == "add" {
-			fs.Var(&baseURL, "url", "this app's URL (default $DRAINMETER_URL)")
+			fs.Var(&baseURL, "url", "this app's URL, e.g. https://my-drainmeter-1a2b3c4d5e6f.herokuapp.com (default $DRAINMETER_URL)")
 		} else {
 			fs.Var(&remove, "remove-outlet", "remove the drain's otlp, remotewrite or librato outlet (repeatable)")
 		}
 	case "rotate-secret":
 		fs.Var(&baseURL, "url", "this app's URL (default $DRAINMETER_URL)")
+		fs.DurationVar(&overlap, "overlap", time.Hour, "how long the old secret keeps working (0: within DRAIN_CACHE_TTL; at most 168h)")
+		fs.BoolVar(&finish, "finish", false, "end the overlap of the last rotation now (no new secret)")
 	case "list":
 		fs.BoolVar(&all, "all", false, "include removed drains")
-	case "rm", "reencrypt":
-	default:
-		fmt.Fprintf(stderr, "drainmeter: unknown drains command %q\n\n%s", cmd, drainsUsage)
-		return errUsage
 	}
 	// Flags may come before or after the drain's id or name.
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				printUsage(stdout)
 				return nil
 			}
+			printUsage(stderr)
 			return errUsage
 		}
 		if fs.NArg() == 0 {
@@ -266,17 +364,21 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	needTarget := cmd == "rm" || cmd == "rotate-secret" || cmd == "set"
 	if needTarget && len(positional) != 1 || !needTarget && len(positional) != 0 {
-		fmt.Fprint(stderr, drainsUsage)
+		printUsage(stderr)
 		return errUsage
 	}
-	if !baseURL.set {
-		baseURL.v = os.Getenv("DRAINMETER_URL")
-		if baseURL.v == "" && os.Getenv("HEROKU_APP_NAME") != "" {
-			baseURL.v = "https://" + os.Getenv("HEROKU_APP_NAME") + ".herokuapp.com"
-		}
+	conflict := false
+	fs.Visit(func(f *flag.Flag) { conflict = conflict || f.Name == "overlap" || f.Name == "url" })
+	if finish && conflict {
+		return errors.New("rotate-secret --finish takes no --overlap or --url: it ends the last rotation's overlap")
 	}
-	if cmd == "add" || cmd == "rotate-secret" {
-		if err := checkBaseURL(baseURL.v); err != nil {
+	if overlap < 0 || overlap > postgres.MaxOverlap {
+		return fmt.Errorf("--overlap %s: between 0 and %s", overlap, postgres.MaxOverlap)
+	}
+	var base string
+	if cmd == "add" || cmd == "rotate-secret" && !finish {
+		var err error
+		if base, err = drainBaseURL(baseURL, os.Getenv); err != nil {
 			return err
 		}
 	}
@@ -333,10 +435,14 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer pool.Close()
-	if pending, err := migrations.Pending(ctx, pool); err != nil {
+	// As web does: right after Postgres is attached, this may run before
+	// any web has started on it.
+	applied, err := migrations.Apply(ctx, pool)
+	for _, v := range applied {
+		fmt.Fprintf(stderr, "applied migration %s\n", v)
+	}
+	if err != nil {
 		return err
-	} else if len(pending) > 0 {
-		return fmt.Errorf("the database needs migrations %s: run drainmeter migrate", strings.Join(pending, ", "))
 	}
 	drains := postgres.NewDrains(pool, keys)
 
@@ -346,15 +452,29 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return drainErr(err, name.v)
 		}
-		printDrainURL(stdout, "created", d, secret, baseURL.v)
+		u := drainURL(base, d.ID, secret)
+		fmt.Fprintf(stdout, "drain %s (%s) created.\n\n", d.Name, d.ID)
+		fmt.Fprintf(stdout, "drain URL (its secret is shown only this once):\n  %s\n\n", u)
+		fmt.Fprintf(stdout, "add it to the app:\n  heroku drains:add '%s' -a %s\n", u, d.Name)
 		fmt.Fprintf(stdout, "\noutlets: %s\n", outletsDesc(d.Outlets))
 	case "rotate-secret":
-		d, secret, err := drains.RotateSecret(ctx, positional[0])
+		if finish {
+			d, ended, err := drains.FinishRotation(ctx, positional[0])
+			if err != nil {
+				return drainErr(err, positional[0])
+			}
+			if !ended {
+				fmt.Fprintf(stdout, "drain %s (%s) has no old secret in an overlap: nothing changed\n", d.Name, d.ID)
+				return nil
+			}
+			fmt.Fprintf(stdout, "drain %s (%s): the overlap is over; its old secret stops working within DRAIN_CACHE_TTL\n", d.Name, d.ID)
+			return nil
+		}
+		d, secret, err := drains.RotateSecret(ctx, positional[0], overlap)
 		if err != nil {
 			return drainErr(err, positional[0])
 		}
-		printDrainURL(stdout, "has a new secret", d, secret, baseURL.v)
-		fmt.Fprintln(stdout, "The old URL stops working within a minute: replace the drain on the app (heroku drains:remove OLD-URL, then the line above).")
+		printRotation(stdout, d, drainURL(base, d.ID, secret))
 	case "list":
 		list, err := drains.List(ctx, all)
 		if err != nil {
@@ -376,10 +496,10 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return drainErr(err, positional[0])
 		}
-		fmt.Fprintf(stdout, "drain %s (%s) removed: its URL stops working within a minute\n", d.Name, d.ID)
+		fmt.Fprintf(stdout, "drain %s (%s) removed: its URL stops working within DRAIN_CACHE_TTL\n", d.Name, d.ID)
 	case "set":
 		if !name.set && len(spec.Outlets) == 0 && len(spec.Remove) == 0 && !prefix.set && !sourcePrefix.set && !processTypes.set {
-			return errors.New("drains set: nothing to change (see drainmeter drains help)")
+			return errors.New("drains set: nothing to change (see drainmeter drains set --help)")
 		}
 		d, err := drains.Set(ctx, positional[0], spec)
 		if err != nil {
@@ -394,6 +514,23 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "%d outlet credentials re-sealed with the first key of DRAINMETER_KEY\n", n)
 	}
 	return nil
+}
+
+// printRotation prints the new URL and the steps that replace the app's
+// drain without a refused batch.
+func printRotation(w io.Writer, d *postgres.Drain, newURL string) {
+	fmt.Fprintf(w, "drain %s (%s) has a new secret; it works at once.\n\n", d.Name, d.ID)
+	fmt.Fprintf(w, "new drain URL (its secret is shown only this once):\n  %s\n\n", newURL)
+	fmt.Fprintf(w, "replace the app's drain, the new one first:\n")
+	fmt.Fprintf(w, "  heroku drains:add '%s' -a %s\n", newURL, d.Name)
+	fmt.Fprintf(w, "  heroku drains:remove 'OLD-URL' -a %s    # OLD-URL: the other URL with %s that heroku drains -a %s lists\n\n", d.Name, d.ID, d.Name)
+	if d.PreviousExpiresAt == nil {
+		fmt.Fprintf(w, "No overlap (--overlap 0): the old URL stops working within DRAIN_CACHE_TTL; batches sent to it then are refused.\n")
+		return
+	}
+	fmt.Fprintf(w, "The old URL keeps working until you remove it, or until the overlap ends at %s\n", d.PreviousExpiresAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "(drainmeter drains rotate-secret %s --finish ends it now). Between the two heroku commands the app's\n", d.Name)
+	fmt.Fprintf(w, "logs go to both URLs and are counted twice: run them one right after the other.\n")
 }
 
 // outletsDesc lists outlets without credentials.
@@ -436,22 +573,59 @@ func drainErr(err error, which string) error {
 	return err
 }
 
-func checkBaseURL(s string) error {
-	if s == "" {
-		return errors.New("where is this app? pass --url https://my-drainmeter.herokuapp.com or set DRAINMETER_URL")
+// drainBaseURL is the address drain URLs start with: --url, else
+// DRAINMETER_URL, else, on a dyno with Heroku's dyno metadata, the app's
+// default domain. Apps created since June 2023 are named
+// APP-<hex>.herokuapp.com: the app's name alone does not tell it.
+func drainBaseURL(flagURL optString, getenv func(string) string) (string, error) {
+	from, raw := "--url", flagURL.v
+	if !flagURL.set {
+		switch {
+		case getenv("DRAINMETER_URL") != "":
+			from, raw = "DRAINMETER_URL", getenv("DRAINMETER_URL")
+		case getenv("HEROKU_APP_DEFAULT_DOMAIN_NAME") != "":
+			from, raw = "HEROKU_APP_DEFAULT_DOMAIN_NAME", "https://"+getenv("HEROKU_APP_DEFAULT_DOMAIN_NAME")
+		default:
+			app := getenv("HEROKU_APP_NAME")
+			if app == "" {
+				app = "APP"
+			}
+			return "", fmt.Errorf("where is this app? Drain URLs need its address: pass --url https://%s-1a2b3c4d5e6f.herokuapp.com "+
+				"(heroku apps:info -a %s --json | jq -r .app.web_url prints it), set DRAINMETER_URL, or let Heroku tell it to dynos: "+
+				"heroku labs:enable runtime-dyno-metadata -a %s, then heroku run again", app, app, app)
+		}
+	}
+	u, err := normalizeBaseURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", from, err)
+	}
+	return u, nil
+}
+
+// normalizeBaseURL reads the app's address: a URL with or without its
+// scheme (https is assumed) and with or without the drain's path (…/logs,
+// …/logs/, …/ are all the app), and returns it without a trailing slash.
+func normalizeBaseURL(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("--url %q is not an http(s) URL", s)
+		return "", fmt.Errorf("%q is not the app's http(s) URL", outlet.RedactURL(s))
 	}
-	return nil
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q: give the app's URL alone, without credentials, query or fragment", outlet.RedactURL(s))
+	}
+	p := strings.TrimRight(u.Path, "/")
+	p = strings.TrimRight(strings.TrimSuffix(p, "/logs"), "/")
+	return u.Scheme + "://" + u.Host + p, nil
 }
 
-func printDrainURL(w io.Writer, what string, d *postgres.Drain, secret, base string) {
-	u, _ := url.Parse(base) // checked by checkBaseURL
-	u.User = url.UserPassword(d.ID, secret)
-	u.Path = strings.TrimRight(u.Path, "/") + "/logs"
-	fmt.Fprintf(w, "drain %s (%s) %s.\n\n", d.Name, d.ID, what)
-	fmt.Fprintf(w, "drain URL (its secret is shown only this once):\n  %s\n\n", u)
-	fmt.Fprintf(w, "add it to the app:\n  heroku drains:add '%s' -a %s\n", u, d.Name)
+// drainURL is a drain's URL: base (normalized) + /logs, with the drain's
+// credentials.
+func drainURL(base, id, secret string) string {
+	u, _ := url.Parse(base + "/logs") // normalized: cannot fail
+	u.User = url.UserPassword(id, secret)
+	return u.String()
 }

@@ -55,14 +55,13 @@ func TestDrainsCLI(t *testing.T) {
 	key := postgres.NewKey()
 	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + key, "DRAINMETER_URL=https://my-drainmeter.herokuapp.com"}
 
-	if _, e, err := cli(t, env, "drains", "list"); err == nil || !strings.Contains(e, "run drainmeter migrate") {
+	// Right after Postgres is attached, drains commands may run before any
+	// web has migrated the database: they migrate it themselves.
+	if _, e, err := cli(t, env, "drains", "list"); err != nil || !strings.Contains(e, "applied migration 0001_drains") {
 		t.Fatalf("list before migrate: %v %s", err, e)
 	}
-	if out := mustCLI(t, env, "migrate"); !strings.Contains(out, "applied 0001_drains") {
-		t.Fatalf("migrate: %s", out)
-	}
 	if out := mustCLI(t, env, "migrate"); out != "database is up to date\n" {
-		t.Fatalf("second migrate: %q", out)
+		t.Fatalf("migrate after: %q", out)
 	}
 
 	out := mustCLI(t, env, "drains", "add", "--name", "myapp", "--librato-user", "me@example.com", "--librato-token", "TOKEN-SECRET-123", "--prefix", "shop")
@@ -116,10 +115,30 @@ func TestDrainsCLI(t *testing.T) {
 		t.Fatal("the token or secret is readable in the drains table")
 	}
 
-	rot := mustCLI(t, env, "drains", "rotate-secret", "myapp")
+	rot := mustCLI(t, env, "drains", "rotate-secret", "myapp", "--url", "https://my-drainmeter-1a2b3c4d5e6f.herokuapp.com/logs/")
 	_, secret2 := drainCreds(t, rot)
 	if secret2 == secret || strings.Contains(rot, secret) {
 		t.Fatal("rotate-secret printed the old secret or did not change it")
+	}
+	newURL := "https://" + id + ":" + secret2 + "@my-drainmeter-1a2b3c4d5e6f.herokuapp.com/logs"
+	for _, want := range []string{
+		"  heroku drains:add '" + newURL + "' -a myapp\n",
+		"  heroku drains:remove 'OLD-URL' -a myapp",
+		"The old URL keeps working until you remove it, or until the overlap ends at ",
+		"rotate-secret myapp --finish",
+	} {
+		if !strings.Contains(rot, want) {
+			t.Errorf("rotate-secret output lacks %q:\n%s", want, rot)
+		}
+	}
+	if strings.Index(rot, "drains:add") > strings.Index(rot, "drains:remove") {
+		t.Error("rotate-secret says to remove the old drain before adding the new one")
+	}
+	if out := mustCLI(t, env, "drains", "rotate-secret", "myapp", "--finish"); !strings.Contains(out, "the overlap is over") {
+		t.Errorf("--finish: %s", out)
+	}
+	if out := mustCLI(t, env, "drains", "rotate-secret", "myapp", "--finish"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("second --finish: %s", out)
 	}
 	mustCLI(t, env, "drains", "set", id, "--source-prefix", "prod", "--process-types=false")
 	if list := mustCLI(t, env, "drains", "list"); !strings.Contains(list, "prod") || !strings.Contains(list, "false") {
@@ -170,8 +189,9 @@ func TestTwoWebsOneDatabase(t *testing.T) {
 	expect(w1, idA, "wrong", batchA, nil, 401)              // wrong secret
 	expect(w1, "d0123456789abcdef", secA, batchA, nil, 401) // no such drain
 
-	// Rotate B's secret and remove A: both take effect within the cache TTL.
-	_, secB2 := drainCreds(t, mustCLI(t, env, "drains", "rotate-secret", "app-b"))
+	// Rotate B's secret without an overlap and remove A: both take effect
+	// within the cache TTL (TestDeployAsTheREADMESays rotates with one).
+	_, secB2 := drainCreds(t, mustCLI(t, env, "drains", "rotate-secret", "app-b", "--overlap", "0"))
 	mustCLI(t, env, "drains", "rm", "app-a")
 	time.Sleep(1500 * time.Millisecond)
 	for _, s := range []*server{w1, w2} {

@@ -260,6 +260,8 @@ func TestWebConfigErrors(t *testing.T) {
 		{[]string{"LIBRATO_USER=a"}, `drainmeter: config: set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`},
 		{[]string{"DYNO=web.1"}, `drainmeter: config: DRAIN_SECRET is not set`},
 		{[]string{"PERCENTILES=50,101"}, `drainmeter: config: PERCENTILES="50,101": "101" is not a percentile in (0, 100]`},
+		{[]string{"DRAINMETER_KEY=0123456789"}, `drainmeter: config: DRAINMETER_KEY: key 1: too short: use at least 32 characters`},
+		{[]string{"DATABASE_URL=postgres://nowhere.invalid/x"}, `drainmeter: config: DRAINMETER_KEY is not set`},
 	} {
 		cmd := exec.Command(binPath, "web")
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
@@ -267,6 +269,17 @@ func TestWebConfigErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(string(out), tc.want) || strings.Count(string(out), "\n") != 1 {
 			t.Errorf("%v: exit %v, output %q; want one line starting %q", tc.env, err, out, tc.want)
 		}
+	}
+	// Every problem at once, one line each.
+	cmd := exec.Command(binPath, "web")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PORT=abc", "GRACE=soon", "DYNO=web.1"}
+	out, err := cmd.CombinedOutput()
+	want := "drainmeter: config: 3 problems:\n" +
+		"  PORT=\"abc\" is not a valid whole number\n" +
+		"  GRACE=\"soon\" is not a valid duration (like 90s or 5m)\n" +
+		"  DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))\n"
+	if err == nil || string(out) != want {
+		t.Errorf("several problems: exit %v, output:\n%s\nwant:\n%s", err, out, want)
 	}
 }
 
@@ -287,36 +300,65 @@ func TestParseCommand(t *testing.T) {
 		"<190>1 2024-05-01T12:34:02Z host app worker.1 - count#jobs.done=2 measure#bad=x\n" +
 		"80 <190>1 2024-05-01T12:34:01.000001+00:00 host app web.1 - measure#db.latency=4ms\n" +
 		"not a log line\n"
+	const rejects = "reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"
+	const summary = "summary lines=4 measurements=4 rejected=2 rejected.bad_value=1 rejected.unrecognized_line=1\n"
 	for _, tc := range []struct {
 		args       []string
+		in         string
 		out, stder string
+		fails      bool
 	}{
-		{[]string{"parse", "--json"},
+		{[]string{"parse", "--json"}, in,
 			`{"kind":"measure","name":"db.latency","value":4,"unit":"ms","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
 				`{"kind":"unique","name":"users","value":1,"member":"u42","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
 				`{"kind":"count","name":"jobs.done","value":2,"source":"worker.1","time":"2024-05-01T12:34:02Z"}` + "\n" +
 				`{"kind":"measure","name":"db.latency","value":4,"unit":"ms","source":"web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n",
-			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
-		{[]string{"parse", "--json", "--prefix", "app", "--source-prefix", "prod"},
+			rejects + summary, false},
+		{[]string{"parse", "--json", "--prefix", "app", "--source-prefix", "prod"}, in,
 			`{"kind":"measure","name":"app.db.latency","value":4,"unit":"ms","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
 				`{"kind":"unique","name":"app.users","value":1,"member":"u42","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n" +
 				`{"kind":"count","name":"app.jobs.done","value":2,"source":"prod.worker.1","time":"2024-05-01T12:34:02Z"}` + "\n" +
 				`{"kind":"measure","name":"app.db.latency","value":4,"unit":"ms","source":"prod.web.1","time":"2024-05-01T12:34:01.000001Z"}` + "\n",
-			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
-		{[]string{"parse", "--rollup"},
-			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=2 sum=8 min=4 max=4 sum_squares=32 p50=4 p95=4 p99=4\n" +
-				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web.1 unit=ms count=2 sum=8 min=4 max=4 sum_squares=32 p50=4 p95=4 p99=4\n" +
+			rejects + summary, false},
+		// --rollup: the gauges as posted, percentiles named as Librato's are,
+		// uniques rolled into the process type too.
+		{[]string{"parse", "--rollup"}, in,
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=2 sum=8 min=4 max=4 sum_squares=32\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.median source=web unit=ms value=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.perc95 source=web unit=ms value=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.perc99 source=web unit=ms value=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web.1 unit=ms count=2 sum=8 min=4 max=4 sum_squares=32\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.median source=web.1 unit=ms value=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.perc95 source=web.1 unit=ms value=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.perc99 source=web.1 unit=ms value=4\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=worker value=2\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=worker.1 value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=unique name=users source=web value=1\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=unique name=users source=web.1 value=1\n",
-			"reject reason=bad_value text=\"measure#bad=x\"\nreject reason=unrecognized_line text=\"not a log line\"\n"},
+			rejects + summary, false},
+		{[]string{"parse", "--rollup", "--prefix", "shop", "--source-prefix", "prod", "--percentiles", "50,99.9"},
+			"<190>1 2024-05-01T12:34:02Z host app web.3 - measure#q=2s sample#x=\n",
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q source=prod.web unit=s count=1 sum=2 min=2 max=2 sum_squares=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q.median source=prod.web unit=s value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q.perc99_9 source=prod.web unit=s value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q source=prod.web.3 unit=s count=1 sum=2 min=2 max=2 sum_squares=4\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q.median source=prod.web.3 unit=s value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q.perc99_9 source=prod.web.3 unit=s value=2\n" +
+				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=sample name=shop.x source=prod.web.3 value=1\n",
+			"summary lines=1 measurements=2 rejected=0\n", false},
+		// Lines, but nothing parsed: a failure, said so.
+		{[]string{"parse"}, "GET / 200\nhello\n", "",
+			"reject reason=unrecognized_line text=\"GET / 200\"\nreject reason=unrecognized_line text=\"hello\"\n" +
+				"summary lines=2 measurements=0 rejected=2 rejected.unrecognized_line=2\n" +
+				"drainmeter: parse: no measurement in the input (2 lines): is it a drain body, syslog frames or heroku logs output?\n", true},
+		{[]string{"parse"}, "", "", "summary lines=0 measurements=0 rejected=0\n", false},
 	} {
 		cmd := exec.Command(binPath, tc.args...)
-		cmd.Stdin = strings.NewReader(in)
+		cmd.Stdin = strings.NewReader(tc.in)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v: %v\n%s", tc.args, err, stderr.String())
+		if err := cmd.Run(); (err != nil) != tc.fails {
+			t.Fatalf("%v: exit %v, want failure %v\n%s", tc.args, err, tc.fails, stderr.String())
 		}
 		if stdout.String() != tc.out || stderr.String() != tc.stder {
 			t.Errorf("%v:\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", tc.args, stdout.String(), tc.out, stderr.String(), tc.stder)

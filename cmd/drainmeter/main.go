@@ -37,7 +37,14 @@ commands:
   drains    add, list, rm, rotate-secret, set, reencrypt drains in the database (drainmeter drains help)
   keys      keys generate: print a new DRAINMETER_KEY
   version   print the version
+
+Every command takes --help. drainmeter web --help lists the config vars.
 `
+
+// isHelp reports whether a command's first argument asks for its usage.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 // run is the whole program; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -56,8 +63,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "drains":
 		err = runDrains(ctx, args[1:], stdin, stdout, stderr)
 	case "keys":
-		err = runKeys(args[1:], stdout)
+		err = runKeys(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprint(stdout, "usage: drainmeter version\n\nPrints drainmeter's version.\n")
+			break
+		}
 		fmt.Fprintln(stdout, "drainmeter", version)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)

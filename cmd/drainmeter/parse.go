@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -22,8 +25,14 @@ Reads stdin and prints one measurement per line. Input may mix:
   - a drain body: octet-counted frames "LEN <PRI>1 TS host APP PROCID - MSG"
   - one syslog frame per line: "<PRI>1 TS host APP PROCID - MSG"
   - 'heroku logs' output: "2024-05-01T12:34:01.000001+00:00 app[web.1]: MSG"
-Blank lines and lines starting with # are skipped. Rejected pairs go to stderr
-with their reason.
+Blank lines and lines starting with # are skipped. Rejects go to stderr with
+their reason, and a summary ends the output there: lines read, measurements,
+rejects by reason. Lines read but no measurement in them: exit status 1.
+
+--rollup prints each closed minute as the gauges posted to Librato, one per
+line, named as posted: with the prefix, a measure NAME as NAME (count, sum,
+min, max, sum_squares) and NAME.median, NAME.perc95, NAME.perc99; sources
+with the source prefix, per dyno (web.1) and per process type (web).
 
   heroku logs -t -a myapp | drainmeter parse --rollup
 
@@ -34,7 +43,7 @@ flags:
 func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, parseUsage); fs.PrintDefaults() }
+	fs.Usage = func() {} // printed below: to stdout when asked for
 	asJSON := fs.Bool("json", false, "print each measurement as one line of JSON")
 	roll := fs.Bool("rollup", false, "print per-minute rollups (the log outlet's format) instead of measurements")
 	prefix := fs.String("prefix", "", "metric name prefix")
@@ -43,7 +52,14 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	pcts := fs.String("percentiles", "50,95,99", "with --rollup: percentiles to report")
 	processTypes := fs.Bool("process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
 	if err := fs.Parse(args); err != nil {
+		out := stderr
 		if errors.Is(err, flag.ErrHelp) {
+			out = stdout
+		}
+		fmt.Fprint(out, parseUsage)
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		if out == stdout {
 			return nil
 		}
 		return errUsage
@@ -78,17 +94,24 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62})
 		ds = stats.NewRegistry().Drain("local")
 	}
+	var lines, measurements, unpostable uint64
+	rejects := map[string]uint64{}
 	printMinutes := func(ms []*rollup.Minute) {
+		var b []byte
 		for _, mn := range ms {
 			sums := mn.Summaries(percentiles)
-			var b []byte
 			for i := range sums {
-				b = rollup.AppendLogfmt(b[:0], mn.Drain, mn.Start, &sums[i], percentiles)
-				_, _ = w.Write(b)
+				gauges, skipped := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
+				unpostable += uint64(skipped)
+				for j := range gauges {
+					b = appendGauge(b[:0], mn.Drain, mn.Start, sums[i].Kind, &gauges[j])
+					_, _ = w.Write(b)
+				}
 			}
 		}
 	}
 	emit := func(m *parse.Measurement) {
+		measurements++
 		switch {
 		case *roll:
 			c := *m
@@ -126,12 +149,14 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fmt.Errorf("parse: reading stdin: %w", err)
 		}
 		now := time.Now()
+		lines++
 		switch rec.kind {
 		case recFrame:
 			p.Frame(rec.data, now, emit)
 		case recHerokuLogs:
 			p.Message(rec.header, now, emit)
 		case recUnknown:
+			rejects[rec.reason]++
 			fmt.Fprintf(stderr, "reject reason=%s text=%q\n", rec.reason, truncate(rec.data, 200))
 		}
 		afterFrame()
@@ -145,7 +170,63 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "late=%d measurements arrived after their minute was printed (out of order by more than --grace)\n", n)
 		}
 	}
+	_ = w.Flush() // the rollups before the summary
+	for r := parse.Reason(0); r < parse.NumReasons; r++ {
+		if n := p.Rejects[r]; n > 0 {
+			rejects[r.String()] += n
+		}
+	}
+	fmt.Fprintln(stderr, parseSummary(lines, measurements, unpostable, rejects))
+	if lines > 0 && measurements == 0 {
+		return fmt.Errorf("parse: no measurement in the input (%d lines): is it a drain body, syslog frames or heroku logs output?", lines)
+	}
 	return nil
+}
+
+// parseSummary is parse's last line on stderr:
+//
+//	summary lines=5 measurements=4 rejected=2 rejected.bad_value=1 rejected.unrecognized_line=1
+func parseSummary(lines, measurements, unpostable uint64, rejects map[string]uint64) string {
+	var total uint64
+	for _, n := range rejects {
+		total += n
+	}
+	s := fmt.Sprintf("summary lines=%d measurements=%d rejected=%d", lines, measurements, total)
+	for _, r := range slices.Sorted(maps.Keys(rejects)) {
+		s += fmt.Sprintf(" rejected.%s=%d", r, rejects[r])
+	}
+	if unpostable > 0 {
+		s += fmt.Sprintf(" unpostable=%d", unpostable) // numbers Librato cannot take
+	}
+	return s
+}
+
+// appendGauge appends one --rollup line: a gauge as Librato gets it.
+func appendGauge(dst []byte, drain string, minute int64, kind parse.Kind, g *librato.Gauge) []byte {
+	dst = append(dst, "at=rollup drain="...)
+	dst = rollup.AppendValue(dst, drain)
+	dst = append(dst, " minute="...)
+	dst = time.Unix(minute, 0).UTC().AppendFormat(dst, time.RFC3339)
+	dst = append(append(dst, " kind="...), kind.String()...)
+	dst = rollup.AppendValue(append(dst, " name="...), g.Name)
+	if g.Source != "" {
+		dst = rollup.AppendValue(append(dst, " source="...), g.Source)
+	}
+	if g.Attributes != nil && g.Attributes.DisplayUnitsLong != "" {
+		dst = rollup.AppendValue(append(dst, " unit="...), g.Attributes.DisplayUnitsLong)
+	}
+	if g.Count != nil {
+		dst = strconv.AppendInt(append(dst, " count="...), *g.Count, 10)
+		dst = rollup.AppendFloat(append(dst, " sum="...), *g.Sum)
+		dst = rollup.AppendFloat(append(dst, " min="...), *g.Min)
+		dst = rollup.AppendFloat(append(dst, " max="...), *g.Max)
+		if g.SumSquares != nil {
+			dst = rollup.AppendFloat(append(dst, " sum_squares="...), *g.SumSquares)
+		}
+	} else if g.Value != nil {
+		dst = rollup.AppendFloat(append(dst, " value="...), *g.Value)
+	}
+	return append(dst, '\n')
 }
 
 func clone(b []byte) []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/outlet"
@@ -22,6 +23,7 @@ type tenants struct {
 	stats          *stats.Registry
 	cache          *postgres.DrainCache // nil: no database
 	drains         *postgres.Drains     // nil: no database
+	now            func() time.Time
 }
 
 func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {
@@ -37,8 +39,18 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	if err != nil {
 		return drain.Drain{}, false, err // the handler answers 503: logplex retries
 	}
-	if d == nil || d.DisabledAt != nil || !d.CheckSecret(pass) {
+	if d == nil || d.DisabledAt != nil {
 		return drain.Drain{}, false, nil
+	}
+	if !d.CheckSecret(pass, t.now()) {
+		// Maybe a secret rotated since the entry was cached: read the drain
+		// again (rate-limited), so that the new URL works at once.
+		if d, err = t.cache.Recheck(ctx, user); err != nil {
+			return drain.Drain{}, false, err // 503: logplex retries
+		}
+		if d == nil || d.DisabledAt != nil || !d.CheckSecret(pass, t.now()) {
+			return drain.Drain{}, false, nil
+		}
 	}
 	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes}, true, nil
 }
@@ -141,5 +153,5 @@ func (t *tenants) Owner(ctx context.Context, id, secret string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return d != nil && d.DisabledAt == nil && d.CheckSecret(secret), nil
+	return d != nil && d.DisabledAt == nil && d.CheckSecret(secret, t.now()), nil
 }

@@ -49,7 +49,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // everything pending, all within SHUTDOWN_TIMEOUT.
 func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
-		return fmt.Errorf("web takes no arguments (configure it with environment variables; see README)")
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, configHelp())
+			return nil
+		}
+		return fmt.Errorf("web takes no arguments (configure it with environment variables: drainmeter web --help)")
 	}
 	cfg, err := loadConfig()
 	if err != nil {
@@ -59,7 +63,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 
 	reg := stats.NewRegistry()
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
-	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg}
+	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
 	var shared *postgres.Claims
 	var pool *pgxpool.Pool
@@ -68,18 +72,17 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer pool.Close()
-		pending, err := migrations.Pending(ctx, pool)
+		// Attaching Heroku Postgres restarts the dynos without a release
+		// phase: bring the schema up to date here too, under the same
+		// advisory lock as `drainmeter migrate`.
+		applied, err := migrations.Apply(ctx, pool)
+		if len(applied) > 0 {
+			log.Info("database migrated", "applied", strings.Join(applied, ","))
+		}
 		if err != nil {
 			return err
 		}
-		if len(pending) > 0 {
-			return fmt.Errorf("the database needs migrations %s: run drainmeter migrate (on Heroku the release phase does)", strings.Join(pending, ", "))
-		}
-		keys, err := postgres.ParseKeyring(cfg.DrainmeterKey)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		tn.drains = postgres.NewDrains(pool, keys)
+		tn.drains = postgres.NewDrains(pool, cfg.keys)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
 		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
 		dedup = shared
@@ -283,9 +286,15 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	if pool != nil {
 		storeDesc = "postgres"
 	}
-	var outletDescs []string
-	for _, o := range tn.builtinDrain().Outlets {
-		outletDescs = append(outletDescs, o.Redacted())
+	// The outlets named are the built-in drain's; without it (a database
+	// and no DRAIN_SECRET) there are none: each drain of the table has its
+	// own (drainmeter drains list).
+	outletDescs := []string{"none (no built-in drain: DRAIN_SECRET is not set)"}
+	if tn.builtin != nil {
+		outletDescs = outletDescs[:0]
+		for _, o := range tn.builtinDrain().Outlets {
+			outletDescs = append(outletDescs, o.Redacted())
+		}
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc,
 		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace)

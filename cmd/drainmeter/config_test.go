@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestConfigTags: every setting is an environment variable with a meaning,
+// so that web --help and the README's table cover them all.
+func TestConfigTags(t *testing.T) {
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			t.Errorf("Config.%s has no envconfig tag", f.Name)
+			continue
+		}
+		if d := f.Tag.Get("desc"); d == "" || strings.Contains(d, "\n") || len(d) > 120 {
+			t.Errorf("%s: desc %q: want one short line", name, d)
+		}
+	}
+}
+
+// TestConfigAllProblems: every bad variable is reported, one line each; a
+// variable that cannot be read is not reported again by the checks that
+// depend on it, and no secret is printed.
+func TestConfigAllProblems(t *testing.T) {
+	for _, kv := range [][2]string{
+		{"PORT", "abc"}, {"GRACE", "soon"}, {"OUTLET_MAX_PENDING", "later"}, {"MAX_BODY_BYTES", "12"},
+		{"LIBRATO_USER", "me@example.com"}, {"DRAINMETER_KEY", "hunter2-is-my-key"},
+		{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%zzsecret-header"}, {"OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.example.com"},
+		{"DRAIN_SECRET", "s3cret"}, {"LOG_LEVEL", "loud"},
+	} {
+		t.Setenv(kv[0], kv[1])
+	}
+	_, err := loadConfig()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	want := []string{
+		`config: 8 problems:`,
+		`  PORT="abc" is not a valid whole number`,
+		`  GRACE="soon" is not a valid duration (like 90s or 5m)`,
+		`  OUTLET_MAX_PENDING="later" is not a valid duration (like 90s or 5m)`,
+		`  MAX_BODY_BYTES=12 is too small (at least 1024)`,
+		`  set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`,
+		`  LOG_LEVEL="loud" is not one of debug, info, warn, error`,
+		`  OTEL_EXPORTER_OTLP_HEADERS: header Authorization: the value is not percent-encoded correctly`,
+		`  DRAINMETER_KEY: key 1: too short: use at least 32 characters (drainmeter keys generate prints a key)`,
+	}
+	if got := strings.Split(msg, "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("error:\n%s\nwant:\n%s", msg, strings.Join(want, "\n"))
+	}
+	for _, secret := range []string{"hunter2", "secret-header", "s3cret"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("the error prints a secret (%s)", secret)
+		}
+	}
+}
+
+// TestConfigKeyChecked: DRAINMETER_KEY is checked whenever it is set, even
+// without a database; Heroku's generator's output and opaque secrets pass.
+func TestConfigKeyChecked(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{strings.Repeat("0f", 32), true},
+		{"an-opaque-secret-of-forty-characters-ok", true},
+		{"too-short", false},
+	} {
+		t.Setenv("DRAINMETER_KEY", tc.key)
+		c, err := loadConfig()
+		if (err == nil) != tc.ok || tc.ok && c.keys == nil {
+			t.Errorf("DRAINMETER_KEY of %d characters: %v", len(tc.key), err)
+		}
+		if err != nil && strings.Contains(err.Error(), tc.key) {
+			t.Errorf("the error prints the key: %v", err)
+		}
+	}
+}
+
+func TestDrainBaseURL(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	flagURL := func(s string) optString { return optString{v: s, set: true} }
+	for _, tc := range []struct {
+		name    string
+		flag    optString
+		env     func(string) string
+		want    string
+		wantErr string
+	}{
+		{"flag", flagURL("https://dm-1a2b3c4d5e6f.herokuapp.com"), env("DRAINMETER_URL", "https://other.example.com"), "https://dm-1a2b3c4d5e6f.herokuapp.com", ""},
+		{"flag with /logs", flagURL("https://dm.example.com/logs"), env(), "https://dm.example.com", ""},
+		{"flag with /logs/", flagURL("https://dm.example.com/logs/"), env(), "https://dm.example.com", ""},
+		{"flag with /", flagURL("https://dm.example.com/"), env(), "https://dm.example.com", ""},
+		{"flag with a base path", flagURL("http://127.0.0.1:5000/meter/logs"), env(), "http://127.0.0.1:5000/meter", ""},
+		{"bare host", flagURL("dm-1a2b3c4d5e6f.herokuapp.com"), env(), "https://dm-1a2b3c4d5e6f.herokuapp.com", ""},
+		{"DRAINMETER_URL", optString{}, env("DRAINMETER_URL", "https://dm.example.com/logs", "HEROKU_APP_DEFAULT_DOMAIN_NAME", "x.herokuapp.com"), "https://dm.example.com", ""},
+		{"dyno metadata", optString{}, env("HEROKU_APP_NAME", "dm", "HEROKU_APP_DEFAULT_DOMAIN_NAME", "dm-1a2b3c4d5e6f.herokuapp.com"), "https://dm-1a2b3c4d5e6f.herokuapp.com", ""},
+		{"app name alone", optString{}, env("HEROKU_APP_NAME", "dm"), "", "pass --url https://dm-1a2b3c4d5e6f.herokuapp.com (heroku apps:info -a dm --json | jq -r .app.web_url prints it), set DRAINMETER_URL, or let Heroku tell it to dynos: heroku labs:enable runtime-dyno-metadata -a dm"},
+		{"nothing", optString{}, env(), "", "pass --url"},
+		{"credentials", flagURL("https://u:hunter2@dm.example.com"), env(), "", "without credentials"},
+		{"query", flagURL("https://dm.example.com/logs?prefix=x"), env(), "", "without credentials, query or fragment"},
+		{"not http", flagURL("ftp://dm.example.com"), env(), "", "is not the app's http(s) URL"},
+		{"bad DRAINMETER_URL", optString{}, env("DRAINMETER_URL", "mailto:x"), "", "DRAINMETER_URL:"},
+	} {
+		got, err := drainBaseURL(tc.flag, tc.env)
+		switch {
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("%s: %q %v, want %q", tc.name, got, err, tc.want)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: %q %v, want an error with %q", tc.name, got, err, tc.wantErr)
+		case err != nil && strings.Contains(err.Error(), "hunter2"):
+			t.Errorf("%s: the error prints a password: %v", tc.name, err)
+		}
+	}
+	if u := drainURL("https://dm.example.com", "d0123456789abcdef", "s3"); u != "https://d0123456789abcdef:s3@dm.example.com/logs" {
+		t.Errorf("drain URL %s", u)
+	}
+}
+
+// TestHelp: every command's --help (and -h) prints its own usage on stdout
+// and exits 0; web --help is the config help.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"web", "--help"}, {"web", "-h"}, {"parse", "--help"}, {"parse", "-h"}, {"migrate", "--help"},
+		{"drains", "--help"}, {"drains", "add", "--help"}, {"drains", "list", "-h"}, {"drains", "rm", "--help"},
+		{"drains", "rotate-secret", "--help"}, {"drains", "set", "--help"}, {"drains", "reencrypt", "--help"},
+		{"keys", "--help"}, {"keys", "generate", "--help"}, {"version", "--help"},
+	} {
+		cmd := exec.Command(binPath, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PORT=abc"} // help needs no valid config
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil || stderr.Len() > 0 || !strings.HasPrefix(stdout.String(), "usage: drainmeter") {
+			t.Errorf("%v: exit %v, stderr %q, stdout %.80q…", args, err, stderr.String(), stdout.String())
+			continue
+		}
+		if len(args) > 2 && args[0] == "drains" && !strings.HasPrefix(stdout.String(), "usage: drainmeter drains "+args[1]) {
+			t.Errorf("%v: not that command's usage: %.80q…", args, stdout.String())
+		}
+	}
+	out := mustCLI(t, nil, "web", "--help")
+	if out != configHelp() {
+		t.Errorf("web --help is not configHelp():\n%s", out)
+	}
+	for _, v := range configVars() {
+		if !regexp.MustCompile(`(?m)^  ` + v.Name + ` +\S+ +\S`).MatchString(out) {
+			t.Errorf("web --help lacks %s with its default and meaning", v.Name)
+		}
+	}
+}
+
+// TestREADMEConfigTable: the README's configuration table has every
+// variable of web --help with its default, and nothing else.
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README has no ## Configuration section")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	inTable := map[string]string{} // variable → default
+	row := regexp.MustCompile("(?m)^\\| ((?:`[A-Z0-9_]+`(?:, )?)+) \\| ([^|]*) \\|")
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		def := strings.Trim(strings.TrimSpace(m[2]), "`")
+		if def == "—" {
+			def = "-"
+		}
+		for _, name := range regexp.MustCompile("`([A-Z0-9_]+)`").FindAllStringSubmatch(m[1], -1) {
+			if _, dup := inTable[name[1]]; dup {
+				t.Errorf("README table: %s twice", name[1])
+			}
+			inTable[name[1]] = def
+		}
+	}
+	inHelp := map[string]string{}
+	lines := strings.Split(configHelp(), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  VARIABLE ") {
+			for _, l := range lines[i+1:] {
+				if f := strings.Fields(l); len(f) >= 3 {
+					inHelp[f[0]] = f[1]
+				}
+			}
+			break
+		}
+	}
+	if len(inHelp) != len(configVars()) {
+		t.Fatalf("read %d variables from the help, want %d", len(inHelp), len(configVars()))
+	}
+	for name, def := range inHelp {
+		got, ok := inTable[name]
+		switch {
+		case !ok:
+			t.Errorf("README table lacks %s (default %s)", name, def)
+		case got != def:
+			t.Errorf("README table: %s default %q, web --help says %q", name, got, def)
+		}
+	}
+	for name := range inTable {
+		if _, ok := inHelp[name]; !ok {
+			t.Errorf("README table has %s, which web --help does not list", name)
+		}
+	}
+}
