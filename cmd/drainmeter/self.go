@@ -18,6 +18,7 @@ import (
 // one series per outlet kind (source = the kind).
 type selfMetrics struct {
 	store  *rollup.Store
+	dest   outlet.Destinations
 	reg    *stats.Registry
 	lanes  func() []outlet.Status
 	minute int64
@@ -61,13 +62,18 @@ func (s *selfMetrics) observe(now time.Time, deltas []status.Delta) {
 }
 
 // flush adds a minute's self-metrics, stamped at, for every drain this
-// process has seen (zeros included: a quiet drain shows as 0 frames).
+// process has seen (zeros included: a quiet drain shows as 0 frames),
+// except drains whose only outlet is the log (the status page shows the
+// same, and `heroku logs` stays readable).
 func (s *selfMetrics) flush(at time.Time) {
 	waiting := map[string][]outlet.Status{}
 	for _, l := range s.lanes() {
 		waiting[l.Drain] = append(waiting[l.Drain], l)
 	}
 	for _, d := range s.reg.All() {
+		if od, ok := s.dest.Drain(d.ID); !ok || (len(od.Outlets) == 1 && od.Outlets[0].Kind == outlet.Log) {
+			continue
+		}
 		a := s.acc[d.ID]
 		var ms []parse.Measurement
 		for _, c := range selfCounts {

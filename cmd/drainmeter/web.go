@@ -159,7 +159,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return ls
 		}
 	}
-	self := &selfMetrics{store: store, reg: reg, lanes: laneStatuses}
+	self := &selfMetrics{store: store, dest: tn, reg: reg, lanes: laneStatuses}
 	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "",
 		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName}, source, tn, log)
 
