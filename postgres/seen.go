@@ -20,7 +20,7 @@ type LocalIDs interface {
 
 // ClaimsConfig configures the claims.
 type ClaimsConfig struct {
-	Window  time.Duration // claims arriving within this of each other share one round trip
+	Window  time.Duration // claims wait this long for others to join their round trip (0: none; claims arriving during a round trip share the next anyway)
 	Timeout time.Duration // a claim Postgres has not answered in this long is decided in memory
 	MaxIDs  int           // ids held for a later write while Postgres is unreachable
 }
@@ -65,9 +65,6 @@ type claim struct {
 
 // NewClaims returns claims over local; start Run.
 func NewClaims(cfg ClaimsConfig, pool *pgxpool.Pool, local LocalIDs, log *slog.Logger, now func() time.Time) *Claims {
-	if cfg.Window <= 0 {
-		cfg.Window = 2 * time.Millisecond
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
@@ -149,7 +146,12 @@ func (c *Claims) Run(ctx context.Context) {
 			cancel()
 			return
 		case <-c.wake:
-			time.Sleep(c.cfg.Window) // let concurrent claims join
+			// No waiting: claims that arrive while one commit is in flight
+			// are committed together by the next (group commit without a
+			// delay when idle). Window only lets a burst gather.
+			if c.cfg.Window > 0 {
+				time.Sleep(c.cfg.Window)
+			}
 			c.commit(ctx)
 		case <-retry.C:
 			if c.degraded.Load() {

@@ -22,6 +22,12 @@ import (
 
 // openDB connects to DATABASE_URL and checks that it answers.
 func openDB(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	return openPool(ctx, dsn, 6, nil)
+}
+
+// openPool connects a pool of at most maxConns connections with the given
+// session settings.
+func openPool(ctx context.Context, dsn string, maxConns int32, settings map[string]string) (*pgxpool.Pool, error) {
 	if dsn == "" {
 		return nil, errors.New("DATABASE_URL is not set: drains live in Postgres (heroku addons:create heroku-postgresql)")
 	}
@@ -30,7 +36,10 @@ func openDB(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	cfg.MaxConns = 8
+	cfg.MaxConns = maxConns
+	for k, v := range settings {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)

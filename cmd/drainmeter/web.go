@@ -84,7 +84,15 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		tn.drains = postgres.NewDrains(pool, cfg.keys)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
+		// Batch-id claims are on the request path: their own connections,
+		// without waiting for the commit's WAL flush (a claim lost to a
+		// Postgres crash can only make that batch's retry count twice).
+		claimsPool, err := openPool(ctx, cfg.DatabaseURL, 2, map[string]string{"synchronous_commit": "off"})
+		if err != nil {
+			return err
+		}
+		defer claimsPool.Close()
+		shared = postgres.NewClaims(postgres.ClaimsConfig{}, claimsPool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
