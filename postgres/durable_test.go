@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
@@ -73,48 +74,25 @@ func (b *recBackend) posted() []string {
 	return append([]string(nil), b.got...)
 }
 
-// staticDests is a Destinations over a fixed map that tests change.
-type staticDests struct {
-	mu sync.Mutex
-	m  map[string]*outlet.Drain
-}
-
-func (s *staticDests) Drain(id string) (*outlet.Drain, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.m[id]
-	if !ok {
-		return nil, false
-	}
-	c := *d
-	c.Outlets = append([]outlet.Outlet(nil), d.Outlets...)
-	return &c, true
-}
-
-func (s *staticDests) Reload(_ context.Context, id string) (*outlet.Drain, bool, error) {
-	d, ok := s.Drain(id)
-	return d, ok, nil
-}
-
 type durableRig struct {
 	t       *testing.T
 	pool    *pgxpool.Pool
 	reg     *stats.Registry
 	log     *slog.Logger
 	backend *recBackend
-	dests   *staticDests
+	dests   *outlettest.Dests
 	sender  *outlet.Sender
 }
 
 func newRig(t *testing.T, kinds ...outlet.Kind) *durableRig {
 	t.Helper()
 	r := &durableRig{t: t, pool: pgtest.MustPool(t, pgtest.NewDatabase(t, true)), reg: stats.NewRegistry(),
-		log: slog.New(slog.DiscardHandler), backend: &recBackend{}, dests: &staticDests{m: map[string]*outlet.Drain{}}}
+		log: slog.New(slog.DiscardHandler), backend: &recBackend{}, dests: outlettest.NewDests()}
 	var outs []outlet.Outlet
 	for _, k := range kinds {
 		outs = append(outs, outlet.Outlet{Kind: k})
 	}
-	r.dests.m["d"] = &outlet.Drain{ID: "d", Outlets: outs}
+	r.dests.Put(&outlet.Drain{ID: "d", Outlets: outs})
 	backends := map[outlet.Kind]outlet.Backend{}
 	for _, k := range outlet.Kinds {
 		backends[k] = r.backend
@@ -395,7 +373,7 @@ func TestPausedLaneResumesOnNewCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.dests.m[d.ID] = &outlet.Drain{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Librato, User: "u", Token: "bad", Version: 1}}}
+	r.dests.Put(&outlet.Drain{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Librato, User: "u", Token: "bad", Version: 1}}})
 	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
 	w := r.writer("web.1.a", m)
 	w.Closed([]*rollup.Minute{partialOf(d.ID, m, 9)})
@@ -414,9 +392,7 @@ func TestPausedLaneResumesOnNewCredentials(t *testing.T) {
 	if _, err := NewDrains(r.pool, keys).Set(ctx, d.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "good"}}}); err != nil {
 		t.Fatal(err)
 	}
-	r.dests.mu.Lock()
-	r.dests.m[d.ID].Outlets[0].Token, r.dests.m[d.ID].Outlets[0].Version = "good", 2
-	r.dests.mu.Unlock()
+	r.dests.Update(d.ID, func(d *outlet.Drain) { d.Outlets[0].Token, d.Outlets[0].Version = "good", 2 })
 	r.drainLanes(r.poster("web.2.b", time.Minute))
 	if got := r.backend.posted(); len(got) != 1 || !strings.HasSuffix(got[0], " 9") {
 		t.Fatalf("posted %q", got)

@@ -25,8 +25,8 @@ func TestStatusSumsEveryDyno(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.dests.m[shop.ID] = &outlet.Drain{ID: shop.ID, Name: "shop", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "https://u:p@otlp.example.com/v1/metrics"}}}
-	r.dests.m[idle.ID] = &outlet.Drain{ID: idle.ID, Name: "idle", Outlets: []outlet.Outlet{{Kind: outlet.Log}}}
+	r.dests.Put(&outlet.Drain{ID: shop.ID, Name: "shop", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "https://u:p@otlp.example.com/v1/metrics"}}})
+	r.dests.Put(&outlet.Drain{ID: idle.ID, Name: "idle", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
 	now := time.Now()
 	delta := func(frames, badHeader uint64, app string) status.Delta {
 		var c stats.Snapshot

@@ -220,64 +220,41 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		durable.Add(3)
 		go func() { // write open minutes every few seconds: a crash loses at most that much
 			defer durable.Done()
-			t := time.NewTicker(cfg.PartialFlushInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-bg.Done():
-					return
-				case <-t.C:
-					if ms := store.TakeOpen(); len(ms) > 0 {
-						partials.Closed(ms)
-					}
+			every(bg, cfg.PartialFlushInterval, func() {
+				if ms := store.TakeOpen(); len(ms) > 0 {
+					partials.Closed(ms)
 				}
-			}
+			})
 		}()
 		go func() { defer durable.Done(); partials.Run(durableCtx) }()
 		go func() { // seal the minutes every writer has written
 			defer durable.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-durableCtx.Done():
-					return
-				case <-t.C:
-				}
+			every(durableCtx, time.Second, func() {
 				if n, err := sealer.SealReady(durableCtx); n > 0 {
 					poster.Wake()
 				} else if err != nil && durableCtx.Err() == nil {
 					log.Warn("sealer: cannot seal now; retrying", "err", err)
 				}
-			}
+			})
 		}()
 		posting.Add(1)
 		go func() { defer posting.Done(); poster.Run(postCtx, stopPoster) }()
 	}
 	go reg.LogEvery(bg, log, time.Minute)
-	go func() { // every second: counters to the status history (and Postgres), self-metrics
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-t.C:
+	go every(bg, time.Second, func() { // counters to the status history (and Postgres), self-metrics
+		now := time.Now()
+		deltas := recorder.Take()
+		if pool == nil {
+			for _, d := range deltas {
+				history.Add(d.Drain, now, d.Counts[stats.FramesAccepted])
 			}
-			now := time.Now()
-			deltas := recorder.Take()
-			if pool == nil {
-				for _, d := range deltas {
-					history.Add(d.Drain, now, d.Counts[stats.FramesAccepted])
-				}
-			} else {
-				partials.Record(now, deltas, store.OpenSeriesByDrain())
-			}
-			if cfg.SelfMetrics {
-				self.observe(now, deltas)
-			}
+		} else {
+			partials.Record(now, deltas, store.OpenSeriesByDrain())
 		}
-	}()
+		if cfg.SelfMetrics {
+			self.observe(now, deltas)
+		}
+	})
 	if pool != nil {
 		go pingEvery(bg, pool, 2*time.Second, &dbOK, log)
 	}
@@ -367,6 +344,20 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("shutdown complete", "open_minutes_closed", len(minutes), "series", series, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// every calls f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // waitUntil waits for wg, or until ctx is done: then it calls stop and

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
@@ -21,31 +22,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// dests is a fixed set of drains, each with one Librato outlet; set
-// changes a drain's credentials as `drains set` would.
-type dests struct {
-	mu sync.Mutex
-	m  map[string]*outlet.Drain
-}
-
-func (d *dests) Drain(id string) (*outlet.Drain, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dr, ok := d.m[id]
-	if !ok {
-		return nil, false
-	}
-	c := *dr
-	c.Outlets = append([]outlet.Outlet(nil), dr.Outlets...)
-	return &c, true
-}
-
-func (d *dests) set(id, user, token string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.m[id].Outlets[0].User, d.m[id].Outlets[0].Token = user, token
-}
 
 // minuteOf builds a closed minute from measurements through a real store.
 func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
@@ -88,7 +64,7 @@ type harness struct {
 	fake  *fakelibrato.Server
 	srv   *httptest.Server
 	o     *outlet.Engine
-	dests *dests
+	dests *outlettest.Dests
 	reg   *stats.Registry
 	logs  *syncWriter
 }
@@ -105,11 +81,11 @@ func newHarness(t *testing.T, cfg outlet.Config) *harness {
 		return []outlet.Outlet{{Kind: outlet.Librato, URL: srv.URL, User: user, Token: token}}
 	}
 	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &syncWriter{w: &bytes.Buffer{}},
-		dests: &dests{m: map[string]*outlet.Drain{
-			"d1":  {ID: "d1", Outlets: lib("u1@example.com", "tok1")},
-			"d2":  {ID: "d2", Outlets: lib("u2@example.com", "tok2")},
-			"bad": {ID: "bad", Outlets: lib("nobody", "x")},
-		}}}
+		dests: outlettest.NewDests(
+			&outlet.Drain{ID: "d1", Outlets: lib("u1@example.com", "tok1")},
+			&outlet.Drain{ID: "d2", Outlets: lib("u2@example.com", "tok2")},
+			&outlet.Drain{ID: "bad", Outlets: lib("nobody", "x")},
+		)}
 	log := slog.New(slog.NewTextHandler(h.logs, nil))
 	client := outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)
 	backends := map[outlet.Kind]outlet.Backend{outlet.Librato: New(client, []float64{50, 95, 99})}
@@ -302,7 +278,7 @@ func TestNewCredentialsResumeAtOnce(t *testing.T) {
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10)})
 	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start.Add(time.Minute), 10)})
-	h.dests.set("bad", "u2@example.com", "tok2")
+	h.dests.Update("bad", func(d *outlet.Drain) { d.Outlets[0].User, d.Outlets[0].Token = "u2@example.com", "tok2" })
 	waitFor(t, "both minutes posted", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 20 })
 	if s := laneState(h, "bad"); s != outlet.StateOK {
 		t.Errorf("state %q", s)

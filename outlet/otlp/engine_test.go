@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakeotlp"
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
@@ -22,37 +23,10 @@ import (
 // These tests run minutes through the real core (outlet.Engine, Sender,
 // Client) to the fake receiver, as drainmeter runs them.
 
-// dests is one drain with one OTLP outlet; setHeaders changes its
-// credentials as `drains set` would.
-type dests struct {
-	mu sync.Mutex
-	d  outlet.Drain
-}
-
-func (d *dests) Drain(id string) (*outlet.Drain, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if id != d.d.ID {
-		return nil, false
-	}
-	c := d.d
-	c.Outlets = slices.Clone(d.d.Outlets)
-	for i := range c.Outlets {
-		c.Outlets[i].Headers = slices.Clone(c.Outlets[i].Headers)
-	}
-	return &c, true
-}
-
-func (d *dests) setHeaders(h ...outlet.Header) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.d.Outlets[0].Headers = h
-}
-
 type harness struct {
 	fake  *fakeotlp.Server
 	eng   *outlet.Engine
-	dests *dests
+	dests *outlettest.Dests
 	reg   *stats.Registry
 	logs  *syncWriter
 }
@@ -88,10 +62,10 @@ func newHarness(t *testing.T, p fakeotlp.Personality, temp outlet.Temporality) *
 	t.Cleanup(srv.Close)
 	cfg := engineConfig()
 	h := &harness{fake: fake, reg: stats.NewRegistry(), logs: &syncWriter{},
-		dests: &dests{d: outlet.Drain{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
+		dests: outlettest.NewDests(&outlet.Drain{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
 			Kind: outlet.OTLP, URL: srv.URL + "/v1/metrics", Temporality: temp,
 			Headers: []outlet.Header{{Name: "Authorization", Value: "Bearer x"}},
-		}}}}}
+		}}})}
 	log := slog.New(slog.NewTextHandler(h.logs, nil))
 	client := outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)
 	backends := map[outlet.Kind]outlet.Backend{outlet.OTLP: New(client, Config{Version: "test"})}
@@ -482,7 +456,9 @@ func TestPausedUntilNewCredentials(t *testing.T) {
 	if strings.Contains(h.logs.String(), "Bearer") {
 		t.Errorf("credentials logged:\n%s", h.logs)
 	}
-	h.dests.setHeaders(outlet.Header{Name: "Authorization", Value: "Bearer good"})
+	h.dests.Update("d1", func(d *outlet.Drain) {
+		d.Outlets[0].Headers = []outlet.Header{{Name: "Authorization", Value: "Bearer good"}}
+	})
 	h.wait(t, w)
 	if h.state() != outlet.StateOK {
 		t.Errorf("lane %s", h.state())
@@ -512,7 +488,8 @@ func TestTooLargeIsSplit(t *testing.T) {
 		}
 	}
 	for _, m := range w.minutes {
-		enc, err := b.Encode(&h.dests.d, &h.dests.d.Outlets[0], m, nil)
+		d, _ := h.dests.Drain("d1")
+		enc, err := b.Encode(d, &d.Outlets[0], m, nil)
 		if err != nil || len(enc.Reqs) != 1 {
 			t.Fatal(err, len(enc.Reqs))
 		}

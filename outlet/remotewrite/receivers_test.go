@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/internal/promtest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
@@ -23,24 +24,6 @@ import (
 
 // These tests post through outlet.Engine to real receivers (package
 // promtest): Prometheus 2.42 and VictoriaMetrics 1.79.5.
-
-// dests is a fixed set of drains.
-type dests struct {
-	mu sync.Mutex
-	m  map[string]*outlet.Drain
-}
-
-func (d *dests) Drain(id string) (*outlet.Drain, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dr, ok := d.m[id]
-	if !ok {
-		return nil, false
-	}
-	c := *dr
-	c.Outlets = append([]outlet.Outlet(nil), dr.Outlets...)
-	return &c, true
-}
 
 // recorder is a reverse proxy in front of a receiver that keeps the status
 // of every answer.
@@ -83,9 +66,9 @@ type harness struct {
 // write outlet.
 func newHarness(t *testing.T, urls map[string]string) *harness {
 	t.Helper()
-	d := &dests{m: map[string]*outlet.Drain{}}
+	d := outlettest.NewDests()
 	for id, u := range urls {
-		d.m[id] = &outlet.Drain{ID: id, Name: "app-" + id, Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite, URL: u}}}
+		d.Put(&outlet.Drain{ID: id, Name: "app-" + id, Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite, URL: u}}})
 	}
 	cfg := outlet.DefaultConfig
 	cfg.UserAgent = "drainmeter/test"
