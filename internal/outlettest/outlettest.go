@@ -15,6 +15,9 @@ import (
 
 	"github.com/drainmeter/drainmeter/internal/loadgen"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/stats"
 )
 
 // Dests is an outlet.Destinations over drains that a test changes as
@@ -101,3 +104,26 @@ func BenchmarkPostMinute100k(b *testing.B, be outlet.Backend, o outlet.Outlet) {
 
 // Client is an outlet client for benchmarks.
 func Client() *outlet.Client { return outlet.NewClient("drainmeter/bench", time.Minute, time.Now) }
+
+// MinuteOf builds the closed minute of measurements through a real store.
+func MinuteOf(tb testing.TB, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
+	tb.Helper()
+	s := rollup.NewStore(rollup.Config{Grace: time.Hour, MaxSeriesPerDrain: 1 << 20})
+	s.Add(start, stats.NewRegistry().Drain(drain), ms)
+	out := s.FlushAll()
+	if len(out) != 1 {
+		tb.Fatalf("%d minutes", len(out))
+	}
+	return out[0]
+}
+
+// Meas is a measurement of a series.
+func Meas(kind parse.Kind, name, src string, v float64, at time.Time) parse.Measurement {
+	return parse.Measurement{Kind: kind, Name: []byte(name), Source: []byte(src), Value: v, Time: at}
+}
+
+// WithType marks a dyno's measurement for the process-type rollup too.
+func WithType(m parse.Measurement, typ string) parse.Measurement {
+	m.TypeSource = []byte(typ)
+	return m
+}

@@ -23,16 +23,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// minuteOf builds a closed minute from measurements through a real store.
-func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
+func minuteOf(t testing.TB, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
 	t.Helper()
-	s := rollup.NewStore(rollup.Config{Grace: time.Hour})
-	s.Add(start, stats.NewRegistry().Drain(drain), ms)
-	out := s.FlushAll()
-	if len(out) != 1 {
-		t.Fatalf("%d minutes", len(out))
-	}
-	return out[0]
+	return outlettest.MinuteOf(t, drain, start, ms)
 }
 
 func meas(kind parse.Kind, name, src, unit string, v float64, at time.Time) parse.Measurement {

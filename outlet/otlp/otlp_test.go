@@ -25,35 +25,22 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/drainmeter/drainmeter/internal/fakeotlp"
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
-	"github.com/drainmeter/drainmeter/stats"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// minuteOf builds a closed minute from measurements through a real store.
 func minuteOf(t testing.TB, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
 	t.Helper()
-	s := rollup.NewStore(rollup.Config{Grace: time.Hour, MaxSeriesPerDrain: 1 << 20})
-	s.Add(start, stats.NewRegistry().Drain(drain), ms)
-	out := s.FlushAll()
-	if len(out) != 1 {
-		t.Fatalf("%d minutes", len(out))
-	}
-	return out[0]
+	return outlettest.MinuteOf(t, drain, start, ms)
 }
 
-func meas(kind parse.Kind, name, src string, v float64, at time.Time) parse.Measurement {
-	return parse.Measurement{Kind: kind, Name: []byte(name), Source: []byte(src), Value: v, Time: at}
-}
+var meas = outlettest.Meas
 
-// withType adds the process-type rollup (source typ) to a measurement.
-func withType(m parse.Measurement, typ string) parse.Measurement {
-	m.TypeSource = []byte(typ)
-	return m
-}
+var withType = outlettest.WithType
 
 var goldenStart = time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
-	"github.com/drainmeter/drainmeter/stats"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -30,28 +30,14 @@ var base = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 var drain = &outlet.Drain{ID: "d1", Name: "myapp"}
 
-// minuteOf builds a closed minute from measurements through a real store.
-func minuteOf(t *testing.T, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
+func minuteOf(t testing.TB, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
 	t.Helper()
-	s := rollup.NewStore(rollup.Config{Grace: time.Hour})
-	s.Add(start, stats.NewRegistry().Drain(drain), ms)
-	out := s.FlushAll()
-	if len(out) != 1 {
-		t.Fatalf("%d minutes", len(out))
-	}
-	return out[0]
+	return outlettest.MinuteOf(t, drain, start, ms)
 }
 
-// meas is a measurement at the minute's start + offset.
-func meas(kind parse.Kind, name, src string, v float64, at time.Time) parse.Measurement {
-	return parse.Measurement{Kind: kind, Name: []byte(name), Source: []byte(src), Value: v, Time: at}
-}
+var meas = outlettest.Meas
 
-// withType marks a dyno's measurement for the process-type rollup too.
-func withType(m parse.Measurement, typ string) parse.Measurement {
-	m.TypeSource = []byte(typ)
-	return m
-}
+var withType = outlettest.WithType
 
 func withDims(m parse.Measurement, kv ...string) parse.Measurement {
 	var d []byte
