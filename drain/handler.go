@@ -331,6 +331,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.PairsEmptyMember, rj[parse.EmptyMember])
 	ds.Add(stats.PairsLongMember, rj[parse.LongMember])
 	ds.Add(stats.PairsUnterminatedQuote, rj[parse.UnterminatedQuote])
+	ds.Add(stats.PairsLongName, rj[parse.LongName])
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
 	reply(w, http.StatusOK)

@@ -353,6 +353,14 @@ func messagesCount(msg []byte) (float64, bool) {
 }
 
 func (p *Parser) emit(emit func(*Measurement), kind Kind, name []byte, v float64, unit, member []byte, t time.Time, hasType bool) {
+	full := len(name)
+	if p.opts.Prefix != "" {
+		full += len(p.opts.Prefix) + 1
+	}
+	if full > MaxNameBytes || len(p.src) > MaxNameBytes || len(unit) > MaxNameBytes {
+		p.reject(LongName, name)
+		return
+	}
 	if p.opts.Prefix != "" {
 		p.name = append(append(append(p.name[:0], p.opts.Prefix...), '.'), name...)
 		name = p.name

@@ -51,6 +51,7 @@ const (
 	PairsEmptyMember       // unique#x=
 	PairsLongMember        // a unique member over 128 bytes
 	PairsUnterminatedQuote // the line's pairs ended at an open quote
+	PairsLongName          // a name, source or unit over 255 bytes
 
 	NumCounters
 )
@@ -65,6 +66,7 @@ var counterNames = [...]string{
 	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
 	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
 	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",
+	PairsLongName: "pairs_long_name",
 }
 
 // CounterByName returns the counter with that name.
