@@ -68,6 +68,8 @@ type Series struct {
 
 	// unique: a HyperLogLog++ sketch of the members (precision 14, ±0.8 %).
 	HLL *hyperloglog.Sketch
+
+	mem memAcct // what the store accounts for it (memory.go)
 }
 
 // seriesKey is the key of a series in Minute.Series: name, NUL, source, and
