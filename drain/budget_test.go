@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,5 +160,50 @@ func TestClip(t *testing.T) {
 		if got := clip(tc.in, 64); got != tc.want || len(got) > 64 {
 			t.Errorf("clip(%q) = %q", tc.in, got)
 		}
+	}
+}
+
+// TestRecentIDsBytes: ids are bounded in bytes, whatever their length (the
+// built-in drain keys them with the sending app's name, which the sender
+// chooses); idBytes is at least what the heap holds.
+func TestRecentIDsBytes(t *testing.T) {
+	at := time.Now()
+	r := NewRecentIDs(time.Hour, 1<<30).WithMaxBytes(1 << 20)
+	long := strings.Repeat("u", 40<<10)
+	for i := range 1000 {
+		r.Mark("default", long+":"+strconv.Itoa(i), at)
+	}
+	r.mu.Lock()
+	n, held := len(r.cur)+len(r.prev), r.curBytes
+	r.mu.Unlock()
+	if n > 2*(512<<10)/(40<<10) || held > 512<<10 {
+		t.Fatalf("%d ids of 40 KB remembered (%d bytes in the current generation) for 1 MiB", n, held)
+	}
+	if !r.Seen("default", long+":999") {
+		t.Fatal("the latest id is forgotten")
+	}
+
+	if raceEnabled {
+		return
+	}
+	for _, size := range []int{20, 200} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := NewRecentIDs(time.Hour, 1<<30)
+		const ids = 100_000
+		pad := strings.Repeat("x", size)
+		for i := range ids {
+			r.Mark("d0123456789abcdef", pad+strconv.Itoa(i), at)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap := float64(after.HeapAlloc-before.HeapAlloc) / ids
+		est := float64(idBytes(key("d0123456789abcdef", pad+"12345")))
+		t.Logf("%d-byte ids: %.0f bytes each in the heap, %.0f accounted", size, heap, est)
+		if est < heap {
+			t.Errorf("%d-byte ids: %.0f bytes accounted, %.0f in the heap", size, est, heap)
+		}
+		runtime.KeepAlive(r)
 	}
 }
