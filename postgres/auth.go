@@ -22,6 +22,11 @@ import (
 //     and a lookup gives up after LookupTimeout.
 //   - Unknown ids are remembered too (for NegativeTTL), in a bounded map of
 //     their own: a flood of them never evicts a known drain.
+//   - Lookups of ids the cache does not hold (a new drain, or made-up ids)
+//     reach the database at most UnknownLookupRate a second (bursts of
+//     UnknownLookupBurst); beyond that Lookup answers ErrLookupLimited at
+//     once, and the drain endpoint 503 (logplex retries). Known drains are
+//     never limited.
 type DrainCache struct {
 	drains *Drains
 	ttl    time.Duration
@@ -32,6 +37,7 @@ type DrainCache struct {
 	known   map[string]*cacheEntry // drains that exist (or existed: a removed one's minutes still go out)
 	unknown map[string]time.Time   // ids found not to exist, and when
 	flights map[string]*flight     // lookups in progress
+	lookups tokenBucket            // lookups of ids not cached
 }
 
 type cacheEntry struct {
@@ -52,12 +58,22 @@ const (
 	NegativeTTL = 10 * time.Second
 	// maxUnknown bounds the unknown ids remembered.
 	maxUnknown = 10_000
+	// UnknownLookupRate and UnknownLookupBurst bound the database lookups
+	// of ids the cache does not hold, across the process.
+	UnknownLookupRate  = 50 // a second
+	UnknownLookupBurst = 100
 )
+
+// ErrLookupLimited is Lookup's answer for an id it does not hold once the
+// lookups of such ids are over their rate: the id may be a new drain, so
+// the caller asks for a retry.
+var ErrLookupLimited = errors.New("postgres: too many lookups of drain ids not cached; retry later")
 
 // NewDrainCache returns a cache over drains.
 func NewDrainCache(drains *Drains, ttl time.Duration, log *slog.Logger, now func() time.Time) *DrainCache {
 	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now,
-		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{}}
+		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{},
+		lookups: tokenBucket{rate: UnknownLookupRate, burst: UnknownLookupBurst}}
 }
 
 // Lookup returns the drain with this id (check DisabledAt before accepting
@@ -89,6 +105,10 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	}
 	f := c.flights[id]
 	if f == nil {
+		if !c.lookups.take(now) {
+			c.mu.Unlock()
+			return nil, ErrLookupLimited
+		}
 		f = c.startLocked(id)
 	}
 	c.mu.Unlock()
@@ -98,6 +118,30 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// tokenBucket allows rate events a second on average, burst at once.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+// take reports whether an event is allowed at now, and counts it if so.
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // Refresh looks the drain up now, whatever its age, and returns it; on a
