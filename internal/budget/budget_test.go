@@ -61,34 +61,26 @@ func TestShareConcurrent(t *testing.T) {
 }
 
 func TestDynoMemory(t *testing.T) {
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "MEMORY_AVAILABLE" {
-				return v
-			}
-			return ""
-		}
-	}
 	for _, tc := range []struct {
 		name   string
 		fs     fstest.MapFS
-		env    string
+		mb     int64
 		want   int64
 		source string
 	}{
-		{"v2", fstest.MapFS{"memory.max": {Data: []byte("536870912\n")}}, "1024", 512 << 20, "cgroup memory.max"},
-		{"v2 unlimited", fstest.MapFS{"memory.max": {Data: []byte("max\n")}}, "1024", 1024 << 20, "MEMORY_AVAILABLE"},
-		{"v1", fstest.MapFS{"memory/memory.limit_in_bytes": {Data: []byte("1073741824\n")}}, "", 1 << 30, "cgroup memory/memory.limit_in_bytes"},
-		{"v1 unlimited", fstest.MapFS{"memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")}}, "", 512 << 20, "default 512 MB"},
-		{"nothing", fstest.MapFS{}, "", 512 << 20, "default 512 MB"},
-		{"bad env", nil, "lots", 512 << 20, "default 512 MB"},
+		{"v2", fstest.MapFS{"memory.max": {Data: []byte("536870912\n")}}, 1024, 512 << 20, "cgroup memory.max"},
+		{"v2 unlimited", fstest.MapFS{"memory.max": {Data: []byte("max\n")}}, 1024, 1024 << 20, "MEMORY_AVAILABLE"},
+		{"v1", fstest.MapFS{"memory/memory.limit_in_bytes": {Data: []byte("1073741824\n")}}, 0, 1 << 30, "cgroup memory/memory.limit_in_bytes"},
+		{"v1 unlimited", fstest.MapFS{"memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")}}, 0, 512 << 20, "default 512 MB"},
+		{"nothing", fstest.MapFS{}, 0, 512 << 20, "default 512 MB"},
+		{"no cgroup", nil, 0, 512 << 20, "default 512 MB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fsys fstest.MapFS
 			if tc.fs != nil {
 				fsys = tc.fs
 			}
-			got, source := DynoMemory(fsys, env(tc.env))
+			got, source := DynoMemory(fsys, tc.mb)
 			if got != tc.want || source != tc.source {
 				t.Errorf("got %d (%s), want %d (%s)", got, source, tc.want, tc.source)
 			}

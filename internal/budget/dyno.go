@@ -16,8 +16,9 @@ const unlimited = 1 << 50
 // DynoMemory returns how much memory the dyno has and where that was read:
 // the cgroup's limit (v2 memory.max, or v1 memory/memory.limit_in_bytes,
 // read from cgroup, normally os.DirFS("/sys/fs/cgroup")), else
-// MEMORY_AVAILABLE (megabytes, as Heroku sets it), else 512 MB.
-func DynoMemory(cgroup fs.FS, getenv func(string) string) (int64, string) {
+// availableMB (MEMORY_AVAILABLE, in megabytes, as Heroku sets it), else
+// 512 MB.
+func DynoMemory(cgroup fs.FS, availableMB int64) (int64, string) {
 	if cgroup != nil {
 		for _, name := range []string{"memory.max", "memory/memory.limit_in_bytes"} {
 			b, err := fs.ReadFile(cgroup, name)
@@ -30,8 +31,8 @@ func DynoMemory(cgroup fs.FS, getenv func(string) string) (int64, string) {
 			}
 		}
 	}
-	if mb, err := strconv.ParseInt(strings.TrimSpace(getenv("MEMORY_AVAILABLE")), 10, 64); err == nil && mb > 0 {
-		return mb << 20, "MEMORY_AVAILABLE"
+	if availableMB > 0 {
+		return availableMB << 20, "MEMORY_AVAILABLE"
 	}
 	return DefaultDynoMemory, "default 512 MB"
 }
