@@ -156,6 +156,19 @@ func (s *Series) Merge(o *Series) error {
 	return nil
 }
 
+// Clone returns a copy of s that shares nothing with it: merging into the
+// copy leaves s as it was.
+func (s *Series) Clone() *Series {
+	c := *s
+	if s.Sketch != nil {
+		c.Sketch = s.Sketch.Copy()
+	}
+	if s.HLL != nil {
+		c.HLL = s.HLL.Clone()
+	}
+	return &c
+}
+
 // Key returns the series' key in Minute.Series.
 func (s *Series) Key() string { return seriesKey(s.Name, s.Source, s.Dims) }
 
