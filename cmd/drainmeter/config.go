@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/postgres"
 )
@@ -65,6 +66,12 @@ type Config struct {
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	Dyno            string        `envconfig:"DYNO"`            // set by Heroku on every dyno
 	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME"` // set by Heroku's runtime-dyno-metadata
+
+	// Memory and connections (internal/budget, internal/connlimit).
+	MemoryBudget    int64  `envconfig:"MEMORY_BUDGET"`    // bytes; unset: 75 % of the dyno's memory
+	MaxConnections  int    `envconfig:"MAX_CONNECTIONS"`  // unset: from the file limit and the budget
+	MemoryAvailable int64  `envconfig:"MEMORY_AVAILABLE"` // megabytes; set by Heroku
+	GoMemLimit      string `envconfig:"GOMEMLIMIT"`       // the Go runtime's own; unset: the budget
 
 	percentiles []float64
 	outlets     []outlet.Outlet // the built-in drain's, from the config vars above; none: the log outlet
@@ -145,6 +152,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: ROLLUP_RETENTION=%s must be at least OUTLET_MAX_PENDING (%s)", c.RollupRetention, c.OutletMaxPending)
 	case c.PartialBufferBytes < 1<<20:
 		return fmt.Errorf("config: PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
+	}
+	switch {
+	case c.MemoryBudget != 0 && c.MemoryBudget < budget.MinTotal:
+		return fmt.Errorf("config: MEMORY_BUDGET=%d is too small (at least %d bytes)", c.MemoryBudget, budget.MinTotal)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("config: MAX_CONNECTIONS=%d must not be negative", c.MaxConnections)
 	}
 	if c.outlets, err = c.builtinOutlets(); err != nil {
 		return err

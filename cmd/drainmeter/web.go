@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/internal/connlimit"
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
@@ -34,8 +35,8 @@ import (
 const builtinDrain = "default"
 
 // recentIDsPerHour bounds the batch ids a web remembers per hour (two
-// generations of an hour each: about 50 MB at most). Past it, ids are kept
-// for less than an hour.
+// generations of an hour each), and so does the memory budget's dedup
+// share. Past either, ids are kept for less than an hour.
 const recentIDsPerHour = 1 << 18
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -56,11 +57,18 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	mem, memFrom := memoryBudget(cfg)
+	nofile, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("cannot raise the limit of open files", "err", err, "limit", nofile)
+	}
+	maxConns := connectionLimit(cfg.MaxConnections, nofile, mem)
 
 	reg := stats.NewRegistry()
-	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
+	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain,
+		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg}
-	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
+	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)
 	var shared *postgres.Claims
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
@@ -81,7 +89,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		tn.drains = postgres.NewDrains(pool, keys)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
+		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup),
+			log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
@@ -93,7 +102,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
 	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
 	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles), reg, log, time.Now)
-	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, tn, store, dedup, reg, log, time.Now)
+	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain()},
+		tn, store, dedup, reg, log, time.Now)
 
 	// Where closed minutes go: to the outlets' lanes in memory; with a
 	// database, to Postgres as partials, sealed once every dyno has written
@@ -109,8 +119,14 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		sink = engine
 	} else {
 		writer := postgres.WriterID(cfg.Dyno)
+		partialBytes := int64(cfg.PartialBufferBytes)
+		if partialBytes > mem.Partials {
+			log.Warn("PARTIAL_BUFFER_BYTES is more than its share of the memory budget; using the share",
+				"partial_buffer_bytes", cfg.PartialBufferBytes, "share_bytes", mem.Partials)
+			partialBytes = mem.Partials
+		}
 		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, Grace: cfg.Grace, Silence: cfg.WriterTimeout,
-			MaxBytes: cfg.PartialBufferBytes}, pool, reg, log, time.Now)
+			MaxBytes: int(partialBytes)}, pool, reg, log, time.Now)
 		if err := partials.Register(ctx); err != nil {
 			return err
 		}
@@ -177,11 +193,13 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		health(w, stopping.Load(), db, partials)
 	})
 
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	inner, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
+	ln := connlimit.New(inner, maxConns, 200*time.Millisecond, log)
 	srv := &http.Server{
+		ConnState:         ln.ConnState,
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -288,7 +306,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		outletDescs = append(outletDescs, o.Redacted())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc,
-		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace)
+		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace,
+		"memory_budget", mem.Total, "budget_from", memFrom, "max_connections", maxConns, "open_files", nofile)
 	if cfg.DrainSecret == "" && pool == nil {
 		log.Warn("DRAIN_SECRET is not set: the drain accepts any password; set it before exposing this server")
 	}
