@@ -12,8 +12,11 @@ import (
 // heap it holds, raised as it grows, and a new series — or a value that
 // would grow a series — that does not fit in the drain's share
 // (Config.MaxBytesPerDrain) or in the process's (Config.Series) is refused
-// and counted as overflow. A minute's bytes are given back when it leaves
-// the store (Flush, TakeOpen).
+// and counted as overflow. A minute's bytes are given back when it closes
+// (Flush). Series that TakeOpen hands out of a minute still open stay
+// accounted with it: a series of that key later in the minute goes on
+// from the account it had, so that a minute's bytes bound the series the
+// durable mode merges from its partials, as if they had stayed.
 //
 // The bounds, checked against the heap by TestSeriesBytesBound:
 //
@@ -70,6 +73,13 @@ func storesBytes(count, pages, stores int64) int64 {
 	return b
 }
 
+// resumed returns the account of a series handed out by TakeOpen, for a
+// new series of its key: it goes on from where the other stopped.
+func (a memAcct) resumed() memAcct {
+	a.prior = a.until
+	return a
+}
+
 // exponent returns v's binary exponent (biased; 0 for 0 and subnormals).
 func exponent(v float64) int16 {
 	return int16(math.Float64bits(v) >> 52 & 0x7ff)
@@ -79,9 +89,11 @@ func exponent(v float64) int16 {
 type memAcct struct {
 	bytes        int32 // the bound
 	until        int32 // the count of values the bound holds for
+	prior        int32 // values the series' key had in the minute before TakeOpen handed them out (at most)
 	unitBytes    int32 // the longest unit the series had
 	expLo, expHi int16 // the range of its values' binary exponents
 	signs        uint8 // bit 0: positive values seen; bit 1: negative
+	kind         parse.Kind
 }
 
 // accountEvery is how many values a measure's or a unique's bound is
@@ -91,7 +103,7 @@ const accountEvery = 16
 // fits reports whether the series' account holds for one more value m
 // (its count is count): the common case, with nothing to charge.
 func (a *memAcct) fits(kind parse.Kind, count int64, m *parse.Measurement) bool {
-	if count >= int64(a.until) || len(m.Unit) > int(a.unitBytes) {
+	if int64(a.prior)+count >= int64(a.until) || len(m.Unit) > int(a.unitBytes) {
 		return false
 	}
 	v := m.Value
@@ -107,8 +119,10 @@ func (a *memAcct) fits(kind parse.Kind, count int64, m *parse.Measurement) bool 
 }
 
 // grown returns the account of a series of this kind and key length that
-// has observed count values, once it has observed m too.
+// has observed count values (and prior more before), once it has observed
+// m too.
 func (a memAcct) grown(kind parse.Kind, keyLen int, count int64, m *parse.Measurement) memAcct {
+	a.kind = kind
 	a.unitBytes = max(a.unitBytes, int32(min(len(m.Unit), math.MaxInt32)))
 	if v := m.Value; kind == parse.Measure && v != 0 {
 		e, sign := exponent(v), uint8(1)
@@ -120,7 +134,7 @@ func (a memAcct) grown(kind parse.Kind, keyLen int, count int64, m *parse.Measur
 		}
 		a.expLo, a.expHi, a.signs = min(a.expLo, e), max(a.expHi, e), a.signs|sign
 	}
-	until := min((count+accountEvery)/accountEvery*accountEvery, math.MaxInt32)
+	until := min((int64(a.prior)+count+accountEvery)/accountEvery*accountEvery, math.MaxInt32)
 	a.bytes = int32(min(seriesBytes(kind, keyLen, int(a.unitBytes), until, a.expLo, a.expHi, a.signs), math.MaxInt32))
 	a.until = int32(until)
 	if kind == parse.Count || kind == parse.Sample {

@@ -59,7 +59,8 @@ type Minute struct {
 	Drain  string
 	Start  int64 // unix seconds, a multiple of 60
 	Series map[string]*Series
-	bytes  int64 // what the store accounts for its series while it holds them
+	bytes  int64              // what the store accounts for its series while the minute is open
+	taken  map[string]memAcct // the accounts of series TakeOpen handed out, by key
 }
 
 // seriesChunk is the least a drain acquires from the process's series
@@ -168,11 +169,19 @@ func (s *Store) observe(ds *drainState, mn *Minute, m *parse.Measurement, source
 		if len(mn.Series) >= s.cfg.MaxSeriesPerDrain {
 			return errOverflow
 		}
-		acct := memAcct{}.grown(m.Kind, len(key), 0, m)
-		if !s.charge(ds, int64(acct.bytes)) {
+		var acct memAcct
+		var charge int64
+		if was, ok := mn.taken[string(key)]; ok && was.kind == m.Kind {
+			acct = was.resumed().grown(m.Kind, len(key), 0, m) // the same series, its earlier values handed out
+			charge = int64(acct.bytes - was.bytes)
+		} else {
+			acct = memAcct{}.grown(m.Kind, len(key), 0, m)
+			charge = int64(acct.bytes)
+		}
+		if !s.charge(ds, charge) {
 			return errOverflow
 		}
-		mn.bytes += int64(acct.bytes)
+		mn.bytes += charge
 		k := string(key)
 		se = newSeries(m.Kind, k, len(m.Name), len(source))
 		se.ProcessType = typeRollup
@@ -287,23 +296,24 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 // TakeOpen swaps out the series of every open minute and returns them as
 // partial minutes; the minutes stay open, empty. The durable mode writes
 // these every few seconds, so that a crash loses at most that much. The
-// series-per-minute guard then counts the series of one interval.
+// series-per-minute guard then counts the series of one interval; the
+// memory guard still counts the whole minute's (memory.go).
 func (s *Store) TakeOpen() []*Minute {
 	var out []*Minute
 	for _, ds := range s.states() {
 		ds.mu.Lock()
-		var freed int64
 		for _, mn := range ds.minutes {
 			if len(mn.Series) == 0 {
 				continue
 			}
+			if mn.taken == nil {
+				mn.taken = make(map[string]memAcct, len(mn.Series))
+			}
+			for k, se := range mn.Series {
+				mn.taken[k] = se.mem
+			}
 			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series})
 			mn.Series = make(map[string]*Series, len(mn.Series))
-			freed += mn.bytes
-			mn.bytes = 0
-		}
-		if freed > 0 {
-			s.release(ds, freed)
 		}
 		ds.mu.Unlock()
 	}
