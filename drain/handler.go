@@ -257,6 +257,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.stats.Drain(d.ID).Add(stats.TooLarge, 1)
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
 	}
