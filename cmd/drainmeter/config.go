@@ -70,7 +70,7 @@ type Config struct {
 	// Memory and connections (internal/budget, internal/connlimit).
 	MemoryBudget    int64  `envconfig:"MEMORY_BUDGET"`    // bytes; unset: 75 % of the dyno's memory
 	MaxConnections  int    `envconfig:"MAX_CONNECTIONS"`  // unset: from the file limit and the budget
-	MemoryAvailable int64  `envconfig:"MEMORY_AVAILABLE"` // megabytes; set by Heroku
+	MemoryAvailable string `envconfig:"MEMORY_AVAILABLE"` // megabytes; set by Heroku (read leniently: never a start-up error)
 	GoMemLimit      string `envconfig:"GOMEMLIMIT"`       // the Go runtime's own; unset: the budget
 
 	percentiles []float64

@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
 )
@@ -15,7 +17,8 @@ import (
 func memoryBudget(cfg Config) (*budget.Budget, string) {
 	total, from := cfg.MemoryBudget, "MEMORY_BUDGET"
 	if total == 0 {
-		dyno, source := budget.DynoMemory(os.DirFS("/sys/fs/cgroup"), cfg.MemoryAvailable)
+		mb, _ := strconv.ParseFloat(strings.TrimSpace(cfg.MemoryAvailable), 64) // not a number: unknown
+		dyno, source := budget.DynoMemory(os.DirFS("/sys/fs/cgroup"), int64(mb))
 		total, from = budget.Default(dyno), "75% of "+source
 	}
 	if cfg.GoMemLimit == "" {

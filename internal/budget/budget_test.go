@@ -74,6 +74,7 @@ func TestDynoMemory(t *testing.T) {
 		{"v1 unlimited", fstest.MapFS{"memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")}}, 0, 512 << 20, "default 512 MB"},
 		{"nothing", fstest.MapFS{}, 0, 512 << 20, "default 512 MB"},
 		{"no cgroup", nil, 0, 512 << 20, "default 512 MB"},
+		{"absurd MEMORY_AVAILABLE", nil, 1 << 40, 512 << 20, "default 512 MB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fsys fstest.MapFS

@@ -31,7 +31,7 @@ func DynoMemory(cgroup fs.FS, availableMB int64) (int64, string) {
 			}
 		}
 	}
-	if availableMB > 0 {
+	if availableMB > 0 && availableMB < unlimited>>20 {
 		return availableMB << 20, "MEMORY_AVAILABLE"
 	}
 	return DefaultDynoMemory, "default 512 MB"
