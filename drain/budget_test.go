@@ -150,6 +150,15 @@ func TestRefusalsSampled(t *testing.T) {
 	}
 }
 
+// TestLongAppNamesKeyShortIDs: the built-in drain keys batch ids by app;
+// a long app name is hashed, so that ids stay short, and apps stay apart.
+func TestLongAppNamesKeyShortIDs(t *testing.T) {
+	long := strings.Repeat("a", 45<<10)
+	if k := appKey(long); len(k) > 64 || k == appKey(long+"b") || appKey("myapp") != "myapp" {
+		t.Fatalf("appKey: %q %q", k, appKey("myapp"))
+	}
+}
+
 func TestClip(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"short", "short"},

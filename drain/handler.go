@@ -12,6 +12,8 @@ package drain
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -274,7 +276,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = ""
 	}
 	if id != "" && user != d.ID {
-		id = user + ":" + id // the built-in drain: one id space per sending app
+		id = appKey(user) + ":" + id // the built-in drain: one id space per sending app
 	}
 
 	st := h.states.Get().(*reqState)
@@ -433,6 +435,17 @@ func (h *Handler) refuse(w http.ResponseWriter, ds *stats.Drain, err error) {
 	ds.Add(stats.Busy, 1)
 	h.logs.logSampled(slog.LevelWarn, "drain refused", "memory budget for request bodies full", "drain", ds.ID)
 	retryLater(w)
+}
+
+// appKey is what keys an app's batch ids in the built-in drain, which
+// takes any user name: the name itself, or a hash of a long one, so that
+// the ids remembered (in memory and in Postgres) stay short.
+func appKey(user string) string {
+	if len(user) <= MaxLoggedNameBytes {
+		return user
+	}
+	sum := sha256.Sum256([]byte(user))
+	return "sha256:" + hex.EncodeToString(sum[:16])
 }
 
 // maxMsgCount bounds the Logplex-Msg-Count believed (logplex sends at most

@@ -89,8 +89,10 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		tn.drains = postgres.NewDrains(pool, keys)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
-		shared = postgres.NewClaims(postgres.ClaimsConfig{}, pool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup),
-			log, time.Now)
+		// The dedup share: half for the ids in memory, half for those
+		// claimed during an outage, to write later (each at most ~256 bytes).
+		shared = postgres.NewClaims(postgres.ClaimsConfig{MaxIDs: int(mem.Dedup / 2 / 256)}, pool,
+			drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup/2), log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
