@@ -73,7 +73,7 @@ type Config struct {
 
 	// Bodies is the memory budget's share for requests in flight: their
 	// bodies as they stream, decompressed, and what parsing them holds
-	// (see budget.go). A request that does not fit gets 503 and
+	// (see memory.go). A request that does not fit gets 503 and
 	// Retry-After. nil: unbounded.
 	Bodies *budget.Share
 	// MaxDrainBytes bounds what one drain's requests hold at once, and so
@@ -135,7 +135,7 @@ type reqState struct {
 
 	share    *budget.Share // the drain's share of the bodies budget
 	limit    int64         // the most one request may hold
-	held     int64         // what the request holds now (budget.go)
+	held     int64         // what the request holds now (memory.go)
 	reserved int64         // what it acquired from share
 	refused  error         // errRequestTooLarge or errBudgetFull: stop
 	batchCap int           // the capacities held counts
