@@ -390,7 +390,7 @@ func (a *attacker) bigBodies(ctx context.Context) *PhaseReport {
 func (a *attacker) longFrameIDs(ctx context.Context) *PhaseReport {
 	body := frame(time.Now(), "web.1", "count#attack.ids=1")
 	pad := strings.Repeat("F", 60<<10)
-	return blast(ctx, 10000, 32, 60*time.Second, func(i int) (*http.Request, error) {
+	return blast(ctx, 10000, 8, 60*time.Second, func(i int) (*http.Request, error) {
 		return post(a.t, body, "Logplex-Frame-Id", fmt.Sprintf("%08X", i)+pad, "Logplex-Msg-Count", "1")
 	})
 }
