@@ -24,8 +24,8 @@ func TestSanitizedNamesMerge(t *testing.T) {
 		meas(parse.Measure, "x_y", "web_1", "ms", 9, start),
 		meas(parse.Measure, "c", "", "", 5, start),
 		meas(parse.Sample, "c.median", "", "", 7, start), // Librato's name of c's median
-		meas(parse.Count, "q", "", "", 1, start),   // Librato's q, after Q in key order, another kind: left out
-		meas(parse.Sample, "q|", "", "", 1, start), // q_, not q: apart
+		meas(parse.Count, "q", "", "", 1, start),         // Librato's q, after Q in key order, another kind: left out
+		meas(parse.Sample, "q|", "", "", 1, start),       // q_, not q: apart
 		meas(parse.Sample, "Q", "", "", 3, start),
 	)
 	m := minuteOf(t, "d1", start, ms)
