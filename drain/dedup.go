@@ -8,20 +8,38 @@ import (
 
 // RecentIDs is an in-memory Deduper: the ids of batches seen in the last
 // TTL, kept in two generations that rotate every TTL/2, so an id is
-// remembered for between TTL/2 and TTL and memory stays bounded by MaxIDs.
+// remembered for between TTL/2 and TTL. A generation that reaches its
+// bound — maxIDs ids, or half of maxBytes — rotates early (its ids are then
+// remembered for less), so memory stays within two generations.
 type RecentIDs struct {
-	mu      sync.Mutex
-	ttl     time.Duration
-	max     int
-	cur     map[string]struct{}
-	prev    map[string]struct{}
-	rotated time.Time
+	mu       sync.Mutex
+	ttl      time.Duration
+	max      int
+	maxBytes int64 // per generation
+	cur      map[string]struct{}
+	prev     map[string]struct{}
+	curBytes int64
+	rotated  time.Time
 }
 
 // NewRecentIDs remembers ids for about ttl, at most maxIDs per generation.
 func NewRecentIDs(ttl time.Duration, maxIDs int) *RecentIDs {
-	return &RecentIDs{ttl: ttl, max: maxIDs, cur: make(map[string]struct{}), prev: make(map[string]struct{})}
+	return &RecentIDs{ttl: ttl, max: maxIDs, maxBytes: 1<<63 - 1, cur: make(map[string]struct{}), prev: make(map[string]struct{})}
 }
+
+// WithMaxBytes bounds the ids' memory too, to about maxBytes for both
+// generations (the ids themselves, the drain's id and the app's name they
+// are kept with, and the maps). It returns r.
+func (r *RecentIDs) WithMaxBytes(maxBytes int64) *RecentIDs {
+	r.mu.Lock()
+	r.maxBytes = maxBytes / 2
+	r.mu.Unlock()
+	return r
+}
+
+// idBytes is what one remembered id costs: its key's bytes, the string
+// header and the map slot, with the map's growth slack.
+func idBytes(key string) int64 { return int64(len(key)) + 64 }
 
 func key(drain, id string) string { return drain + "\x00" + id }
 
@@ -48,9 +66,9 @@ func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 	if r.rotated.IsZero() {
 		r.rotated = now
 	}
-	if now.Sub(r.rotated) >= r.ttl/2 || len(r.cur) >= r.max {
+	if now.Sub(r.rotated) >= r.ttl/2 || len(r.cur) >= r.max || r.curBytes+idBytes(k) > r.maxBytes {
 		r.prev, r.cur = r.cur, make(map[string]struct{}, len(r.cur))
-		r.rotated = now
+		r.rotated, r.curBytes = now, 0
 	}
 	if _, ok := r.cur[k]; ok {
 		return false
@@ -59,6 +77,7 @@ func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 		return false
 	}
 	r.cur[k] = struct{}{}
+	r.curBytes += idBytes(k)
 	return true
 }
 

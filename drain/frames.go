@@ -127,6 +127,9 @@ func (f *FrameReader) readLength() (int, error) {
 	return n, nil
 }
 
+// bufferBytes returns the size of the reader's buffer.
+func (f *FrameReader) bufferBytes() int { return f.br.Size() }
+
 // Bytes returns the current frame, without its length prefix.
 func (f *FrameReader) Bytes() []byte { return f.frame }
 

@@ -12,6 +12,8 @@ package drain
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/stats"
 )
@@ -41,6 +44,11 @@ type Drain struct {
 type Authenticator interface {
 	Authenticate(ctx context.Context, user, password string) (d Drain, ok bool, err error)
 }
+
+// ErrBusy is what an Authenticator returns (wrapped) when it will not look
+// credentials up now, to protect what it asks (a rate of database lookups
+// spent): the handler answers 503 and Retry-After, so that logplex retries.
+var ErrBusy = errors.New("drain: busy")
 
 // Sink takes one batch of a drain's measurements. The measurements and
 // their bytes are valid only during the call.
@@ -62,6 +70,16 @@ type Config struct {
 	MaxBodyBytes         int64 // larger bodies are refused with 413
 	MaxDecompressedBytes int64 // larger gzip bodies, once decompressed, are refused with 413 (default 16 × MaxBodyBytes)
 	MaxFrameBytes        int   // larger frames are skipped and counted
+
+	// Bodies is the memory budget's share for requests in flight: their
+	// bodies as they stream, decompressed, and what parsing them holds
+	// (see memory.go). A request that does not fit gets 503 and
+	// Retry-After. nil: unbounded.
+	Bodies *budget.Share
+	// MaxDrainBytes bounds what one drain's requests hold at once, and so
+	// one request: a request that alone needs more gets 413 (default: half
+	// of Bodies).
+	MaxDrainBytes int64
 }
 
 // MaxIDBytes is the longest Logplex-Frame-Id (or X-Request-Id) used to
@@ -76,9 +94,12 @@ type Handler struct {
 	sink   Sink
 	dedup  Deduper
 	stats  *stats.Registry
-	log    *slog.Logger
+	logs   *sampledLog
 	now    func() time.Time
 	states sync.Pool
+
+	mu     sync.Mutex
+	shares map[string]*budget.Share // each drain's part of cfg.Bodies
 }
 
 // NewHandler returns the drain endpoint. dedup may be nil.
@@ -89,14 +110,19 @@ func NewHandler(cfg Config, auth Authenticator, sink Sink, dedup Deduper, reg *s
 	if cfg.MaxDecompressedBytes <= 0 {
 		cfg.MaxDecompressedBytes = 16 * cfg.MaxBodyBytes
 	}
-	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, log: log, now: now}
+	if cfg.MaxDrainBytes <= 0 {
+		cfg.MaxDrainBytes = cfg.Bodies.Limit() / 2
+	}
+	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, logs: newSampledLog(log, now), now: now,
+		shares: map[string]*budget.Share{}}
 	h.states.New = func() any {
 		return &reqState{fr: NewFrameReader(nil, cfg.MaxFrameBytes), p: parse.NewParser(parse.Options{})}
 	}
 	return h
 }
 
-// reqState is the reusable scratch space of one request.
+// reqState is the reusable scratch space of one request, and the
+// accounting of the memory it holds.
 type reqState struct {
 	fr    *FrameReader
 	p     *parse.Parser
@@ -105,9 +131,22 @@ type reqState struct {
 	body  bodyReader
 	unzip limitReader
 	zr    *gzip.Reader
+	meter meter
+
+	share    *budget.Share // the drain's share of the bodies budget
+	limit    int64         // the most one request may hold
+	held     int64         // what the request holds now (memory.go)
+	reserved int64         // what it acquired from share
+	refused  error         // errRequestTooLarge or errBudgetFull: stop
+	batchCap int           // the capacities held counts
+	arenaCap int
+	scratch  int
 }
 
 func (st *reqState) collect(m *parse.Measurement) {
+	if st.refused != nil {
+		return
+	}
 	c := *m
 	c.Name = st.copyBytes(m.Name)
 	c.Unit = st.copyBytes(m.Unit)
@@ -115,6 +154,9 @@ func (st *reqState) collect(m *parse.Measurement) {
 	c.TypeSource = st.copyBytes(m.TypeSource)
 	c.Member = st.copyBytes(m.Member)
 	st.batch = append(st.batch, c)
+	if cap(st.batch) != st.batchCap || cap(st.arena) != st.arenaCap {
+		st.chargeGrowth()
+	}
 }
 
 func (st *reqState) copyBytes(b []byte) []byte {
@@ -190,12 +232,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d, ok, err := h.auth.Authenticate(r.Context(), user, pass)
 	if err != nil {
-		h.log.Error("drain auth unavailable", "err", err)
-		reply(w, http.StatusServiceUnavailable)
+		if errors.Is(err, ErrBusy) {
+			h.logs.logSampled(slog.LevelWarn, "drain refused", "busy; retry later", "err", err)
+		} else {
+			h.logs.logSampled(slog.LevelError, "drain auth unavailable", "cannot look the drain up", "err", err)
+		}
+		retryLater(w)
 		return
 	}
 	if !ok {
-		h.log.Info("drain refused", "reason", "bad credentials", "user", user)
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "bad credentials", "user", clip(user, MaxLoggedNameBytes))
 		unauthorized(w)
 		return
 	}
@@ -208,16 +254,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	gz, known := encoding(r.Header.Get("Content-Encoding"))
 	if !known {
-		h.log.Info("drain refused", "drain", d.ID, "reason", "unknown Content-Encoding (gzip or none)")
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "unknown Content-Encoding (gzip or none)", "drain", d.ID)
 		reply(w, http.StatusUnsupportedMediaType)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.stats.Drain(d.ID).Add(stats.TooLarge, 1)
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
 	}
 	ds := h.stats.Drain(d.ID)
-	ds.SeenApp(user)
+	ds.SeenApp(clip(user, MaxLoggedNameBytes))
 	now := h.now()
 
 	id := r.Header.Get("Logplex-Frame-Id")
@@ -229,12 +276,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = ""
 	}
 	if id != "" && user != d.ID {
-		id = user + ":" + id // the built-in drain: one id space per sending app
+		id = appKey(user) + ":" + id // the built-in drain: one id space per sending app
 	}
 
 	st := h.states.Get().(*reqState)
-	defer h.states.Put(st)
+	defer h.putState(st)
 	st.batch, st.arena = st.batch[:0], st.arena[:0]
+	st.begin(h.share(d.ID), h.cfg.MaxDrainBytes)
+	defer st.end()
+	if st.refused != nil {
+		h.refuse(w, ds, st.refused)
+		return
+	}
 	st.body = bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
 	var src io.Reader = &st.body
 	if gz {
@@ -248,6 +301,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.unzip = limitReader{r: st.zr, left: h.cfg.MaxDecompressedBytes}
 		src = &st.unzip
 	}
+	st.meter = meter{r: src, st: st}
+	src = &st.meter
 	q := r.URL.Query()
 	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes}
 	if q.Has("prefix") {
@@ -266,14 +321,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			badHeader++
 		}
+		st.chargeGrowth()
 	}
 	oversized := uint64(st.fr.Oversized())
 	ferr := st.fr.Err()
 	// Read the rest, whatever happened: only a body read to its end (the
 	// gzip trailer checked, the last chunk received) counts.
-	_, _ = io.Copy(io.Discard, src)
-	if gz {
+	if st.refused == nil {
+		_, _ = io.Copy(io.Discard, src)
+	}
+	if gz && st.refused == nil {
 		_, _ = io.Copy(io.Discard, &st.body) // anything after the gzip stream
+	}
+	if st.refused != nil { // the rest is not read: the connection is closed after the answer
+		h.refuse(w, ds, st.refused)
+		return
 	}
 	if err := st.body.err; err != nil {
 		h.finishUnread(w, d.ID, st, err, "body")
@@ -295,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				framing = n - seen
 			}
 		}
-		h.log.Info("drain frame rejected", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
+		h.logs.logSampled(slog.LevelInfo, "drain frame rejected", "bad framing", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
 	}
 	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != accepted+badHeader+oversized+framing {
 		ds.Add(stats.MsgCountMismatch, 1)
@@ -305,8 +367,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != "" && h.dedup != nil {
 		fresh, err := h.dedup.Claim(r.Context(), d.ID, id, now)
 		if err != nil {
-			h.log.Error("drain: cannot tell whether the batch was counted; refused for a retry", "drain", d.ID, "err", err)
-			reply(w, http.StatusServiceUnavailable)
+			h.logs.logSampled(slog.LevelError, "drain: cannot tell whether the batch was counted; refused for a retry", "dedup unavailable",
+				"drain", d.ID, "err", err)
+			retryLater(w)
 			return
 		}
 		if !fresh {
@@ -331,9 +394,58 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.PairsEmptyMember, rj[parse.EmptyMember])
 	ds.Add(stats.PairsLongMember, rj[parse.LongMember])
 	ds.Add(stats.PairsUnterminatedQuote, rj[parse.UnterminatedQuote])
+	ds.Add(stats.PairsLongName, rj[parse.LongName])
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
 	reply(w, http.StatusOK)
+}
+
+// share returns the drain's part of the bodies budget.
+func (h *Handler) share(drain string) *budget.Share {
+	if h.cfg.Bodies == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.shares[drain]
+	if s == nil {
+		s = h.cfg.Bodies.Sub(drain, h.cfg.MaxDrainBytes)
+		h.shares[drain] = s
+	}
+	return s
+}
+
+func (h *Handler) putState(st *reqState) {
+	if st.reusable() {
+		h.states.Put(st)
+	}
+}
+
+// refuse answers a request that its memory share cannot hold: 413 for one
+// that alone is too large (logplex drops it; a retry would fail the same
+// way), 503 and Retry-After when the drain's or the process's share is
+// full (logplex retries).
+func (h *Handler) refuse(w http.ResponseWriter, ds *stats.Drain, err error) {
+	if errors.Is(err, errRequestTooLarge) {
+		ds.Add(stats.TooLarge, 1)
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "request over its memory share", "drain", ds.ID, "limit_bytes", h.cfg.MaxDrainBytes)
+		reply(w, http.StatusRequestEntityTooLarge)
+		return
+	}
+	ds.Add(stats.Busy, 1)
+	h.logs.logSampled(slog.LevelWarn, "drain refused", "memory budget for request bodies full", "drain", ds.ID)
+	retryLater(w)
+}
+
+// appKey is what keys an app's batch ids in the built-in drain, which
+// takes any user name: the name itself, or a hash of a long one, so that
+// the ids remembered (in memory and in Postgres) stay short.
+func appKey(user string) string {
+	if len(user) <= MaxLoggedNameBytes {
+		return user
+	}
+	sum := sha256.Sum256([]byte(user))
+	return "sha256:" + hex.EncodeToString(sum[:16])
 }
 
 // maxMsgCount bounds the Logplex-Msg-Count believed (logplex sends at most
@@ -345,16 +457,21 @@ const maxMsgCount = 100_000
 func (h *Handler) finishUnread(w http.ResponseWriter, drain string, st *reqState, err error, what string) {
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig), errors.Is(err, errDecompressedTooLarge):
-		h.log.Info("drain refused", "drain", drain, "reason", what+" too large", "limit_bytes", h.cfg.MaxBodyBytes)
+	case errors.As(err, &tooBig):
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "body too large", "drain", drain, "limit_bytes", h.cfg.MaxBodyBytes)
+		h.stats.Drain(drain).Add(stats.TooLarge, 1)
+		reply(w, http.StatusRequestEntityTooLarge)
+	case errors.Is(err, errDecompressedTooLarge):
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "decompressed body too large", "drain", drain, "limit_bytes", h.cfg.MaxDecompressedBytes)
+		h.stats.Drain(drain).Add(stats.TooLarge, 1)
 		reply(w, http.StatusRequestEntityTooLarge)
 	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
 		// The bytes all arrived but are not gzip: a retry would fail the same way.
-		h.log.Info("drain refused", "drain", drain, "reason", "corrupt "+what, "err", err)
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "corrupt "+what, "drain", drain, "err", err)
 		reply(w, http.StatusBadRequest)
 	default:
 		// The connection broke (or the gzip stream was cut): nothing counts.
-		h.log.Info("drain body unread; nothing counted", "drain", drain, "err", err, "read_bytes", st.body.n)
+		h.logs.logSampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", st.body.n)
 		reply(w, http.StatusBadRequest)
 	}
 }
@@ -362,6 +479,12 @@ func (h *Handler) finishUnread(w http.ResponseWriter, drain string, st *reqState
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="drainmeter"`)
 	reply(w, http.StatusUnauthorized)
+}
+
+// retryLater answers 503 with Retry-After: logplex retries the batch.
+func retryLater(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	reply(w, http.StatusServiceUnavailable)
 }
 
 // reply answers with an empty body and an explicit Content-Length: logplex's

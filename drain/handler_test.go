@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/internal/loadgen"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
@@ -71,14 +72,20 @@ func (r *recordSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
 // frame reading, parsing and the rollup, for realistic 100-frame batches
 // (router, runtime metrics and app lines).
 func BenchmarkDrain(b *testing.B) {
-	for _, sinkName := range []string{"discard", "rollup"} {
+	for _, sinkName := range []string{"discard", "rollup", "rollup+budget"} {
 		b.Run(sinkName, func(b *testing.B) {
 			var sink Sink = &countSink{}
-			if sinkName == "rollup" {
+			cfg := Config{MaxBodyBytes: 1 << 20}
+			switch sinkName {
+			case "rollup":
 				sink = rollup.NewStore(rollup.Config{Grace: time.Hour})
+			case "rollup+budget": // the shares of a 384 MB budget
+				mem := budget.New(384 << 20)
+				sink = rollup.NewStore(rollup.Config{Grace: time.Hour, Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
+				cfg.Bodies, cfg.MaxDrainBytes = mem.Bodies, mem.BodiesPerDrain()
 			}
 			at := time.Now()
-			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", ProcessTypes: true}, "pw"), sink, nil,
+			h := NewHandler(cfg, NewSecretAuth(Drain{ID: "d", ProcessTypes: true}, "pw"), sink, nil,
 				stats.NewRegistry(), slog.New(slog.DiscardHandler), func() time.Time { return at })
 			gen := loadgen.New(1, 4)
 			const frames = 100

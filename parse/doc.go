@@ -35,6 +35,10 @@
 // unit made only of letters, '%' or '/'. Anything else, or a value that
 // overflows to ±Inf, rejects that pair only.
 //
+// A metric name, source or unit longer than 255 bytes (MaxNameBytes, with
+// the drain's prefixes applied) rejects its measurement (LongName): it is
+// never cut, so two names that differ only after byte 255 stay apart.
+//
 // Heroku's own lines (APP-NAME "heroku": router, dyno manager, logplex;
 // log-shuttle's L12/L13) produce the series described in conventions.md
 // section 5. The source of a measurement is, in order: the first non-empty

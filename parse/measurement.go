@@ -56,6 +56,7 @@ const (
 	EmptyMember                     // "unique#users=": no member
 	LongMember                      // a unique member longer than MaxMemberBytes
 	UnterminatedQuote               // the line's pairs ended at an open quote
+	LongName                        // a name, source or unit longer than MaxNameBytes (prefixes included)
 	NumReasons
 )
 
@@ -66,6 +67,7 @@ var reasonNames = [...]string{
 	EmptyMember:       "empty_member",
 	LongMember:        "long_member",
 	UnterminatedQuote: "unterminated_quote",
+	LongName:          "long_name",
 }
 
 func (r Reason) String() string {
@@ -89,3 +91,9 @@ func (r *Rejects) Total() uint64 {
 
 // MaxMemberBytes is the longest member a unique# pair may carry.
 const MaxMemberBytes = 128
+
+// MaxNameBytes is the longest metric name, source or unit a measurement may
+// have, with the drain's prefixes applied: Librato's limit on names and
+// sources. A longer one is rejected (LongName) rather than cut, so that two
+// names that differ only after it never become one series.
+const MaxNameBytes = 255

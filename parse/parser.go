@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Options are a drain's naming options.
@@ -56,6 +57,14 @@ func (p *Parser) reject(r Reason, text []byte) {
 // NewParser returns a parser with the given options.
 func NewParser(opts Options) *Parser {
 	return &Parser{opts: opts}
+}
+
+// ScratchBytes returns the bytes of scratch space the parser holds: it grows
+// with the longest line it has parsed (a pair costs about 90 bytes while its
+// line is parsed).
+func (p *Parser) ScratchBytes() int {
+	return cap(p.pending)*int(unsafe.Sizeof(pendingPair{})) +
+		cap(p.src) + cap(p.typeSrc) + cap(p.srcRaw) + cap(p.name) + cap(p.member)
 }
 
 // Reset changes the options and clears the counts, keeping the scratch space.
@@ -353,6 +362,14 @@ func messagesCount(msg []byte) (float64, bool) {
 }
 
 func (p *Parser) emit(emit func(*Measurement), kind Kind, name []byte, v float64, unit, member []byte, t time.Time, hasType bool) {
+	full := len(name)
+	if p.opts.Prefix != "" {
+		full += len(p.opts.Prefix) + 1
+	}
+	if full > MaxNameBytes || len(p.src) > MaxNameBytes || len(unit) > MaxNameBytes {
+		p.reject(LongName, name)
+		return
+	}
 	if p.opts.Prefix != "" {
 		p.name = append(append(append(p.name[:0], p.opts.Prefix...), '.'), name...)
 		name = p.name

@@ -32,6 +32,21 @@ func TestParserTable(t *testing.T) {
 		{"long member", Options{}, hdr + `unique#u=` + strings.Repeat("x", 129) + ` unique#v="a \"b\""`,
 			`{"kind":"unique","name":"v","value":1,"member":"a \"b\"","source":"web.2",` + at + "}\n" +
 				"reject long_member 1\n"},
+		{"names, sources and units over 255 bytes", Options{}, hdr + `count#` + strings.Repeat("n", 255) + ` count#` + strings.Repeat("n", 256) +
+			` measure#u=1` + strings.Repeat("u", 256) + ` measure#v=2` + strings.Repeat("v", 255),
+			`{"kind":"count","name":"` + strings.Repeat("n", 255) + `","value":1,"source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"v","value":2,"unit":"` + strings.Repeat("v", 255) + `","source":"web.2",` + at + "}\n" +
+				"reject long_name 2\n"},
+		{"a long source rejects its line's measurements", Options{}, hdr + `source=` + strings.Repeat("s", 256) + ` count#a count#b`,
+			"reject long_name 2\n"},
+		{"the prefix counts", Options{Prefix: "p", SourcePrefix: "sp"}, hdr + `count#` + strings.Repeat("n", 253) + ` count#` + strings.Repeat("n", 254) +
+			` source=` + strings.Repeat("s", 252),
+			`{"kind":"count","name":"p.` + strings.Repeat("n", 253) + `","value":1,"source":"sp.` + strings.Repeat("s", 252) + `",` + at + "}\n" +
+				"reject long_name 1\n"},
+		{"a long router dyno", Options{}, `<158>1 2024-05-01T12:34:01.5+00:00 host heroku router - at=info dyno=` + strings.Repeat("d", 300) + ` status=200`,
+			"reject long_name 2\n"},
+		{"a long R code", Options{}, `<45>1 2024-05-01T12:34:01.5+00:00 host heroku web.2 - Error R` + strings.Repeat("1", 300),
+			"reject long_name 1\n"},
 		{"repeated key is one observation each", Options{}, hdr + `count#a=1 count#a=2`,
 			`{"kind":"count","name":"a","value":1,"source":"web.2",` + at + "}\n" +
 				`{"kind":"count","name":"a","value":2,"source":"web.2",` + at + "}\n"},

@@ -27,6 +27,11 @@ import (
 //     secret works at once on every dyno. It is rate-limited per drain
 //     (RecheckInterval) and overall (RecheckRate), so that wrong passwords
 //     cannot turn into a database round trip each.
+//   - Lookups of ids the cache does not hold (a new drain, or made-up ids)
+//     reach the database at most UnknownLookupRate a second (bursts of
+//     UnknownLookupBurst); beyond that Lookup answers ErrLookupLimited at
+//     once, and the drain endpoint 503 (logplex retries). Known drains are
+//     never limited.
 type DrainCache struct {
 	drains *Drains
 	ttl    time.Duration
@@ -40,6 +45,7 @@ type DrainCache struct {
 	forced  map[string]time.Time   // when Recheck last started a lookup of each drain
 	budget  float64                // Recheck's lookups that may start now (a token bucket) ...
 	filled  time.Time              // ... as of this time
+	lookups tokenBucket            // lookups of ids not cached
 }
 
 type cacheEntry struct {
@@ -68,6 +74,11 @@ const (
 	// RecheckRate is how many lookups a second Recheck starts at most, all
 	// drains together (with bursts of as many).
 	RecheckRate = 20
+
+	// UnknownLookupRate and UnknownLookupBurst bound the database lookups
+	// of ids the cache does not hold, across the process.
+	UnknownLookupRate  = 50 // a second
+	UnknownLookupBurst = 100
 )
 
 // ErrRecheckBusy means that Recheck could not read the drain now (too many
@@ -75,11 +86,17 @@ const (
 // retries.
 var ErrRecheckBusy = errors.New("auth: too many failed credentials to re-check now")
 
+// ErrLookupLimited is Lookup's answer for an id it does not hold once the
+// lookups of such ids are over their rate: the id may be a new drain, so
+// the caller asks for a retry.
+var ErrLookupLimited = errors.New("postgres: too many lookups of drain ids not cached; retry later")
+
 // NewDrainCache returns a cache over drains.
 func NewDrainCache(drains *Drains, ttl time.Duration, log *slog.Logger, now func() time.Time) *DrainCache {
 	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now,
 		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{},
-		forced: map[string]time.Time{}, budget: RecheckRate, filled: now()}
+		forced: map[string]time.Time{}, budget: RecheckRate, filled: now(),
+		lookups: tokenBucket{rate: UnknownLookupRate, burst: UnknownLookupBurst}}
 }
 
 // Lookup returns the drain with this id (check DisabledAt before accepting
@@ -111,6 +128,10 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	}
 	f := c.flights[id]
 	if f == nil {
+		if !c.lookups.take(now) {
+			c.mu.Unlock()
+			return nil, ErrLookupLimited
+		}
 		f = c.startLocked(id)
 	}
 	c.mu.Unlock()
@@ -120,6 +141,30 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// tokenBucket allows rate events a second on average, burst at once.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+// take reports whether an event is allowed at now, and counts it if so.
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // Refresh looks the drain up now, whatever its age, and returns it; on a

@@ -343,6 +343,24 @@ func TestDrainCache(t *testing.T) {
 	if _, ok := c.Cached(b.ID); !ok {
 		t.Fatal("unknown ids evicted a known drain")
 	}
+	// Lookups of ids not cached are limited (the burst is spent after
+	// about a hundred); a known drain is not; the rate comes back.
+	limited := 0
+	for i := range 200 {
+		if _, err := c.Lookup(ctx, fmt.Sprintf("d%016x", 1000+i)); errors.Is(err, ErrLookupLimited) {
+			limited++
+		}
+	}
+	if limited < 150 {
+		t.Fatalf("%d of 200 unknown ids limited", limited)
+	}
+	if got, err := c.Lookup(ctx, b.ID); err != nil || got == nil {
+		t.Fatalf("a known drain while unknown ids are limited: %v %v", got, err)
+	}
+	advance(time.Second)
+	if _, err := c.Lookup(ctx, "d00000000000000ff"); err != nil {
+		t.Fatalf("a second later: %v", err)
+	}
 	// The database goes away: cached entries keep serving, unknown ids error.
 	d.pool.Close()
 	advance(time.Minute)

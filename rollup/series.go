@@ -68,6 +68,8 @@ type Series struct {
 
 	// unique: a HyperLogLog++ sketch of the members (precision 14, ±0.8 %).
 	HLL *hyperloglog.Sketch
+
+	mem memAcct // what the store accounts for it (memory.go)
 }
 
 // seriesKey is the key of a series in Minute.Series: name, NUL, source, and
@@ -152,6 +154,19 @@ func (s *Series) Merge(o *Series) error {
 		return s.HLL.Merge(o.HLL)
 	}
 	return nil
+}
+
+// Clone returns a copy of s that shares nothing with it: merging into the
+// copy leaves s as it was.
+func (s *Series) Clone() *Series {
+	c := *s
+	if s.Sketch != nil {
+		c.Sketch = s.Sketch.Copy()
+	}
+	if s.HLL != nil {
+		c.HLL = s.HLL.Clone()
+	}
+	return &c
 }
 
 // Key returns the series' key in Minute.Series.

@@ -2,6 +2,8 @@
 // memory: exact counts and sums, last samples, mergeable percentile sketches
 // and distinct counts. A minute closes Grace after it ends; closed minutes are
 // swapped out under the drain's lock and summarized after it is released.
+// Series state is bounded in bytes, per drain across all its open minutes
+// (memory.go).
 //
 // The store knows nothing of where closed minutes go: Run hands them to a
 // Sink (the Librato outlet, a log, or a durable store).
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/stats"
 )
@@ -22,6 +25,13 @@ type Config struct {
 	Grace             time.Duration // a minute closes this long after it ends
 	MaxSeriesPerDrain int           // open series per drain and minute; more are refused and counted
 	MaxFuture         time.Duration // measurements stamped further ahead are dropped and counted
+
+	// Series is the memory budget's share for series state, across drains
+	// (memory.go); nil: unbounded.
+	Series *budget.Share
+	// MaxBytesPerDrain bounds one drain's series state across all its open
+	// minutes, future ones included; 0: unbounded.
+	MaxBytesPerDrain int64
 }
 
 // DefaultConfig is the configuration the web server starts with.
@@ -40,6 +50,8 @@ type drainState struct {
 	minutes       map[int64]*Minute
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
+	used          int64 // bytes accounted for the series of its open minutes
+	reserved      int64 // bytes acquired from Config.Series for them
 }
 
 // Minute is one drain's series for one minute.
@@ -47,7 +59,13 @@ type Minute struct {
 	Drain  string
 	Start  int64 // unix seconds, a multiple of 60
 	Series map[string]*Series
+	bytes  int64              // what the store accounts for its series while the minute is open
+	taken  map[string]memAcct // the accounts of series TakeOpen handed out, by key
 }
+
+// seriesChunk is the least a drain acquires from the process's series
+// share at a time, so that most values touch no shared counter.
+const seriesChunk = 16 << 10
 
 // NewStore returns an empty store.
 func NewStore(cfg Config) *Store {
@@ -107,14 +125,14 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 			mn = &Minute{Drain: d.ID, Start: start, Series: make(map[string]*Series)}
 			ds.minutes[start] = mn
 		}
-		switch ds.observe(mn, m, m.Source, false, s.cfg.MaxSeriesPerDrain) {
+		switch s.observe(ds, mn, m, m.Source, false) {
 		case errOverflow:
 			overflow++
 		case errConflict:
 			conflict++
 		}
 		if len(m.TypeSource) > 0 {
-			switch ds.observe(mn, m, m.TypeSource, true, s.cfg.MaxSeriesPerDrain) {
+			switch s.observe(ds, mn, m, m.TypeSource, true) {
 			case errOverflow:
 				overflow++
 			case errConflict:
@@ -138,7 +156,9 @@ const (
 	errConflict
 )
 
-func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, typeRollup bool, max int) observeResult {
+// observe adds m to its series in mn, if the series and what m adds to it
+// fit in the drain's share. ds.mu is held.
+func (s *Store) observe(ds *drainState, mn *Minute, m *parse.Measurement, source []byte, typeRollup bool) observeResult {
 	key := append(append(append(ds.key[:0], m.Name...), 0), source...)
 	if len(m.Dims) > 0 {
 		key = append(append(key, 0), m.Dims...)
@@ -146,18 +166,70 @@ func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, t
 	ds.key = key
 	se := mn.Series[string(key)]
 	if se == nil {
-		if len(mn.Series) >= max {
+		if len(mn.Series) >= s.cfg.MaxSeriesPerDrain {
 			return errOverflow
 		}
+		var acct memAcct
+		var charge int64
+		if was, ok := mn.taken[string(key)]; ok && was.kind == m.Kind {
+			acct = was.resumed().grown(m.Kind, len(key), 0, m) // the same series, its earlier values handed out
+			charge = int64(acct.bytes - was.bytes)
+		} else {
+			acct = memAcct{}.grown(m.Kind, len(key), 0, m)
+			charge = int64(acct.bytes)
+		}
+		if !s.charge(ds, charge) {
+			return errOverflow
+		}
+		mn.bytes += charge
 		k := string(key)
 		se = newSeries(m.Kind, k, len(m.Name), len(source))
 		se.ProcessType = typeRollup
+		se.mem = acct
 		mn.Series[k] = se
 	} else if se.Kind != m.Kind {
 		return errConflict
+	} else if !se.mem.fits(se.Kind, se.Count, m) {
+		acct := se.mem.grown(se.Kind, len(key), se.Count, m)
+		if grow := int64(acct.bytes - se.mem.bytes); grow > 0 {
+			if !s.charge(ds, grow) {
+				return errOverflow
+			}
+			mn.bytes += grow
+		}
+		se.mem = acct
 	}
 	se.observe(m)
 	return ok
+}
+
+// charge accounts n more bytes of series to the drain, if they fit in its
+// share and the process's. ds.mu is held.
+func (s *Store) charge(ds *drainState, n int64) bool {
+	if max := s.cfg.MaxBytesPerDrain; max > 0 && ds.used+n > max {
+		return false
+	}
+	if need := ds.used + n - ds.reserved; need > 0 {
+		chunk := max(need, seriesChunk)
+		if !s.cfg.Series.TryAcquire(chunk) {
+			if chunk = need; !s.cfg.Series.TryAcquire(chunk) {
+				return false
+			}
+		}
+		ds.reserved += chunk
+	}
+	ds.used += n
+	return true
+}
+
+// release gives back the bytes of minutes that left the store, and what
+// the drain reserved beyond what it uses. ds.mu is held.
+func (s *Store) release(ds *drainState, n int64) {
+	ds.used -= n
+	if extra := ds.reserved - ds.used; extra > 0 {
+		s.cfg.Series.Release(extra)
+		ds.reserved -= extra
+	}
 }
 
 func floorMinute(unix int64) int64 {
@@ -195,6 +267,7 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 	var out []*Minute
 	for _, ds := range s.states() {
 		ds.mu.Lock()
+		var freed int64
 		for start, mn := range ds.minutes {
 			if due(start) {
 				out = append(out, mn)
@@ -202,7 +275,12 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 				if start > ds.closedThrough {
 					ds.closedThrough = start
 				}
+				freed += mn.bytes
+				mn.bytes = 0
 			}
+		}
+		if freed > 0 {
+			s.release(ds, freed)
 		}
 		ds.mu.Unlock()
 	}
@@ -218,7 +296,8 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 // TakeOpen swaps out the series of every open minute and returns them as
 // partial minutes; the minutes stay open, empty. The durable mode writes
 // these every few seconds, so that a crash loses at most that much. The
-// series-per-minute guard then counts the series of one interval.
+// series-per-minute guard then counts the series of one interval; the
+// memory guard still counts the whole minute's (memory.go).
 func (s *Store) TakeOpen() []*Minute {
 	var out []*Minute
 	for _, ds := range s.states() {
@@ -226,6 +305,12 @@ func (s *Store) TakeOpen() []*Minute {
 		for _, mn := range ds.minutes {
 			if len(mn.Series) == 0 {
 				continue
+			}
+			if mn.taken == nil {
+				mn.taken = make(map[string]memAcct, len(mn.Series))
+			}
+			for k, se := range mn.Series {
+				mn.taken[k] = se.mem
 			}
 			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series})
 			mn.Series = make(map[string]*Series, len(mn.Series))

@@ -28,7 +28,7 @@ const (
 	PairsRejected                   // pairs rejected by the parser (see the parse reasons)
 	Late                            // measurements for a minute already closed
 	Future                          // measurements stamped more than 5 minutes ahead
-	Overflow                        // measurements refused by the series-per-minute guard
+	Overflow                        // measurements refused by the series guards: series per minute, or the drain's memory share
 	KindConflict                    // a name used with two kinds in one minute: the later kind is refused
 	LogplexDropped                  // messages logplex or log-shuttle said it dropped (L10, L12)
 	LogplexLost                     // messages log-shuttle said it lost (L13)
@@ -39,6 +39,8 @@ const (
 	LateShifted                     // measurements that reached Postgres after their minute was sealed, posted with a later minute
 
 	IDsIgnored // batches whose Logplex-Frame-Id or X-Request-Id was too long to be one (counted as if they had none)
+	Busy       // requests answered 503 because the memory budget for request bodies was full (logplex retries them)
+	TooLarge   // requests answered 413: a body, decompressed body or parsed batch over its limit
 
 	// Frames rejected, by reason (they add up to FramesRejected).
 	RejectedBadHeader // the syslog header could not be read
@@ -51,6 +53,7 @@ const (
 	PairsEmptyMember       // unique#x=
 	PairsLongMember        // a unique member over 128 bytes
 	PairsUnterminatedQuote // the line's pairs ended at an open quote
+	PairsLongName          // a name, source or unit over 255 bytes
 
 	NumCounters
 )
@@ -61,10 +64,11 @@ var counterNames = [...]string{
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
-	LateShifted: "late_shifted", IDsIgnored: "ids_ignored",
+	LateShifted: "late_shifted", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
 	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
 	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
 	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",
+	PairsLongName: "pairs_long_name",
 }
 
 // CounterByName returns the counter with that name.

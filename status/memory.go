@@ -35,6 +35,7 @@ var rejectReasons = map[stats.Counter]string{
 	stats.RejectedBadHeader: "bad_header", stats.RejectedOversized: "oversized", stats.RejectedFraming: "framing",
 	stats.PairsBadValue: "bad_value", stats.PairsEmptyName: "empty_name", stats.PairsEmptyMember: "empty_member",
 	stats.PairsLongMember: "long_member", stats.PairsUnterminatedQuote: "unterminated_quote",
+	stats.PairsLongName: "long_name",
 }
 
 // FromLane converts an outlet lane's status.

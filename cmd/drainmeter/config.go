@@ -12,6 +12,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/postgres"
 )
@@ -69,6 +70,12 @@ type Config struct {
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	Dyno            string        `envconfig:"DYNO" desc:"the dyno's name (Heroku sets it)"`
 	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME" desc:"this app's name (Heroku sets it with runtime-dyno-metadata)"`
+
+	// Memory and connections (internal/budget, internal/connlimit).
+	MemoryBudget    int64  `envconfig:"MEMORY_BUDGET"`    // bytes; unset: 75 % of the dyno's memory
+	MaxConnections  int    `envconfig:"MAX_CONNECTIONS"`  // unset: from the file limit and the budget
+	MemoryAvailable string `envconfig:"MEMORY_AVAILABLE"` // megabytes; set by Heroku (read leniently: never a start-up error)
+	GoMemLimit      string `envconfig:"GOMEMLIMIT"`       // the Go runtime's own; unset: the budget
 
 	percentiles []float64
 	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
@@ -206,6 +213,9 @@ func (c *Config) validate(p *problems) {
 			c.keys = keys
 		}
 	}
+	check(c.MemoryBudget != 0 && c.MemoryBudget < budget.MinTotal, "MEMORY_BUDGET",
+		"MEMORY_BUDGET=%d is too small (at least %d bytes)", c.MemoryBudget, budget.MinTotal)
+	check(c.MaxConnections < 0, "MAX_CONNECTIONS", "MAX_CONNECTIONS=%d must not be negative", c.MaxConnections)
 	check(c.DatabaseURL != "" && c.DrainmeterKey == "", "DRAINMETER_KEY",
 		"DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' outlet credentials (drainmeter keys generate)")
 	check(c.Dyno != "" && c.DrainSecret == "" && c.DatabaseURL == "", "DRAIN_SECRET",

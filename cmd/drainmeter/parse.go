@@ -101,7 +101,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		for _, mn := range ms {
 			sums := mn.Summaries(percentiles)
 			for i := range sums {
-				gauges, skipped := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
+				gauges, skipped, _ := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
 				unpostable += uint64(skipped)
 				for j := range gauges {
 					b = appendGauge(b[:0], mn.Drain, mn.Start, sums[i].Kind, &gauges[j])

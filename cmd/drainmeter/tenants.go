@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +38,9 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 		return drain.Drain{}, false, nil
 	}
 	d, err := t.cache.Lookup(ctx, user)
+	if errors.Is(err, postgres.ErrLookupLimited) {
+		return drain.Drain{}, false, fmt.Errorf("%w: %w", drain.ErrBusy, err)
+	}
 	if err != nil {
 		return drain.Drain{}, false, err // the handler answers 503: logplex retries
 	}

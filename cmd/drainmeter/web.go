@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/internal/connlimit"
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
@@ -34,8 +35,8 @@ import (
 const builtinDrain = "default"
 
 // recentIDsPerHour bounds the batch ids a web remembers per hour (two
-// generations of an hour each: about 50 MB at most). Past it, ids are kept
-// for less than an hour.
+// generations of an hour each), and so does the memory budget's dedup
+// share. Past either, ids are kept for less than an hour.
 const recentIDsPerHour = 1 << 18
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -60,11 +61,18 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	mem, memFrom := memoryBudget(cfg)
+	nofile, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("cannot raise the limit of open files", "err", err, "limit", nofile)
+	}
+	maxConns := connectionLimit(cfg.MaxConnections, nofile, mem)
 
 	reg := stats.NewRegistry()
-	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain})
+	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain,
+		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
-	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour)
+	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)
 	var shared *postgres.Claims
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
@@ -92,7 +100,10 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer claimsPool.Close()
-		shared = postgres.NewClaims(postgres.ClaimsConfig{}, claimsPool, drain.NewRecentIDs(2*time.Hour, recentIDsPerHour), log, time.Now)
+		// The dedup share: half for the ids in memory, half for those
+		// claimed during an outage, to write later (each at most ~256 bytes).
+		shared = postgres.NewClaims(postgres.ClaimsConfig{MaxIDs: int(mem.Dedup / 2 / 256)}, claimsPool,
+			drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup/2), log, time.Now)
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
@@ -104,7 +115,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
 	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
 	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles), reg, log, time.Now)
-	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes}, tn, store, dedup, reg, log, time.Now)
+	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain()},
+		tn, store, dedup, reg, log, time.Now)
 
 	// Where closed minutes go: to the outlets' lanes in memory; with a
 	// database, to Postgres as partials, sealed once every dyno has written
@@ -120,8 +132,14 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		sink = engine
 	} else {
 		writer := postgres.WriterID(cfg.Dyno)
+		partialBytes := int64(cfg.PartialBufferBytes)
+		if partialBytes > mem.Partials {
+			log.Warn("PARTIAL_BUFFER_BYTES is more than its share of the memory budget; using the share",
+				"partial_buffer_bytes", cfg.PartialBufferBytes, "share_bytes", mem.Partials)
+			partialBytes = mem.Partials
+		}
 		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, Grace: cfg.Grace, Silence: cfg.WriterTimeout,
-			MaxBytes: cfg.PartialBufferBytes}, pool, reg, log, time.Now)
+			MaxBytes: int(partialBytes)}, pool, reg, log, time.Now)
 		if err := partials.Register(ctx); err != nil {
 			return err
 		}
@@ -188,11 +206,13 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		health(w, stopping.Load(), db, partials)
 	})
 
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	inner, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
+	ln := connlimit.New(inner, maxConns, 200*time.Millisecond, log)
 	srv := &http.Server{
+		ConnState:         ln.ConnState,
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -282,7 +302,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version, "store", storeDesc,
-		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace)
+		"outlets", strings.Join(outletDescs, ", "), "grace", cfg.Grace,
+		"memory_budget", mem.Total, "budget_from", memFrom, "max_connections", maxConns, "open_files", nofile)
 	if cfg.DrainSecret == "" && pool == nil {
 		log.Warn("DRAIN_SECRET is not set: the drain accepts any password; set it before exposing this server")
 	}

@@ -118,9 +118,73 @@ func fit(v float64) (float64, bool) {
 	return v, true
 }
 
+// identity is what Librato tells gauges apart by: the name and source
+// sanitized, case ignored.
+func identity(name, source string) string {
+	return strings.ToLower(name) + "\x00" + strings.ToLower(source)
+}
+
+// Summaries summarizes a minute's series as Librato will see them: series
+// whose names and sources become one Librato name and source once
+// sanitized (a/b, a|b and a_b; or names that differ only in case, or only
+// in their dimensions, which Librato does not have) are merged into one
+// series, named as the first of them in key order. A series of another
+// kind than that first cannot be merged: it is left out and counted in
+// collided. m is not modified (merges happen on copies); the result
+// depends on m alone.
+func Summaries(m *rollup.Minute, percentiles []float64) (sums []rollup.Summary, collided int) {
+	series := m.Sorted()
+	merged := make([]*rollup.Series, 0, len(series))
+	byID := make(map[string]int, len(series))
+	copied := map[int]bool{}
+	for _, s := range series {
+		id := identity(Sanitize(s.Name), SanitizeSource(s.Source))
+		i, ok := byID[id]
+		if !ok {
+			byID[id] = len(merged)
+			merged = append(merged, s)
+			continue
+		}
+		if merged[i].Kind != s.Kind {
+			collided++
+			continue
+		}
+		if !copied[i] {
+			merged[i], copied[i] = merged[i].Clone(), true
+		}
+		if err := merged[i].Merge(s); err != nil {
+			collided++ // sketches of one mapping always merge: cannot happen
+		}
+	}
+	sums = make([]rollup.Summary, len(merged))
+	for i, s := range merged {
+		sums[i] = s.Summarize(percentiles)
+	}
+	return sums, collided
+}
+
 // Gauges converts a closed minute's summaries to Librato gauges. Summaries
-// with a number Librato cannot take are left out and counted in skipped.
-func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges []Gauge, skipped int) {
+// with a number Librato cannot take are left out and counted in skipped; a
+// gauge whose name and source an earlier gauge of the post already has (a
+// count named like a measure's percentile gauge, say) is left out and
+// counted in collided.
+func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges []Gauge, skipped, collided int) {
+	all, skipped := allGauges(minute, sums, percentiles)
+	seen := make(map[string]bool, len(all))
+	for _, g := range all {
+		id := identity(g.Name, g.Source)
+		if seen[id] {
+			collided++
+			continue
+		}
+		seen[id] = true
+		gauges = append(gauges, g)
+	}
+	return gauges, skipped, collided
+}
+
+// allGauges is Gauges before collisions are left out.
+func allGauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges []Gauge, skipped int) {
 	for i := range sums {
 		s := &sums[i]
 		src := SanitizeSource(s.Source)

@@ -50,11 +50,21 @@ type batch struct {
 }
 
 // Encode turns the minute into gauges, in requests of at most BatchSize.
-// Series with numbers Librato cannot take are left out (and counted as
-// rejected).
+// Series whose names Librato takes for one are merged (Summaries); series
+// with numbers Librato cannot take, or of another kind than the series
+// they would merge with, are left out (and counted as rejected).
 func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, _ *outlet.Totals) (outlet.Encoded, error) {
-	gauges, skipped := Gauges(m.Start, m.Summaries(b.percentiles), b.percentiles)
-	enc := outlet.Encoded{Skipped: skipped, Note: "values out of Librato's range (magnitude 1e126 or more)"}
+	sums, merged := Summaries(m, b.percentiles)
+	gauges, skipped, collided := Gauges(m.Start, sums, b.percentiles)
+	enc := outlet.Encoded{Skipped: skipped + merged + collided}
+	var notes []string
+	if skipped > 0 {
+		notes = append(notes, "values out of Librato's range (magnitude 1e126 or more)")
+	}
+	if merged+collided > 0 {
+		notes = append(notes, "names that become another series' Librato name, with another kind")
+	}
+	enc.Note = strings.Join(notes, "; ")
 	for len(gauges) > 0 {
 		n := min(len(gauges), b.batch)
 		r, err := b.request(d.ID, gauges[:n:n])

@@ -41,9 +41,14 @@
 //
 // sorted by name; labels with empty values are left out.
 //
-// Two drainmeter series can map to one Prometheus series (a/b and a_b, say).
-// Prometheus refuses a request that holds a series twice, so the first in
-// key order is sent and the others are left out, counted as rejected.
+// Two drainmeter series of one kind can map to the same Prometheus series
+// (a/b and a_b, say; a count hits and a count hits_total): they are merged
+// into one (rollup.Series.Merge, on copies), whose running totals go on
+// under one key, the one the lane's totals already have for that series if
+// any. Series whose Prometheus series overlap otherwise (a sample x_sum and
+// a measure x's x_sum) cannot be merged, and Prometheus refuses a request
+// that holds a series twice: the first in key order is sent and the others
+// are left out, counted as rejected.
 //
 // A series present in the lane's previous minute whose Prometheus series are
 // not all in minute M gets a stale marker (NaN with bits 0x7ff0000000000002,
@@ -142,6 +147,7 @@ type promSeries struct {
 // Encode builds minute m: its series (running totals advanced from prev)
 // and stale markers for what prev's last minute had and m has not.
 func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+	m = merged(m, prev)
 	next := prev.Advance(m, int64(b.cfg.Forget/time.Second))
 	job := d.Name
 	if job == "" {
@@ -190,6 +196,110 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, pr
 	}
 	enc.Reqs = b.requests(groups, live, (m.Start+60)*1000)
 	return enc, nil
+}
+
+// identity is what makes two drainmeter series of one kind the same
+// Prometheus series: the kind, the process-type flag, the metric name as
+// sent, the source, and the dimensions as labels.
+func identity(s *rollup.Series) string {
+	name := MetricName(s.Name)
+	if s.Kind == parse.Count && !strings.HasSuffix(name, "_total") {
+		name += "_total"
+	}
+	var b strings.Builder
+	b.Grow(len(name) + len(s.Source) + len(s.Dims) + 16)
+	b.WriteByte(byte(s.Kind))
+	if s.ProcessType {
+		b.WriteByte('p')
+	} else {
+		b.WriteByte('-')
+	}
+	b.WriteString(name)
+	b.WriteByte(0)
+	b.WriteString(s.Source)
+	for _, l := range dimLabels(s.Dims) {
+		b.WriteByte(0)
+		b.WriteString(l.name)
+		b.WriteByte('=')
+		b.WriteString(l.value)
+	}
+	return b.String()
+}
+
+// merged returns m with the series that are one Prometheus series merged
+// into one (on copies: m is not modified). The merged series is kept under
+// the key its running totals already have in prev: a member's own key if
+// prev has it (the first such in key order), else prev's key of a series of
+// the same identity absent from m, else its first member's key. Without
+// anything to merge or rename it returns m itself.
+func merged(m *rollup.Minute, prev *outlet.Totals) *rollup.Minute {
+	type group struct {
+		s        *rollup.Series
+		copied   bool
+		key      string
+		fromPrev bool // key is one prev has
+	}
+	inPrev := func(k string) bool {
+		if prev == nil {
+			return false
+		}
+		_, ok := prev.Series[k]
+		return ok
+	}
+	sorted := m.Sorted()
+	ids := make([]string, len(sorted))
+	groups := make(map[string]*group, len(sorted))
+	for i, s := range sorted {
+		ids[i] = identity(s)
+		g := groups[ids[i]]
+		if g == nil {
+			groups[ids[i]] = &group{s: s, key: s.Key(), fromPrev: inPrev(s.Key())}
+			continue
+		}
+		if !g.copied {
+			g.s, g.copied = g.s.Clone(), true
+		}
+		_ = g.s.Merge(s) // the same kind: sketches of one mapping always merge
+		if !g.fromPrev && inPrev(s.Key()) {
+			g.key, g.fromPrev = s.Key(), true
+		}
+	}
+	// prev's keys of series absent from m, by identity (the first in key order).
+	if prev != nil {
+		var gone []string
+		for k := range prev.Series {
+			if m.Series[k] == nil {
+				gone = append(gone, k)
+			}
+		}
+		slices.Sort(gone)
+		for _, k := range gone {
+			if g := groups[identity(seriesOfKey(k, prev.Series[k]))]; g != nil && !g.fromPrev {
+				g.key, g.fromPrev = k, true
+			}
+		}
+	}
+	same := len(groups) == len(sorted)
+	for i := 0; same && i < len(sorted); i++ {
+		same = groups[ids[i]].key == sorted[i].Key()
+	}
+	if same {
+		return m
+	}
+	out := &rollup.Minute{Drain: m.Drain, Start: m.Start, Series: make(map[string]*rollup.Series, len(groups))}
+	for _, g := range groups {
+		if g.key != g.s.Key() {
+			if !g.copied {
+				c := *g.s // a shallow copy that only changes the names
+				g.s = &c
+			}
+			name, rest, _ := strings.Cut(g.key, "\x00")
+			source, dims, _ := strings.Cut(rest, "\x00")
+			g.s.Name, g.s.Source, g.s.Dims = name, source, dims
+		}
+		out.Series[g.key] = g.s
+	}
+	return out
 }
 
 // requests packs groups into requests of at most MaxSamples samples,
@@ -301,7 +411,23 @@ func baseLabels(job string, s *rollup.Series) []label {
 	if s.Source != "" {
 		ls = append(ls, label{labelSource, s.Source})
 	}
-	rollup.EachDim(s.Dims, func(k, v string) {
+	ls = append(ls, dimLabels(s.Dims)...)
+	for i := range ls {
+		if ls[i].value == "" { // job, at worst
+			ls = slices.Delete(ls, i, i+1)
+			break
+		}
+	}
+	return ls
+}
+
+// dimLabels returns the labels of dimensions dims, in key order: each key
+// made a label name; a key that is one of drainmeter's labels or starts
+// with __ prefixed exported_; of two keys that give the same label, the
+// first; empty values left out.
+func dimLabels(dims string) []label {
+	var ls []label
+	rollup.EachDim(dims, func(k, v string) {
 		if v == "" {
 			return
 		}
@@ -315,12 +441,6 @@ func baseLabels(job string, s *rollup.Series) []label {
 		}
 		ls = append(ls, label{n, v})
 	})
-	for i := range ls {
-		if ls[i].value == "" { // job, at worst
-			ls = slices.Delete(ls, i, i+1)
-			break
-		}
-	}
 	return ls
 }
 

@@ -78,7 +78,7 @@ func fixedMinutes(t *testing.T) (*rollup.Minute, *rollup.Minute) {
 		meas(parse.Sample, "queue depth", "", 7, m1),
 		meas(parse.Sample, "5xx.rate", "web.1", 0.5, m1),
 		meas(parse.Sample, "a/b", "web.1", 1, m1), // a_b
-		meas(parse.Sample, "a_b", "web.1", 2, m1), // a_b again: left out
+		meas(parse.Sample, "a_b", "web.1", 2, m1), // a_b again: merged (the same time: the later in key order wins)
 		withDims(meas(parse.Sample, "weird", "web.1", 3, m1),
 			"9lives", "z", "__name__", "y", "empty", "", "http.method", "GET", "job", "x"),
 	}
@@ -420,29 +420,39 @@ func TestStaleMarkers(t *testing.T) {
 	}
 }
 
-// TestDuplicates: drainmeter series that map to one Prometheus series:
-// the first in key order is sent, the others counted and explained.
+// TestDuplicates: drainmeter series of one kind that map to one Prometheus
+// series are merged into one; series of other kinds whose Prometheus
+// series overlap: the first in key order is sent, the others counted and
+// explained. The minute is not modified; the totals go on under one key.
 func TestDuplicates(t *testing.T) {
 	at := base.Add(time.Second)
 	m := minuteOf(t, "d1", base, []parse.Measurement{
-		meas(parse.Sample, "a_b", "web.1", 3, at),
+		meas(parse.Sample, "a_b", "web.1", 3, at.Add(time.Second)), // the latest: the merged sample's value
 		meas(parse.Sample, "a/b", "web.1", 2, at),
 		meas(parse.Sample, "a.b", "web.1", 1, at),
 		meas(parse.Sample, "a.b", "web.2", 4, at), // another source: another series
 		meas(parse.Count, "hits", "", 1, at),
 		meas(parse.Count, "hits_total", "", 2, at), // hits_total too
+		meas(parse.Measure, "x.y", "", 1, at),
+		meas(parse.Measure, "x/y", "", 9, at),
+		meas(parse.Measure, "x_y", "", 5, at),
 		meas(parse.Sample, "lat_count", "", 9, at), // lat's _count
 		meas(parse.Measure, "lat", "", 5, at),
 	})
-	enc, err := newBackend(Config{}).Encode(drain, nil, m, nil)
+	b := newBackend(Config{})
+	enc, err := b.Encode(drain, nil, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := all(t, enc)
 	want := map[string]float64{
-		`a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}`: 1, // a.b sorts first
+		`a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}`: 3,
 		`a_b{drainmeter_rollup="dyno",job="myapp",source="web.2"}`: 4,
-		`hits_total{drainmeter_rollup="none",job="myapp"}`:         1,
+		`hits_total{drainmeter_rollup="none",job="myapp"}`:         3,
+		`x_y_count{drainmeter_rollup="none",job="myapp"}`:          3,
+		`x_y_sum{drainmeter_rollup="none",job="myapp"}`:            15,
+		`x_y{drainmeter_rollup="none",job="myapp",quantile="0"}`:   1,
+		`x_y{drainmeter_rollup="none",job="myapp",quantile="1"}`:   9,
 		`lat_count{drainmeter_rollup="none",job="myapp"}`:          1, // the measure sorts before the sample
 	}
 	for id, v := range want {
@@ -450,12 +460,30 @@ func TestDuplicates(t *testing.T) {
 			t.Errorf("%s = %v, want %v", id, got[id], v)
 		}
 	}
-	if len(got) != 2+1+7 {
+	if len(got) != 2+1+7+7 {
 		t.Errorf("%d series", len(got))
 	}
-	// a/b, a_b, hits_total, lat_count: one sample each.
-	if enc.Skipped != 4 || !strings.Contains(enc.Note, `"a/b"`) || !strings.Contains(enc.Note, `a_b{drainmeter_rollup="dyno",job="myapp",source="web.1"}`) {
+	if enc.Skipped != 1 || !strings.Contains(enc.Note, `"lat_count"`) {
 		t.Errorf("skipped %d: %s", enc.Skipped, enc.Note)
+	}
+	if len(m.Series) != 11 || m.Series["a.b\x00web.1"].Last != 1 || m.Series["hits\x00"].Sum != 1 || m.Series["x.y\x00"].Count != 1 {
+		t.Error("Encode modified the minute")
+	}
+	// The next minute has only hits_total and x/y: their totals go on.
+	next := base.Add(time.Minute)
+	enc2, err := b.Encode(drain, nil, minuteOf(t, "d1", next, []parse.Measurement{
+		meas(parse.Count, "hits_total", "", 4, next),
+		meas(parse.Measure, "x/y", "", 2, next),
+	}), enc.Totals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = all(t, enc2)
+	if v := got[`hits_total{drainmeter_rollup="none",job="myapp"}`]; v.Value != 7 || v.stale() {
+		t.Errorf("hits_total's running total: %v, want 7", v)
+	}
+	if v := got[`x_y_count{drainmeter_rollup="none",job="myapp"}`]; v.Value != 4 {
+		t.Errorf("x_y_count's running total: %v, want 4", v)
 	}
 }
 

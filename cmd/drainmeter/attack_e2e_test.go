@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/pgtest"
+	"github.com/drainmeter/drainmeter/postgres"
+	"github.com/drainmeter/drainmeter/status"
+)
+
+// attackReport is what drainattack --json prints (cmd/drainattack).
+type attackReport struct {
+	Phases []struct {
+		Name         string         `json:"name"`
+		Requests     int            `json:"requests"`
+		Statuses     map[string]int `json:"statuses"`
+		Seconds      float64        `json:"seconds"`
+		PeakRSSBytes int64          `json:"peak_rss_bytes"`
+		Note         string         `json:"note"`
+	} `json:"phases"`
+	Good struct {
+		Batches          int                `json:"batches"`
+		Frames           int                `json:"frames"`
+		Failed           int                `json:"failed"`
+		Retries          int                `json:"retries"`
+		MaxLatencyMs     float64            `json:"max_latency_ms"`
+		Over1s           int                `json:"over_1s"`
+		Statuses         map[string]int     `json:"statuses"`
+		SlowestMsByPhase map[string]float64 `json:"slowest_ms_by_phase"`
+		FramesByMinute   map[string]int     `json:"frames_by_minute"`
+	} `json:"good"`
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+}
+
+// TestAttack is issue 11's acceptance run: scripts/attack's program
+// replays every finding against a web on a 512 MB dyno's budget (400 MiB)
+// with two drains in Postgres, one attacking, one well-behaved. The
+// process's peak RSS stays under the budget; the well-behaved drain's
+// batches are all answered within 1 s throughout; its counts are exact;
+// each finding gets the answer the README's Limits promise.
+func TestAttack(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("peak RSS is read from /proc")
+	}
+	const budget = 400 << 20
+	dsn := pgtest.NewDatabase(t, false)
+	attackBin := filepath.Join(t.TempDir(), "drainattack")
+	if out, err := exec.Command("go", "build", "-o", attackBin, "../drainattack").CombinedOutput(); err != nil {
+		t.Fatalf("building drainattack: %v\n%s", err, out)
+	}
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
+	mustCLI(t, env, "migrate")
+	bad := [2]string{}
+	bad[0], bad[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "attacker"))
+	good := [2]string{}
+	good[0], good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
+	s := startServer(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s")...)
+	pid := s.cmd.Process.Pid
+	drainURL := func(d [2]string) string {
+		return strings.Replace(s.url, "http://", "http://"+d[0]+":"+d[1]+"@", 1) + "/logs"
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, attackBin, "--url", drainURL(bad), "--good", drainURL(good),
+		"--pid", strconv.Itoa(pid), "--reset-peak=false", "--json", "--pause", "300ms")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("drainattack: %v\n%s", err, stderr.String())
+	}
+	var rep attackReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	t.Logf("attack took %s", time.Since(start).Round(time.Second))
+	for _, p := range rep.Phases {
+		t.Logf("%-15s %6d requests %5.1fs peak %4d MB %v %s", p.Name, p.Requests, p.Seconds, p.PeakRSSBytes>>20, p.Statuses, p.Note)
+	}
+	g := rep.Good
+	t.Logf("good drain: %d batches, %d frames, slowest %.0f ms, %d retries, statuses %v; slowest by phase %v",
+		g.Batches, g.Frames, g.MaxLatencyMs, g.Retries, g.Statuses, g.SlowestMsByPhase)
+
+	// Memory: the peak over the whole run (VmHWM, never reset).
+	hwm := readVmHWM(t, pid)
+	t.Logf("peak RSS %d MB (budget %d MB)", hwm>>20, budget>>20)
+	if hwm >= budget || rep.PeakRSSBytes >= budget {
+		t.Errorf("peak RSS %d MB, over the %d MB budget", hwm>>20, budget>>20)
+	}
+
+	// The well-behaved drain: every batch answered within 1 s.
+	if g.Batches < 100 || g.Failed > 0 || g.Over1s > 0 || g.MaxLatencyMs >= 1000 {
+		t.Errorf("good drain: %d batches, %d not accepted, %d over 1 s, slowest %.0f ms", g.Batches, g.Failed, g.Over1s, g.MaxLatencyMs)
+	}
+
+	// Each finding's answer.
+	phase := map[string]map[string]int{}
+	for _, p := range rep.Phases {
+		phase[p.Name] = p.Statuses
+	}
+	for _, c := range []struct {
+		phase string
+		ok    func(st map[string]int) bool
+		want  string
+	}{
+		{"gzip-bomb", func(st map[string]int) bool { return st["413"] == 1 }, "413"},
+		{"gzip-bomb-x4", func(st map[string]int) bool { return st["200"] == 0 && st["413"] >= 1 && st["413"]+st["503"] == 4 }, "413 or 503"},
+		{"bodies-16x1mib", func(st map[string]int) bool { return st["error"] == 0 && st["503"] > 0 }, "200, 413 or 503, some 503"},
+		{"long-frame-ids", func(st map[string]int) bool { return st["200"] == 10000 }, "200 ×10 000"},
+		{"long-names", func(st map[string]int) bool { return st["200"] == 40 }, "200 ×40 (names rejected)"},
+		{"future-series", func(st map[string]int) bool { return st["200"] == 42 }, "200 (series overflow)"},
+		{"wide-sketches", func(st map[string]int) bool { return st["200"] == 20 }, "200 (values overflow)"},
+		{"idle-conns", func(st map[string]int) bool { return st["200"] >= 1000 && st["new-conn-200"] == 10 }, "1 000+ kept, new connections served"},
+		{"unknown-ids", func(st map[string]int) bool { return st["503"] > 0 && st["401"] <= 100+50*10 }, "401 within the lookup rate, then 503"},
+		{"bad-creds", func(st map[string]int) bool { return st["401"] > 100 }, "401"},
+		{"msg-count", func(st map[string]int) bool { return st["200"] == 1 }, "200"},
+		{"gzip-case", func(st map[string]int) bool { return st["200"] == 2 }, "200 ×2"},
+	} {
+		if st, ran := phase[c.phase]; !ran || !c.ok(st) {
+			t.Errorf("%s: %v, want %s", c.phase, st, c.want)
+		}
+	}
+
+	// Counts: the good drain's exact, the attacker's refusals counted.
+	drainStatus := func(d [2]string) status.Drain {
+		st, body := get(t, s.url+"/drains/"+d[0]+".json", d[0], d[1])
+		var snap status.Snapshot
+		if st != 200 || json.Unmarshal([]byte(body), &snap) != nil || len(snap.Drains) != 1 {
+			t.Fatalf("/drains/%s.json: %d %s", d[0], st, body)
+		}
+		return snap.Drains[0]
+	}
+	var gd status.Drain
+	eventually(t, 20*time.Second, "the good drain's counters written", func() bool {
+		gd = drainStatus(good)
+		return gd.Frames >= uint64(g.Frames)
+	})
+	if gd.Frames != uint64(g.Frames) || gd.FramesRejected != 0 || len(gd.Rejected) != 0 || gd.Overflow != 0 || gd.Late != 0 || gd.Future != 0 {
+		t.Errorf("good drain counted %+v; it sent %d frames", gd, g.Frames)
+	}
+	bd := drainStatus(bad)
+	t.Logf("attacker: frames %d, rejected %v, frames_rejected %d, overflow %d, future %d", bd.Frames, bd.Rejected, bd.FramesRejected, bd.Overflow, bd.Future)
+	if bd.Rejected["long_name"] != 640 || bd.Overflow == 0 || bd.FramesRejected > 1000 {
+		t.Errorf("attacker: long names rejected %d (want 640), overflow %d, frames_rejected %d", bd.Rejected["long_name"], bd.Overflow, bd.FramesRejected)
+	}
+
+	// The good drain's rollups, once its last minute is closed (GRACE) and
+	// posted by its log outlet: exactly what it sent, minute by minute.
+	posted := func(minute string) (string, bool) {
+		unix, _ := strconv.ParseInt(minute, 10, 64)
+		at := time.Unix(unix, 0).UTC().Format(time.RFC3339)
+		re := regexp.MustCompile(`at=rollup drain=` + good[0] + ` minute=` + at + ` kind=count name=attack.good source=web.1 value=(\d+)\n`)
+		if m := re.FindStringSubmatch(s.out.String()); m != nil {
+			return m[1], true
+		}
+		return "", false
+	}
+	eventually(t, 90*time.Second, "the good drain's minutes posted", func() bool {
+		for minute := range g.FramesByMinute {
+			if _, ok := posted(minute); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for minute, frames := range g.FramesByMinute {
+		if v, _ := posted(minute); v != strconv.Itoa(frames) {
+			t.Errorf("minute %s: attack.good = %s, sent %d", minute, v, frames)
+		}
+	}
+	out := s.out.String()
+
+	// Logs: refusals sampled, no user name in full, no huge line.
+	refused := strings.Count(out, `msg="drain refused"`)
+	maxLine := 0
+	for _, l := range strings.Split(out, "\n") {
+		maxLine = max(maxLine, len(l))
+	}
+	t.Logf("output: %d KB, %d refusal lines, longest line %d bytes", len(out)>>10, refused, maxLine)
+	if refused > 400 || maxLine > 4096 || strings.Contains(out, strings.Repeat("A", 100)) {
+		t.Errorf("logs: %d refusal lines, longest line %d bytes", refused, maxLine)
+	}
+	if _, err := s.stop(t); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
+
+// readVmHWM returns a process's peak resident set size.
+func readVmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/drainmeter/drainmeter/internal/budget"
+)
+
+func TestConnectionLimit(t *testing.T) {
+	b := budget.New(400 << 20) // 20 MiB for connections: 640 at 32 KiB
+	for _, tc := range []struct {
+		configured int
+		nofile     uint64
+		want       int
+	}{
+		{0, 1 << 20, 640},     // the budget's share
+		{0, 1024, 640},        // within the file limit
+		{0, 500, 436},         // the file limit, less what the rest needs
+		{0, 10, 64},           // a tiny file limit: still some
+		{0, 0, 640},           // the file limit unknown
+		{3000, 1 << 20, 3000}, // MAX_CONNECTIONS
+		{3000, 1024, 960},     // MAX_CONNECTIONS above the file limit
+		{0, ^uint64(0), 640},  // unlimited files
+	} {
+		if got := connectionLimit(tc.configured, tc.nofile, b); got != tc.want {
+			t.Errorf("connectionLimit(%d, %d) = %d, want %d", tc.configured, tc.nofile, got, tc.want)
+		}
+	}
+	if got := connectionLimit(0, 1<<20, budget.New(100<<30)); got != maxConnections {
+		t.Errorf("a huge budget: %d connections, want at most %d", got, maxConnections)
+	}
+}

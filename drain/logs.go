@@ -1,0 +1,77 @@
+package drain
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// sampledLog writes the handler's per-request lines (a refused request, a
+// body cut short, a batch with bad framing): at most one line per message
+// and reason per second, with the count of such events since the previous
+// line, so that a flood of bad requests costs a line a second, not a line
+// a request.
+type sampledLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu   sync.Mutex
+	last map[sampleKey]*sample
+}
+
+type sampleKey struct{ msg, reason string }
+
+type sample struct {
+	at time.Time
+	n  uint64
+}
+
+func newSampledLog(log *slog.Logger, now func() time.Time) *sampledLog {
+	return &sampledLog{log: log, now: now, last: map[sampleKey]*sample{}}
+}
+
+// logSampled logs msg with reason and args, unless a line with the same
+// message and reason was written less than a second ago; the line written
+// carries count, the events since the previous one. msg and reason must be
+// constants: they key the samples.
+func (s *sampledLog) logSampled(level slog.Level, msg, reason string, args ...any) {
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	now := s.now()
+	k := sampleKey{msg, reason}
+	s.mu.Lock()
+	c := s.last[k]
+	if c == nil {
+		c = &sample{}
+		s.last[k] = c
+	}
+	c.n++
+	if !c.at.IsZero() && now.Sub(c.at) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	n := c.n
+	c.at, c.n = now, 0
+	s.mu.Unlock()
+	s.log.Log(context.Background(), level, msg, append([]any{"reason", reason, "count", n}, args...)...)
+}
+
+// MaxLoggedNameBytes bounds a user name (an app's name, or anything a
+// sender puts there) in logs and on the status pages.
+const MaxLoggedNameBytes = 64
+
+// clip cuts s to at most n bytes, at a rune boundary, marking the cut with
+// "…". (slog quotes what needs quoting: a line break cannot forge a line.)
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - len("…")
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
