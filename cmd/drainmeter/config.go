@@ -72,10 +72,10 @@ type Config struct {
 	HerokuAppName   string        `envconfig:"HEROKU_APP_NAME" desc:"this app's name (Heroku sets it with runtime-dyno-metadata)"`
 
 	// Memory and connections (internal/budget, internal/connlimit).
-	MemoryBudget    int64  `envconfig:"MEMORY_BUDGET"`    // bytes; unset: 75 % of the dyno's memory
-	MaxConnections  int    `envconfig:"MAX_CONNECTIONS"`  // unset: from the file limit and the budget
-	MemoryAvailable string `envconfig:"MEMORY_AVAILABLE"` // megabytes; set by Heroku (read leniently: never a start-up error)
-	GoMemLimit      string `envconfig:"GOMEMLIMIT"`       // the Go runtime's own; unset: the budget
+	MemoryBudget    int64  `envconfig:"MEMORY_BUDGET" desc:"bytes drainmeter may use, split into shares (README: Limits); unset: 75 % of the dyno's memory"`
+	MaxConnections  int    `envconfig:"MAX_CONNECTIONS" desc:"open connections at most (below the open-file limit); unset: from the budget"`
+	MemoryAvailable string `envconfig:"MEMORY_AVAILABLE" desc:"the dyno's memory in MB (Heroku sets it); read when there is no cgroup limit"`
+	GoMemLimit      string `envconfig:"GOMEMLIMIT" desc:"the Go runtime's memory limit; unset: MEMORY_BUDGET"`
 
 	percentiles []float64
 	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
