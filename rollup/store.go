@@ -22,10 +22,18 @@ type Config struct {
 	Grace             time.Duration // a minute closes this long after it ends
 	MaxSeriesPerDrain int           // open series per drain and minute; more are refused and counted
 	MaxFuture         time.Duration // measurements stamped further ahead are dropped and counted
+	// MaxRoutesPerDrain bounds the distinct values of the route dimension
+	// per drain and minute (parse.RouteOther aside): the measurements of
+	// further routes go to route "other" and are counted as overflow.
+	MaxRoutesPerDrain int
 }
 
 // DefaultConfig is the configuration the web server starts with.
-var DefaultConfig = Config{Grace: 90 * time.Second, MaxSeriesPerDrain: 20000, MaxFuture: 5 * time.Minute}
+var DefaultConfig = Config{Grace: 90 * time.Second, MaxSeriesPerDrain: 20000, MaxFuture: 5 * time.Minute, MaxRoutesPerDrain: 200}
+
+// MaxEventsPerMinute bounds the events (parse.Event) a drain keeps per
+// minute; further ones are counted as overflow.
+const MaxEventsPerMinute = 100
 
 // Store is the in-memory rollup state of every drain. Each drain's state has
 // one lock; Add takes it once per batch.
@@ -40,6 +48,7 @@ type drainState struct {
 	minutes       map[int64]*Minute
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
+	dims          []byte // dimensions rewritten by the routes cap
 }
 
 // Minute is one drain's series for one minute.
@@ -47,6 +56,21 @@ type Minute struct {
 	Drain  string
 	Start  int64 // unix seconds, a multiple of 60
 	Series map[string]*Series
+	// Events are the minute's events (releases, deploys, rollbacks): not
+	// series, posted by the outlets that have annotations.
+	Events []Event
+
+	// Open minutes only: the routes admitted and the events kept so far
+	// (TakeOpen swaps series and events out, not these).
+	routes  map[string]struct{}
+	nEvents int
+}
+
+// Event is one event of a minute.
+type Event struct {
+	Name  string // the annotation stream (with the drain's prefix)
+	Title string
+	Time  int64 // unix nanoseconds
 }
 
 // NewStore returns an empty store.
@@ -56,6 +80,9 @@ func NewStore(cfg Config) *Store {
 	}
 	if cfg.MaxSeriesPerDrain <= 0 {
 		cfg.MaxSeriesPerDrain = DefaultConfig.MaxSeriesPerDrain
+	}
+	if cfg.MaxRoutesPerDrain <= 0 {
+		cfg.MaxRoutesPerDrain = DefaultConfig.MaxRoutesPerDrain
 	}
 	return &Store{cfg: cfg, drains: make(map[string]*drainState)}
 }
@@ -78,7 +105,9 @@ func (s *Store) drain(id string) *drainState {
 
 // Add aggregates one batch of a drain's measurements received at now. The
 // measurements' byte slices are copied where kept. Late, future, overflowing
-// and kind-conflicting measurements are counted on d and skipped.
+// and kind-conflicting measurements are counted on d and skipped; the
+// measurements of routes over the cap go to route "other" and are counted
+// as overflow. Events are kept with their minute.
 func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 	if len(ms) == 0 {
 		return
@@ -107,14 +136,27 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 			mn = &Minute{Drain: d.ID, Start: start, Series: make(map[string]*Series)}
 			ds.minutes[start] = mn
 		}
-		switch ds.observe(mn, m, m.Source, false, s.cfg.MaxSeriesPerDrain) {
+		if m.Kind == parse.Event {
+			if !mn.addEvent(m) {
+				overflow++
+			}
+			continue
+		}
+		dims := m.Dims
+		if len(dims) > 0 {
+			var folded bool
+			if dims, folded = ds.capRoute(mn, dims, s.cfg.MaxRoutesPerDrain); folded {
+				overflow++
+			}
+		}
+		switch ds.observe(mn, m, m.Source, dims, false, s.cfg.MaxSeriesPerDrain) {
 		case errOverflow:
 			overflow++
 		case errConflict:
 			conflict++
 		}
 		if len(m.TypeSource) > 0 {
-			switch ds.observe(mn, m, m.TypeSource, true, s.cfg.MaxSeriesPerDrain) {
+			switch ds.observe(mn, m, m.TypeSource, dims, true, s.cfg.MaxSeriesPerDrain) {
 			case errOverflow:
 				overflow++
 			case errConflict:
@@ -138,10 +180,10 @@ const (
 	errConflict
 )
 
-func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, typeRollup bool, max int) observeResult {
+func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source, dims []byte, typeRollup bool, max int) observeResult {
 	key := append(append(append(ds.key[:0], m.Name...), 0), source...)
-	if len(m.Dims) > 0 {
-		key = append(append(key, 0), m.Dims...)
+	if len(dims) > 0 {
+		key = append(append(key, 0), dims...)
 	}
 	ds.key = key
 	se := mn.Series[string(key)]
@@ -158,6 +200,71 @@ func (ds *drainState) observe(mn *Minute, m *parse.Measurement, source []byte, t
 	}
 	se.observe(m)
 	return ok
+}
+
+// capRoute admits the route of dims into the minute's routes, up to max
+// of them; the route of a measurement over the cap becomes RouteOther,
+// and capRoute returns the dimensions rewritten (in ds's scratch space)
+// and true. Dimensions without a route are left alone.
+func (ds *drainState) capRoute(mn *Minute, dims []byte, max int) ([]byte, bool) {
+	start, end, ok := dimSpan(dims, parse.RouteDim)
+	if !ok {
+		return dims, false
+	}
+	route := dims[start:end]
+	if string(route) == parse.RouteOther {
+		return dims, false
+	}
+	if _, seen := mn.routes[string(route)]; seen {
+		return dims, false
+	}
+	if len(mn.routes) < max {
+		if mn.routes == nil {
+			mn.routes = make(map[string]struct{})
+		}
+		mn.routes[string(route)] = struct{}{}
+		return dims, false
+	}
+	ds.dims = append(append(append(ds.dims[:0], dims[:start]...), parse.RouteOther...), dims[end:]...)
+	return ds.dims, true
+}
+
+// dimSpan finds the value of dimension key in dims: dims[start:end].
+func dimSpan(dims []byte, key string) (start, end int, ok bool) {
+	for i := 0; i < len(dims); {
+		j := i
+		for j < len(dims) && dims[j] != parse.DimSep {
+			j++
+		}
+		pair := dims[i:j]
+		for k, c := range pair {
+			if c == parse.DimPairSep {
+				if string(pair[:k]) == key {
+					return i + k + 1, j, true
+				}
+				break
+			}
+		}
+		i = j + 1
+	}
+	return 0, 0, false
+}
+
+// addEvent keeps an event of the minute (once: a repeated one is the same
+// event), up to MaxEventsPerMinute; it reports false past that.
+func (mn *Minute) addEvent(m *parse.Measurement) bool {
+	t := m.Time.UnixNano()
+	for _, e := range mn.Events {
+		if e.Time == t && e.Name == string(m.Name) && e.Title == string(m.Member) {
+			return true
+		}
+	}
+	if mn.nEvents >= MaxEventsPerMinute {
+		return false
+	}
+	mn.nEvents++
+	mn.Events = append(mn.Events, Event{Name: string(m.Name), Title: string(m.Member), Time: t})
+	return true
 }
 
 func floorMinute(unix int64) int64 {
@@ -197,6 +304,7 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 		ds.mu.Lock()
 		for start, mn := range ds.minutes {
 			if due(start) {
+				mn.routes = nil
 				out = append(out, mn)
 				delete(ds.minutes, start)
 				if start > ds.closedThrough {
@@ -224,11 +332,12 @@ func (s *Store) TakeOpen() []*Minute {
 	for _, ds := range s.states() {
 		ds.mu.Lock()
 		for _, mn := range ds.minutes {
-			if len(mn.Series) == 0 {
+			if len(mn.Series) == 0 && len(mn.Events) == 0 {
 				continue
 			}
-			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series})
+			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series, Events: mn.Events})
 			mn.Series = make(map[string]*Series, len(mn.Series))
+			mn.Events = nil
 		}
 		ds.mu.Unlock()
 	}
