@@ -56,7 +56,7 @@ func FuzzParser(f *testing.F) {
 			}
 			if len(m.Dims) > 0 {
 				route, ok := DimValue(string(m.Dims), RouteDim)
-				if !ok || len(route) > MaxRouteBytes || len(m.TypeSource) > 0 || string(m.Source) != "s" {
+				if !ok || len(route) > MaxRouteBytes || !printable([]byte(route)) || len(m.TypeSource) > 0 || string(m.Source) != "s" {
 					t.Fatalf("dims %q source %q from %q", m.Dims, m.Source, frame)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // RouteMode says whether, and how, router lines also become per-route
@@ -259,14 +260,26 @@ func (p *Parser) appendRoute(dst, method, path []byte, quoted bool) []byte {
 		dst = append(dst, '/')
 		if seg := path[s.start:s.end]; isIDSegment(seg) {
 			dst = append(dst, ":id"...)
-		} else {
+		} else if printable(seg) {
 			dst = append(dst, seg...)
+		} else { // a label value must be UTF-8 (remote write refuses the request otherwise)
+			return append(dst[:start], RouteOther...)
 		}
 		if len(dst)-start > MaxRouteBytes {
 			return append(dst[:start], RouteOther...)
 		}
 	}
 	return dst
+}
+
+// printable reports whether b is valid UTF-8 without control characters.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
 
 // validMethod reports whether m looks like an HTTP method: 1 to 16

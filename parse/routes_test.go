@@ -49,6 +49,10 @@ var routerLines = []struct {
 	{"not a method", routerMsg("get", `"/users/42"`, "1ms", "405"), "other", "other"},
 	{"absolute form", routerMsg("GET", `"http://evil.example/x"`, "1ms", "400"), "other", "other"},
 	{"percent-encoded kept", routerMsg("GET", `"/files/%E2%9C%93"`, "6ms", "200"), "GET /files/%E2%9C%93", "other"},
+	{"not UTF-8", routerMsg("GET", "\"/files/\xff\xfe\"", "6ms", "200"), "other", "other"},
+	{"a control character", routerMsg("GET", "\"/files/a\tb\"", "6ms", "200"), "other", "other"},
+	{"UTF-8 kept", routerMsg("GET", `"/wiki/Café"`, "6ms", "200"), "GET /wiki/Café", "other"},
+	{"not UTF-8 in a parameter", routerMsg("GET", "\"/users/\xff\"", "6ms", "200"), "GET /users/:id", "GET /users/:id"},
 }
 
 const routerAt = `"time":"2024-05-01T12:34:56.789012Z"`
