@@ -93,6 +93,10 @@ func (m *Minute) AppendBinary(dst []byte) []byte {
 	return dst
 }
 
+// SortedEvents returns the minute's events ordered by time, name and title
+// (a copy).
+func (m *Minute) SortedEvents() []Event { return sortedEvents(m.Events) }
+
 // sortedEvents returns a copy of events ordered by time, name and title.
 func sortedEvents(events []Event) []Event {
 	out := append([]Event(nil), events...)

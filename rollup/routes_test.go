@@ -229,3 +229,18 @@ func TestDecodeEventsTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestLogfmtRoutesAndEvents: the log outlet's lines show a series' route
+// and the minute's events.
+func TestLogfmtRoutesAndEvents(t *testing.T) {
+	s := Summary{Kind: parse.Count, Name: "router.requests", Dims: string(AppendDim(nil, parse.RouteDim, "GET /users/:id")), Value: 2}
+	got := string(AppendLogfmt(nil, "d", t0.Unix(), &s, nil))
+	if want := `at=rollup drain=d minute=2024-05-01T12:34:00Z kind=count name=router.requests route="GET /users/:id" value=2` + "\n"; got != want {
+		t.Errorf("got  %swant %s", got, want)
+	}
+	e := Event{Name: "heroku.deploys", Title: "Release v74 created", Time: t0.Add(7500 * time.Millisecond).UnixNano()}
+	got = string(AppendEventLogfmt(nil, "d", t0.Unix(), &e))
+	if want := `at=event drain=d minute=2024-05-01T12:34:00Z name=heroku.deploys time=2024-05-01T12:34:07.5Z title="Release v74 created"` + "\n"; got != want {
+		t.Errorf("got  %swant %s", got, want)
+	}
+}

@@ -118,11 +118,69 @@ func fit(v float64) (float64, bool) {
 	return v, true
 }
 
+// SeriesName is a series' Librato name. Librato has only names and sources,
+// so a series' dimensions go into its name (conventions.md section 8):
+// after the component "router" of a router series
+// (router.route.GET.users._id.service for router.service with route
+// "GET /users/:id"), at the end of any other name; each dimension is its
+// key, then its value's words (route: the method and the path's segments,
+// ':' and '*' as '_', the root as "_root").
+func SeriesName(name, dims string) string {
+	if dims == "" {
+		return name
+	}
+	var comps []string
+	rollup.EachDim(dims, func(k, v string) { comps = append(comps, k, dimWords(k, v)) })
+	ins := strings.Join(comps, ".")
+	at := -1
+	switch {
+	case strings.HasPrefix(name, "router."):
+		at = len("router.")
+	case strings.Contains(name, ".router."):
+		at = strings.LastIndex(name, ".router.") + len(".router.")
+	}
+	if at < 0 {
+		return name + "." + ins
+	}
+	return name[:at] + ins + "." + name[at:]
+}
+
+// dimWords turns a dimension's value into dot-separated name components:
+// "GET /users/:id" → "GET.users._id", "GET /" → "GET._root".
+func dimWords(key, v string) string {
+	var b strings.Builder
+	word := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case ' ', '/', '.':
+			if word {
+				b.WriteByte('.')
+				word = false
+			}
+		case ':', '*':
+			b.WriteByte('_')
+			word = true
+		default:
+			b.WriteByte(c)
+			word = true
+		}
+	}
+	out := strings.TrimSuffix(b.String(), ".")
+	if key == "route" && strings.HasSuffix(v, " /") {
+		out += "._root"
+	}
+	if out == "" {
+		out = "_"
+	}
+	return out
+}
+
 // Gauges converts a closed minute's summaries to Librato gauges. Summaries
 // with a number Librato cannot take are left out and counted in skipped.
 func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges []Gauge, skipped int) {
 	for i := range sums {
 		s := &sums[i]
+		base := SeriesName(s.Name, s.Dims)
 		src := SanitizeSource(s.Source)
 		var attrs *Attributes
 		if s.Unit != "" {
@@ -138,7 +196,7 @@ func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges 
 				continue
 			}
 			count := s.Count
-			g := Gauge{Name: name(s.Name, ""), Source: src, MeasureTime: minute, Period: 60,
+			g := Gauge{Name: name(base, ""), Source: src, MeasureTime: minute, Period: 60,
 				Count: &count, Sum: &sum, Min: &lo, Max: &hi, Attributes: attrs}
 			if sq, ok := fit(s.SumSq); ok { // optional: left out when it overflows
 				g.SumSquares = &sq
@@ -152,7 +210,7 @@ func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges 
 				if !ok {
 					continue
 				}
-				gauges = append(gauges, Gauge{Name: name(s.Name, PercentileSuffix(p)), Source: src,
+				gauges = append(gauges, Gauge{Name: name(base, PercentileSuffix(p)), Source: src,
 					MeasureTime: minute, Period: 60, Value: &v, Attributes: attrs})
 			}
 		case parse.Count, parse.Sample, parse.Unique:
@@ -168,7 +226,7 @@ func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges 
 					a.DisplayUnitsLong = attrs.DisplayUnitsLong
 				}
 			}
-			gauges = append(gauges, Gauge{Name: name(s.Name, ""), Source: src, MeasureTime: minute, Period: 60, Value: &v, Attributes: a})
+			gauges = append(gauges, Gauge{Name: name(base, ""), Source: src, MeasureTime: minute, Period: 60, Value: &v, Attributes: a})
 		}
 	}
 	return gauges, skipped
