@@ -141,6 +141,43 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
 			continue
 		}
+		if router { // the router's keys first: most of a router line's keys are
+			switch string(k) {
+			case "dyno":
+				if dyno == nil {
+					dyno = v
+				}
+				continue
+			case "connect":
+				haveConnect, connect = true, v
+				continue
+			case "service":
+				haveService, service = true, v
+				continue
+			case "bytes":
+				haveByte, nbytes = true, v
+				continue
+			case "status":
+				status = v
+				continue
+			case "at":
+				at = v
+				continue
+			case "code":
+				code = v
+				continue
+			case "method":
+				if method == nil {
+					method = v
+				}
+				continue
+			case "path":
+				if !havePath {
+					havePath, path, pathQuoted = true, v, p.sc.quoted
+				}
+				continue
+			}
+		}
 		switch string(k) {
 		case "source":
 			if !haveSource && len(v) > 0 {
@@ -162,34 +199,6 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		case "units":
 			if v1Units == nil {
 				v1Units = v
-			}
-		}
-		if router {
-			switch string(k) {
-			case "dyno":
-				if dyno == nil {
-					dyno = v
-				}
-			case "connect":
-				haveConnect, connect = true, v
-			case "service":
-				haveService, service = true, v
-			case "bytes":
-				haveByte, nbytes = true, v
-			case "status":
-				status = v
-			case "at":
-				at = v
-			case "code":
-				code = v
-			case "method":
-				if method == nil {
-					method = v
-				}
-			case "path":
-				if !havePath {
-					havePath, path, pathQuoted = true, v, p.sc.quoted
-				}
 			}
 		}
 	}

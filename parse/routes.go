@@ -227,12 +227,11 @@ func (p *Parser) appendRoute(dst, method, path []byte, quoted bool) []byte {
 			i++
 		}
 		j := i
-		for j < end && path[j] != '/' {
-			if c := path[j]; c == '?' || c == '#' {
-				end = j
-				break
-			}
+		for j < end && !pathStop[path[j]] {
 			j++
+		}
+		if j < end && path[j] != '/' { // '?' or '#'
+			end = j
 		}
 		if j > i {
 			if len(segs) == maxRouteSegments || j > maxRoutePathBytes {
@@ -301,29 +300,52 @@ func validMethod(m []byte) bool {
 // least 16 characters; or a token of at least 24 characters of
 // [A-Za-z0-9_-] with a digit in it.
 func isIDSegment(s []byte) bool {
-	digits, hex, hasDigit := true, true, false
+	// One table lookup a byte, no branch: the classes every byte has, and
+	// those some byte has.
+	all, some := ^segClass(0), segClass(0)
 	for _, c := range s {
-		switch {
-		case '0' <= c && c <= '9':
-			hasDigit = true
-		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
-			digits = false
-		case 'g' <= c && c <= 'z', 'G' <= c && c <= 'Z', c == '_', c == '-':
-			digits, hex = false, false
-		default:
-			return false
-		}
+		k := segClasses[c]
+		all &= k
+		some |= k
 	}
 	switch {
-	case digits:
+	case all&classToken == 0: // a byte that is in no id
+		return false
+	case all&classDigit != 0:
 		return true
-	case hex && len(s) >= 16:
+	case all&classHex != 0 && len(s) >= 16:
 		return true
-	case isUUID(s):
+	case len(s) == 36 && isUUID(s):
 		return true
 	}
-	return hasDigit && len(s) >= 24
+	return some&classDigit != 0 && len(s) >= 24
 }
+
+type segClass uint8
+
+const (
+	classDigit segClass = 1 << iota // 0-9
+	classHex                        // 0-9, a-f, A-F
+	classToken                      // A-Z, a-z, 0-9, '_', '-'
+)
+
+var segClasses = func() (t [256]segClass) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = classDigit | classHex | classToken
+		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+			t[c] = classHex | classToken
+		case 'g' <= c && c <= 'z', 'G' <= c && c <= 'Z', c == '_', c == '-':
+			t[c] = classToken
+		}
+	}
+	return t
+}()
+
+// pathStop marks the bytes that end a path segment: '/', and '?' and '#'
+// (the query string or fragment, which are not part of the route).
+var pathStop = [256]bool{'/': true, '?': true, '#': true}
 
 // isUUID reports whether s is 8-4-4-4-12 hex digits.
 func isUUID(s []byte) bool {
