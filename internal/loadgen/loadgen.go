@@ -59,6 +59,7 @@ func (t *Totals) Merge(o *Totals) {
 // Series is one series of Totals in its JSON form.
 type Series struct {
 	Key
+	Route string  `json:"route,omitempty"` // route series (no source)
 	Kind  string  `json:"kind"`
 	Count int     `json:"count,omitempty"`
 	Sum   float64 `json:"sum"`
@@ -80,6 +81,16 @@ func (t *Totals) WriteFile(path string) error {
 		}
 		out.Series = append(out.Series, s)
 	}
+	for k, v := range t.RouteCounts {
+		out.Series = append(out.Series, Series{Key: Key{Name: k.Name, Minute: k.Minute}, Route: k.Route, Kind: "count", Sum: v})
+	}
+	for k, vs := range t.RouteMeasures {
+		s := Series{Key: Key{Name: k.Name, Minute: k.Minute}, Route: k.Route, Kind: "measure", Count: len(vs)}
+		for _, v := range vs {
+			s.Sum += v
+		}
+		out.Series = append(out.Series, s)
+	}
 	sort.Slice(out.Series, func(i, j int) bool {
 		a, b := out.Series[i], out.Series[j]
 		if a.Minute != b.Minute {
@@ -88,7 +99,10 @@ func (t *Totals) WriteFile(path string) error {
 		if a.Name != b.Name {
 			return a.Name < b.Name
 		}
-		return a.Source < b.Source
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Route < b.Route
 	})
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
