@@ -1,7 +1,10 @@
-// Package rollup aggregates measurements per (drain, name, source, minute) in
-// memory: exact counts and sums, last samples, mergeable percentile sketches
-// and distinct counts. A minute closes Grace after it ends; closed minutes are
-// swapped out under the drain's lock and summarized after it is released.
+// Package rollup aggregates measurements per (drain, name, source,
+// dimensions, minute) in memory: exact counts and sums, last samples,
+// mergeable percentile sketches and distinct counts. A minute closes Grace
+// after it ends; closed minutes are swapped out under the drain's lock and
+// summarized after it is released. A drain's routes (the route dimension)
+// are capped per minute; its events (deploys, releases, rollbacks) are kept
+// with their minute.
 //
 // The store knows nothing of where closed minutes go: Run hands them to a
 // Sink (the Librato outlet, a log, or a durable store).
