@@ -23,6 +23,7 @@ import (
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/status"
 )
 
@@ -456,6 +457,57 @@ func TestParseCommandRoutes(t *testing.T) {
 		}
 		if strings.Contains(stdout.String(), "example.com") {
 			t.Errorf("%v: an e-mail in the output", tc.args)
+		}
+	}
+}
+
+// TestDrainsRoutesCLI: drains add|set --routes --route-metrics, as the
+// drains list shows them; bad templates and modes are refused, naming the
+// flag.
+func TestDrainsRoutesCLI(t *testing.T) {
+	dsn := pgtest.NewDatabase(t, false)
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=https://my-drainmeter.herokuapp.com"}
+	out := mustCLI(t, env, "drains", "add", "--name", "shop", "--routes", "/users/:id, /api/*")
+	if !strings.Contains(out, "\nroutes: templates /users/:id,/api/*\n") {
+		t.Errorf("add: %s", out)
+	}
+	routesOf := func() string {
+		t.Helper()
+		for _, l := range strings.Split(mustCLI(t, env, "drains", "list"), "\n") {
+			if f := strings.Fields(l); len(f) > 2 && f[1] == "shop" {
+				return strings.Join(f[6:len(f)-2], " ")
+			}
+		}
+		return ""
+	}
+	if got := routesOf(); got != "templates /users/:id,/api/*" {
+		t.Errorf("list: %q", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--route-metrics", "auto"}, "auto /users/:id,/api/*"},
+		{[]string{"--routes", ""}, "auto"},
+		{[]string{"--route-metrics", "off"}, "off"},
+		{[]string{"--routes", "/orders/:id"}, "templates /orders/:id"}, // routes alone turn an off drain to templates
+	} {
+		mustCLI(t, env, append([]string{"drains", "set", "shop"}, tc.args...)...)
+		if got := routesOf(); got != tc.want {
+			t.Errorf("set %q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--routes", "users/:id"}, `drainmeter: --routes: route template "users/:id": starts with /`},
+		{[]string{"--route-metrics", "on"}, `drainmeter: --route-metrics: route metrics "on": off, templates or auto`},
+		{[]string{"--routes", "", "--route-metrics", "templates"}, "drainmeter: route metrics templates needs --routes (or --route-metrics auto)"},
+	} {
+		_, e, err := cli(t, env, append([]string{"drains", "set", "shop"}, tc.args...)...)
+		if err == nil || strings.TrimSpace(e) != tc.want {
+			t.Errorf("set %q: %v %q, want %q", tc.args, err, e, tc.want)
 		}
 	}
 }
