@@ -35,6 +35,10 @@ type Drain struct {
 	Prefix       string // metric name prefix (the drain URL's ?prefix= overrides it)
 	SourcePrefix string // source prefix (the drain URL's ?source-prefix= overrides it)
 	ProcessTypes bool   // also roll web.1, web.2 … into a "web" series
+	// RouteMetrics and Routes turn on per-route series of router lines
+	// (parse.Options).
+	RouteMetrics parse.RouteMode
+	Routes       []string
 }
 
 // Authenticator finds the drain that Basic-auth credentials name. It returns
@@ -153,6 +157,7 @@ func (st *reqState) collect(m *parse.Measurement) {
 	c.Source = st.copyBytes(m.Source)
 	c.TypeSource = st.copyBytes(m.TypeSource)
 	c.Member = st.copyBytes(m.Member)
+	c.Dims = st.copyBytes(m.Dims)
 	st.batch = append(st.batch, c)
 	if cap(st.batch) != st.batchCap || cap(st.arena) != st.arenaCap {
 		st.chargeGrowth()
@@ -304,7 +309,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.meter = meter{r: src, st: st}
 	src = &st.meter
 	q := r.URL.Query()
-	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes}
+	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
+		RouteMetrics: d.RouteMetrics, Routes: d.Routes}
 	if q.Has("prefix") {
 		opts.Prefix = q.Get("prefix")
 	}
@@ -362,6 +368,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != accepted+badHeader+oversized+framing {
 		ds.Add(stats.MsgCountMismatch, 1)
 	}
+	// log-shuttle reports its own losses in headers: counted as its L12
+	// and L13 lines are (once, when the batch carries both).
+	st.p.Losses(lossHeader(r.Header, "Logshuttle-Drops", "Logplex-Drop-Count"),
+		lossHeader(r.Header, "Logshuttle-Lost", "Logplex-Lost-Count"), now, st.collect)
 
 	// The whole batch is read: claim its id, then count it.
 	if id != "" && h.dedup != nil {
@@ -451,6 +461,23 @@ func appKey(user string) string {
 // maxMsgCount bounds the Logplex-Msg-Count believed (logplex sends at most
 // a few hundred frames a batch).
 const maxMsgCount = 100_000
+
+// MaxLossCount bounds the messages a loss header may report: a sender that
+// lost more than that in one go is not believed.
+const MaxLossCount = 1_000_000_000
+
+// lossHeader reads a count of lost messages from the first of the headers
+// that holds one (a whole number up to MaxLossCount); 0 if none does.
+func lossHeader(h http.Header, names ...string) uint64 {
+	for _, name := range names {
+		if v := h.Get(name); v != "" {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n <= MaxLossCount {
+				return n
+			}
+		}
+	}
+	return 0
+}
 
 // finishUnread answers a request whose body could not be read whole:
 // nothing of it counts, so that the sender's retry counts once.

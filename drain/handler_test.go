@@ -3,6 +3,7 @@ package drain
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -246,5 +247,114 @@ func TestHostileHeaders(t *testing.T) {
 	}
 	if got := reg.Drain("d").Get(stats.FramesRejected); got != 1 {
 		t.Fatalf("frames_rejected %d, want 1", got)
+	}
+}
+
+type valueSink struct{ got []string }
+
+func (v *valueSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+	for _, m := range ms {
+		s := fmt.Sprintf("%s %s=%g", m.Kind, m.Name, m.Value)
+		if len(m.Dims) > 0 {
+			s += " " + strings.ReplaceAll(strings.ReplaceAll(string(m.Dims), "\x1f", "="), "\x1e", ",")
+		}
+		v.got = append(v.got, s)
+	}
+}
+
+// TestLogShuttle: log-shuttle as a sender — X-Request-Id dedups a retried
+// batch; Logshuttle-Drops/-Lost (and Logplex-Drop-Count/-Lost-Count) count
+// as logplex.dropped/lost exactly as its L12/L13 lines, once when the batch
+// carries both; bad values are ignored; gzip bodies are read.
+func TestLogShuttle(t *testing.T) {
+	at := time.Date(2024, 5, 1, 12, 34, 30, 0, time.UTC)
+	line := func(msg string) string {
+		m := "<190>1 2024-05-01T12:34:29Z host token shuttle - " + msg + "\n"
+		return strconv.Itoa(len(m)) + " " + m
+	}
+	l12 := func(n int) string {
+		m := fmt.Sprintf("<172>1 2024-05-01T12:34:29Z host app log-shuttle - Error L12: %d messages dropped since 2024-05-01T12:34:20Z.\n", n)
+		return strconv.Itoa(len(m)) + " " + m
+	}
+	for _, tc := range []struct {
+		name    string
+		body    string
+		hdr     map[string]string
+		gz      bool
+		want    []string
+		dropped uint64
+		lost    uint64
+	}{
+		{"headers alone", line("count#a=1"), map[string]string{"Logshuttle-Drops": "7", "Logshuttle-Lost": "3"}, false,
+			[]string{"count p.a=1", "count p.logplex.dropped=7", "count p.logplex.lost=3"}, 7, 3},
+		{"the header and its L12 line: once", l12(222) + line("count#a=1"), map[string]string{"Logshuttle-Drops": "222"}, true,
+			[]string{"count p.logplex.dropped=222", "count p.a=1"}, 222, 0},
+		{"logplex spellings", line("count#a=1"), map[string]string{"Logplex-Drop-Count": "5", "Logplex-Lost-Count": "2"}, false,
+			[]string{"count p.a=1", "count p.logplex.dropped=5", "count p.logplex.lost=2"}, 5, 2},
+		{"zero and bad values", line("count#a=1"), map[string]string{"Logshuttle-Drops": "0", "Logshuttle-Lost": "-4",
+			"Logplex-Drop-Count": "99999999999"}, false, []string{"count p.a=1"}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &valueSink{}
+			reg := stats.NewRegistry()
+			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", Prefix: "p"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
+				reg, slog.New(slog.DiscardHandler), func() time.Time { return at })
+			for range 2 { // log-shuttle retries with the same X-Request-Id
+				body := []byte(tc.body)
+				req := httptest.NewRequest(http.MethodPost, "/logs", nil)
+				if tc.gz {
+					body = gzipped(body)
+					req.Header.Set("Content-Encoding", "gzip")
+				}
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				req.ContentLength = int64(len(body))
+				req.SetBasicAuth("token", "pw")
+				req.Header.Set("Content-Type", "application/logplex-1")
+				req.Header.Set("X-Request-Id", "6b1f8c3e-6a1d-4d7e-9a0b-2b9f1f0a7c11")
+				for k, v := range tc.hdr {
+					req.Header.Set(k, v)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					t.Fatalf("status %d", rec.Code)
+				}
+			}
+			ds := reg.Drain("d")
+			if strings.Join(sink.got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("measurements:\n%s\nwant:\n%s", strings.Join(sink.got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if ds.Get(stats.LogplexDropped) != tc.dropped || ds.Get(stats.LogplexLost) != tc.lost || ds.Get(stats.Duplicates) != 1 {
+				t.Errorf("logplex_dropped %d lost %d duplicates %d; want %d %d 1", ds.Get(stats.LogplexDropped), ds.Get(stats.LogplexLost),
+					ds.Get(stats.Duplicates), tc.dropped, tc.lost)
+			}
+		})
+	}
+}
+
+// TestRoutesThroughTheHandler: a drain's route options reach the parser,
+// and the route dimension survives the copy into the batch.
+func TestRoutesThroughTheHandler(t *testing.T) {
+	sink := &valueSink{}
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", RouteMetrics: parse.RoutesTemplates, Routes: []string{"/users/:id"}}, "pw"),
+		sink, nil, stats.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
+	var body string
+	for _, p := range []string{"/users/42", "/other/1"} {
+		m := `<158>1 2024-05-01T12:34:56Z host heroku router - at=info method=GET path="` + p + `" dyno=web.1 connect=1ms service=18ms status=200 bytes=13` + "\n"
+		body += strconv.Itoa(len(m)) + " " + m
+	}
+	req := httptest.NewRequest(http.MethodPost, "/logs", strings.NewReader(body))
+	req.SetBasicAuth("app", "pw")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var routes []string
+	for _, g := range sink.got {
+		if strings.Contains(g, "route=") {
+			routes = append(routes, g)
+		}
+	}
+	want := []string{"measure router.service=18 route=GET /users/:id", "count router.requests=1 route=GET /users/:id", "count router.status.2xx=1 route=GET /users/:id",
+		"measure router.service=18 route=other", "count router.requests=1 route=other", "count router.status.2xx=1 route=other"}
+	if strings.Join(routes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("route series:\n%s\nwant:\n%s", strings.Join(routes, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -23,17 +23,22 @@ func NewLogBackend(w io.Writer, percentiles []float64) *LogBackend {
 	return &LogBackend{Percentiles: percentiles, w: w}
 }
 
-// Encode renders the minute's lines as one request.
+// Encode renders the minute's lines as one request: a line per series,
+// then a line per event.
 func (b *LogBackend) Encode(d *Drain, _ *Outlet, m *rollup.Minute, _ *Totals) (Encoded, error) {
 	sums := m.Summaries(b.Percentiles)
-	if len(sums) == 0 {
+	if len(sums) == 0 && len(m.Events) == 0 {
 		return Encoded{}, nil
 	}
 	var out []byte
 	for i := range sums {
 		out = rollup.AppendLogfmt(out, d.ID, m.Start, &sums[i], b.Percentiles)
 	}
-	return Encoded{Reqs: []*Request{{Body: out, Points: len(sums)}}}, nil
+	events := m.SortedEvents()
+	for i := range events {
+		out = rollup.AppendEventLogfmt(out, d.ID, m.Start, &events[i])
+	}
+	return Encoded{Reqs: []*Request{{Body: out, Points: len(sums) + len(events)}}}, nil
 }
 
 // Send writes the lines.

@@ -1,6 +1,8 @@
 package parse
 
 import (
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -35,19 +37,91 @@ func BenchmarkParseMixed(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
 
-func TestParseAllocs(t *testing.T) {
-	p := NewParser(Options{Prefix: "x", SourcePrefix: "y", ProcessTypes: true})
-	recv := time.Now()
-	emit := func(m *Measurement) {}
-	for _, f := range MixedFrames { // warm the scratch space
-		p.Frame(f, recv, emit)
+// RouterFrames are router lines of an API with ids in its paths, quoted and
+// not, with query strings and trailing slashes.
+var RouterFrames = func() [][]byte {
+	paths := []string{`"/users/42"`, `"/users/8f14e45f-ceea-467f-a0e6-1e2c8a3b4d5e/orders"`, `/orders/1234/items/`, `"/api/v1/things/9?expand=all"`,
+		`"/search?q=caf\"e&page=2"`, `"/"`, `"/products/8f14e45fceea167a5a36dedd4bea2543"`, `"/blog/how-to-cook-pasta/"`}
+	var out [][]byte
+	for i, p := range paths {
+		out = append(out, []byte(`<158>1 2024-05-01T12:34:56.789012+00:00 host heroku router - at=info method=GET path=`+p+
+			` host=myapp.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.`+strconv.Itoa(1+i%4)+
+			` connect=1ms service=`+strconv.Itoa(5+7*i)+`ms status=200 bytes=1`+strconv.Itoa(i)+` protocol=https`+"\n"))
 	}
-	allocs := testing.AllocsPerRun(100, func() {
-		for _, f := range MixedFrames {
+	return out
+}()
+
+// BenchRoutes are the templates of the route benchmarks: an app's dozen.
+var BenchRoutes = []string{"/users/:id", "/users/:id/orders", "/orders/:id/items", "/orders/:id", "/api/v1/things/:id",
+	"/api/*", "/search", "/login", "/logout", "/admin/*", "/products/:id", "/"}
+
+func benchRouter(b *testing.B, opts Options) {
+	p := NewParser(opts)
+	recv := time.Now()
+	n := 0
+	emit := func(m *Measurement) { n++ }
+	var size int
+	for _, f := range RouterFrames {
+		size += len(f)
+	}
+	b.SetBytes(int64(size / len(RouterFrames)))
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.Frame(RouterFrames[i%len(RouterFrames)], recv, emit)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	// On a shared machine the wall clock also counts others' time: lines
+	// per second of this process's CPU time is the figure for one core.
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "lines/cpu-s")
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkParseRouter: router lines without routes, the baseline.
+func BenchmarkParseRouter(b *testing.B) { benchRouter(b, Options{ProcessTypes: true}) }
+
+// BenchmarkParseRouterRoutes: router lines with templates and automatic
+// normalization (the worst case: every unmatched path is normalized).
+func BenchmarkParseRouterRoutes(b *testing.B) {
+	benchRouter(b, Options{ProcessTypes: true, RouteMetrics: RoutesAuto, Routes: BenchRoutes})
+}
+
+func TestParseAllocs(t *testing.T) {
+	api := [][]byte{
+		[]byte("<134>1 2024-05-01T14:02:07.5+00:00 host app api - Release v74 created by user ned@example.com"),
+		[]byte("<134>1 2024-05-01T14:02:07.5+00:00 host app api - Scaled to mailer@3:Performance-L web@5:Standard-2X by user someuser@gmail.com"),
+	}
+	for _, opts := range []Options{
+		{Prefix: "x", SourcePrefix: "y", ProcessTypes: true},
+		{Prefix: "x", SourcePrefix: "y", ProcessTypes: true, RouteMetrics: RoutesAuto, Routes: BenchRoutes},
+	} {
+		p := NewParser(opts)
+		recv := time.Now()
+		emit := func(m *Measurement) {}
+		frames := append(append(append([][]byte{}, MixedFrames...), RouterFrames...), api...)
+		for _, f := range frames { // warm the scratch space
 			p.Frame(f, recv, emit)
 		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per batch, want 0", allocs)
+		allocs := testing.AllocsPerRun(100, func() {
+			for _, f := range frames {
+				p.Frame(f, recv, emit)
+			}
+			p.Reset(opts) // the same templates: not compiled again
+		})
+		if allocs != 0 {
+			t.Fatalf("%+v: %.1f allocations per batch, want 0", opts, allocs)
+		}
 	}
 }

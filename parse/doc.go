@@ -44,4 +44,19 @@
 // section 5. The source of a measurement is, in order: the first non-empty
 // source= of the line (Heroku's legacy heroku.<app>.<dyno>.<uuid> becomes
 // <dyno>), the router's dyno=, a PROCID that is a dyno name, or none.
+//
+// With Options.RouteMetrics, a router line also gives per-route series
+// (section 8): measure router.service and counts router.requests and
+// router.status.Nxx with no source and the dimension route="METHOD /path",
+// the path being the first of Options.Routes that matches (":name" is one
+// segment, a last "*" one or more), or, in auto mode, the path with ids
+// (digits, UUIDs, hex of 16 or more, tokens of 24 or more with a digit)
+// replaced by ":id"; otherwise route "other". Query strings, empty segments
+// and trailing slashes are ignored.
+//
+// The Platform API's lines (APP-NAME "app", PROCID "api": releases,
+// deploys, rollbacks, scaling, maintenance mode) give the counts and
+// samples of section 9, and an Event per release, deploy and rollback,
+// titled with the line up to " by user". Losses that log-shuttle reports in
+// headers go through Parser.Losses (section 10).
 package parse

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,12 +43,27 @@ func describe(p *Parser, frame []byte) string {
 // testdata/heroku-frames.golden, which was written down by hand and checked
 // against conventions.md.
 func TestHerokuFrames(t *testing.T) {
+	got := parseFrames(t, NewParser(Options{ProcessTypes: true}), false)
+	golden(t, "testdata/heroku-frames.golden", got)
+}
+
+// TestHerokuFramesRoutes: the route series of the same frames, with
+// automatic normalization and a template, are in
+// testdata/heroku-frames-routes.golden (only the measurements with a route).
+func TestHerokuFramesRoutes(t *testing.T) {
+	p := NewParser(Options{ProcessTypes: true, RouteMetrics: RoutesAuto, Routes: []string{"/perfil/:id/recurrencias/:rid"}})
+	golden(t, "testdata/heroku-frames-routes.golden", parseFrames(t, p, true))
+}
+
+// parseFrames describes every frame of testdata/heroku-frames.txt; with
+// onlyDims, only the measurements that have dimensions.
+func parseFrames(t *testing.T, p *Parser, onlyDims bool) []byte {
+	t.Helper()
 	f, err := os.Open("testdata/heroku-frames.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p := NewParser(Options{ProcessTypes: true})
 	var got bytes.Buffer
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -67,8 +83,21 @@ func TestHerokuFrames(t *testing.T) {
 		if n != len(frame) {
 			t.Fatalf("octet count %d, frame is %d bytes: %q", n, len(frame), line)
 		}
+		d := describe(p, []byte(frame))
+		if onlyDims {
+			var keep []string
+			for l := range strings.Lines(d) {
+				if strings.Contains(l, `"dims":`) {
+					keep = append(keep, l)
+				}
+			}
+			if len(keep) == 0 {
+				continue
+			}
+			d = strings.Join(keep, "")
+		}
 		fmt.Fprintf(&got, "== %.100s\n", line)
-		got.WriteString(describe(p, []byte(frame)))
+		got.WriteString(d)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -76,7 +105,7 @@ func TestHerokuFrames(t *testing.T) {
 	if frames < 60 {
 		t.Fatalf("read only %d frames", frames)
 	}
-	golden(t, "testdata/heroku-frames.golden", got.Bytes())
+	return got.Bytes()
 }
 
 func golden(t *testing.T, path string, got []byte) {

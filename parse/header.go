@@ -16,7 +16,9 @@ type Header struct {
 // ParseHeader splits a syslog frame (without its octet count) into its header
 // and message. It reports false when the frame is not <PRI>VERSION followed
 // by five space-separated header fields.
-func ParseHeader(frame []byte) (Header, bool) {
+func ParseHeader(frame []byte) (Header, bool) { return parseHeader(frame, nil) }
+
+func parseHeader(frame []byte, tc *timeCache) (Header, bool) {
 	var h Header
 	b := frame
 	// <PRI>VERSION
@@ -70,7 +72,7 @@ func ParseHeader(frame []byte) (Header, bool) {
 	msg = trimLF(msg)
 	msg = skipStructuredData(msg)
 
-	if t, ok := ParseTime(ts); ok {
+	if t, ok := parseTime(ts, tc); ok {
 		h.Time = t
 	}
 	h.App, h.ProcID, h.Msg = app, procID, msg
@@ -134,25 +136,46 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // ParseTime parses an RFC 3339 timestamp (any offset, 0–9 fractional digits)
 // without allocating. It returns the time in UTC.
-func ParseTime(b []byte) (time.Time, bool) {
+func ParseTime(b []byte) (time.Time, bool) { return parseTime(b, nil) }
+
+// timeCache remembers the last timestamp's date and time to the second:
+// the lines of a batch mostly share it, and then only the fraction and
+// the offset are left to read.
+type timeCache struct {
+	prefix [19]byte
+	secs   int64 // prefix read as UTC, in unix seconds
+	ok     bool
+}
+
+func parseTime(b []byte, tc *timeCache) (time.Time, bool) {
 	// 2006-01-02T15:04:05[.frac](Z|+07:00)
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't' && b[10] != ' ') ||
 		b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
-	year, ok1 := atoiN(b[0:4])
-	month, ok2 := atoiN(b[5:7])
-	day, ok3 := atoiN(b[8:10])
-	hour, ok4 := atoiN(b[11:13])
-	minute, ok5 := atoiN(b[14:16])
-	sec, ok6 := atoiN(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
-		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 60 {
-		return time.Time{}, false
-	}
-	if sec == 60 { // a leap second: the last instant of the minute
-		sec = 59
+	var secs int64
+	if tc != nil && tc.ok && string(b[:19]) == string(tc.prefix[:]) {
+		secs = tc.secs
+	} else {
+		year, ok1 := atoiN(b[0:4])
+		month, ok2 := atoiN(b[5:7])
+		day, ok3 := atoiN(b[8:10])
+		hour, ok4 := atoiN(b[11:13])
+		minute, ok5 := atoiN(b[14:16])
+		sec, ok6 := atoiN(b[17:19])
+		if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+			month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+			hour > 23 || minute > 59 || sec > 60 {
+			return time.Time{}, false
+		}
+		if sec == 60 { // a leap second: the last instant of the minute
+			sec = 59
+		}
+		secs = daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+		if tc != nil {
+			copy(tc.prefix[:], b[:19])
+			tc.secs, tc.ok = secs, true
+		}
 	}
 	rest := b[19:]
 	nsec := 0
@@ -188,8 +211,7 @@ func ParseTime(b []byte) (time.Time, bool) {
 	default:
 		return time.Time{}, false
 	}
-	unix := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - int64(offset)
-	return time.Unix(unix, int64(nsec)).UTC(), true
+	return time.Unix(secs-int64(offset), int64(nsec)).UTC(), true
 }
 
 func atoiN(b []byte) (int, bool) {

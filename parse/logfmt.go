@@ -1,15 +1,20 @@
 package parse
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // pairs scans logfmt key/value pairs without allocating. It follows kr/logfmt:
 // bytes <= 0x20, '=' and '"' outside a pair are skipped; a key is a run of
 // bytes > 0x20 other than '=' and '"'; a value is a bare run of bytes > 0x20
-// or a quoted string with backslash escapes.
+// or a quoted string with backslash escapes. It keeps only offsets between
+// calls (the pairs are returned), so that scanning stores no pointers.
 type pairs struct {
 	b            []byte
 	i            int
-	start        int // where the current pair starts
-	key, val     []byte
-	quoted       bool // val came from a quoted string and may hold escapes
+	start        int  // where the current pair starts
+	quoted       bool // the current value came from a quoted string and may hold escapes
 	unterminated bool // scanning stopped at an open quote
 }
 
@@ -17,24 +22,33 @@ func (s *pairs) reset(b []byte) {
 	*s = pairs{b: b}
 }
 
-// next advances to the next pair. It returns false at the end of the line or
-// at an unterminated quote (then s.unterminated is set).
-func (s *pairs) next() bool {
+// keyByte marks the bytes of a key: > 0x20, not '=' and not '"'.
+var keyByte = func() (t [256]bool) {
+	for c := '!'; c < 256; c++ {
+		t[c] = c != '=' && c != '"'
+	}
+	return t
+}()
+
+// next returns the next pair. It reports false at the end of the line or at
+// an unterminated quote (then s.unterminated is set). The value is nil for
+// a key without '='.
+func (s *pairs) next() (key, val []byte, ok bool) {
 	b, i := s.b, s.i
-	for i < len(b) && (b[i] <= ' ' || b[i] == '=' || b[i] == '"') {
+	if i < len(b) && b[i] == ' ' { // the usual separator: one space
+		i++
+	}
+	for i < len(b) && !keyByte[b[i]] {
 		i++
 	}
 	if i >= len(b) {
 		s.i = i
-		return false
+		return nil, nil, false
 	}
 	start := i
 	s.start = start
-	for i < len(b) && b[i] > ' ' && b[i] != '=' && b[i] != '"' {
-		i++
-	}
-	s.key = b[start:i]
-	s.val = nil
+	i = keyEnd(b, i)
+	key = b[start:i]
 	s.quoted = false
 	if i < len(b) && b[i] == '=' {
 		i++
@@ -45,7 +59,7 @@ func (s *pairs) next() bool {
 				if i >= len(b) {
 					s.i = len(b)
 					s.unterminated = true
-					return false
+					return nil, nil, false
 				}
 				c := b[i]
 				if c == '\\' {
@@ -58,18 +72,57 @@ func (s *pairs) next() bool {
 				}
 				i++
 			}
-			s.val = b[vs:i]
+			val = b[vs:i:i]
 			i++ // closing quote
 		} else {
 			vs := i
-			for i < len(b) && b[i] > ' ' {
-				i++
-			}
-			s.val = b[vs:i]
+			i = valueEnd(b, i)
+			val = b[vs:i:i]
 		}
 	}
 	s.i = i
-	return true
+	return key, val, true
+}
+
+// Scanning 8 bytes at a time (SWAR): with lo = 0x0101…01 and hi =
+// 0x8080…80, (x - n·lo) &^ x & hi flags the bytes of x below n (n ≤ 0x80),
+// and (x - lo) &^ x & hi its zero bytes. Bits above the first flagged
+// byte may be wrong (a borrow), the first is exact: that is all we use.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// valueEnd returns the index of the first byte <= ' ' of b at or after i,
+// or len(b): the end of a bare value.
+func valueEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if m := (x - 0x21*swarLo) &^ x & swarHi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && b[i] > ' ' {
+		i++
+	}
+	return i
+}
+
+// keyEnd returns the index of the first byte of b at or after i that
+// cannot be in a key (<= ' ', '=' or '"'), or len(b).
+func keyEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		eq, quote := x^(0x3d*swarLo), x^(0x22*swarLo)
+		m := (x-0x21*swarLo)&^x | (eq-swarLo)&^eq | (quote-swarLo)&^quote
+		if m &= swarHi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && keyByte[b[i]] {
+		i++
+	}
+	return i
 }
 
 // raw returns the current pair as written.

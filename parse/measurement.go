@@ -1,6 +1,9 @@
 package parse
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Kind is what a measurement reports per minute.
 type Kind uint8
@@ -11,9 +14,14 @@ const (
 	Count                   // sum
 	Sample                  // last value by log timestamp
 	Unique                  // number of distinct members
+	// Event is a point in time worth marking on charts (a release, a
+	// deploy, a rollback): Member is its title. Events are kept with their
+	// minute, not rolled up into a series; outlets that have annotations
+	// post them.
+	Event
 )
 
-var kindNames = [...]string{Measure: "measure", Count: "count", Sample: "sample", Unique: "unique"}
+var kindNames = [...]string{Measure: "measure", Count: "count", Sample: "sample", Unique: "unique", Event: "event"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -31,7 +39,7 @@ type Measurement struct {
 	Kind   Kind
 	Name   []byte // with the drain's prefix applied
 	Value  float64
-	Member []byte // unique only
+	Member []byte // unique: the member; event: the title
 	Unit   []byte // display unit, may be empty
 	Source []byte // with the drain's source prefix applied; may be empty
 	// TypeSource is the process-type source ("web" for dyno "web.1", with the
@@ -39,7 +47,7 @@ type Measurement struct {
 	// dyno name, when the parser's options ask for per-process-type series.
 	TypeSource []byte
 	// Dims are extra dimensions of the series (a route, say), in the
-	// canonical form of rollup.AppendDim; empty for most measurements.
+	// canonical form of AppendDim; empty for most measurements.
 	Dims []byte
 	Time time.Time // the log timestamp, or the receive time
 }
@@ -97,3 +105,46 @@ const MaxMemberBytes = 128
 // sources. A longer one is rejected (LongName) rather than cut, so that two
 // names that differ only after it never become one series.
 const MaxNameBytes = 255
+
+// Dimensions (labels) beyond name and source, such as a route, are kept in
+// one string per series: each pair is the key, DimPairSep and the value;
+// pairs are separated by DimSep and ordered by key. Outlets with labels
+// (OTLP, remote write) turn each pair into a label; Librato, which has only
+// names and sources, puts them in the name.
+const (
+	DimSep     = '\x1e'
+	DimPairSep = '\x1f'
+)
+
+// AppendDim appends the pair key=value to dims, which must hold only pairs
+// whose keys sort before key.
+func AppendDim(dims []byte, key, value string) []byte {
+	if len(dims) > 0 {
+		dims = append(dims, DimSep)
+	}
+	dims = append(dims, key...)
+	dims = append(dims, DimPairSep)
+	return append(dims, value...)
+}
+
+// EachDim calls f with every pair of dims, in order.
+func EachDim(dims string, f func(key, value string)) {
+	for dims != "" {
+		pair, rest, _ := strings.Cut(dims, string(rune(DimSep)))
+		k, v, _ := strings.Cut(pair, string(rune(DimPairSep)))
+		f(k, v)
+		dims = rest
+	}
+}
+
+// DimValue returns the value of the dimension key in dims.
+func DimValue(dims, key string) (string, bool) {
+	for dims != "" {
+		pair, rest, _ := strings.Cut(dims, string(rune(DimSep)))
+		if k, v, _ := strings.Cut(pair, string(rune(DimPairSep))); k == key {
+			return v, true
+		}
+		dims = rest
+	}
+	return "", false
+}

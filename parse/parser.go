@@ -12,6 +12,11 @@ type Options struct {
 	Prefix       string // metric names become "<Prefix>.<name>"
 	SourcePrefix string // sources become "<SourcePrefix>.<source>", or "<SourcePrefix>" without one
 	ProcessTypes bool   // fill Measurement.TypeSource for per-process-type series
+	// RouteMetrics turns on per-route series of router lines, matched
+	// against Routes (templates such as "/users/:id", in order of
+	// precedence; see CheckRouteTemplate).
+	RouteMetrics RouteMode
+	Routes       []string
 }
 
 // Parser parses frames into measurements. It keeps scratch space between
@@ -21,8 +26,11 @@ type Parser struct {
 	// Rejects counts what was rejected, by reason, since the last Reset.
 	Rejects Rejects
 	// Dropped and Lost add up the messages that logplex (L10) or log-shuttle
-	// (L12, L13) reported dropped or lost, since the last Reset.
+	// (L12, L13, its headers) reported dropped or lost, since the last Reset.
 	Dropped, Lost uint64
+	// ShuttleDropped and ShuttleLost are the part of Dropped and Lost that
+	// log-shuttle's L12 and L13 lines reported.
+	ShuttleDropped, ShuttleLost uint64
 	// OnReject, when set, is called with each reject's reason and the text
 	// it concerns (the pair, or the frame for BadHeader). The text is valid
 	// only during the call.
@@ -37,6 +45,14 @@ type Parser struct {
 	name    []byte
 	member  []byte
 	m       Measurement
+
+	tc       timeCache
+	routes   routeTable // opts.Routes, compiled
+	pathBuf  []byte     // an unquoted path= value
+	pathSegs []pathSeg
+	dims     []byte // the line's route, as its dimensions
+	noSrc    []byte // the source of series without one: the source prefix, or empty
+	auxSrc   []byte // another source (a process type's formation)
 }
 
 type pendingPair struct {
@@ -56,7 +72,9 @@ func (p *Parser) reject(r Reason, text []byte) {
 
 // NewParser returns a parser with the given options.
 func NewParser(opts Options) *Parser {
-	return &Parser{opts: opts}
+	p := &Parser{}
+	p.Reset(opts)
+	return p
 }
 
 // ScratchBytes returns the bytes of scratch space the parser holds: it grows
@@ -67,18 +85,23 @@ func (p *Parser) ScratchBytes() int {
 		cap(p.src) + cap(p.typeSrc) + cap(p.srcRaw) + cap(p.name) + cap(p.member)
 }
 
-// Reset changes the options and clears the counts, keeping the scratch space.
+// Reset changes the options and clears the counts, keeping the scratch
+// space. Route templates are compiled again only when they changed.
 func (p *Parser) Reset(opts Options) {
 	p.opts = opts
 	p.Rejects = Rejects{}
-	p.Dropped, p.Lost = 0, 0
+	p.Dropped, p.Lost, p.ShuttleDropped, p.ShuttleLost = 0, 0, 0, 0
+	if !p.routes.same(opts.Routes) {
+		p.routes.compile(opts.Routes)
+	}
+	p.noSrc = p.prefixSource(p.noSrc[:0], nil)
 }
 
 // Frame parses one syslog frame (without its octet count) received at recv
 // and calls emit once per measurement. It reports false, and counts
 // BadHeader, when the frame has no readable syslog header.
 func (p *Parser) Frame(frame []byte, recv time.Time, emit func(*Measurement)) bool {
-	h, ok := ParseHeader(frame)
+	h, ok := parseHeader(frame, &p.tc)
 	if !ok {
 		p.reject(BadHeader, frame)
 		return false
@@ -89,9 +112,11 @@ func (p *Parser) Frame(frame []byte, recv time.Time, emit func(*Measurement)) bo
 
 var (
 	appHeroku     = []byte("heroku")
+	appApp        = []byte("app")
 	procRouter    = []byte("router")
 	procLogplex   = []byte("logplex")
 	procLogShuttl = []byte("log-shuttle")
+	procAPI       = []byte("api")
 )
 
 // Message parses the message of a frame whose header is h.
@@ -111,14 +136,56 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		connect, service, nbytes, status   []byte
 		haveConnect, haveService, haveByte bool
 		at, code                           []byte
+		method, path                       []byte
+		havePath, pathQuoted               bool
 	)
 	p.pending = p.pending[:0]
 	p.sc.reset(h.Msg)
-	for p.sc.next() {
-		k, v := p.sc.key, p.sc.val
+	for {
+		k, v, more := p.sc.next()
+		if !more {
+			break
+		}
 		if kind, name, ok := metricKey(k); ok {
 			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
 			continue
+		}
+		if router { // the router's keys first: most of a router line's keys are
+			switch string(k) {
+			case "dyno":
+				if dyno == nil {
+					dyno = v
+				}
+				continue
+			case "connect":
+				haveConnect, connect = true, v
+				continue
+			case "service":
+				haveService, service = true, v
+				continue
+			case "bytes":
+				haveByte, nbytes = true, v
+				continue
+			case "status":
+				status = v
+				continue
+			case "at":
+				at = v
+				continue
+			case "code":
+				code = v
+				continue
+			case "method":
+				if method == nil {
+					method = v
+				}
+				continue
+			case "path":
+				if !havePath {
+					havePath, path, pathQuoted = true, v, p.sc.quoted
+				}
+				continue
+			}
 		}
 		switch string(k) {
 		case "source":
@@ -141,26 +208,6 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		case "units":
 			if v1Units == nil {
 				v1Units = v
-			}
-		}
-		if router {
-			switch string(k) {
-			case "dyno":
-				if dyno == nil {
-					dyno = v
-				}
-			case "connect":
-				haveConnect, connect = true, v
-			case "service":
-				haveService, service = true, v
-			case "bytes":
-				haveByte, nbytes = true, v
-			case "status":
-				status = v
-			case "at":
-				at = v
-			case "code":
-				code = v
 			}
 		}
 	}
@@ -244,7 +291,12 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 
 	switch {
 	case router:
-		p.routerLine(emit, t, hasType, haveConnect, connect, haveService, service, haveByte, nbytes, status, at, code)
+		svc, svcUnit, svcOK := p.routerLine(emit, t, hasType, haveConnect, connect, haveService, service, haveByte, nbytes, status, at, code)
+		if p.opts.RouteMetrics != RoutesOff && method != nil && havePath {
+			p.routeSeries(emit, t, method, path, pathQuoted, svcOK, svc, svcUnit, status)
+		}
+	case bytes.Equal(h.App, appApp) && bytes.Equal(h.ProcID, procAPI):
+		p.apiLine(emit, h.Msg, t)
 	case heroku && IsDynoName(h.ProcID):
 		p.dynoLine(emit, h.Msg, t, hasType)
 	case heroku && bytes.Equal(h.ProcID, procLogplex):
@@ -259,11 +311,13 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		case bytes.HasPrefix(h.Msg, []byte("Error L12:")):
 			if n, ok := messagesCount(h.Msg); ok {
 				p.Dropped += uint64(n)
+				p.ShuttleDropped += uint64(n)
 				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
 			}
 		case bytes.HasPrefix(h.Msg, []byte("Error L13:")):
 			if n, ok := messagesCount(h.Msg); ok {
 				p.Lost += uint64(n)
+				p.ShuttleLost += uint64(n)
 				p.emit(emit, Count, nameLogplexLost, n, nil, nil, t, false)
 			}
 		}
@@ -283,14 +337,16 @@ var (
 	nameLogplexLost    = []byte("logplex.lost")
 )
 
+// routerLine emits the router's series; it returns the service time, for
+// the route series.
 func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool,
 	haveConnect bool, connect []byte, haveService bool, service []byte, haveBytes bool, nbytes []byte,
-	status, at, code []byte) {
+	status, at, code []byte) (svc float64, svcUnit []byte, svcOK bool) {
 	p.routerMeasure(emit, t, hasType, haveConnect, nameRouterConnect, connect, unitMS)
-	p.routerMeasure(emit, t, hasType, haveService, nameRouterService, service, unitMS)
+	svc, svcUnit, svcOK = p.routerMeasure(emit, t, hasType, haveService, nameRouterService, service, unitMS)
 	p.routerMeasure(emit, t, hasType, haveBytes, nameRouterBytes, nbytes, unitBytes)
 	p.emit(emit, Count, nameRouterRequests, 1, nil, nil, t, hasType)
-	if len(status) == 3 && '1' <= status[0] && status[0] <= '5' && isDigit(status[1]) && isDigit(status[2]) {
+	if statusClass(status) {
 		name := append(p.member[:0], "router.status.0xx"...)
 		name[len(name)-3] = status[0]
 		p.member = name
@@ -301,23 +357,48 @@ func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool,
 		p.member = name
 		p.emit(emit, Count, name, 1, nil, nil, t, hasType)
 	}
+	return svc, svcUnit, svcOK
 }
 
 // routerMeasure emits router.connect/service/bytes; empty values are skipped
 // and a missing unit defaults to def (H25 lines print "connect=0 service=1").
-func (p *Parser) routerMeasure(emit func(*Measurement), t time.Time, hasType, present bool, name, v, def []byte) {
+func (p *Parser) routerMeasure(emit func(*Measurement), t time.Time, hasType, present bool, name, v, def []byte) (float64, []byte, bool) {
 	if !present || len(v) == 0 {
-		return
+		return 0, nil, false
 	}
 	val, unit, ok := ParseValue(v)
 	if !ok {
 		p.reject(BadValue, v)
-		return
+		return 0, nil, false
 	}
 	if len(unit) == 0 {
 		unit = def
 	}
 	p.emit(emit, Measure, name, val, unit, nil, t, hasType)
+	return val, unit, true
+}
+
+// routeSeries emits a router line's per-route series: measure
+// router.service and counts router.requests and router.status.Nxx, with
+// the route as a dimension and no source (app-wide: every dyno's requests
+// of a route are one series). The service time is routerLine's reading.
+func (p *Parser) routeSeries(emit func(*Measurement), t time.Time, method, path []byte, quoted, svcOK bool, svc float64, svcUnit, status []byte) {
+	p.dims = p.appendRoute(append(append(p.dims[:0], RouteDim...), DimPairSep), method, path, quoted)
+	if svcOK {
+		p.emitWith(emit, Measure, nameRouterService, svc, svcUnit, nil, t, p.noSrc, p.dims)
+	}
+	p.emitWith(emit, Count, nameRouterRequests, 1, nil, nil, t, p.noSrc, p.dims)
+	if statusClass(status) {
+		name := append(p.member[:0], "router.status.0xx"...)
+		name[len(name)-3] = status[0]
+		p.member = name
+		p.emitWith(emit, Count, name, 1, nil, nil, t, p.noSrc, p.dims)
+	}
+}
+
+// statusClass reports whether status= is a 3-digit status of class 1 to 5.
+func statusClass(status []byte) bool {
+	return len(status) == 3 && '1' <= status[0] && status[0] <= '5' && isDigit(status[1]) && isDigit(status[2])
 }
 
 // dynoLine handles the dyno manager's lines: R-code errors and crashes.
@@ -362,26 +443,48 @@ func messagesCount(msg []byte) (float64, bool) {
 }
 
 func (p *Parser) emit(emit func(*Measurement), kind Kind, name []byte, v float64, unit, member []byte, t time.Time, hasType bool) {
+	if p.tooLong(name, p.src, unit) {
+		return
+	}
+	m := p.measurement(kind, name, v, unit, member, t, p.src, nil)
+	if hasType && kind != Sample { // a sample has no meaning across dynos; HLL sketches merge
+		m.TypeSource = p.typeSrc
+	}
+	emit(m)
+}
+
+// emitWith emits a measurement with the given source (prefixed already)
+// and dimensions, and no process-type rollup.
+func (p *Parser) emitWith(emit func(*Measurement), kind Kind, name []byte, v float64, unit, member []byte, t time.Time, src, dims []byte) {
+	if p.tooLong(name, src, unit) {
+		return
+	}
+	emit(p.measurement(kind, name, v, unit, member, t, src, dims))
+}
+
+// tooLong rejects (LongName) a measurement whose name (with the drain's
+// prefix), source or unit is longer than MaxNameBytes.
+func (p *Parser) tooLong(name, src, unit []byte) bool {
 	full := len(name)
 	if p.opts.Prefix != "" {
 		full += len(p.opts.Prefix) + 1
 	}
-	if full > MaxNameBytes || len(p.src) > MaxNameBytes || len(unit) > MaxNameBytes {
+	if full > MaxNameBytes || len(src) > MaxNameBytes || len(unit) > MaxNameBytes {
 		p.reject(LongName, name)
-		return
+		return true
 	}
+	return false
+}
+
+func (p *Parser) measurement(kind Kind, name []byte, v float64, unit, member []byte, t time.Time, src, dims []byte) *Measurement {
 	if p.opts.Prefix != "" {
 		p.name = append(append(append(p.name[:0], p.opts.Prefix...), '.'), name...)
 		name = p.name
 	}
 	m := &p.m
 	m.Kind, m.Name, m.Value, m.Unit, m.Member, m.Time = kind, name, v, unit, member, t
-	m.Source = p.src
-	m.TypeSource = nil
-	if hasType && kind != Sample { // a sample has no meaning across dynos; HLL sketches merge
-		m.TypeSource = p.typeSrc
-	}
-	emit(m)
+	m.Source, m.TypeSource, m.Dims = src, nil, dims
+	return m
 }
 
 func (p *Parser) prefixSource(dst, src []byte) []byte {
@@ -397,6 +500,9 @@ func (p *Parser) prefixSource(dst, src []byte) []byte {
 
 // metricKey splits a key into its kind and name.
 func metricKey(k []byte) (Kind, []byte, bool) {
+	if len(k) < 6 || (k[0] != 'm' && k[0] != 'c' && k[0] != 's' && k[0] != 'u') {
+		return 0, nil, false
+	}
 	switch {
 	case len(k) >= 8 && string(k[:8]) == "measure#", len(k) >= 8 && string(k[:8]) == "measure.":
 		return Measure, k[8:], true

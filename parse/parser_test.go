@@ -1,8 +1,10 @@
 package parse
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParserTable(t *testing.T) {
@@ -122,5 +124,48 @@ func TestParseHerokuLogsLine(t *testing.T) {
 	}
 	if _, ok := ParseHerokuLogsLine([]byte("not a log line")); ok {
 		t.Fatal("parsed garbage")
+	}
+}
+
+// TestTimeCache: a parser reading many frames of the same second (its
+// cache) reads every timestamp as ParseTime does.
+func TestTimeCache(t *testing.T) {
+	p := NewParser(Options{})
+	for _, ts := range []string{
+		"2024-05-01T12:34:56.789012+00:00", "2024-05-01T12:34:56.1Z", "2024-05-01T12:34:56-07:00", "2024-05-01T12:34:56.999999999+05:30",
+		"2024-05-01T12:34:57Z", "2024-05-01T12:34:56Z", "2024-02-30T12:34:56Z", "2024-05-01T12:34:56.Z", "2016-12-31T23:59:60Z",
+	} {
+		want, wantOK := ParseTime([]byte(ts))
+		var got time.Time
+		ok := p.Frame([]byte("<190>1 "+ts+" host app web.1 - count#a"), time.Time{}, func(m *Measurement) { got = m.Time })
+		if !ok || (wantOK && !got.Equal(want)) || (!wantOK && !got.IsZero()) {
+			t.Errorf("%s: got %v (frame %v), want %v (%v)", ts, got, ok, want, wantOK)
+		}
+	}
+}
+
+// TestScanEnds checks the 8-bytes-at-a-time scans against byte loops.
+func TestScanEnds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("ab=\" \t\x00\x7f\x80\xff!~é")
+	for range 20000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		i := rng.IntN(len(b) + 1)
+		wantV, wantK := i, i
+		for wantV < len(b) && b[wantV] > ' ' {
+			wantV++
+		}
+		for wantK < len(b) && keyByte[b[wantK]] {
+			wantK++
+		}
+		if got := valueEnd(b, i); got != wantV {
+			t.Fatalf("valueEnd(%q, %d) = %d, want %d", b, i, got, wantV)
+		}
+		if got := keyEnd(b, i); got != wantK {
+			t.Fatalf("keyEnd(%q, %d) = %d, want %d", b, i, got, wantK)
+		}
 	}
 }

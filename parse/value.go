@@ -53,14 +53,27 @@ func ParseValue(v []byte) (f float64, unit []byte, ok bool) {
 	if !validUnit(unit) {
 		return 0, nil, false
 	}
+	if len(unit) == 0 {
+		unit = nil
+	}
+	// Whole numbers of up to 15 digits (router timings, byte counts) are
+	// exact in a float64: no need for strconv.
+	if ds := num[intStart:]; len(ds) == intDigits && intDigits <= 15 {
+		var n int64
+		for _, c := range ds {
+			n = n*10 + int64(c-'0')
+		}
+		f := float64(n)
+		if intStart > 0 && num[0] == '-' {
+			f = -f
+		}
+		return f, unit, true
+	}
 	// string(num) does not escape (strconv clones it into errors), so this
 	// conversion does not allocate.
 	f, err := strconv.ParseFloat(string(num), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, nil, false
-	}
-	if len(unit) == 0 {
-		unit = nil
 	}
 	return f, unit, true
 }

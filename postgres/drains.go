@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
 )
 
 // Drain is a row of the drains table, with its outlets' credentials
@@ -37,6 +38,8 @@ type Drain struct {
 	Prefix             string
 	SourcePrefix       string
 	ProcessTypes       bool
+	RouteMetrics       parse.RouteMode // per-route series of router lines
+	Routes             []string        // route templates, in order of precedence
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	DisabledAt         *time.Time
@@ -73,12 +76,15 @@ type Drains struct {
 func NewDrains(pool *pgxpool.Pool, keys *Keyring) *Drains { return &Drains{pool: pool, keys: keys} }
 
 // Spec is what `drains add` and `drains set` change. Nil fields are left
-// alone.
+// alone. Routes given without RouteMetrics, to a drain whose route metrics
+// are off, turn them to templates.
 type Spec struct {
 	Name         *string
 	Prefix       *string
 	SourcePrefix *string
 	ProcessTypes *bool
+	RouteMetrics *parse.RouteMode
+	Routes       *[]string     // route templates (parse.CheckRouteTemplate); empty clears them
 	Outlets      []OutletSpec  // outlets to add or change (at most one per kind)
 	Remove       []outlet.Kind // outlets to remove
 }
@@ -109,6 +115,16 @@ func (s Spec) validate() error {
 	}{{"prefix", s.Prefix}, {"source-prefix", s.SourcePrefix}} {
 		if p.v != nil && *p.v != "" && !regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`).MatchString(*p.v) {
 			return fmt.Errorf("%s %q: use letters, digits, '.', ':', '_' or '-'", p.flag, *p.v)
+		}
+	}
+	if s.Routes != nil {
+		if len(*s.Routes) > parse.MaxRouteTemplates {
+			return fmt.Errorf("%d route templates: at most %d", len(*s.Routes), parse.MaxRouteTemplates)
+		}
+		for _, t := range *s.Routes {
+			if err := parse.CheckRouteTemplate(t); err != nil {
+				return err
+			}
 		}
 	}
 	seen := map[outlet.Kind]bool{}
@@ -216,10 +232,14 @@ func (d *Drains) Add(ctx context.Context, s Spec) (*Drain, string, error) {
 	if s.ProcessTypes != nil {
 		pt = *s.ProcessTypes
 	}
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, prefix, source_prefix, process_types)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			id, *s.Name, hashSecret(secret), deref(s.Prefix), deref(s.SourcePrefix), pt)
+	routes, mode, err := s.routes(nil, parse.RoutesOff)
+	if err != nil {
+		return nil, "", err
+	}
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, prefix, source_prefix, process_types, routes, route_metrics)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			id, *s.Name, hashSecret(secret), deref(s.Prefix), deref(s.SourcePrefix), pt, routes, mode.String())
 		if err != nil {
 			return nameErr(err)
 		}
@@ -235,6 +255,29 @@ func (d *Drains) Add(ctx context.Context, s Spec) (*Drain, string, error) {
 	}
 	dr, err := d.Get(ctx, id)
 	return dr, secret, err
+}
+
+// routes returns a drain's route templates and mode once s is applied to
+// the current ones: routes given to a drain whose route metrics are off
+// turn them to templates; templates mode needs templates.
+func (s Spec) routes(cur []string, mode parse.RouteMode) ([]string, parse.RouteMode, error) {
+	routes := cur
+	if s.Routes != nil {
+		routes = *s.Routes
+		if s.RouteMetrics == nil && mode == parse.RoutesOff && len(routes) > 0 {
+			mode = parse.RoutesTemplates
+		}
+	}
+	if s.RouteMetrics != nil {
+		mode = *s.RouteMetrics
+	}
+	if mode == parse.RoutesTemplates && len(routes) == 0 {
+		return nil, 0, errors.New("route metrics templates needs --routes (or --route-metrics auto)")
+	}
+	if routes == nil {
+		routes = []string{}
+	}
+	return routes, mode, nil
 }
 
 // complete checks that a new outlet has what it needs.
@@ -328,16 +371,20 @@ func nameErr(err error) error {
 }
 
 const drainCols = `id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, prefix, source_prefix,
-	process_types, created_at, updated_at, disabled_at`
+	process_types, routes, route_metrics, created_at, updated_at, disabled_at`
 
 func scanDrain(row pgx.Row) (*Drain, error) {
 	var dr Drain
+	var mode string
 	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.PreviousSecretHash, &dr.PreviousExpiresAt, &dr.Prefix, &dr.SourcePrefix,
-		&dr.ProcessTypes, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
+		&dr.ProcessTypes, &dr.Routes, &mode, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
+		return nil, fmt.Errorf("drains: %w", err)
+	}
+	if dr.RouteMetrics, err = parse.ParseRouteMode(mode); err != nil { // the table's CHECK allows only these
 		return nil, fmt.Errorf("drains: %w", err)
 	}
 	return &dr, nil
@@ -550,6 +597,14 @@ func (d *Drains) Set(ctx context.Context, idOrName string, s Spec) (*Drain, erro
 	}
 	if s.ProcessTypes != nil {
 		add("process_types", *s.ProcessTypes)
+	}
+	if s.Routes != nil || s.RouteMetrics != nil {
+		routes, mode, err := s.routes(dr.Routes, dr.RouteMetrics)
+		if err != nil {
+			return nil, err
+		}
+		add("routes", routes)
+		add("route_metrics", mode.String())
 	}
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE drains SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
 )
 
 func TestKeyring(t *testing.T) {
@@ -599,5 +601,47 @@ func TestClaimsDuringOutage(t *testing.T) {
 	go b.Run(ctx)
 	if fresh, err := b.Claim(ctx, "d", "X1", time.Now()); fresh || err != nil {
 		t.Fatalf("another dyno claimed an id counted during the outage: %v %v", fresh, err)
+	}
+}
+
+// TestDrainRoutes: route templates and mode are stored, read back in
+// order, changed by Set; routes alone turn an off drain to templates;
+// templates mode needs templates; bad templates are refused.
+func TestDrainRoutes(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx := context.Background()
+	routes := []string{"/users/:id", "/api/*", "/"}
+	a, _, err := d.Add(ctx, Spec{Name: ptr("shop"), Routes: &routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ByID(ctx, a.ID)
+	if err != nil || got.RouteMetrics != parse.RoutesTemplates || !slices.Equal(got.Routes, routes) {
+		t.Fatalf("added: %v %q %v", got.RouteMetrics, got.Routes, err)
+	}
+	auto := parse.RoutesAuto
+	if got, err = d.Set(ctx, "shop", Spec{RouteMetrics: &auto}); err != nil || got.RouteMetrics != parse.RoutesAuto || !slices.Equal(got.Routes, routes) {
+		t.Fatalf("set auto: %v %q %v", got.RouteMetrics, got.Routes, err)
+	}
+	none := []string{}
+	if got, err = d.Set(ctx, "shop", Spec{Routes: &none}); err != nil || got.RouteMetrics != parse.RoutesAuto || len(got.Routes) != 0 {
+		t.Fatalf("cleared: %v %q %v", got.RouteMetrics, got.Routes, err)
+	}
+	tpl := parse.RoutesTemplates
+	if _, err := d.Set(ctx, "shop", Spec{RouteMetrics: &tpl}); err == nil {
+		t.Error("templates without templates accepted")
+	}
+	for _, bad := range [][]string{{"users"}, {"/a?b"}, {"/*/x"}} {
+		if _, err := d.Set(ctx, "shop", Spec{Routes: &bad}); err == nil {
+			t.Errorf("routes %q accepted", bad)
+		}
+	}
+	b, _, err := d.Add(ctx, Spec{Name: ptr("plain")})
+	if err != nil || b.RouteMetrics != parse.RoutesOff || len(b.Routes) != 0 {
+		t.Fatalf("a drain without routes: %v %q %v", b.RouteMetrics, b.Routes, err)
+	}
+	list, err := d.List(ctx, false)
+	if err != nil || len(list) != 2 || list[1].Name != "shop" || list[1].RouteMetrics != parse.RoutesAuto {
+		t.Fatalf("list: %+v %v", list, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -16,17 +17,24 @@ import (
 
 // A partial minute is encoded as
 //
-//	version(1) | uvarint series count | series…
+//	version(1) | uvarint series count | series… [| uvarint event count | events…]
 //
 // and each series (version 2) as
 //
 //	kind(1) | flags(1) | str name | str source | str dims | str unit | varint count | f64 sum, min, max, sumsq, last | varint lasttime | bytes sketch
 //
 // (flags: bit 0 = ProcessType)
+// and each event (version 3) as
+//
+//	str name | str title | varint time (unix nanoseconds)
+//
 // where str and bytes are a uvarint length and the bytes, f64 is 8 bytes
 // little endian, and the sketch is DDSketch's own encoding without its
 // mapping (measure) or HyperLogLog's (unique), empty for the other kinds.
-// Series are written in key order, so that equal minutes encode equally.
+// Series are written in key order, events in time order, so that equal
+// minutes encode equally. A minute without events is written as version 2,
+// which drainmeter 0.1's sealers read, so that a rolling deploy loses
+// nothing; with events, as version 3.
 //
 // Version 1 (drainmeter 0.1) had no dims and sketches of another mapping
 // (relative accuracy 0.009): they are still read, each bin re-added at its
@@ -34,6 +42,7 @@ import (
 // written before an upgrade merge with those written after it (those
 // minutes' percentiles are then within 1.5 % rather than 0.54 %).
 const (
+	encodingVersionV3 = 3 // events
 	encodingVersion   = 2
 	encodingVersionV1 = 1
 )
@@ -42,7 +51,11 @@ var indexMappingV1 = mustMapping(mapping.NewLogarithmicMappingWithGamma((1+0.009
 
 // AppendBinary appends the encoding of the minute's series to dst.
 func (m *Minute) AppendBinary(dst []byte) []byte {
-	dst = append(dst, encodingVersion)
+	if len(m.Events) > 0 {
+		dst = append(dst, encodingVersionV3)
+	} else {
+		dst = append(dst, encodingVersion)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(m.Series)))
 	var sk []byte
 	for _, s := range m.Sorted() {
@@ -69,7 +82,35 @@ func (m *Minute) AppendBinary(dst []byte) []byte {
 		}
 		dst = appendString(dst, string(sk))
 	}
+	if len(m.Events) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Events)))
+		for _, e := range sortedEvents(m.Events) {
+			dst = appendString(dst, e.Name)
+			dst = appendString(dst, e.Title)
+			dst = binary.AppendVarint(dst, e.Time)
+		}
+	}
 	return dst
+}
+
+// SortedEvents returns the minute's events ordered by time, name and title
+// (a copy).
+func (m *Minute) SortedEvents() []Event { return sortedEvents(m.Events) }
+
+// sortedEvents returns a copy of events ordered by time, name and title.
+func sortedEvents(events []Event) []Event {
+	out := append([]Event(nil), events...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Time != b.Time {
+			return a.Time < b.Time
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Title < b.Title
+	})
+	return out
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -134,10 +175,10 @@ func (d *decoder) f64() float64 {
 // DecodeMinute decodes what AppendBinary encoded into a Minute of the given
 // drain and start.
 func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
-	if len(b) == 0 || (b[0] != encodingVersion && b[0] != encodingVersionV1) {
+	if len(b) == 0 || (b[0] != encodingVersionV3 && b[0] != encodingVersion && b[0] != encodingVersionV1) {
 		return nil, errCorrupt
 	}
-	v1 := b[0] == encodingVersionV1
+	v1, v3 := b[0] == encodingVersionV1, b[0] == encodingVersionV3
 	d := &decoder{b: b[1:]}
 	n := d.uvarint()
 	if n > uint64(len(b)) {
@@ -202,6 +243,21 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		}
 		m.Series[key] = s
 	}
+	if v3 {
+		n := d.uvarint()
+		if n == 0 || n > uint64(len(d.b)) {
+			return nil, errCorrupt
+		}
+		m.Events = make([]Event, 0, n)
+		for range n {
+			name, title := d.bytes(), d.bytes()
+			t := d.varint()
+			if d.err != nil {
+				return nil, d.err
+			}
+			m.Events = append(m.Events, Event{Name: string(name), Title: string(title), Time: t})
+		}
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCorrupt
 	}
@@ -222,9 +278,15 @@ func (m *Minute) Sorted() []*Series {
 	return out
 }
 
-// Merge adds the series of o (a partial of the same drain and minute) to m.
-// A series whose kind differs from m's is skipped and counted.
+// Merge adds the series and events of o (a partial of the same drain and
+// minute) to m. A series whose kind differs from m's is skipped and
+// counted; an event m has already is not added again.
 func (m *Minute) Merge(o *Minute) (conflicts int, err error) {
+	for _, e := range o.Events {
+		if !slices.Contains(m.Events, e) {
+			m.Events = append(m.Events, e)
+		}
+	}
 	for k, s := range o.Series {
 		mine := m.Series[k]
 		if mine == nil {

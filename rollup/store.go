@@ -1,9 +1,11 @@
-// Package rollup aggregates measurements per (drain, name, source, minute) in
-// memory: exact counts and sums, last samples, mergeable percentile sketches
-// and distinct counts. A minute closes Grace after it ends; closed minutes are
-// swapped out under the drain's lock and summarized after it is released.
-// Series state is bounded in bytes, per drain across all its open minutes
-// (memory.go).
+// Package rollup aggregates measurements per (drain, name, source,
+// dimensions, minute) in memory: exact counts and sums, last samples,
+// mergeable percentile sketches and distinct counts. A minute closes Grace
+// after it ends; closed minutes are swapped out under the drain's lock and
+// summarized after it is released. Series state is bounded in bytes, per
+// drain across all its open minutes (memory.go). A drain's routes (the
+// route dimension) are capped per minute; its events (deploys, releases,
+// rollbacks) are kept with their minute.
 //
 // The store knows nothing of where closed minutes go: Run hands them to a
 // Sink (the Librato outlet, a log, or a durable store).
@@ -26,6 +28,11 @@ type Config struct {
 	MaxSeriesPerDrain int           // open series per drain and minute; more are refused and counted
 	MaxFuture         time.Duration // measurements stamped further ahead are dropped and counted
 
+	// MaxRoutesPerDrain bounds the distinct values of the route dimension
+	// per drain and minute (parse.RouteOther aside): the measurements of
+	// further routes go to route "other" and are counted as overflow.
+	MaxRoutesPerDrain int
+
 	// Series is the memory budget's share for series state, across drains
 	// (memory.go); nil: unbounded.
 	Series *budget.Share
@@ -35,7 +42,11 @@ type Config struct {
 }
 
 // DefaultConfig is the configuration the web server starts with.
-var DefaultConfig = Config{Grace: 90 * time.Second, MaxSeriesPerDrain: 20000, MaxFuture: 5 * time.Minute}
+var DefaultConfig = Config{Grace: 90 * time.Second, MaxSeriesPerDrain: 20000, MaxFuture: 5 * time.Minute, MaxRoutesPerDrain: 200}
+
+// MaxEventsPerMinute bounds the events (parse.Event) a drain keeps per
+// minute; further ones are counted as overflow.
+const MaxEventsPerMinute = 100
 
 // Store is the in-memory rollup state of every drain. Each drain's state has
 // one lock; Add takes it once per batch.
@@ -50,8 +61,9 @@ type drainState struct {
 	minutes       map[int64]*Minute
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
-	used          int64 // bytes accounted for the series of its open minutes
-	reserved      int64 // bytes acquired from Config.Series for them
+	dims          []byte // dimensions rewritten by the routes cap
+	used          int64  // bytes accounted for the series of its open minutes
+	reserved      int64  // bytes acquired from Config.Series for them
 }
 
 // Minute is one drain's series for one minute.
@@ -61,6 +73,22 @@ type Minute struct {
 	Series map[string]*Series
 	bytes  int64              // what the store accounts for its series while the minute is open
 	taken  map[string]memAcct // the accounts of series TakeOpen handed out, by key
+
+	// Events are the minute's events (releases, deploys, rollbacks): not
+	// series, posted by the outlets that have annotations.
+	Events []Event
+
+	// Open minutes only: the routes admitted and the events kept so far
+	// (TakeOpen swaps series and events out, not these).
+	routes  map[string]struct{}
+	nEvents int
+}
+
+// Event is one event of a minute.
+type Event struct {
+	Name  string // the annotation stream (with the drain's prefix)
+	Title string
+	Time  int64 // unix nanoseconds
 }
 
 // seriesChunk is the least a drain acquires from the process's series
@@ -74,6 +102,9 @@ func NewStore(cfg Config) *Store {
 	}
 	if cfg.MaxSeriesPerDrain <= 0 {
 		cfg.MaxSeriesPerDrain = DefaultConfig.MaxSeriesPerDrain
+	}
+	if cfg.MaxRoutesPerDrain <= 0 {
+		cfg.MaxRoutesPerDrain = DefaultConfig.MaxRoutesPerDrain
 	}
 	return &Store{cfg: cfg, drains: make(map[string]*drainState)}
 }
@@ -96,7 +127,9 @@ func (s *Store) drain(id string) *drainState {
 
 // Add aggregates one batch of a drain's measurements received at now. The
 // measurements' byte slices are copied where kept. Late, future, overflowing
-// and kind-conflicting measurements are counted on d and skipped.
+// and kind-conflicting measurements are counted on d and skipped; the
+// measurements of routes over the cap go to route "other" and are counted
+// as overflow. Events are kept with their minute.
 func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 	if len(ms) == 0 {
 		return
@@ -125,14 +158,27 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 			mn = &Minute{Drain: d.ID, Start: start, Series: make(map[string]*Series)}
 			ds.minutes[start] = mn
 		}
-		switch s.observe(ds, mn, m, m.Source, false) {
+		if m.Kind == parse.Event {
+			if !mn.addEvent(m) {
+				overflow++
+			}
+			continue
+		}
+		dims := m.Dims
+		if len(dims) > 0 {
+			var folded bool
+			if dims, folded = ds.capRoute(mn, dims, s.cfg.MaxRoutesPerDrain); folded {
+				overflow++
+			}
+		}
+		switch s.observe(ds, mn, m, m.Source, dims, false) {
 		case errOverflow:
 			overflow++
 		case errConflict:
 			conflict++
 		}
 		if len(m.TypeSource) > 0 {
-			switch s.observe(ds, mn, m, m.TypeSource, true) {
+			switch s.observe(ds, mn, m, m.TypeSource, dims, true) {
 			case errOverflow:
 				overflow++
 			case errConflict:
@@ -158,10 +204,10 @@ const (
 
 // observe adds m to its series in mn, if the series and what m adds to it
 // fit in the drain's share. ds.mu is held.
-func (s *Store) observe(ds *drainState, mn *Minute, m *parse.Measurement, source []byte, typeRollup bool) observeResult {
+func (s *Store) observe(ds *drainState, mn *Minute, m *parse.Measurement, source, dims []byte, typeRollup bool) observeResult {
 	key := append(append(append(ds.key[:0], m.Name...), 0), source...)
-	if len(m.Dims) > 0 {
-		key = append(append(key, 0), m.Dims...)
+	if len(dims) > 0 {
+		key = append(append(key, 0), dims...)
 	}
 	ds.key = key
 	se := mn.Series[string(key)]
@@ -232,6 +278,71 @@ func (s *Store) release(ds *drainState, n int64) {
 	}
 }
 
+// capRoute admits the route of dims into the minute's routes, up to max
+// of them; the route of a measurement over the cap becomes RouteOther,
+// and capRoute returns the dimensions rewritten (in ds's scratch space)
+// and true. Dimensions without a route are left alone.
+func (ds *drainState) capRoute(mn *Minute, dims []byte, max int) ([]byte, bool) {
+	start, end, ok := dimSpan(dims, parse.RouteDim)
+	if !ok {
+		return dims, false
+	}
+	route := dims[start:end]
+	if string(route) == parse.RouteOther {
+		return dims, false
+	}
+	if _, seen := mn.routes[string(route)]; seen {
+		return dims, false
+	}
+	if len(mn.routes) < max {
+		if mn.routes == nil {
+			mn.routes = make(map[string]struct{})
+		}
+		mn.routes[string(route)] = struct{}{}
+		return dims, false
+	}
+	ds.dims = append(append(append(ds.dims[:0], dims[:start]...), parse.RouteOther...), dims[end:]...)
+	return ds.dims, true
+}
+
+// dimSpan finds the value of dimension key in dims: dims[start:end].
+func dimSpan(dims []byte, key string) (start, end int, ok bool) {
+	for i := 0; i < len(dims); {
+		j := i
+		for j < len(dims) && dims[j] != parse.DimSep {
+			j++
+		}
+		pair := dims[i:j]
+		for k, c := range pair {
+			if c == parse.DimPairSep {
+				if string(pair[:k]) == key {
+					return i + k + 1, j, true
+				}
+				break
+			}
+		}
+		i = j + 1
+	}
+	return 0, 0, false
+}
+
+// addEvent keeps an event of the minute (once: a repeated one is the same
+// event), up to MaxEventsPerMinute; it reports false past that.
+func (mn *Minute) addEvent(m *parse.Measurement) bool {
+	t := m.Time.UnixNano()
+	for _, e := range mn.Events {
+		if e.Time == t && e.Name == string(m.Name) && e.Title == string(m.Member) {
+			return true
+		}
+	}
+	if mn.nEvents >= MaxEventsPerMinute {
+		return false
+	}
+	mn.nEvents++
+	mn.Events = append(mn.Events, Event{Name: string(m.Name), Title: string(m.Member), Time: t})
+	return true
+}
+
 func floorMinute(unix int64) int64 {
 	if unix < 0 && unix%60 != 0 {
 		return unix - unix%60 - 60
@@ -277,6 +388,7 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 				}
 				freed += mn.bytes
 				mn.bytes = 0
+				mn.routes = nil
 			}
 		}
 		if freed > 0 {
@@ -303,7 +415,7 @@ func (s *Store) TakeOpen() []*Minute {
 	for _, ds := range s.states() {
 		ds.mu.Lock()
 		for _, mn := range ds.minutes {
-			if len(mn.Series) == 0 {
+			if len(mn.Series) == 0 && len(mn.Events) == 0 {
 				continue
 			}
 			if mn.taken == nil {
@@ -312,8 +424,9 @@ func (s *Store) TakeOpen() []*Minute {
 			for k, se := range mn.Series {
 				mn.taken[k] = se.mem
 			}
-			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series})
+			out = append(out, &Minute{Drain: mn.Drain, Start: mn.Start, Series: mn.Series, Events: mn.Events})
 			mn.Series = make(map[string]*Series, len(mn.Series))
+			mn.Events = nil
 		}
 		ds.mu.Unlock()
 	}

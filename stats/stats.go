@@ -28,7 +28,7 @@ const (
 	PairsRejected                   // pairs rejected by the parser (see the parse reasons)
 	Late                            // measurements for a minute already closed
 	Future                          // measurements stamped more than 5 minutes ahead
-	Overflow                        // measurements refused by the series guards: series per minute, or the drain's memory share
+	Overflow                        // measurements refused by the series guards (series per minute, the drain's memory share), folded into route other by the routes cap, or events past 100 a minute
 	KindConflict                    // a name used with two kinds in one minute: the later kind is refused
 	LogplexDropped                  // messages logplex or log-shuttle said it dropped (L10, L12)
 	LogplexLost                     // messages log-shuttle said it lost (L13)

@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ type options struct {
 	batch       int
 	dup         float64
 	dynos       int
+	paths       loadgen.PathMode
 	totals      string
 	noFrameID   bool
 }
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 100, "frames per batch")
 	fs.Float64Var(&o.dup, "dup", 0, "fraction of batches sent twice with the same Logplex-Frame-Id, as logplex retries")
 	fs.IntVar(&o.dynos, "dynos", 4, "web dynos the generated lines come from")
+	paths := fs.String("paths", "items", "router lines' paths: items (/items/N), api (an API's paths with ids; for a drain with --routes "+
+		strings.Join(loadgen.APIRoutes, ",")+" --route-metrics "+loadgen.APIRouteMetrics+") or scan (a distinct random path each, router lines only)")
 	fs.StringVar(&o.totals, "totals", "", "write the exact totals sent (JSON) to this file")
 	fs.BoolVar(&o.noFrameID, "no-frame-id", false, "send no Logplex-Frame-Id (the drain then does no dedup)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
@@ -94,6 +98,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.noFrameID && o.dup > 0 {
 		return errors.New("--dup needs frame ids: drop --no-frame-id")
+	}
+	switch *paths {
+	case "items":
+		o.paths = loadgen.PathItems
+	case "api":
+		o.paths = loadgen.PathAPI
+	case "scan":
+		o.paths = loadgen.PathScan
+	default:
+		return fmt.Errorf("--paths %q: items, api or scan", *paths)
 	}
 	o.target = u
 	res := load(ctx, o)
@@ -150,6 +164,7 @@ func load(ctx context.Context, o options) *result {
 		go func() {
 			defer wg.Done()
 			gen := loadgen.New(uint64(c+1)*7919, o.dynos)
+			gen.SetPaths(o.paths)
 			rng := rand.New(rand.NewPCG(uint64(c), 42))
 			var tick *time.Ticker
 			if interval > 0 {

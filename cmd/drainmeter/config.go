@@ -14,6 +14,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/postgres"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	Prefix            string        `envconfig:"PREFIX" desc:"metric name prefix of the built-in drain"`
 	SourcePrefix      string        `envconfig:"SOURCE_PREFIX" desc:"source prefix of the built-in drain"`
 	ProcessTypes      bool          `envconfig:"PROCESS_TYPE_ROLLUPS" default:"true" desc:"also roll web.1, web.2 … into web (built-in drain)"`
+	RouteMetrics      string        `envconfig:"ROUTE_METRICS" default:"off" desc:"per-route latency from router lines (built-in drain): off, templates (other paths: route other) or auto (ids normalized)"`
+	Routes            string        `envconfig:"ROUTES" desc:"route templates of the built-in drain, comma-separated, first match wins: /users/:id,/api/*"`
+	MaxRoutesPerDrain int           `envconfig:"MAX_ROUTES_PER_DRAIN" default:"200" desc:"distinct routes per drain and minute; further ones count into route other (overflow)"`
 	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99" desc:"percentiles posted for measures"`
 
 	AppName string `envconfig:"APP_NAME" desc:"the built-in drain's name (service.name, job); default: the first app that sent to it"`
@@ -78,6 +82,8 @@ type Config struct {
 	GoMemLimit      string `envconfig:"GOMEMLIMIT" desc:"the Go runtime's memory limit; unset: MEMORY_BUDGET"`
 
 	percentiles []float64
+	routeMode   parse.RouteMode   // ROUTE_METRICS
+	routes      []string          // ROUTES
 	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
 	keys        *postgres.Keyring // DRAINMETER_KEY
 }
@@ -170,6 +176,23 @@ func (c *Config) validate(p *problems) {
 	check(c.MaxBodyBytes < 1024, "MAX_BODY_BYTES", "MAX_BODY_BYTES=%d is too small (at least 1024)", c.MaxBodyBytes)
 	check(c.Grace < 0, "GRACE", "GRACE=%s must not be negative", c.Grace)
 	check(c.MaxSeriesPerDrain < 1, "MAX_SERIES_PER_DRAIN", "MAX_SERIES_PER_DRAIN=%d must be at least 1", c.MaxSeriesPerDrain)
+	check(c.MaxRoutesPerDrain < 1, "MAX_ROUTES_PER_DRAIN", "MAX_ROUTES_PER_DRAIN=%d must be at least 1", c.MaxRoutesPerDrain)
+	if mode, err := parse.ParseRouteMode(c.RouteMetrics); err != nil {
+		check(true, "ROUTE_METRICS", "ROUTE_METRICS=%q is not off, templates or auto", c.RouteMetrics)
+	} else {
+		c.routeMode = mode
+	}
+	if routes, err := parse.ParseRoutes(c.Routes); err != nil {
+		check(true, "ROUTES", "ROUTES: %v", err)
+	} else {
+		c.routes = routes
+	}
+	if p.ok("ROUTES", "ROUTE_METRICS") {
+		check(len(c.routes) > 0 && c.routeMode == parse.RoutesOff, "ROUTES",
+			"ROUTES is set but ROUTE_METRICS is off: set ROUTE_METRICS=templates (or auto) to get per-route series")
+		check(len(c.routes) == 0 && c.routeMode == parse.RoutesTemplates, "ROUTES",
+			"ROUTE_METRICS=templates needs ROUTES (comma-separated templates such as /users/:id,/api/*), or use auto")
+	}
 	check(c.OutletWorkers < 1, "OUTLET_WORKERS", "OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)
 	check(c.OutletTimeout <= 0, "OUTLET_TIMEOUT", "OUTLET_TIMEOUT=%s must be positive", c.OutletTimeout)
 	check(c.OutletMaxBackoff < time.Second, "OUTLET_MAX_BACKOFF", "OUTLET_MAX_BACKOFF=%s must be at least 1s", c.OutletMaxBackoff)

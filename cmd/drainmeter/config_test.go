@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/drainmeter/drainmeter/parse"
 )
 
 // TestConfigTags: every setting is an environment variable with a meaning,
@@ -223,6 +226,44 @@ func TestREADMEConfigTable(t *testing.T) {
 	for name := range inTable {
 		if _, ok := inHelp[name]; !ok {
 			t.Errorf("README table has %s, which web --help does not list", name)
+		}
+	}
+}
+
+// TestConfigRoutes: ROUTES and ROUTE_METRICS are read and checked together.
+func TestConfigRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		routes, mode, max string
+		want              string // the error; empty: none
+	}{
+		{"/users/:id, /api/*", "templates", "", ""},
+		{"", "auto", "50", ""},
+		{"", "", "", ""},
+		{"/users/:id", "", "", "config: ROUTES is set but ROUTE_METRICS is off: set ROUTE_METRICS=templates (or auto) to get per-route series"},
+		{"", "templates", "", "config: ROUTE_METRICS=templates needs ROUTES (comma-separated templates such as /users/:id,/api/*), or use auto"},
+		{"/users/:id", "sometimes", "", `config: ROUTE_METRICS="sometimes" is not off, templates or auto`},
+		{"users", "auto", "", `config: ROUTES: route template "users": starts with /`},
+		{"", "auto", "0", "config: MAX_ROUTES_PER_DRAIN=0 must be at least 1"},
+	} {
+		t.Setenv("ROUTES", tc.routes)
+		t.Setenv("ROUTE_METRICS", tc.mode)
+		t.Setenv("MAX_ROUTES_PER_DRAIN", tc.max)
+		if tc.mode == "" {
+			os.Unsetenv("ROUTE_METRICS")
+		}
+		if tc.max == "" {
+			os.Unsetenv("MAX_ROUTES_PER_DRAIN")
+		}
+		c, err := loadConfig()
+		if got := fmt.Sprint(err); (tc.want == "") != (err == nil) || err != nil && got != tc.want {
+			t.Errorf("%+v: %v, want %q", tc, err, tc.want)
+			continue
+		}
+		if err == nil && tc.routes == "/users/:id, /api/*" && (c.routeMode != parse.RoutesTemplates || !reflect.DeepEqual(c.routes, []string{"/users/:id", "/api/*"})) {
+			t.Errorf("read %v %q", c.routeMode, c.routes)
+		}
+		if err == nil && tc.max == "" && c.MaxRoutesPerDrain != 200 {
+			t.Errorf("MAX_ROUTES_PER_DRAIN default %d", c.MaxRoutesPerDrain)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/migrations"
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/postgres"
 )
 
@@ -123,7 +124,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 
 const drainsUsage = `usage: drainmeter drains <command> [flags]
 
-  add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [--url URL]
+  add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [route flags] [--url URL]
                  create a drain; prints its URL (with its secret, shown only this once) and the heroku drains:add line
   list [--all]   list drains and their outlets (never secrets, tokens or headers); --all includes removed ones
   rm ID|NAME     remove a drain: its URL stops working within DRAIN_CACHE_TTL
@@ -131,11 +132,11 @@ const drainsUsage = `usage: drainmeter drains <command> [flags]
                  give a drain a new secret and print its new URL; the old one keeps working for the overlap
   rotate-secret ID|NAME --finish
                  end the overlap now: the old secret stops working within DRAIN_CACHE_TTL
-  set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL]
+  set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL] [route flags]
                  change a drain's options and outlets; new credentials take effect on every dyno at once
   reencrypt      re-seal every outlet's credentials with the first key of DRAINMETER_KEY (after adding a new key)
 
-` + outletFlagsHelp + drainsFooter + `
+` + outletFlagsHelp + routeFlagsHelp + drainsFooter + `
 drainmeter drains COMMAND --help shows one command's flags.
 `
 
@@ -155,6 +156,15 @@ stays out of shell history and ps.
 
 `
 
+const routeFlagsHelp = `route flags (per-route latency from the router's lines: router.service, router.requests,
+router.status.Nxx per route, with the route as a label, or in the Librato name):
+  --routes T1,T2,…             route templates, first match wins: /users/:id (one segment), /api/* (the rest);
+                               "" clears them; given alone, they turn route metrics to templates
+  --route-metrics MODE         off (the default), templates (other paths count into route "other") or
+                               auto (templates first, other paths with ids replaced by :id)
+
+`
+
 const drainsFooter = `Needs DATABASE_URL (pending migrations are applied first), and DRAINMETER_KEY to seal credentials.
 Drain URLs start with --url, else DRAINMETER_URL, else, on a dyno with Heroku's dyno metadata
 (heroku labs:enable runtime-dyno-metadata -a APP), https://HEROKU_APP_DEFAULT_DOMAIN_NAME.
@@ -163,12 +173,12 @@ heroku apps:info -a APP --json | jq -r .app.web_url prints an app's URL.
 
 // drainsCmdUsage is each drains command's usage; its flags follow.
 var drainsCmdUsage = map[string]string{
-	"add": `usage: drainmeter drains add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [--url URL]
+	"add": `usage: drainmeter drains add --name NAME [outlet flags] [--prefix P] [--source-prefix S] [--process-types=false] [route flags] [--url URL]
 
 Creates a drain and prints its URL (its secret is shown only this once) and
 the heroku drains:add line to run.
 
-` + outletFlagsHelp,
+` + outletFlagsHelp + routeFlagsHelp,
 	"list": `usage: drainmeter drains list [--all]
 
 Lists the drains and their outlets: never secrets, tokens or headers.
@@ -187,12 +197,12 @@ that no batch is refused while the app's drain is replaced: add the new URL
 (heroku drains:add NEW -a APP), then remove the old one (heroku drains:remove
 OLD -a APP). --finish ends the overlap now.
 `,
-	"set": `usage: drainmeter drains set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL]
+	"set": `usage: drainmeter drains set ID|NAME [--name N] [outlet flags] [--remove-outlet KIND] [--prefix P] [--source-prefix S] [--process-types=BOOL] [route flags]
 
 Changes a drain's options and outlets; new credentials take effect on every
-dyno at once.
+dyno at once (route options within DRAIN_CACHE_TTL).
 
-` + outletFlagsHelp,
+` + outletFlagsHelp + routeFlagsHelp,
 	"reencrypt": `usage: drainmeter drains reencrypt
 
 Re-seals every outlet's credentials with the first key of DRAINMETER_KEY
@@ -324,7 +334,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		fmt.Fprint(w, "\n"+drainsFooter)
 	}
-	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpTemp, rwURL optString
+	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpTemp, rwURL, routes, routeMetrics optString
 	var otlpHeaders, rwHeaders, remove optList
 	var processTypes optBool
 	var all, finish bool
@@ -342,6 +352,8 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&prefix, "prefix", "metric name prefix")
 		fs.Var(&sourcePrefix, "source-prefix", "source prefix")
 		fs.Var(&processTypes, "process-types", "also roll web.1, web.2 … into web (default true)")
+		fs.Var(&routes, "routes", "route templates, comma-separated: /users/:id,/api/* (\"\" clears them)")
+		fs.Var(&routeMetrics, "route-metrics", "per-route series: off, templates or auto")
 		if cmd == "add" {
 			fs.Var(&baseURL, "url", "this app's URL, e.g. https://my-drainmeter-1a2b3c4d5e6f.herokuapp.com (default $DRAINMETER_URL)")
 		} else {
@@ -394,6 +406,23 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	spec := postgres.Spec{Name: name.ptr(), Prefix: prefix.ptr(), SourcePrefix: sourcePrefix.ptr()}
 	if processTypes.set {
 		spec.ProcessTypes = &processTypes.v
+	}
+	if routes.set {
+		rs, err := parse.ParseRoutes(routes.v)
+		if err != nil {
+			return fmt.Errorf("--routes: %w", err)
+		}
+		if rs == nil {
+			rs = []string{}
+		}
+		spec.Routes = &rs
+	}
+	if routeMetrics.set {
+		mode, err := parse.ParseRouteMode(routeMetrics.v)
+		if err != nil {
+			return fmt.Errorf("--route-metrics: %w", err)
+		}
+		spec.RouteMetrics = &mode
 	}
 	if cmd == "add" || cmd == "set" {
 		sr := &secretReader{stdin: stdin}
@@ -466,6 +495,9 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "drain URL (its secret is shown only this once):\n  %s\n\n", u)
 		fmt.Fprintf(stdout, "add it to the app:\n  heroku drains:add '%s' -a %s\n", u, d.Name)
 		fmt.Fprintf(stdout, "\noutlets: %s\n", outletsDesc(d.Outlets))
+		if d.RouteMetrics != parse.RoutesOff {
+			fmt.Fprintf(stdout, "routes: %s\n", routesDesc(d))
+		}
 	case "rotate-secret":
 		if finish {
 			d, ended, err := drains.FinishRotation(ctx, positional[0])
@@ -490,14 +522,14 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tOUTLETS\tPREFIX\tSOURCE PREFIX\tPROCESS TYPES\tCREATED\tREMOVED")
+		fmt.Fprintln(tw, "ID\tNAME\tOUTLETS\tPREFIX\tSOURCE PREFIX\tPROCESS TYPES\tROUTES\tCREATED\tREMOVED")
 		for _, d := range list {
 			removed := "-"
 			if d.DisabledAt != nil {
 				removed = d.DisabledAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", d.ID, d.Name, outletsDesc(d.Outlets), dash(d.Prefix),
-				dash(d.SourcePrefix), d.ProcessTypes, d.CreatedAt.UTC().Format(time.RFC3339), removed)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\n", d.ID, d.Name, outletsDesc(d.Outlets), dash(d.Prefix),
+				dash(d.SourcePrefix), d.ProcessTypes, routesDesc(d), d.CreatedAt.UTC().Format(time.RFC3339), removed)
 		}
 		return tw.Flush()
 	case "rm":
@@ -507,14 +539,15 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		fmt.Fprintf(stdout, "drain %s (%s) removed: its URL stops working within DRAIN_CACHE_TTL\n", d.Name, d.ID)
 	case "set":
-		if !name.set && len(spec.Outlets) == 0 && len(spec.Remove) == 0 && !prefix.set && !sourcePrefix.set && !processTypes.set {
+		if !name.set && len(spec.Outlets) == 0 && len(spec.Remove) == 0 && !prefix.set && !sourcePrefix.set && !processTypes.set &&
+			!routes.set && !routeMetrics.set {
 			return errors.New("drains set: nothing to change (see drainmeter drains set --help)")
 		}
 		d, err := drains.Set(ctx, positional[0], spec)
 		if err != nil {
 			return drainErr(err, positional[0])
 		}
-		fmt.Fprintf(stdout, "drain %s (%s) updated; outlets: %s\n", d.Name, d.ID, outletsDesc(d.Outlets))
+		fmt.Fprintf(stdout, "drain %s (%s) updated; outlets: %s; routes: %s\n", d.Name, d.ID, outletsDesc(d.Outlets), routesDesc(d))
 	case "reencrypt":
 		n, err := drains.Reencrypt(ctx)
 		if err != nil {
@@ -563,6 +596,17 @@ func outletsDesc(os []outlet.Outlet) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// routesDesc is a drain's route options: "off", or the mode and templates.
+func routesDesc(d *postgres.Drain) string {
+	if d.RouteMetrics == parse.RoutesOff {
+		return "off"
+	}
+	if len(d.Routes) == 0 {
+		return d.RouteMetrics.String()
+	}
+	return d.RouteMetrics.String() + " " + strings.Join(d.Routes, ",")
 }
 
 func dash(s string) string {

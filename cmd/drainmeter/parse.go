@@ -19,7 +19,7 @@ import (
 	"github.com/drainmeter/drainmeter/stats"
 )
 
-const parseUsage = `usage: drainmeter parse [--json | --rollup] [--prefix P] [--source-prefix S]
+const parseUsage = `usage: drainmeter parse [--json | --rollup] [--prefix P] [--source-prefix S] [--routes T1,T2 --route-metrics MODE]
 
 Reads stdin and prints one measurement per line. Input may mix:
   - a drain body: octet-counted frames "LEN <PRI>1 TS host APP PROCID - MSG"
@@ -32,9 +32,15 @@ rejects by reason. Lines read but no measurement in them: exit status 1.
 --rollup prints each closed minute as the gauges posted to Librato, one per
 line, named as posted: with the prefix, a measure NAME as NAME (count, sum,
 min, max, sum_squares) and NAME.median, NAME.perc95, NAME.perc99; sources
-with the source prefix, per dyno (web.1) and per process type (web).
+with the source prefix, per dyno (web.1) and per process type (web); route
+series with the route in the name (router.route.GET.users._id.service); then
+the minute's events (releases, deploys, rollbacks: Librato's annotations).
+
+--routes and --route-metrics show per-route series of router lines: as a
+route="GET /users/:id" label (and in Librato's names with --rollup).
 
   heroku logs -t -a myapp | drainmeter parse --rollup
+  heroku logs -a myapp -n 1500 | drainmeter parse --rollup --route-metrics auto --routes /users/:id
 
 flags:
 `
@@ -51,6 +57,8 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	grace := fs.Duration("grace", 90*time.Second, "with --rollup: print a minute once the input's timestamps are this far past its end")
 	pcts := fs.String("percentiles", "50,95,99", "with --rollup: percentiles to report")
 	processTypes := fs.Bool("process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
+	routes := fs.String("routes", "", "route templates, comma-separated, first match wins: /users/:id,/api/* (with --route-metrics)")
+	routeMetrics := fs.String("route-metrics", "", "per-route series of router lines: off, templates or auto (default: templates with --routes, else off)")
 	if err := fs.Parse(args); err != nil {
 		out := stderr
 		if errors.Is(err, flag.ErrHelp) {
@@ -72,10 +80,22 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return fmt.Errorf("parse: --percentiles: %w", err)
 	}
+	routeList, err := parse.ParseRoutes(*routes)
+	if err != nil {
+		return fmt.Errorf("parse: --routes: %w", err)
+	}
+	routeMode, err := parse.ParseRouteMode(*routeMetrics)
+	if err != nil {
+		return fmt.Errorf("parse: --route-metrics: %w", err)
+	}
+	if *routeMetrics == "" && len(routeList) > 0 {
+		routeMode = parse.RoutesTemplates
+	}
 
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	p := parse.NewParser(parse.Options{Prefix: *prefix, SourcePrefix: *sourcePrefix, ProcessTypes: *roll && *processTypes})
+	p := parse.NewParser(parse.Options{Prefix: *prefix, SourcePrefix: *sourcePrefix, ProcessTypes: *roll && *processTypes,
+		RouteMetrics: routeMode, Routes: routeList})
 	p.OnReject = func(r parse.Reason, text []byte) {
 		if len(text) > 200 {
 			text = text[:200]
@@ -91,7 +111,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		eventAt time.Time // the latest timestamp read: --rollup's clock
 	)
 	if *roll {
-		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62})
+		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62, MaxRoutesPerDrain: 1 << 30})
 		ds = stats.NewRegistry().Drain("local")
 	}
 	var lines, measurements, unpostable uint64
@@ -108,6 +128,11 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 					_, _ = w.Write(b)
 				}
 			}
+			events := mn.SortedEvents()
+			for i := range events {
+				b = rollup.AppendEventLogfmt(b[:0], mn.Drain, mn.Start, &events[i])
+				_, _ = w.Write(b)
+			}
 		}
 	}
 	emit := func(m *parse.Measurement) {
@@ -116,7 +141,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		case *roll:
 			c := *m
 			c.Name, c.Unit, c.Source = clone(m.Name), clone(m.Unit), clone(m.Source)
-			c.TypeSource, c.Member = clone(m.TypeSource), clone(m.Member)
+			c.TypeSource, c.Member, c.Dims = clone(m.TypeSource), clone(m.Member), clone(m.Dims)
 			batch = append(batch, c)
 			if m.Time.After(eventAt) {
 				eventAt = m.Time
@@ -250,8 +275,11 @@ func appendMeasurementLogfmt(dst []byte, m *parse.Measurement) []byte {
 	dst = append(dst, " name="...)
 	dst = rollup.AppendValue(dst, string(m.Name))
 	dst = rollup.AppendFloat(append(dst, " value="...), m.Value)
-	if m.Kind == parse.Unique {
+	switch m.Kind {
+	case parse.Unique:
 		dst = rollup.AppendValue(append(dst, " member="...), string(m.Member))
+	case parse.Event:
+		dst = rollup.AppendValue(append(dst, " title="...), string(m.Member))
 	}
 	if len(m.Unit) > 0 {
 		dst = rollup.AppendValue(append(dst, " unit="...), string(m.Unit))
@@ -259,6 +287,9 @@ func appendMeasurementLogfmt(dst []byte, m *parse.Measurement) []byte {
 	if len(m.Source) > 0 {
 		dst = rollup.AppendValue(append(dst, " source="...), string(m.Source))
 	}
+	parse.EachDim(string(m.Dims), func(k, v string) {
+		dst = rollup.AppendValue(append(append(append(dst, ' '), k...), '='), v)
+	})
 	dst = append(dst, " time="...)
 	dst = m.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '\n')

@@ -57,7 +57,8 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 			return drain.Drain{}, false, nil
 		}
 	}
-	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes}, true, nil
+	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
+		RouteMetrics: d.RouteMetrics, Routes: d.Routes}, true, nil
 }
 
 // looksLikeDrainID spares the database lookups for user names that cannot

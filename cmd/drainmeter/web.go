@@ -69,7 +69,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	maxConns := connectionLimit(cfg.MaxConnections, nofile, mem)
 
 	reg := stats.NewRegistry()
-	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain,
+	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain,
 		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)
@@ -108,7 +108,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
 		tn.builtin = drain.NewSecretAuth(drain.Drain{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
-			ProcessTypes: cfg.ProcessTypes}, cfg.DrainSecret)
+			ProcessTypes: cfg.ProcessTypes, RouteMetrics: cfg.routeMode, Routes: cfg.routes}, cfg.DrainSecret)
 	}
 
 	ocfg := outlet.Config{UserAgent: "drainmeter/" + version, Timeout: cfg.OutletTimeout, Workers: cfg.OutletWorkers,

@@ -1,6 +1,13 @@
 // Package fakelibrato is a Librato metrics API for tests: a real HTTP server
 // that validates requests the way Librato did (reference/librato.md section
 // 5), stores what it accepts, records every request, and can be told to fail.
+//
+// It also takes annotations, POST /v1/annotations/NAME, as Librato's API
+// documented them (reference/librato.md does not cover them): a JSON or
+// form body with title (required), and optional source, description,
+// start_time and end_time (unix seconds), links; NAME and source in the
+// metric-name alphabet; answered 201 Created with the event and a Location.
+// The length limit on titles (255) is an assumption (UNCONFIRMED).
 package fakelibrato
 
 import (
@@ -11,6 +18,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,6 +41,18 @@ type Measurement struct {
 	SumSquares  *float64
 	Period      *int
 	Attributes  map[string]any
+}
+
+// Annotation is one stored annotation event.
+type Annotation struct {
+	User        string
+	Stream      string // the annotation stream: NAME of the path
+	ID          int64
+	Title       string
+	Source      string
+	Description string
+	StartTime   int64
+	EndTime     int64 // 0: none
 }
 
 // Request is one recorded request.
@@ -74,6 +94,7 @@ type Server struct {
 	users      map[string]string // user → token
 	requests   []Request
 	stored     []Measurement
+	events     []Annotation
 	types      map[string]string // user + lower-case name → type
 	rejectName map[string]bool   // lower-case names answered with 400
 	faultN     int
@@ -139,6 +160,13 @@ func (s *Server) Measurements() []Measurement {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Measurement(nil), s.stored...)
+}
+
+// Annotations returns every accepted annotation event, in order.
+func (s *Server) Annotations() []Annotation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Annotation(nil), s.events...)
 }
 
 // Duplicates returns the measurements stored more than once for the same
@@ -212,17 +240,122 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	token, known := s.users[user]
 	s.mu.Unlock()
+	stream, isAnnotation := strings.CutPrefix(r.URL.Path, "/v1/annotations/")
 	switch {
-	case r.Method != http.MethodPost || (r.URL.Path != "/v1/metrics" && r.URL.Path != "/v1/measurements"):
+	case r.Method != http.MethodPost || (r.URL.Path != "/v1/metrics" && r.URL.Path != "/v1/measurements" && !isAnnotation):
 		status, resp = http.StatusNotFound, `{"errors":{"request":["not found"]}}`
 	case !hasAuth || !known || token != pass:
 		status, resp = http.StatusUnauthorized, `{"errors":{"request":["Please provide credentials for authentication."]}}`
+	case isAnnotation:
+		var loc string
+		status, resp, loc = s.annotation(user, stream, r.Header.Get("Content-Type"), body)
+		if loc != "" {
+			w.Header().Set("Location", loc)
+		}
 	case r.URL.Path == "/v1/metrics":
 		status, resp = s.legacy(user, r.Header.Get("Content-Type"), body)
 	default:
 		status, resp = s.tagged(r.Header.Get("Content-Type"), body)
 	}
 	write(w, status, resp)
+}
+
+// annotation validates and stores a POST /v1/annotations/NAME; it answers
+// 201 with the event and its Location.
+func (s *Server) annotation(user, stream, contentType string, body []byte) (int, string, string) {
+	if !validName.MatchString(stream) {
+		return http.StatusBadRequest, fmt.Sprintf(`{"errors":{"params":{"name":["%s is not a valid annotation stream name"]}}}`, stream), ""
+	}
+	fields := map[string]any{}
+	switch mt, _, _ := mime.ParseMediaType(contentType); mt {
+	case "application/json":
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&fields); err != nil {
+			return http.StatusBadRequest, `{"errors":{"request":["Unable to parse JSON"]}}`, ""
+		}
+	case "application/x-www-form-urlencoded", "":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return http.StatusBadRequest, `{"errors":{"request":["Unable to parse the form"]}}`, ""
+		}
+		for k, v := range vals {
+			if strings.HasSuffix(k, "_time") {
+				fields[k] = json.Number(v[0])
+			} else {
+				fields[k] = v[0]
+			}
+		}
+	default:
+		return http.StatusUnsupportedMediaType, `{"errors":{"request":["Content type was not application/json"]}}`, ""
+	}
+	a := Annotation{User: user, Stream: stream, StartTime: s.Now().Unix()}
+	for k, v := range fields {
+		switch k {
+		case "title", "source", "description":
+			str, ok := v.(string)
+			if !ok {
+				return http.StatusBadRequest, fmt.Sprintf(`{"errors":{"params":{%q:["is not a string"]}}}`, k), ""
+			}
+			switch k {
+			case "title":
+				a.Title = str
+			case "source":
+				if !validName.MatchString(str) {
+					return http.StatusBadRequest, fmt.Sprintf(`{"errors":{"params":{"source":["%s is not a valid source name"]}}}`, str), ""
+				}
+				a.Source = str
+			case "description":
+				a.Description = str
+			}
+		case "start_time", "end_time":
+			n, ok := v.(json.Number)
+			t, err := n.Int64()
+			if !ok || err != nil || t <= 0 {
+				return http.StatusBadRequest, fmt.Sprintf(`{"errors":{"params":{%q:["is invalid"]}}}`, k), ""
+			}
+			if k == "start_time" {
+				a.StartTime = t
+			} else {
+				a.EndTime = t
+			}
+		case "links":
+			if _, ok := v.([]any); !ok {
+				return http.StatusBadRequest, `{"errors":{"params":{"links":["is invalid"]}}}`, ""
+			}
+		default:
+			return http.StatusBadRequest, fmt.Sprintf(`{"errors":{"params":{%q:["is not a valid property"]}}}`, k), ""
+		}
+	}
+	switch {
+	case strings.TrimSpace(a.Title) == "":
+		return http.StatusBadRequest, `{"errors":{"params":{"title":["is required"]}}}`, ""
+	case len(a.Title) > 255:
+		return http.StatusBadRequest, `{"errors":{"params":{"title":["is too long"]}}}`, ""
+	case a.EndTime != 0 && a.EndTime < a.StartTime:
+		return http.StatusBadRequest, `{"errors":{"params":{"end_time":["must be after start_time"]}}}`, ""
+	}
+	s.mu.Lock()
+	a.ID = int64(len(s.events) + 1)
+	s.events = append(s.events, a)
+	s.mu.Unlock()
+	resp, _ := json.Marshal(map[string]any{"id": a.ID, "title": a.Title, "description": nullIfEmpty(a.Description),
+		"source": nullIfEmpty(a.Source), "start_time": a.StartTime, "end_time": nullIfZero(a.EndTime), "links": []any{}})
+	return http.StatusCreated, string(resp), fmt.Sprintf("/v1/annotations/%s/%d", stream, a.ID)
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullIfZero(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 func write(w http.ResponseWriter, status int, body string) {

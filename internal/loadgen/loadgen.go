@@ -23,16 +23,20 @@ type Key struct {
 
 // Totals is what the generated frames must produce: count series' sums and
 // every value of measure series (for exact percentiles). Per-process-type
-// series ("web") are included.
+// series ("web") are included. With API paths (SetPaths), the route series
+// too, apart: they have no source, and a route.
 type Totals struct {
-	Frames   int
-	Counts   map[Key]float64
-	Measures map[Key][]float64
+	Frames        int
+	Counts        map[Key]float64
+	Measures      map[Key][]float64
+	RouteCounts   map[RouteKey]float64
+	RouteMeasures map[RouteKey][]float64
 }
 
 // NewTotals returns empty totals.
 func NewTotals() *Totals {
-	return &Totals{Counts: map[Key]float64{}, Measures: map[Key][]float64{}}
+	return &Totals{Counts: map[Key]float64{}, Measures: map[Key][]float64{},
+		RouteCounts: map[RouteKey]float64{}, RouteMeasures: map[RouteKey][]float64{}}
 }
 
 // Merge adds o to t.
@@ -44,11 +48,18 @@ func (t *Totals) Merge(o *Totals) {
 	for k, v := range o.Measures {
 		t.Measures[k] = append(t.Measures[k], v...)
 	}
+	for k, v := range o.RouteCounts {
+		t.RouteCounts[k] += v
+	}
+	for k, v := range o.RouteMeasures {
+		t.RouteMeasures[k] = append(t.RouteMeasures[k], v...)
+	}
 }
 
 // Series is one series of Totals in its JSON form.
 type Series struct {
 	Key
+	Route string  `json:"route,omitempty"` // route series (no source)
 	Kind  string  `json:"kind"`
 	Count int     `json:"count,omitempty"`
 	Sum   float64 `json:"sum"`
@@ -70,6 +81,16 @@ func (t *Totals) WriteFile(path string) error {
 		}
 		out.Series = append(out.Series, s)
 	}
+	for k, v := range t.RouteCounts {
+		out.Series = append(out.Series, Series{Key: Key{Name: k.Name, Minute: k.Minute}, Route: k.Route, Kind: "count", Sum: v})
+	}
+	for k, vs := range t.RouteMeasures {
+		s := Series{Key: Key{Name: k.Name, Minute: k.Minute}, Route: k.Route, Kind: "measure", Count: len(vs)}
+		for _, v := range vs {
+			s.Sum += v
+		}
+		out.Series = append(out.Series, s)
+	}
 	sort.Slice(out.Series, func(i, j int) bool {
 		a, b := out.Series[i], out.Series[j]
 		if a.Minute != b.Minute {
@@ -78,7 +99,10 @@ func (t *Totals) WriteFile(path string) error {
 		if a.Name != b.Name {
 			return a.Name < b.Name
 		}
-		return a.Source < b.Source
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Route < b.Route
 	})
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -96,11 +120,13 @@ type Generator struct {
 	buf    []byte
 	frame  []byte
 	seq    int
+	paths  PathMode
+	mix    [3]int // the shares of router, runtime and app lines, out of 10
 }
 
 // New returns a generator for an app with the given number of web dynos.
 func New(seed uint64, dynos int) *Generator {
-	return &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), dynos: max(1, dynos), totals: NewTotals()}
+	return &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), dynos: max(1, dynos), totals: NewTotals(), mix: [3]int{5, 2, 3}}
 }
 
 // Totals returns what the batches so far must add up to.
@@ -114,9 +140,9 @@ func (g *Generator) Batch(n int, at time.Time) []byte {
 		ts := at.Add(time.Duration(i) * time.Microsecond)
 		g.frame = g.frame[:0]
 		switch r := g.rng.IntN(10); {
-		case r < 5:
+		case r < g.mix[0]:
 			g.router(ts)
-		case r < 7:
+		case r < g.mix[0]+g.mix[1]:
 			g.runtime(ts)
 		default:
 			g.app(ts)
@@ -145,9 +171,22 @@ func (g *Generator) router(ts time.Time) {
 	status := []int{200, 200, 200, 200, 201, 204, 302, 404, 500, 503}[g.rng.IntN(10)]
 	nbytes := 100 + g.rng.IntN(50000)
 	g.seq++
+	method, path := "GET", fmt.Sprintf("/items/%d", g.seq)
+	switch g.paths {
+	case PathAPI:
+		r := &apiRoutes[g.rng.IntN(len(apiRoutes))]
+		method, path = r.method, r.path(g.rng)
+		service = max(0, int(math.Round(math.Exp(math.Log(r.median)+0.8*g.rng.NormFloat64()))))
+		m := minute(ts)
+		g.totals.RouteMeasures[RouteKey{"router.service", r.route, m}] = append(g.totals.RouteMeasures[RouteKey{"router.service", r.route, m}], float64(service))
+		g.totals.RouteCounts[RouteKey{"router.requests", r.route, m}]++
+		g.totals.RouteCounts[RouteKey{fmt.Sprintf("router.status.%dxx", status/100), r.route, m}]++
+	case PathScan:
+		path = fmt.Sprintf("/%s/%s-%x.php", scanDirs[g.seq%len(scanDirs)], scanWords[g.rng.IntN(len(scanWords))], g.rng.Uint64())
+	}
 	g.header(158, ts, "heroku", "router")
-	g.frame = fmt.Appendf(g.frame, `at=info method=GET path="/items/%d" host=myapp.herokuapp.com request_id=%08x-6a83-4c12-8269-97c8e32cdb22 fwd="203.0.113.%d" dyno=%s connect=%dms service=%dms status=%d bytes=%d protocol=https`+"\n",
-		g.seq, g.rng.Uint32(), g.rng.IntN(255), dyno, connect, service, status, nbytes)
+	g.frame = fmt.Appendf(g.frame, `at=info method=%s path="%s" host=myapp.herokuapp.com request_id=%08x-6a83-4c12-8269-97c8e32cdb22 fwd="203.0.113.%d" dyno=%s connect=%dms service=%dms status=%d bytes=%d protocol=https`+"\n",
+		method, path, g.rng.Uint32(), g.rng.IntN(255), dyno, connect, service, status, nbytes)
 	g.measure("router.connect", dyno, ts, float64(connect))
 	g.measure("router.service", dyno, ts, float64(service))
 	g.measure("router.bytes", dyno, ts, float64(nbytes))

@@ -126,9 +126,9 @@ func identity(name, source string) string {
 
 // Summaries summarizes a minute's series as Librato will see them: series
 // whose names and sources become one Librato name and source once
-// sanitized (a/b, a|b and a_b; or names that differ only in case, or only
-// in their dimensions, which Librato does not have) are merged into one
-// series, named as the first of them in key order. A series of another
+// sanitized, dimensions in the name (a/b, a|b and a_b; or names that differ
+// only in case) are merged into one series, named as the first of them in
+// key order. A series of another
 // kind than that first cannot be merged: it is left out and counted in
 // collided. m is not modified (merges happen on copies); the result
 // depends on m alone.
@@ -138,7 +138,7 @@ func Summaries(m *rollup.Minute, percentiles []float64) (sums []rollup.Summary, 
 	byID := make(map[string]int, len(series))
 	copied := map[int]bool{}
 	for _, s := range series {
-		id := identity(Sanitize(s.Name), SanitizeSource(s.Source))
+		id := identity(Sanitize(SeriesName(s.Name, s.Dims)), SanitizeSource(s.Source))
 		i, ok := byID[id]
 		if !ok {
 			byID[id] = len(merged)
@@ -161,6 +161,63 @@ func Summaries(m *rollup.Minute, percentiles []float64) (sums []rollup.Summary, 
 		sums[i] = s.Summarize(percentiles)
 	}
 	return sums, collided
+}
+
+// SeriesName is a series' Librato name. Librato has only names and sources,
+// so a series' dimensions go into its name (conventions.md section 8):
+// after the component "router" of a router series
+// (router.route.GET.users._id.service for router.service with route
+// "GET /users/:id"), at the end of any other name; each dimension is its
+// key, then its value's words (route: the method and the path's segments,
+// ':' and '*' as '_', the root as "_root").
+func SeriesName(name, dims string) string {
+	if dims == "" {
+		return name
+	}
+	var comps []string
+	rollup.EachDim(dims, func(k, v string) { comps = append(comps, k, dimWords(k, v)) })
+	ins := strings.Join(comps, ".")
+	at := -1
+	switch {
+	case strings.HasPrefix(name, "router."):
+		at = len("router.")
+	case strings.Contains(name, ".router."):
+		at = strings.LastIndex(name, ".router.") + len(".router.")
+	}
+	if at < 0 {
+		return name + "." + ins
+	}
+	return name[:at] + ins + "." + name[at:]
+}
+
+// dimWords turns a dimension's value into dot-separated name components:
+// "GET /users/:id" → "GET.users._id", "GET /" → "GET._root".
+func dimWords(key, v string) string {
+	var b strings.Builder
+	word := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case ' ', '/', '.':
+			if word {
+				b.WriteByte('.')
+				word = false
+			}
+		case ':', '*':
+			b.WriteByte('_')
+			word = true
+		default:
+			b.WriteByte(c)
+			word = true
+		}
+	}
+	out := strings.TrimSuffix(b.String(), ".")
+	if key == "route" && strings.HasSuffix(v, " /") {
+		out += "._root"
+	}
+	if out == "" {
+		out = "_"
+	}
+	return out
 }
 
 // Gauges converts a closed minute's summaries to Librato gauges. Summaries
@@ -187,6 +244,7 @@ func Gauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges 
 func allGauges(minute int64, sums []rollup.Summary, percentiles []float64) (gauges []Gauge, skipped int) {
 	for i := range sums {
 		s := &sums[i]
+		base := SeriesName(s.Name, s.Dims)
 		src := SanitizeSource(s.Source)
 		var attrs *Attributes
 		if s.Unit != "" {
@@ -202,7 +260,7 @@ func allGauges(minute int64, sums []rollup.Summary, percentiles []float64) (gaug
 				continue
 			}
 			count := s.Count
-			g := Gauge{Name: name(s.Name, ""), Source: src, MeasureTime: minute, Period: 60,
+			g := Gauge{Name: name(base, ""), Source: src, MeasureTime: minute, Period: 60,
 				Count: &count, Sum: &sum, Min: &lo, Max: &hi, Attributes: attrs}
 			if sq, ok := fit(s.SumSq); ok { // optional: left out when it overflows
 				g.SumSquares = &sq
@@ -216,7 +274,7 @@ func allGauges(minute int64, sums []rollup.Summary, percentiles []float64) (gaug
 				if !ok {
 					continue
 				}
-				gauges = append(gauges, Gauge{Name: name(s.Name, PercentileSuffix(p)), Source: src,
+				gauges = append(gauges, Gauge{Name: name(base, PercentileSuffix(p)), Source: src,
 					MeasureTime: minute, Period: 60, Value: &v, Attributes: attrs})
 			}
 		case parse.Count, parse.Sample, parse.Unique:
@@ -232,7 +290,7 @@ func allGauges(minute int64, sums []rollup.Summary, percentiles []float64) (gaug
 					a.DisplayUnitsLong = attrs.DisplayUnitsLong
 				}
 			}
-			gauges = append(gauges, Gauge{Name: name(s.Name, ""), Source: src, MeasureTime: minute, Period: 60, Value: &v, Attributes: a})
+			gauges = append(gauges, Gauge{Name: name(base, ""), Source: src, MeasureTime: minute, Period: 60, Value: &v, Attributes: a})
 		}
 	}
 	return gauges, skipped

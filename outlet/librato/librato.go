@@ -1,14 +1,17 @@
 // Package librato is the Librato outlet: a minute becomes gauges of the
 // legacy POST /v1/metrics API, as l2met posted them (a summary gauge per
 // measure and value gauges for percentiles, counts, samples and uniques),
-// at most 300 a request. Librato is end-of-life; this outlet stays for
-// users who still have an account, and as one outlet among several.
+// at most 300 a request, and its events (releases, deploys, rollbacks) one
+// annotation each (POST /v1/annotations/NAME), after the gauges. Librato is
+// end-of-life; this outlet stays for users who still have an account, and
+// as one outlet among several.
 //
 // Answers: 2xx done; network errors, timeouts, 5xx, 429 and the 403
 // "API limit" retried; a 400 split to find the one measurement Librato
 // refuses, which alone is dropped and never sent again (a 400 naming
 // measure_time drops the request); 401 (and other 403s) pause the drain's
-// Librato outlet; other 4xx are dropped.
+// Librato outlet; other 4xx are dropped (an annotation Librato refuses with
+// 400 too).
 package librato
 
 import (
@@ -49,7 +52,20 @@ type batch struct {
 	gauges []Gauge
 }
 
-// Encode turns the minute into gauges, in requests of at most BatchSize.
+// Annotation is the body of Librato's POST /v1/annotations/NAME: one event
+// of the annotation stream NAME.
+type Annotation struct {
+	Title     string `json:"title"`
+	StartTime int64  `json:"start_time"` // unix seconds
+}
+
+// annotation is the Part of an annotation request.
+type annotation struct {
+	stream string // the annotation stream's name, sanitized
+}
+
+// Encode turns the minute into gauges, in requests of at most BatchSize,
+// and its events into one annotation request each, after the gauges.
 // Series whose names Librato takes for one are merged (Summaries); series
 // with numbers Librato cannot take, or of another kind than the series
 // they would merge with, are left out (and counted as rejected).
@@ -74,6 +90,14 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, _ 
 		enc.Reqs = append(enc.Reqs, r)
 		gauges = gauges[n:]
 	}
+	for _, e := range m.SortedEvents() {
+		body, err := json.Marshal(Annotation{Title: e.Title, StartTime: e.Time / 1e9})
+		if err != nil { // cannot happen: a string and a number
+			return outlet.Encoded{}, err
+		}
+		enc.Reqs = append(enc.Reqs, &outlet.Request{Body: body, ContentType: "application/json", Points: 1,
+			Part: &annotation{stream: Sanitize(e.Name)}})
+	}
 	return enc, nil
 }
 
@@ -81,7 +105,10 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, _ 
 // before, and how many it left out. (Filtering here rather than in Encode
 // keeps Encode a function of the minute alone.)
 func (b *Backend) withoutRefused(r *outlet.Request) (*outlet.Request, int, error) {
-	p := r.Part.(*batch)
+	p, ok := r.Part.(*batch)
+	if !ok {
+		return r, 0, nil // an annotation
+	}
 	b.mu.Lock()
 	refused := b.refused[p.drain]
 	var kept []Gauge
@@ -118,7 +145,10 @@ func (b *Backend) request(drain string, gauges []Gauge) (*outlet.Request, error)
 // Split halves a request that Librato answered 400; a single gauge cannot
 // be split: its name is remembered and never sent again.
 func (b *Backend) Split(r *outlet.Request) []*outlet.Request {
-	p := r.Part.(*batch)
+	p, ok := r.Part.(*batch)
+	if !ok {
+		return nil // an annotation
+	}
 	if len(p.gauges) < 2 {
 		b.mu.Lock()
 		if b.refused[p.drain] == nil {
@@ -149,6 +179,10 @@ func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request)
 		return outlet.Result{Outcome: outlet.Accepted, Rejected: left, Message: "names Librato refused before"}
 	}
 	url := strings.TrimRight(o.URL, "/") + "/v1/metrics"
+	ann, isAnnotation := r.Part.(*annotation)
+	if isAnnotation {
+		url = strings.TrimRight(o.URL, "/") + "/v1/annotations/" + ann.stream
+	}
 	resp, err := b.client.Post(ctx, url, r, func(req *http.Request) { req.SetBasicAuth(o.User, o.Token) })
 	if err != nil {
 		return outlet.Result{Outcome: outlet.Retry, Message: err.Error()}
@@ -163,8 +197,8 @@ func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request)
 	case s == http.StatusTooManyRequests || s >= 500 ||
 		(s == http.StatusForbidden && bytes.Contains(resp.Body, []byte("API limit"))):
 		res.Outcome = outlet.Retry
-	case s == http.StatusBadRequest && bytes.Contains(resp.Body, []byte("measure_time")):
-		res.Outcome = outlet.Permanent // the minute's time itself is refused: splitting cannot help
+	case s == http.StatusBadRequest && (isAnnotation || bytes.Contains(resp.Body, []byte("measure_time"))):
+		res.Outcome = outlet.Permanent // an annotation, or the minute's time itself, refused: splitting cannot help
 	case s == http.StatusBadRequest:
 		res.Outcome = outlet.Split
 		if p := r.Part.(*batch); len(p.gauges) == 1 {

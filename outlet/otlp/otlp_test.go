@@ -840,3 +840,39 @@ func TestInvalidUTF8(t *testing.T) {
 		t.Errorf("got %+v", p)
 	}
 }
+
+// TestRoutesAndEvents: a route series has no source and the route as an
+// attribute, per route; a minute's events are not OTLP's (a minute of
+// events alone sends nothing).
+func TestRoutesAndEvents(t *testing.T) {
+	start := time.Date(2024, 5, 1, 12, 34, 0, 0, time.UTC)
+	route := func(r string, v float64) parse.Measurement {
+		m := meas(parse.Measure, "router.service", "", v, start)
+		m.Dims = rollup.AppendDim(nil, parse.RouteDim, r)
+		return m
+	}
+	ev := parse.Measurement{Kind: parse.Event, Name: []byte("heroku.deploys"), Member: []byte("Deploy d706b4a"), Time: start}
+	m := minuteOf(t, "d1", start, []parse.Measurement{route("GET /users/:id", 10), route("GET /users/:id", 30), route("other", 5), ev})
+	b := newBackend(Config{})
+	enc, err := b.Encode(testDrain, otlpOutlet("", outlet.Delta), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range enc.Reqs {
+		for _, p := range pointsOf(decode(t, r)) {
+			got = append(got, fmt.Sprintf("%s %s %v count=%d", p.metric, p.typ, p.attrs, p.exp.GetCount()))
+		}
+	}
+	want := []string{"router.service exp map[drainmeter.rollup:none route:GET /users/:id] count=2",
+		"router.service exp map[drainmeter.rollup:none route:other] count=1"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("points:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	only := &rollup.Minute{Drain: "d1", Start: start.Unix(), Series: map[string]*rollup.Series{}, Events: m.Events}
+	for _, temp := range []outlet.Temporality{outlet.Delta, outlet.Cumulative} {
+		if enc, err := b.Encode(testDrain, otlpOutlet("", temp), only, nil); err != nil || len(enc.Reqs) != 0 {
+			t.Errorf("%s: a minute of events alone: %d requests, %v", temp, len(enc.Reqs), err)
+		}
+	}
+}

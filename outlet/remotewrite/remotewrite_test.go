@@ -658,3 +658,29 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// TestRoutesAndEvents: a route series gets a route label and no source;
+// a minute's events are not remote write's.
+func TestRoutesAndEvents(t *testing.T) {
+	start := time.Date(2024, 5, 1, 12, 34, 0, 0, time.UTC)
+	ev := parse.Measurement{Kind: parse.Event, Name: []byte("heroku.deploys"), Member: []byte("Deploy d706b4a"), Time: start}
+	m := minuteOf(t, "d1", start, []parse.Measurement{
+		withDims(meas(parse.Count, "router.requests", "", 1, start), parse.RouteDim, "GET /users/:id"),
+		withDims(meas(parse.Count, "router.requests", "", 1, start), parse.RouteDim, "GET /users/:id"),
+		withDims(meas(parse.Count, "router.requests", "", 1, start), parse.RouteDim, "other"), ev})
+	enc, err := newBackend(Config{}).Encode(drain, nil, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range enc.Reqs {
+		for _, d := range decodeRequest(t, r) {
+			got = append(got, fmt.Sprintf("%s %v", d.id(), d.Samples))
+		}
+	}
+	want := []string{`router_requests_total{drainmeter_rollup="none",job="myapp",route="GET /users/:id"} [2]`,
+		`router_requests_total{drainmeter_rollup="none",job="myapp",route="other"} [1]`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
