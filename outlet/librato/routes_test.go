@@ -48,7 +48,7 @@ func TestRouteGauges(t *testing.T) {
 			}
 		})
 	}
-	gauges, skipped := Gauges(start.Unix(), minuteOf(t, "d1", start, ms).Summaries([]float64{95}), []float64{95})
+	gauges, skipped, _ := Gauges(start.Unix(), minuteOf(t, "d1", start, ms).Summaries([]float64{95}), []float64{95})
 	var got []string
 	for _, g := range gauges {
 		s := g.Name
