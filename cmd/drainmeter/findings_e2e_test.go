@@ -279,8 +279,10 @@ func TestPartitionedWebAcrossTheSealLosesNothing(t *testing.T) {
 	c := newCluster(t, dsn, "WRITER_TIMEOUT=10s")
 	c.start(1)
 	c.start(2, "DATABASE_URL="+viaProxy)
+	// At least 70 s of load before the cut: the minute before the one cut
+	// off has data that no shift can touch, compared exactly below.
 	now := time.Now()
-	cut := nextPhase(now.Add(15*time.Second), 50)
+	cut := nextPhase(now.Add(70*time.Second), 50)
 	heal := cut.Add(30 * time.Second)
 	partition := func() {
 		proxy.Pause()
