@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -353,9 +354,16 @@ func nextPhase(t time.Time, sec int) time.Time {
 // SIGKILL a web (restarted 5 s later). Postgres and the kill are inside the
 // outlets' outage so that no request to an outlet can be accepted and then
 // not recorded (the README's other kill -9 bound, tested on its own).
+//
+// The SIGTERM and the kill get a jitter of up to two flush intervals (from
+// the seed): the webs write their partials on a ticker started with them,
+// and a kill at a whole number of seconds after the start would always
+// land at the same point of that cycle.
 func (r *run) plan(start time.Time) ([]cycle, time.Time) {
 	webs := r.c.webs
 	n := len(webs)
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0x91a4))
+	jitter := func() time.Duration { return time.Duration(rng.Int64N(int64(2 * flushInterval))) }
 	var cycles []cycle
 	at := start.Add(10 * time.Second)
 	for k := 0; ; k++ {
@@ -363,14 +371,14 @@ func (r *run) plan(start time.Time) ([]cycle, time.Time) {
 		if n >= 3 {
 			cy.killed = webs[(k+2)%n]
 		}
-		cy.termAt = at.Add(5 * time.Second)
+		cy.termAt = at.Add(5*time.Second + jitter())
 		cy.partFrom = nextPhase(at.Add(20*time.Second), 50)
 		cy.partTo = cy.partFrom.Add(partitionFor)
 		cy.failFrom = cy.partTo.Add(5 * time.Second)
 		cy.failTo = cy.failFrom.Add(outletDownFor)
 		cy.pgFrom = cy.failFrom.Add(2 * time.Second)
 		cy.pgTo = cy.pgFrom.Add(pgDownFor)
-		cy.killAt = cy.pgTo.Add(20 * time.Second)
+		cy.killAt = cy.pgTo.Add(20*time.Second + jitter())
 		cy.end = cy.failTo.Add(restartAfter)
 		if k > 0 && cy.end.Truncate(time.Minute).Add(2*time.Minute).After(start.Add(r.cfg.Duration)) {
 			break

@@ -380,8 +380,8 @@ func (r *run) checkPartitions(rep *Report, attempts []*attempt, shifts []shift) 
 		}
 		pr.Health = len(hl)
 		_, pr.HealthP99, pr.HealthMax = percentiles(hl)
-		for _, s := range shifts {
-			if strings.HasPrefix(s.writer, p.web.name+".") {
+		for _, s := range shifts { // its partials of the minute it was cut off in
+			if strings.HasPrefix(s.writer, p.web.name+".") && s.from == minuteOf(p.from) {
 				pr.Shifts++
 				pr.Shifted += s.measurements
 			}
