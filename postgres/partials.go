@@ -370,6 +370,21 @@ func (p *Partials) requeue(batch []partialRow) {
 	p.trimLocked()
 }
 
+// idleTxTimeout bounds how long Postgres keeps a transaction of a web open
+// while nothing arrives from it. A dyno cut off from Postgres in the middle
+// of a transaction (a network partition) would otherwise keep its row
+// locks — the drains' rollup rows, their status counters — until the server
+// learns that the connection is dead: the whole partition, or hours of TCP
+// keepalive if the dyno dies meanwhile; and no minute of those drains could
+// be sealed, nor partials written, by any dyno. The transactions here take
+// milliseconds.
+const idleTxTimeout = 10 * time.Second
+
+// boundIdleTx is the first statement of each of those transactions (SET
+// LOCAL: it ends with the transaction, so it is safe behind a
+// transaction-pooling bouncer).
+var boundIdleTx = fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", idleTxTimeout.Milliseconds())
+
 type shift struct {
 	drain        string
 	from, to     int64
@@ -383,6 +398,9 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, s
 	defer cancel()
 	if len(batch) == 0 {
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, boundIdleTx); err != nil {
+				return err
+			}
 			if err := p.writeStatus(ctx, tx, st); err != nil {
 				return err
 			}
@@ -410,6 +428,9 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, s
 	var shifts []shift
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		shifts = shifts[:0]
+		if _, err := tx.Exec(ctx, boundIdleTx); err != nil {
+			return err
+		}
 		// Lock the drains' rows (shared with other writers; the sealer
 		// waits), in one order for every writer, and read how far each is
 		// sealed.

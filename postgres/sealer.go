@@ -84,8 +84,10 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 	sealedMinutes := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		sealedMinutes = 0
-		// Writers hold the row FOR SHARE while they write: wait for them, a while.
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
+		// Writers hold the row FOR SHARE while they write: wait for them, a
+		// while. This transaction holds it FOR UPDATE: bound its idle time
+		// (a sealer cut off from Postgres would hold up every writer).
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '5s'; `+boundIdleTx); err != nil {
 			return err
 		}
 		var sealedThrough int64

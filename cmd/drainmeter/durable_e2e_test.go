@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,8 +80,11 @@ func newClusterWith(t *testing.T, dsn string, drains [][]string, extra ...string
 }
 
 // start starts a web process and adds it to the live set; i names its dyno.
-func (c *cluster) start(i int) *server {
-	s := startServer(c.t, append(c.env, fmt.Sprintf("DYNO=web.%d", i))...)
+// extra overrides the cluster's environment (a DATABASE_URL through a
+// proxy, say).
+func (c *cluster) start(i int, extra ...string) *server {
+	env := append(append(slices.Clone(c.env), fmt.Sprintf("DYNO=web.%d", i)), extra...)
+	s := startServer(c.t, env...)
 	c.mu.Lock()
 	c.webs = append(c.webs, s)
 	c.all = append(c.all, s)

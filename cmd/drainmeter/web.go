@@ -447,6 +447,9 @@ func pingEvery(ctx context.Context, pool *pgxpool.Pool, every time.Duration, ok 
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := pool.Ping(pctx)
 		cancel()
+		if ctx.Err() != nil {
+			return // cut short by the shutdown: not an outage
+		}
 		if was := ok.Swap(err == nil); was != (err == nil) {
 			if err != nil {
 				log.Error("database unreachable; still accepting frames", "err", err)

@@ -31,12 +31,18 @@ type Totals struct {
 	Measures      map[Key][]float64
 	RouteCounts   map[RouteKey]float64
 	RouteMeasures map[RouteKey][]float64
+	// Measurements is, per minute (unix seconds of its start), how many
+	// measurements drainmeter counts in its rollups: one per series a value
+	// goes to, of every kind (samples and uniques too), the per-process-type
+	// rollup included. It is the unit of a partial minute's measurements
+	// (and of the shifts table).
+	Measurements map[int64]int
 }
 
 // NewTotals returns empty totals.
 func NewTotals() *Totals {
 	return &Totals{Counts: map[Key]float64{}, Measures: map[Key][]float64{},
-		RouteCounts: map[RouteKey]float64{}, RouteMeasures: map[RouteKey][]float64{}}
+		RouteCounts: map[RouteKey]float64{}, RouteMeasures: map[RouteKey][]float64{}, Measurements: map[int64]int{}}
 }
 
 // Merge adds o to t.
@@ -54,6 +60,18 @@ func (t *Totals) Merge(o *Totals) {
 	for k, v := range o.RouteMeasures {
 		t.RouteMeasures[k] = append(t.RouteMeasures[k], v...)
 	}
+	for m, n := range o.Measurements {
+		t.Measurements[m] += n
+	}
+}
+
+// AllMeasurements is the sum of Measurements over every minute.
+func (t *Totals) AllMeasurements() int {
+	n := 0
+	for _, v := range t.Measurements {
+		n += v
+	}
+	return n
 }
 
 // Series is one series of Totals in its JSON form.
@@ -199,6 +217,7 @@ func (g *Generator) runtime(ts time.Time) {
 	g.header(45, ts, "heroku", dyno)
 	g.frame = fmt.Appendf(g.frame, "source=%s dyno=heroku.2808254.d97d0ea7-cf3d-411b-b453-d2943a50b456 sample#memory_total=%.2fMB sample#memory_rss=%.2fMB sample#memory_cache=0.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages\n",
 		dyno, 200+g.rng.Float64()*300, 180+g.rng.Float64()*300)
+	g.totals.Measurements[minute(ts)] += 6 // the six samples, of the dyno only
 }
 
 func (g *Generator) app(ts time.Time) {
@@ -210,6 +229,7 @@ func (g *Generator) app(ts time.Time) {
 	v, _ := strconv.ParseFloat(lat, 64)
 	g.measure("app.latency", dyno, ts, v)
 	g.count("app.jobs", dyno, ts, float64(jobs))
+	g.totals.Measurements[minute(ts)]++ // the unique, of the dyno only
 }
 
 func minute(ts time.Time) int64 { return ts.Unix() - ts.Unix()%60 }
@@ -221,10 +241,12 @@ func (g *Generator) measure(name, dyno string, ts time.Time, v float64) {
 		k := Key{name, src, m}
 		g.totals.Measures[k] = append(g.totals.Measures[k], v)
 	}
+	g.totals.Measurements[m] += 2
 }
 
 func (g *Generator) count(name, dyno string, ts time.Time, v float64) {
 	m := minute(ts)
 	g.totals.Counts[Key{name, dyno, m}] += v
 	g.totals.Counts[Key{name, "web", m}] += v
+	g.totals.Measurements[m] += 2
 }
