@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/internal/tcpproxy"
 	"github.com/drainmeter/drainmeter/outlet"
@@ -109,7 +110,7 @@ func TestWriterCutOffMidWriteDoesNotBlockSealing(t *testing.T) {
 	}
 	cut := time.Now()
 
-	dests := &staticDests{m: map[string]*outlet.Drain{"d": {ID: "d", Outlets: []outlet.Outlet{{Kind: outlet.Log}}}}}
+	dests := outlettest.NewDests(&outlet.Drain{ID: "d", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
 	sealer := NewSealer(SealerConfig{Grace: 0, Silence: time.Minute}, direct, dests, reg, log, time.Now)
 	var sealed int
 	for time.Since(cut) < 25*time.Second && sealed == 0 {
