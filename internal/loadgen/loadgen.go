@@ -229,7 +229,7 @@ func (g *Generator) app(ts time.Time) {
 	v, _ := strconv.ParseFloat(lat, 64)
 	g.measure("app.latency", dyno, ts, v)
 	g.count("app.jobs", dyno, ts, float64(jobs))
-	g.totals.Measurements[minute(ts)]++ // the unique, of the dyno only
+	g.totals.Measurements[minute(ts)] += 2 // the unique, of the dyno and its process type
 }
 
 func minute(ts time.Time) int64 { return ts.Unix() - ts.Unix()%60 }
