@@ -434,7 +434,8 @@ func (s *Store) TakeOpen() []*Minute {
 }
 
 // OpenSeriesByDrain returns how many series each drain has open, across its
-// open minutes.
+// open minutes, counting those TakeOpen already handed out (the durable
+// mode writes them every few seconds; they are still the minute's).
 func (s *Store) OpenSeriesByDrain() map[string]int {
 	s.mu.RLock()
 	ids := make(map[string]*drainState, len(s.drains))
@@ -447,7 +448,12 @@ func (s *Store) OpenSeriesByDrain() map[string]int {
 		ds.mu.Lock()
 		n := 0
 		for _, mn := range ds.minutes {
-			n += len(mn.Series)
+			n += len(mn.taken)
+			for k := range mn.Series {
+				if _, ok := mn.taken[k]; !ok {
+					n++
+				}
+			}
 		}
 		ds.mu.Unlock()
 		if n > 0 {

@@ -201,3 +201,23 @@ func TestClosedEarlyStaysClosed(t *testing.T) {
 		t.Fatalf("late %d: the closed minute reopened", d.Get(stats.Late))
 	}
 }
+
+// TestOpenSeriesCountsTaken: the open series of a minute include those
+// TakeOpen handed out (the durable mode's partial writes), once each.
+func TestOpenSeriesCountsTaken(t *testing.T) {
+	s := NewStore(Config{Grace: time.Hour})
+	d := stats.NewRegistry().Drain("d")
+	add := func(names ...string) {
+		var ms []parse.Measurement
+		for _, n := range names {
+			ms = append(ms, parse.Measurement{Kind: parse.Count, Name: []byte(n), Value: 1, Time: t0})
+		}
+		s.Add(t0, d, ms)
+	}
+	add("a", "b")
+	s.TakeOpen()
+	add("b", "c")
+	if got := s.OpenSeriesByDrain()["d"]; got != 3 {
+		t.Fatalf("open series %d, want 3 (a and b handed out, b and c open)", got)
+	}
+}
