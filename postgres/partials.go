@@ -1,14 +1,18 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -315,7 +319,15 @@ func (p *Partials) writeStatus(ctx context.Context, tx pgx.Tx, st statusRows) er
 		var drains []string
 		var minutes []int64
 		var counts [][]byte
-		for k, c := range st.counters {
+		// In one order for every dyno (they upsert the same rows): no deadlocks.
+		keys := slices.SortedFunc(maps.Keys(st.counters), func(a, b counterKey) int {
+			if c := strings.Compare(a.drain, b.drain); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.minute, b.minute)
+		})
+		for _, k := range keys {
+			c := st.counters[k]
 			obj := map[string]uint64{}
 			for i, v := range c {
 				if v != 0 {
@@ -335,7 +347,8 @@ func (p *Partials) writeStatus(ctx context.Context, tx pgx.Tx, st statusRows) er
 			return err
 		}
 	}
-	for d, a := range st.activity {
+	for _, d := range slices.Sorted(maps.Keys(st.activity)) {
+		a := st.activity[d]
 		var last *time.Time
 		if !a.lastBatch.IsZero() {
 			last = &a.lastBatch

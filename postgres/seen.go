@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,12 +182,19 @@ func (c *Claims) commit(ctx context.Context) {
 	// The same id twice in one batch (two copies of a batch at once): the
 	// first claim decides, the others are duplicates.
 	first := map[seenID]*claim{}
-	var drains, ids []string
+	var keys []seenID
 	for _, cl := range batch {
 		if first[cl.seenID] == nil {
 			first[cl.seenID] = cl
-			drains, ids = append(drains, cl.drain), append(ids, cl.id)
+			keys = append(keys, cl.seenID)
 		}
+	}
+	// One order for every dyno: two dynos inserting the same ids in
+	// different orders would deadlock (and fall back to memory).
+	slices.SortFunc(keys, compareIDs)
+	drains, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		drains[i], ids[i] = k.drain, k.id
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -243,8 +252,10 @@ func (c *Claims) writeBacklog(ctx context.Context) {
 	}
 	var err error
 	if len(batch) > 0 {
-		drains, ids := make([]string, len(batch)), make([]string, len(batch))
-		for i, b := range batch {
+		sorted := slices.Clone(batch)
+		slices.SortFunc(sorted, compareIDs)
+		drains, ids := make([]string, len(sorted)), make([]string, len(sorted))
+		for i, b := range sorted {
 			drains[i], ids[i] = b.drain, b.id
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -275,4 +286,13 @@ func (c *Claims) writeBacklog(ctx context.Context) {
 	if empty {
 		c.degraded.Store(false)
 	}
+}
+
+// compareIDs orders ids by drain, then id: the one order in which every
+// dyno inserts them.
+func compareIDs(a, b seenID) int {
+	if c := strings.Compare(a.drain, b.drain); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
 }
