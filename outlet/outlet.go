@@ -171,6 +171,11 @@ type Request struct {
 	Header      http.Header // other fixed headers of the backend
 	Points      int         // the measurements (gauges, points, samples) it carries
 	Part        any         // what the backend needs to split it
+
+	// Where the request stands in the minute as first built: request
+	// origin, less the first offset items (a part of a split). Set by the
+	// core, so that a lane taken over after a split resumes exactly there.
+	origin, offset int
 }
 
 // Outcome is what a request's answer means.
@@ -221,8 +226,15 @@ type Backend interface {
 
 // Splitter is a backend that can split a request (Split outcome). A request
 // that cannot be split further is dropped.
+//
+// A request is a sequence of items (series, gauges) that Split cuts in
+// contiguous runs. Items and Tail let a durable lane resume after a split
+// where another dyno stopped: Tail(r, n) is r's items from the n-th on,
+// encoded as Split encodes a part, so that the receiver gets every item once.
 type Splitter interface {
 	Split(r *Request) []*Request
+	Items(r *Request) int            // how many items r carries
+	Tail(r *Request, n int) *Request // r without its first n items; nil if it cannot
 }
 
 // scrub removes the outlet's secrets from a message, and bounds its length.

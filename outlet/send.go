@@ -148,6 +148,20 @@ type Job struct {
 // Done reports whether every request has been dealt with.
 func (j *Job) Done() bool { return j.Next >= len(j.Reqs) }
 
+// Position is where the job stands in terms of its requests as first built,
+// which a rebuild of the minute gives again: the next request to send is
+// request chunk without its first items items (the part of a split).
+func (j *Job) Position() (chunk, items int) {
+	if j.Done() {
+		if len(j.Reqs) == 0 {
+			return 0, 0
+		}
+		return j.Reqs[len(j.Reqs)-1].origin + 1, 0
+	}
+	r := j.Reqs[j.Next]
+	return r.origin, r.offset
+}
+
 // Points returns the points of the requests not yet sent.
 func (j *Job) Points() int {
 	n := 0
@@ -213,7 +227,31 @@ func (s *Sender) Build(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (*Jo
 	if err != nil {
 		return nil, fmt.Errorf("outlet: %s: %w", o.Kind, err)
 	}
+	for i, r := range enc.Reqs {
+		r.origin, r.offset = i, 0
+	}
 	return &Job{Minute: m.Start, Reqs: enc.Reqs, Totals: enc.Totals, Key: o.EncodingKey(), skipped: enc.Skipped, note: enc.Note}, nil
+}
+
+// Resume moves a freshly built job to a position that Job.Position gave
+// for the same minute and encoding (on this or another process).
+func (s *Sender) Resume(o *Outlet, job *Job, chunk, items int) {
+	job.Next = min(max(chunk, 0), len(job.Reqs))
+	if items <= 0 || job.Done() {
+		return
+	}
+	r := job.Reqs[job.Next]
+	if sp, ok := s.backends[o.Kind].(Splitter); ok {
+		if t := sp.Tail(r, items); t != nil {
+			t.origin, t.offset = r.origin, items
+			job.Reqs[job.Next] = t
+			return
+		}
+	}
+	// Cannot happen: only a Splitter's parts have an offset. Sending the
+	// whole request again may count its first items twice: say so.
+	s.log.Warn("outlet: cannot resume inside a split request; sending it whole", "outlet", o.Kind,
+		"minute", minuteString(job.Minute), "request", chunk, "items", items)
 }
 
 // Action is what a lane does after a step.
@@ -309,6 +347,11 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 	case Split:
 		if sp, ok := b.(Splitter); ok {
 			if parts := sp.Split(r); len(parts) > 1 {
+				off := r.offset
+				for _, p := range parts {
+					p.origin, p.offset = r.origin, off
+					off += sp.Items(p)
+				}
 				job.Reqs = append(job.Reqs[:job.Next:job.Next], append(parts, job.Reqs[job.Next+1:]...)...)
 				return Step{Action: Continue}
 			}

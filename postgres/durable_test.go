@@ -362,6 +362,115 @@ func TestTakeoverResumesAtTheRecordedRequest(t *testing.T) {
 	}
 }
 
+// splitBackend sends a minute as one request of N items; the receiver
+// takes at most two items a request (413 above that, split in halves) and
+// answers 503 while fail is set.
+type splitBackend struct {
+	N int
+
+	mu   sync.Mutex
+	got  []string // items accepted, in order
+	fail bool
+}
+
+func (b *splitBackend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+	var items []string
+	for i := range b.N {
+		items = append(items, fmt.Sprintf("%d.%d", m.Start, i))
+	}
+	return outlet.Encoded{Reqs: []*outlet.Request{b.req(items)}}, nil
+}
+
+func (b *splitBackend) req(items []string) *outlet.Request {
+	return &outlet.Request{Body: []byte(strings.Join(items, " ")), Points: len(items), Part: items}
+}
+
+func (b *splitBackend) Split(r *outlet.Request) []*outlet.Request {
+	items := r.Part.([]string)
+	h := len(items) / 2
+	return []*outlet.Request{b.req(items[:h:h]), b.req(items[h:])}
+}
+
+func (b *splitBackend) Items(r *outlet.Request) int { return len(r.Part.([]string)) }
+
+func (b *splitBackend) Tail(r *outlet.Request, n int) *outlet.Request {
+	return b.req(r.Part.([]string)[n:])
+}
+
+func (b *splitBackend) Send(_ context.Context, o *outlet.Outlet, r *outlet.Request) outlet.Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch items := r.Part.([]string); {
+	case len(items) > 2:
+		return outlet.Result{Outcome: outlet.Split, Status: 413}
+	case b.fail:
+		return outlet.Result{Outcome: outlet.Retry, Status: 503}
+	default:
+		b.got = append(b.got, items...)
+		return outlet.Result{Outcome: outlet.Accepted}
+	}
+}
+
+// TestTakeoverResumesInsideASplitRequest: the receiver answered 413 and the
+// minute's one request was split; the dyno died after the receiver accepted
+// a part of it and while the next part was failing. The dyno that takes the
+// lane over rebuilds the minute unsplit and sends exactly the items the
+// receiver does not have: none twice, none lost.
+func TestTakeoverResumesInsideASplitRequest(t *testing.T) {
+	r := newRig(t, outlet.OTLP)
+	sb := &splitBackend{N: 8}
+	r.sender = outlet.NewSender(outlet.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		AuthProbe: time.Hour, Timeout: time.Second}, map[outlet.Kind]outlet.Backend{outlet.OTLP: sb}, r.reg, r.log, time.Now)
+	ctx := context.Background()
+	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	w := r.writer("web.1.a", m)
+	w.Closed([]*rollup.Minute{partialOf("d", m, 7)})
+	w.Swept(m.Add(61 * time.Second))
+	r.flush(w)
+	if _, err := r.sealer(time.Now()).SealReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead := r.poster("web.1.a", 500*time.Millisecond)
+	lc, err := dead.claim(ctx)
+	if err != nil || lc == nil {
+		t.Fatalf("claim: %v %v", lc, err)
+	}
+	// The dead dyno: 8 items split to 4+4, then 2+2+4; the first 2 accepted;
+	// then the receiver fails and the dyno records where it stands and dies.
+	d, _ := r.dests.Drain("d")
+	o := &d.Outlets[0]
+	mn, _ := dead.nextMinute(ctx, lc)
+	job, _ := r.sender.Build(d, o, mn, nil)
+	var st outlet.Status
+	for len(sb.got) < 2 {
+		if step := r.sender.Step(ctx, d, o, job, &st, 0); step.Action != outlet.Continue {
+			t.Fatalf("step %v", step)
+		}
+	}
+	sb.fail = true
+	if step := r.sender.Step(ctx, d, o, job, &st, 0); step.Action != outlet.Wait {
+		t.Fatalf("step %v, want a wait", step)
+	}
+	u := laneUpdate{chunkMinute: &job.Minute, encoding: o.EncodingKey(), state: "retrying"}
+	u.chunk, u.chunkItems = job.Position()
+	if u.chunk != 0 || u.chunkItems != 2 {
+		t.Fatalf("position %d/%d, want request 0 less 2 items", u.chunk, u.chunkItems)
+	}
+	if err := dead.progress(lc.key, u); err != nil {
+		t.Fatal(err)
+	}
+	sb.fail = false
+	time.Sleep(600 * time.Millisecond) // the lease expires
+	r.drainLanes(r.poster("web.2.b", time.Minute))
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("%d.%d", m.Unix(), i))
+	}
+	if fmt.Sprint(sb.got) != fmt.Sprint(want) {
+		t.Fatalf("receiver got %v\nwant %v", sb.got, want)
+	}
+}
+
 // TestPausedLaneResumesOnNewCredentials: a lane paused on refused
 // credentials is tried again as soon as its outlet's version changes, long
 // before the next probe, on any dyno.

@@ -161,7 +161,8 @@ type laneClaim struct {
 	key           laneKey
 	postedThrough *int64
 	chunkMinute   *int64
-	chunk         int
+	chunk         int // request of chunkMinute to send next, as first built ...
+	chunkItems    int // ... less its first items (after a split)
 	encoding      string
 	totals        []byte
 	attempts      int
@@ -183,7 +184,7 @@ FROM (
     FOR UPDATE OF l2 SKIP LOCKED
 ) c
 WHERE l.drain_id = c.drain_id AND l.outlet = c.outlet AND (l.lease_until IS NULL OR l.lease_until < now())
-RETURNING l.drain_id, l.outlet, l.posted_through, l.chunk_minute, l.chunk, l.encoding, l.totals, l.attempts, l.state,
+RETURNING l.drain_id, l.outlet, l.posted_through, l.chunk_minute, l.chunk, l.chunk_items, l.encoding, l.totals, l.attempts, l.state,
     (SELECT version FROM outlets o WHERE o.drain_id = l.drain_id AND o.kind = l.outlet)`
 
 // claim leases the lane that has waited longest and has a sealed minute to post.
@@ -193,7 +194,7 @@ func (p *Poster) claim(ctx context.Context) (*laneClaim, error) {
 	deadline := p.now().Add(p.cfg.Lease)
 	var lc laneClaim
 	err := p.pool.QueryRow(ctx, claimLaneSQL, p.cfg.Owner, p.cfg.Lease.Milliseconds()).Scan(
-		&lc.key.drain, &lc.key.outlet, &lc.postedThrough, &lc.chunkMinute, &lc.chunk, &lc.encoding, &lc.totals,
+		&lc.key.drain, &lc.key.outlet, &lc.postedThrough, &lc.chunkMinute, &lc.chunk, &lc.chunkItems, &lc.encoding, &lc.totals,
 		&lc.attempts, &lc.state, &lc.outletVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -280,7 +281,7 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 		return
 	}
 	if lc.chunkMinute != nil && *lc.chunkMinute == mn.Start && lc.encoding == key {
-		job.Next = min(lc.chunk, len(job.Reqs))
+		p.send.Resume(o, job, lc.chunk, lc.chunkItems)
 	}
 	st := outlet.Status{State: outlet.State(lc.state)}
 	attempts := lc.attempts
@@ -297,7 +298,8 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 			// another dyno: stop sending.
 			p.log.Warn("lanes: lease about to expire; stopping", "drain", d.ID, "outlet", o.Kind, "left", left.Round(time.Millisecond))
 			u := delta()
-			u.chunkMinute, u.chunk, u.encoding, u.attempts, u.wait = &job.Minute, job.Next, key, attempts, time.Second
+			u.chunkMinute, u.encoding, u.attempts, u.wait = &job.Minute, key, attempts, time.Second
+			u.chunk, u.chunkItems = job.Position()
 			p.release(lc.key, u)
 			return
 		}
@@ -307,7 +309,8 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 		case outlet.Continue:
 			attempts = 0
 			u := delta()
-			u.chunkMinute, u.chunk, u.encoding = &job.Minute, job.Next, key
+			u.chunkMinute, u.encoding = &job.Minute, key
+			u.chunk, u.chunkItems = job.Position()
 			if err := p.progress(lc.key, u); err != nil {
 				// Progress could not be recorded: stop here; whoever takes
 				// the lane resends from the last recorded request.
@@ -316,7 +319,8 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 			}
 			select {
 			case <-stop:
-				u := laneUpdate{chunkMinute: &job.Minute, chunk: job.Next, encoding: key, state: string(st.State)}
+				u := laneUpdate{chunkMinute: &job.Minute, encoding: key, state: string(st.State)}
+				u.chunk, u.chunkItems = job.Position()
 				p.release(lc.key, u)
 				return
 			default:
@@ -332,7 +336,8 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 			return
 		case outlet.Wait:
 			u := delta()
-			u.chunkMinute, u.chunk, u.encoding, u.attempts, u.wait = &job.Minute, job.Next, key, st.Attempts, step.Wait
+			u.chunkMinute, u.encoding, u.attempts, u.wait = &job.Minute, key, st.Attempts, step.Wait
+			u.chunk, u.chunkItems = job.Position()
 			if st.State == outlet.StatePaused {
 				v := pausedVersion(o)
 				u.pausedVersion = &v
@@ -377,6 +382,7 @@ func (p *Poster) nextMinute(ctx context.Context, lc *laneClaim) (*rollup.Minute,
 type laneUpdate struct {
 	chunkMinute   *int64
 	chunk         int
+	chunkItems    int
 	encoding      string
 	attempts      int
 	wait          time.Duration
@@ -410,10 +416,10 @@ func (p *Poster) progress(k laneKey, u laneUpdate) error {
 	defer cancel()
 	tag, err := p.pool.Exec(ctx, `UPDATE lanes SET chunk_minute = $4, chunk = $5, encoding = $6, attempts = 0, state = $7,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
-		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at)
+		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at), chunk_items = $14
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.state, nullTime(u.lastPostAt),
-		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt))
+		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), u.chunkItems)
 	p.outage.report(err)
 	if err != nil {
 		return err
@@ -427,7 +433,7 @@ func (p *Poster) progress(k laneKey, u laneUpdate) error {
 // finish records that the lane's minute is done (posted or given up) and
 // releases the lane; the running totals go with it.
 func (p *Poster) finish(k laneKey, minute int64, totals []byte, encoding string, u laneUpdate) {
-	p.exec(`UPDATE lanes SET posted_through = $4, chunk_minute = NULL, chunk = 0, encoding = $5, totals = $6,
+	p.exec(`UPDATE lanes SET posted_through = $4, chunk_minute = NULL, chunk = 0, chunk_items = 0, encoding = $5, totals = $6,
 		attempts = 0, state = $7, paused_version = NULL, next_attempt = now(), lease_owner = NULL, lease_until = NULL,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
 		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at)
@@ -439,6 +445,7 @@ func (p *Poster) finish(k laneKey, minute int64, totals []byte, encoding string,
 // release gives the lane back, to be tried again after u.wait.
 func (p *Poster) release(k laneKey, u laneUpdate) {
 	p.exec(`UPDATE lanes SET chunk_minute = coalesce($4, chunk_minute), chunk = CASE WHEN $4::bigint IS NULL THEN chunk ELSE $5 END,
+		chunk_items = CASE WHEN $4::bigint IS NULL THEN chunk_items ELSE $17 END,
 		encoding = CASE WHEN $6 = '' THEN encoding ELSE $6 END, attempts = $7,
 		next_attempt = now() + $8 * interval '1 millisecond', state = $9, paused_version = coalesce($10, paused_version),
 		lease_owner = NULL, lease_until = NULL,
@@ -447,7 +454,7 @@ func (p *Poster) release(k laneKey, u laneUpdate) {
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.attempts, u.wait.Milliseconds(), u.state,
 		u.pausedVersion, nullTime(u.lastPostAt), int64(u.posted), int64(u.rejected), int64(u.dropped),
-		nullString(u.lastError), nullTime(u.lastErrorAt))
+		nullString(u.lastError), nullTime(u.lastErrorAt), u.chunkItems)
 }
 
 // exec runs a statement that ends a worker's hold on a lane. If Postgres

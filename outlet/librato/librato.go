@@ -169,6 +169,28 @@ func (b *Backend) Split(r *outlet.Request) []*outlet.Request {
 	return []*outlet.Request{r1, r2}
 }
 
+// Items returns how many gauges a request carries: the unit of Split.
+func (b *Backend) Items(r *outlet.Request) int {
+	if p, ok := r.Part.(*batch); ok {
+		return len(p.gauges)
+	}
+	return 0
+}
+
+// Tail rebuilds a request without its first n gauges, encoded as Split
+// encodes a part.
+func (b *Backend) Tail(r *outlet.Request, n int) *outlet.Request {
+	p, ok := r.Part.(*batch)
+	if !ok || n < 0 || n >= len(p.gauges) {
+		return nil
+	}
+	t, err := b.request(p.drain, p.gauges[n:])
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
 // Send posts the gauges with the outlet's credentials.
 func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request) outlet.Result {
 	r, left, err := b.withoutRefused(r)

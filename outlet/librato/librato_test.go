@@ -300,3 +300,27 @@ func TestShutdownPostsPending(t *testing.T) {
 		t.Fatalf("stored %d", got)
 	}
 }
+
+// TestTailIsTheSplitPart: a lane that resumes inside a split request
+// (another dyno took it over) rebuilds exactly the part not yet accepted.
+func TestTailIsTheSplitPart(t *testing.T) {
+	b := New(outlet.NewClient("drainmeter/test", time.Second, time.Now), []float64{50, 95, 99})
+	d := &outlet.Drain{ID: "d1"}
+	o := &outlet.Outlet{Kind: outlet.Librato}
+	enc, err := b.Encode(d, o, bigMinute(t, "d1", time.Now().Truncate(time.Minute), 200), nil)
+	if err != nil || len(enc.Reqs) != 1 {
+		t.Fatal(err, len(enc.Reqs))
+	}
+	r := enc.Reqs[0]
+	parts := b.Split(r)
+	if len(parts) != 2 || b.Items(parts[0])+b.Items(parts[1]) != b.Items(r) || b.Items(r) != 200 {
+		t.Fatalf("split into %d parts", len(parts))
+	}
+	tail := b.Tail(r, b.Items(parts[0]))
+	if tail == nil || !bytes.Equal(tail.Body, parts[1].Body) || tail.Points != parts[1].Points {
+		t.Fatal("Tail is not the second part")
+	}
+	if b.Tail(r, 200) != nil || b.Tail(r, -1) != nil {
+		t.Fatal("Tail past the end")
+	}
+}

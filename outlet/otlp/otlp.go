@@ -538,6 +538,28 @@ func (b *Backend) Split(r *outlet.Request) []*outlet.Request {
 	return []*outlet.Request{first, second}
 }
 
+// Items returns how many series a request carries: the unit of Split.
+func (b *Backend) Items(r *outlet.Request) int {
+	if p, ok := r.Part.(*part); ok {
+		return len(p.series)
+	}
+	return 0
+}
+
+// Tail rebuilds a request without its first n series, encoded as Split
+// encodes a part.
+func (b *Backend) Tail(r *outlet.Request, n int) *outlet.Request {
+	p, ok := r.Part.(*part)
+	if !ok || n < 0 || n >= len(p.series) {
+		return nil
+	}
+	t, err := b.request(p.head, p.series[n:])
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
 // Send posts a request to the outlet's URL with its configured headers.
 func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request) outlet.Result {
 	resp, err := b.client.Post(ctx, o.URL, r, func(req *http.Request) {

@@ -673,6 +673,12 @@ func TestChunking(t *testing.T) {
 			if len(parts) != 2 || parts[0].Points+parts[1].Points != r.Points {
 				t.Fatalf("split %d points into %d parts", r.Points, len(parts))
 			}
+			// A lane resuming after the first part rebuilds the second.
+			if n := b.Items(parts[0]); n+b.Items(parts[1]) != b.Items(r) {
+				t.Fatalf("items %d + %d of %d", n, b.Items(parts[1]), b.Items(r))
+			} else if tail := b.Tail(r, n); tail == nil || !bytes.Equal(tail.Body, parts[1].Body) || tail.Points != parts[1].Points {
+				t.Fatalf("Tail(r, %d) is not the second part", n)
+			}
 			for _, p := range parts {
 				walk(p)
 			}
