@@ -209,6 +209,9 @@ type Encoded struct {
 	Totals  *Totals    // the lane's running state after the minute; nil for a backend that keeps none
 	Skipped int        // points left out because the receiver cannot take them (counted as rejected)
 	Note    string     // why they were left out
+	// AsGauges counts series the receiver's own type cannot hold that went
+	// out as gauges instead (cumulative OTLP measures with a negative value).
+	AsGauges int
 }
 
 // Backend turns minutes into requests for one kind of receiver and reads

@@ -141,8 +141,9 @@ type Job struct {
 	Totals *Totals // the lane's running state once the minute is delivered
 	Key    string  // the outlet's EncodingKey when built
 
-	skipped int // points left out at build time, counted when the job finishes
-	note    string
+	skipped  int // points left out at build time, counted when the job finishes
+	note     string
+	asGauges int // series sent as gauges instead, counted when the job finishes
 }
 
 // Done reports whether every request has been dealt with.
@@ -230,7 +231,8 @@ func (s *Sender) Build(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (*Jo
 	for i, r := range enc.Reqs {
 		r.origin, r.offset = i, 0
 	}
-	return &Job{Minute: m.Start, Reqs: enc.Reqs, Totals: enc.Totals, Key: o.EncodingKey(), skipped: enc.Skipped, note: enc.Note}, nil
+	return &Job{Minute: m.Start, Reqs: enc.Reqs, Totals: enc.Totals, Key: o.EncodingKey(),
+		skipped: enc.Skipped, note: enc.Note, asGauges: enc.AsGauges}, nil
 }
 
 // Resume moves a freshly built job to a position that Job.Position gave
@@ -381,6 +383,12 @@ func (s *Sender) finished(d *Drain, o *Outlet, job *Job, st *Status) Step {
 		s.log.Warn("outlet: series left out", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
 			"series", job.skipped, "reason", job.note)
 		job.skipped = 0
+	}
+	if job.asGauges > 0 {
+		s.stats.Drain(d.ID).Add(stats.AsGauges, uint64(job.asGauges))
+		s.log.Info("outlet: measures sent as gauges", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+			"series", job.asGauges, "reason", job.note)
+		job.asGauges = 0
 	}
 	return Step{Action: Finished}
 }

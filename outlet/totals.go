@@ -38,6 +38,13 @@ type Running struct {
 // m.Start. Series absent for longer than forget (seconds) are forgotten: if
 // they come back, their totals start again. t is not modified.
 func (t *Totals) Advance(m *rollup.Minute, forget int64) *Totals {
+	return t.AdvanceExcept(m, forget, nil)
+}
+
+// AdvanceExcept is Advance, except that the measures for which leave
+// returns true do not add to their running count and sum (they stay known,
+// and are not forgotten).
+func (t *Totals) AdvanceExcept(m *rollup.Minute, forget int64, leave func(*rollup.Series) bool) *Totals {
 	next := &Totals{Minute: m.Start, Series: make(map[string]*Running, len(m.Series))}
 	if t != nil {
 		for k, r := range t.Series {
@@ -55,6 +62,9 @@ func (t *Totals) Advance(m *rollup.Minute, forget int64) *Totals {
 		}
 		switch s.Kind {
 		case parse.Measure:
+			if leave != nil && leave(s) {
+				break
+			}
 			r.Count += s.Count
 			r.Sum += s.Sum
 		case parse.Count:

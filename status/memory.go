@@ -17,6 +17,7 @@ func FillCounters(d *Drain, s stats.Snapshot) {
 	d.Duplicates = s[stats.Duplicates]
 	d.Late = s[stats.Late]
 	d.LateShifted = s[stats.LateShifted]
+	d.AsGauges = s[stats.AsGauges]
 	d.Future = s[stats.Future]
 	d.Overflow = s[stats.Overflow]
 	d.KindConflict = s[stats.KindConflict]

@@ -38,6 +38,7 @@ type Drain struct {
 	Duplicates     uint64            `json:"duplicates"`
 	Late           uint64            `json:"late"`         // measurements for a minute already closed
 	LateShifted    uint64            `json:"late_shifted"` // measurements that reached Postgres late, posted with a later minute
+	AsGauges       uint64            `json:"as_gauges"`    // measures sent to cumulative OTLP as gauges: their minute had a negative value
 	Future         uint64            `json:"future"`
 	Overflow       uint64            `json:"overflow"`
 	KindConflict   uint64            `json:"kind_conflict"`

@@ -291,6 +291,9 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 	c("logplex_dropped", "dropped by logplex (L10, L12)", d.LogplexDropped, true)
 	c("logplex_lost", "lost by log-shuttle (L13)", d.LogplexLost, true)
 	c("open_series", "open series", uint64(max(d.OpenSeries, 0)), false)
+	if d.AsGauges > 0 {
+		c("as_gauges", "measures sent as gauges (negative values, cumulative OTLP)", d.AsGauges, false)
+	}
 
 	for reason, n := range d.Rejected {
 		v.Rejected = append(v.Rejected, reasonView{Reason: reason, Count: count(n)})

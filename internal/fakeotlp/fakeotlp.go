@@ -442,6 +442,9 @@ func checkExpHistogram(dp *metricsv1.ExponentialHistogramDataPoint) error {
 }
 
 func checkSummary(dp *metricsv1.SummaryDataPoint) error {
+	if dp.Sum < 0 || math.IsNaN(dp.Sum) {
+		return fmt.Errorf("summary sum %v < 0 (a Summary holds no negative values)", dp.Sum)
+	}
 	for i, q := range dp.QuantileValues {
 		if q.Quantile < 0 || q.Quantile > 1 {
 			return fmt.Errorf("quantile %v out of [0, 1]", q.Quantile)

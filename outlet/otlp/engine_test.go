@@ -510,3 +510,25 @@ func TestTooLargeIsSplit(t *testing.T) {
 		t.Errorf("posted %d rejected %d; want %d", h.stat(stats.Posted), h.stat(stats.PostRejected), w.points)
 	}
 }
+
+// TestNegativeMinutesCounted: the core counts the measures a cumulative
+// outlet sent as gauges, and the strict receiver (which refuses a Summary
+// with a negative sum) takes both minutes.
+func TestNegativeMinutesCounted(t *testing.T) {
+	h := newHarness(t, fakeotlp.Strict, outlet.Cumulative)
+	start := time.Now().Truncate(time.Minute).Add(-3 * time.Minute)
+	next := start.Add(time.Minute)
+	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", start, []parse.Measurement{
+		outlettest.Meas(parse.Measure, "t", "web.1", -50, start), outlettest.Meas(parse.Measure, "t", "web.1", 3, start)})})
+	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", next, []parse.Measurement{
+		outlettest.Meas(parse.Measure, "t", "web.1", 4, next)})})
+	waitFor(t, "both minutes posted", func() bool { return h.stat(stats.Posted) == 6 })
+	if got := h.stat(stats.AsGauges); got != 1 {
+		t.Errorf("as_gauges %d, want 1", got)
+	}
+	for i, s := range h.fake.Statuses() {
+		if s != 200 {
+			t.Errorf("request %d answered %d", i, s)
+		}
+	}
+}

@@ -15,7 +15,9 @@
 //	measure     ExponentialHistogram{DELTA}: the       Summary: running count and sum, quantiles 0,
 //	            sketch's bins (scale 6, downscaled     .5, .95, .99, 1 of minute M; a minute with a
 //	            past 160 buckets a side), exact count, negative value goes out as gauges NAME.min,
-//	            min, max and sum (no sum if < 0)       .max, .p50, .p95 and .p99 instead
+//	            min, max and sum (no sum if < 0)       .max, .p50, .p95 and .p99 instead (counted
+//	                                                   as_gauges), and stays out of the running
+//	                                                   count and sum
 //	sample      Gauge: the last value                  same
 //	unique      Gauge: the distinct count              same
 //
@@ -139,7 +141,9 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	case outlet.Delta:
 		bl.delta = true
 	case "", outlet.Cumulative:
-		bl.totals = prev.Advance(m, int64(b.cfg.Forget/time.Second))
+		// A minute with a negative value goes out as gauges, and stays out
+		// of the Summary's running count and sum, which must not go below 0.
+		bl.totals = prev.AdvanceExcept(m, int64(b.cfg.Forget/time.Second), func(s *rollup.Series) bool { return s.Min < 0 })
 		enc.Totals = bl.totals
 	default:
 		return outlet.Encoded{}, fmt.Errorf("otlp: unknown temporality %q", o.Temporality)
@@ -156,7 +160,8 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		return outlet.Encoded{}, err
 	}
 	if bl.negative > 0 {
-		enc.Note = fmt.Sprintf("%d measures had a negative value: sent as gauges NAME.min, .max, .p50, .p95 and .p99 (a Summary holds no negative values)", bl.negative)
+		enc.AsGauges = bl.negative
+		enc.Note = "a negative value: sent as gauges NAME.min, .max, .p50, .p95 and .p99 and left out of the Summary's count and sum (a Summary holds no negative values)"
 	}
 	return enc, nil
 }

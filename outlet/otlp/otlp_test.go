@@ -129,6 +129,9 @@ func TestGolden(t *testing.T) {
 			if enc.Note != "" {
 				fmt.Fprintf(&out, "note: %s\n", enc.Note)
 			}
+			if enc.AsGauges != 0 {
+				fmt.Fprintf(&out, "as gauges: %d\n", enc.AsGauges)
+			}
 			for i, r := range enc.Reqs {
 				fmt.Fprintf(&out, "request %d: points=%d\n", i+1, r.Points)
 				dump(&out, decode(t, r))
@@ -881,4 +884,46 @@ func TestRoutesAndEvents(t *testing.T) {
 			t.Errorf("%s: a minute of events alone: %d requests, %v", temp, len(enc.Reqs), err)
 		}
 	}
+}
+
+// TestNegativeMinuteStaysOutOfTheSummary: in cumulative mode a minute with
+// a negative value goes out as gauges, is counted, and leaves the running
+// count and sum of the Summary alone: they never go below 0.
+func TestNegativeMinuteStaysOutOfTheSummary(t *testing.T) {
+	b := newBackend(Config{Version: "test"})
+	o := otlpOutlet("", outlet.Cumulative)
+	m1 := minuteOf(t, "d1", goldenStart, []parse.Measurement{
+		meas(parse.Measure, "t", "web.1", -100, goldenStart), meas(parse.Measure, "t", "web.1", 1, goldenStart)})
+	enc1, err := b.Encode(testDrain, o, m1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc1.AsGauges != 1 {
+		t.Fatalf("as gauges %d, want 1", enc1.AsGauges)
+	}
+	var names []string
+	for _, p := range pointsOf(decode(t, enc1.Reqs[0])) {
+		if p.attrs["source"] == "web.1" {
+			names = append(names, p.metric+"/"+p.typ)
+		}
+	}
+	if want := "[t.min/gauge t.max/gauge t.p50/gauge t.p95/gauge t.p99/gauge]"; fmt.Sprint(names) != want {
+		t.Fatalf("minute 1: %v, want %s", names, want)
+	}
+	start2 := goldenStart.Add(time.Minute)
+	m2 := minuteOf(t, "d1", start2, []parse.Measurement{meas(parse.Measure, "t", "web.1", 2, start2)})
+	enc2, err := b.Encode(testDrain, o, m2, enc1.Totals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pointsOf(decode(t, enc2.Reqs[0])) {
+		if p.metric == "t" && p.attrs["source"] == "web.1" {
+			if p.typ != "summary" || p.sum.Count != 1 || p.sum.Sum != 2 || p.sum.StartTimeUnixNano != uint64(goldenStart.UnixNano()) {
+				t.Fatalf("minute 2: %s count=%d sum=%g start=%d, want a summary of count 1, sum 2 since minute 1",
+					p.typ, p.sum.GetCount(), p.sum.GetSum(), p.sum.GetStartTimeUnixNano())
+			}
+			return
+		}
+	}
+	t.Fatal("minute 2 has no summary t")
 }
