@@ -272,9 +272,9 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 			continue
 		case Finished:
 			e.mu.Lock()
-			if l.job.Totals != nil {
-				l.totals = l.job.Totals
-			}
+			// A job that keeps no running state (delta, Librato) ends any:
+			// switching back to cumulative starts new running totals.
+			l.totals = l.job.Totals
 			l.job, l.minute = nil, queued{}
 			l.next, l.pausedOn = time.Time{}, ""
 			st.Attempts = 0

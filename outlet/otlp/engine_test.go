@@ -532,3 +532,27 @@ func TestNegativeMinutesCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestTemporalitySwitchStartsNewTotals: cumulative, then delta, then
+// cumulative again: the running totals start anew rather than resume the
+// ones from before the switch (which the receiver reset meanwhile).
+func TestTemporalitySwitchStartsNewTotals(t *testing.T) {
+	h := newHarness(t, fakeotlp.Strict, outlet.Cumulative)
+	start := time.Now().Truncate(time.Minute).Add(-5 * time.Minute)
+	post := func(i int, temp outlet.Temporality, want uint64) {
+		t.Helper()
+		h.dests.Update("d1", func(d *outlet.Drain) { d.Outlets[0].Temporality = temp })
+		at := start.Add(time.Duration(i) * time.Minute)
+		h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", at, []parse.Measurement{
+			outlettest.Meas(parse.Count, "c", "web.1", 5, at)})})
+		waitFor(t, "the minute posted", func() bool { return h.stat(stats.Posted) == want })
+	}
+	post(0, outlet.Cumulative, 1)
+	post(1, outlet.Delta, 2)
+	post(2, outlet.Cumulative, 3)
+	pts := h.fake.Points()
+	last := pts[len(pts)-1]
+	if last.Value != 5 || last.Start != uint64(start.Add(2*time.Minute).UnixNano()) {
+		t.Fatalf("after switching back: value %g since %d, want 5 since the minute's start", last.Value, last.Start)
+	}
+}

@@ -85,6 +85,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -172,7 +173,11 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, pr
 		groups = append(groups, g)
 	}
 	live := len(groups) // the groups after these are stale markers
+	staleAt := (m.Start + 60) * 1000
 	if prev != nil {
+		// A series ends at the end of the minute after its last: when the
+		// drain was quiet in between, that is before minute m's end.
+		staleAt = (prev.Minute + 120) * 1000
 		keys := make([]string, 0, len(prev.Series))
 		for k, r := range prev.Series {
 			if r.Last == prev.Minute && prev.Minute < m.Start {
@@ -194,7 +199,7 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, pr
 			}
 		}
 	}
-	enc.Reqs = b.requests(groups, live, (m.Start+60)*1000)
+	enc.Reqs = b.requests(groups, live, (m.Start+60)*1000, staleAt)
 	return enc, nil
 }
 
@@ -304,9 +309,9 @@ func merged(m *rollup.Minute, prev *outlet.Totals) *rollup.Minute {
 
 // requests packs groups into requests of at most MaxSamples samples,
 // starting a new request rather than splitting a group (unless the group
-// alone is larger). Groups from index stale on are stale markers, which
-// are not counted as points.
-func (b *Backend) requests(groups [][]promSeries, stale int, ts int64) []*outlet.Request {
+// alone is larger). Samples are stamped ts; groups from index stale on are
+// stale markers, stamped staleTs and not counted as points.
+func (b *Backend) requests(groups [][]promSeries, stale int, ts, staleTs int64) []*outlet.Request {
 	var reqs []*outlet.Request
 	var body []byte
 	n, points := 0, 0
@@ -327,8 +332,12 @@ func (b *Backend) requests(groups [][]promSeries, stale int, ts int64) []*outlet
 		if n > 0 && n+len(g) > b.cfg.MaxSamples {
 			flush()
 		}
+		at := ts
+		if i >= stale {
+			at = staleTs
+		}
 		for _, p := range g {
-			body = appendTimeSeries(body, p, ts)
+			body = appendTimeSeries(body, p, at)
 			n++
 			if i < stale {
 				points++
@@ -412,6 +421,11 @@ func baseLabels(job string, s *rollup.Series) []label {
 		ls = append(ls, label{labelSource, s.Source})
 	}
 	ls = append(ls, dimLabels(s.Dims)...)
+	for i := range ls {
+		if !utf8.ValidString(ls[i].value) { // Prometheus drops a series whose label is not UTF-8
+			ls[i].value = strings.ToValidUTF8(ls[i].value, "\uFFFD")
+		}
+	}
 	for i := range ls {
 		if ls[i].value == "" { // job, at worst
 			ls = slices.Delete(ls, i, i+1)

@@ -176,6 +176,9 @@ func TestLabels(t *testing.T) {
 		{"verbatim source", outlet.Drain{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Sample, "db.size", `HEROKU_POSTGRESQL "RED"`, 1, at)},
 			[]string{`db_size{drainmeter_rollup="dyno",job="app",source="HEROKU_POSTGRESQL \"RED\""}`}},
+		{"a source that is not UTF-8 made valid", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{meas(parse.Sample, "mem", "w\xffb", 1, at)},
+			[]string{`mem{drainmeter_rollup="dyno",job="app",source="w�b"}`}},
 		{"dims: sanitized, clashing names exported_, empty values left out", outlet.Drain{ID: "d1", Name: "app"},
 			[]parse.Measurement{withDims(meas(parse.Sample, "x", "web.1", 1, at),
 				"__x", "1", "drainmeter_rollup", "2", "quantile", "3", "route", "", "source", "4", "status.code", "200")},
@@ -417,6 +420,27 @@ func TestStaleMarkers(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("third minute: %v", got)
+	}
+	// A quiet minute between (the drain sent nothing in m1): the series of
+	// m0 that m2 lacks end at m1's end, not at m2's.
+	enc, err := b.Encode(drain, nil, third, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers := 0
+	for id, s := range all(t, enc) {
+		switch {
+		case s.stale():
+			markers++
+			if s.Ts != m1.Add(time.Minute).UnixMilli() {
+				t.Errorf("after a quiet minute: %s's marker stamped %d, want the quiet minute's end %d", id, s.Ts, m1.Add(time.Minute).UnixMilli())
+			}
+		case s.Ts != m2.Add(time.Minute).UnixMilli():
+			t.Errorf("after a quiet minute: %s stamped %d", id, s.Ts)
+		}
+	}
+	if markers == 0 {
+		t.Error("after a quiet minute: no stale markers")
 	}
 }
 
