@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
+	"github.com/drainmeter/drainmeter/internal/text"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/stats"
 )
@@ -246,7 +247,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "bad credentials", "user", clip(user, MaxLoggedNameBytes))
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "bad credentials", "user", text.Clip(user, MaxLoggedNameBytes))
 		unauthorized(w)
 		return
 	}
@@ -269,7 +270,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ds := h.stats.Drain(d.ID)
-	ds.SeenApp(clip(user, MaxLoggedNameBytes))
+	ds.SeenApp(text.Clip(user, MaxLoggedNameBytes))
 	now := h.now()
 
 	id := r.Header.Get("Logplex-Frame-Id")

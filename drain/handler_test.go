@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,6 +248,14 @@ func TestHostileHeaders(t *testing.T) {
 	}
 	if got := reg.Drain("d").Get(stats.FramesRejected); got != 1 {
 		t.Fatalf("frames_rejected %d, want 1", got)
+	}
+	// A user name (the sending app, shown and stored in Postgres) with a NUL
+	// and bytes that are not UTF-8: recorded printable.
+	req := httptest.NewRequest(http.MethodPost, "/logs", bytes.NewReader(frame))
+	req.SetBasicAuth("x\x00y\xff", "pw")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if apps := reg.Drain("d").Apps(); !slices.Contains(apps, "x?y?") {
+		t.Fatalf("apps %q", apps)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // sampledLog writes the handler's per-request lines (a refused request, a
@@ -62,16 +61,3 @@ func (s *sampledLog) logSampled(level slog.Level, msg, reason string, args ...an
 // MaxLoggedNameBytes bounds a user name (an app's name, or anything a
 // sender puts there) in logs and on the status pages.
 const MaxLoggedNameBytes = 64
-
-// clip cuts s to at most n bytes, at a rune boundary, marking the cut with
-// "…". (slog quotes what needs quoting: a line break cannot forge a line.)
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n - len("…")
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}

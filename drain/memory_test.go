@@ -159,19 +159,6 @@ func TestLongAppNamesKeyShortIDs(t *testing.T) {
 	}
 }
 
-func TestClip(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"short", "short"},
-		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
-		{strings.Repeat("a", 65), strings.Repeat("a", 61) + "…"},
-		{strings.Repeat("é", 40), strings.Repeat("é", 30) + "…"},
-	} {
-		if got := clip(tc.in, 64); got != tc.want || len(got) > 64 {
-			t.Errorf("clip(%q) = %q", tc.in, got)
-		}
-	}
-}
-
 // TestRecentIDsBytes: ids are bounded in bytes, whatever their length (the
 // built-in drain keys them with the sending app's name, which the sender
 // chooses); idBytes is at least what the heap holds.

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/text"
 	"github.com/drainmeter/drainmeter/rollup"
 )
 
@@ -245,9 +246,5 @@ func scrub(o *Outlet, msg string) string {
 	for _, s := range o.Secrets() {
 		msg = strings.ReplaceAll(msg, s, "[redacted]")
 	}
-	msg = strings.ToValidUTF8(msg, "?")
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
-	}
-	return msg
+	return text.Clip(msg, 300)
 }

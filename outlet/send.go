@@ -3,11 +3,13 @@ package outlet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -78,14 +80,19 @@ func NewClient(userAgent string, timeout time.Duration, now func() time.Time) *C
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
 	tr.ResponseHeaderTimeout = timeout
-	return &Client{http: &http.Client{Timeout: timeout, Transport: tr}, userAgent: userAgent, now: now}
+	// A redirect is not followed: net/http would send the outlet's
+	// credential headers on to the other host (it drops only
+	// Authorization), and turn the POST into a GET on a 301 or 302. The 3xx
+	// is the answer, refused for good by every backend.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{http: &http.Client{Timeout: timeout, Transport: tr, CheckRedirect: noRedirect}, userAgent: userAgent, now: now}
 }
 
-// Post sends r to url. auth, if set, adds credentials. A network error is
-// returned as an error (the caller retries it); every answer, whatever its
-// status, as a Response.
-func (c *Client) Post(ctx context.Context, url string, r *Request, auth func(*http.Request)) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(r.Body))
+// Post sends r to target. auth, if set, adds credentials. A network error is
+// returned as an error (the caller retries it), its message without the
+// URL; every answer, whatever its status, as a Response.
+func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(*http.Request)) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(r.Body))
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}
@@ -102,11 +109,24 @@ func (c *Client) Post(ctx context.Context, url string, r *Request, auth func(*ht
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		// Without the URL, which *url.Error repeats: its query or user
+		// name may hold a key.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("post: %w", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		to := "elsewhere"
+		if u, err := resp.Location(); err == nil && u.Host != "" {
+			to = u.Scheme + "://" + u.Host
+		}
+		body = []byte("redirected to " + to + ", not followed: configure the URL it redirects to")
+	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body,
 		RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), c.now())}, nil
 }

@@ -105,6 +105,10 @@ var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 // headerNameRe is an HTTP header name (RFC 9110 token).
 var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 
+// HeaderName reports whether s is an HTTP header name (an RFC 9110 token of
+// at most 100 bytes).
+func HeaderName(s string) bool { return headerNameRe.MatchString(s) }
+
 func (s Spec) validate() error {
 	if s.Name != nil && !nameRe.MatchString(*s.Name) {
 		return fmt.Errorf("name %q: use 1-100 letters, digits, '.', '_' or '-'", *s.Name)
@@ -154,9 +158,10 @@ func (o OutletSpec) validate() error {
 			return fmt.Errorf("%s URL: %w", o.Kind, err)
 		}
 	}
-	for _, h := range o.Headers {
+	for i, h := range o.Headers {
 		if !headerNameRe.MatchString(h.Name) {
-			return fmt.Errorf("%s header %q: not a header name", o.Kind, h.Name)
+			// Not quoted: a mistyped "Name: secret" would be in it.
+			return fmt.Errorf("%s header %d: the name is not a header name (NAME=VALUE, the name a token such as Authorization)", o.Kind, i+1)
 		}
 		if strings.ContainsAny(h.Value, "\r\n\x00") || len(h.Value) > 8192 {
 			return fmt.Errorf("%s header %s: the value has a line break or is too long", o.Kind, h.Name)

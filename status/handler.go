@@ -25,7 +25,8 @@ type Config struct {
 	// AdminPassword opens the status page and every drain's page, with any
 	// user name. Empty: see Open and OnDyno.
 	AdminPassword string
-	// Open: no password and not on a Heroku dyno (local, in memory);
+	// Open: no password, not on a Heroku dyno and no database (local, in
+	// memory: one user's own drain);
 	// everything is shown, under a banner that says so.
 	Open bool
 	// OnDyno: on a Heroku dyno. Without a password the status page shows

@@ -388,6 +388,10 @@ func parseHeaders(s string) ([]outlet.Header, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("entry %d is not key=value", i+1)
 		}
+		if !postgres.HeaderName(k) {
+			// Not quoted: a mistyped "Authorization: Basic …=" would be in it.
+			return nil, fmt.Errorf("entry %d: the key is not a header name (key=value, the key a token such as Authorization)", i+1)
+		}
 		dv, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
 			return nil, fmt.Errorf("header %s: the value is not percent-encoded correctly", k)

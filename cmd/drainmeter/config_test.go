@@ -40,6 +40,7 @@ func TestConfigAllProblems(t *testing.T) {
 		{"LIBRATO_USER", "me@example.com"}, {"DRAINMETER_KEY", "hunter2-is-my-key"},
 		{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%zzsecret-header"}, {"OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.example.com"},
 		{"DRAIN_SECRET", "s3cret"}, {"LOG_LEVEL", "loud"},
+		{"REMOTE_WRITE_URL", "https://prom.example.com/api/v1/write"}, {"REMOTE_WRITE_HEADERS", "Authorization: Basic c2VjcmV0LWJhc2lj="},
 	} {
 		t.Setenv(kv[0], kv[1])
 	}
@@ -49,7 +50,7 @@ func TestConfigAllProblems(t *testing.T) {
 	}
 	msg := err.Error()
 	want := []string{
-		`config: 8 problems:`,
+		`config: 9 problems:`,
 		`  PORT="abc" is not a valid whole number`,
 		`  GRACE="soon" is not a valid duration (like 90s or 5m)`,
 		`  OUTLET_MAX_PENDING="later" is not a valid duration (like 90s or 5m)`,
@@ -57,12 +58,13 @@ func TestConfigAllProblems(t *testing.T) {
 		`  set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`,
 		`  LOG_LEVEL="loud" is not one of debug, info, warn, error`,
 		`  OTEL_EXPORTER_OTLP_HEADERS: header Authorization: the value is not percent-encoded correctly`,
+		`  REMOTE_WRITE_HEADERS: entry 1: the key is not a header name (key=value, the key a token such as Authorization)`,
 		`  DRAINMETER_KEY: key 1: too short: use at least 32 characters (drainmeter keys generate prints a key)`,
 	}
 	if got := strings.Split(msg, "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("error:\n%s\nwant:\n%s", msg, strings.Join(want, "\n"))
 	}
-	for _, secret := range []string{"hunter2", "secret-header", "s3cret"} {
+	for _, secret := range []string{"hunter2", "secret-header", "s3cret", "c2VjcmV0LWJhc2lj"} {
 		if strings.Contains(msg, secret) {
 			t.Errorf("the error prints a secret (%s)", secret)
 		}

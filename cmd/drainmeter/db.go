@@ -290,10 +290,11 @@ func headerFlags(flag string, l optList, sr *secretReader) ([]outlet.Header, err
 		return nil, nil
 	}
 	out := []outlet.Header{}
-	for _, kv := range l.v {
+	for i, kv := range l.v {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--%s: %q is not NAME=VALUE", flag, k)
+			// Not quoted: the value may be a secret.
+			return nil, fmt.Errorf("--%s number %d is not NAME=VALUE", flag, i+1)
 		}
 		v, err := sr.resolve(flag, v)
 		if err != nil {

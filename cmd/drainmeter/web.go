@@ -186,7 +186,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	self := &selfMetrics{store: store, dest: tn, reg: reg, lanes: laneStatuses}
-	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "",
+	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "" && cfg.DatabaseURL == "",
 		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName}, source, tn, log)
 
 	var stopping atomic.Bool

@@ -324,3 +324,20 @@ func TestTailIsTheSplitPart(t *testing.T) {
 		t.Fatal("Tail past the end")
 	}
 }
+
+// TestNetworkErrorHidesTheURL: a network error's message (logged, stored,
+// shown) has no part of the URL, whose user name or query may be secret.
+func TestNetworkErrorHidesTheURL(t *testing.T) {
+	srv := httptest.NewServer(nil)
+	u := strings.Replace(srv.URL, "http://", "http://user-secret@", 1) + "/?key=query-secret"
+	srv.Close()
+	b := New(outlet.NewClient("drainmeter/test", time.Second, time.Now), []float64{50})
+	enc, err := b.Encode(&outlet.Drain{ID: "d1"}, &outlet.Outlet{Kind: outlet.Librato}, bigMinute(t, "d1", time.Now().Truncate(time.Minute), 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := b.Send(t.Context(), &outlet.Outlet{Kind: outlet.Librato, URL: u, User: "me", Token: "tok"}, enc.Reqs[0])
+	if res.Outcome != outlet.Retry || strings.Contains(res.Message, "secret") || !strings.HasPrefix(res.Message, "post: ") {
+		t.Fatalf("got %+v", res)
+	}
+}

@@ -37,7 +37,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -576,11 +575,7 @@ func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request)
 		}
 	})
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // without the URL, whose query may hold a key
-			err = ue.Err
-		}
-		return outlet.Result{Outcome: outlet.Retry, Message: "post: " + err.Error()}
+		return outlet.Result{Outcome: outlet.Retry, Message: err.Error()}
 	}
 	return answer(resp, r.Points)
 }

@@ -801,6 +801,31 @@ func TestAnswers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("redirect not followed", func(t *testing.T) {
+		var leaked []string
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			leaked = append(leaked, r.Method+" "+r.Header.Get("Dd-Api-Key"))
+		}))
+		defer other.Close()
+		for _, code := range []int{301, 302, 307, 308} {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/v1/metrics?k=secret-token", code)
+			}))
+			b := newBackend(Config{})
+			enc, _ := b.Encode(testDrain, otlpOutlet("", outlet.Delta), bigMinute(t, goldenStart, 1), nil)
+			o := otlpOutlet(srv.URL+"/v1/metrics", outlet.Delta)
+			o.Headers = append(o.Headers, outlet.Header{Name: "Dd-Api-Key", Value: "secret-token"})
+			res := b.Send(t.Context(), o, enc.Reqs[0])
+			srv.Close()
+			if res.Outcome != outlet.Permanent || res.Status != code || !strings.Contains(res.Message, "redirected to "+other.URL+",") ||
+				strings.Contains(res.Message, "secret") {
+				t.Errorf("%d: got %+v", code, res)
+			}
+		}
+		if len(leaked) > 0 {
+			t.Errorf("the redirect was followed: %q", leaked)
+		}
+	})
 	t.Run("network error", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		url := srv.URL + "/v1/metrics?api-key=secret-token"

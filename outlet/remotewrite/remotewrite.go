@@ -76,7 +76,6 @@ package remotewrite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -581,11 +580,7 @@ func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request)
 		}
 	})
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // its message repeats the URL, query and all
-			err = ue.Err
-		}
-		return outlet.Result{Outcome: outlet.Retry, Message: "post: " + err.Error()}
+		return outlet.Result{Outcome: outlet.Retry, Message: err.Error()}
 	}
 	return outlet.Result{Outcome: Outcome(resp.Status), Status: resp.Status, RetryAfter: resp.RetryAfter,
 		Message: outlet.Excerpt(resp.Body)}

@@ -1,0 +1,28 @@
+package outlet
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// TestScrub: a receiver's message loses the outlet's secrets and becomes
+// printable and short: it is logged, stored in Postgres (which refuses NUL
+// and invalid UTF-8 in text) and shown on the status page.
+func TestScrub(t *testing.T) {
+	o := &Outlet{Kind: OTLP, URL: "https://u:url-pass@example.com/v1/metrics", Token: "tok-secret",
+		Headers: []Header{{Name: "Dd-Api-Key", Value: "header-secret"}}}
+	for _, tc := range []struct{ in, want string }{
+		{"bad key header-secret, token tok-secret, url-pass", "bad key [redacted], token [redacted], [redacted]"},
+		{"name\x00refused\xff", "name?refused?"},
+		{"line\nbreak", "line?break"},
+	} {
+		if got := scrub(o, tc.in); got != tc.want {
+			t.Errorf("scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := scrub(o, "name "+strings.Repeat("é", 300)+" refused")
+	if len(long) > 300 || !utf8.ValidString(long) || !strings.HasSuffix(long, "…") {
+		t.Errorf("a long message: %d bytes, valid %v", len(long), utf8.ValidString(long))
+	}
+}
