@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,7 +72,11 @@ type Outlet struct {
 	User, Token string   // Librato's credentials
 	Headers     []Header // extra request headers
 	Temporality Temporality
-	Version     int64 // changes whenever the outlet's configuration does (0: built in)
+	// PercentileGauges (OTLP): each measure also goes out as gauges
+	// NAME.p50, .p95, .p99 (PERCENTILES), for receivers that keep only
+	// count, sum, min and max of a histogram (Dynatrace).
+	PercentileGauges bool
+	Version          int64 // changes whenever the outlet's configuration does (0: built in)
 }
 
 // ID names the outlet within its drain: a drain has at most one outlet of a
@@ -121,7 +126,7 @@ func (o *Outlet) Secrets() []string {
 // included; it is a hash, safe to store and compare.
 func (o *Outlet) Fingerprint() string {
 	h := sha256.New()
-	for _, f := range []string{string(o.Kind), o.URL, o.User, o.Token, string(o.Temporality)} {
+	for _, f := range []string{string(o.Kind), o.URL, o.User, o.Token, string(o.Temporality), strconv.FormatBool(o.PercentileGauges)} {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
@@ -135,9 +140,14 @@ func (o *Outlet) Fingerprint() string {
 }
 
 // EncodingKey changes when the outlet's requests must be built anew: a
-// minute built for one key is never sent under another.
+// minute built for one key is never sent under another (and, in the
+// durable mode, running totals start anew).
 func (o *Outlet) EncodingKey() string {
-	return string(o.Kind) + "/" + string(o.Temporality)
+	k := string(o.Kind) + "/" + string(o.Temporality)
+	if o.PercentileGauges {
+		k += "/percentile-gauges"
+	}
+	return k
 }
 
 // Drain is what outlets need to know of a drain.

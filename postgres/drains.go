@@ -98,6 +98,9 @@ type OutletSpec struct {
 	User, Token string // Librato
 	Headers     []outlet.Header
 	Temporality outlet.Temporality
+	// PercentileGauges (OTLP): also send each measure's percentiles as
+	// gauges. nil leaves it as it is.
+	PercentileGauges *bool
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -169,7 +172,7 @@ func (o OutletSpec) validate() error {
 	}
 	switch o.Kind {
 	case outlet.Librato:
-		if o.URL != "" || len(o.Headers) > 0 || o.Temporality != "" {
+		if o.URL != "" || len(o.Headers) > 0 || o.Temporality != "" || o.PercentileGauges != nil {
 			return errors.New("a Librato outlet takes only a user and a token (LIBRATO_URL sets the API)")
 		}
 	case outlet.OTLP:
@@ -181,6 +184,9 @@ func (o OutletSpec) validate() error {
 	case outlet.RemoteWrite:
 		if o.Temporality != "" {
 			return errors.New("remote write has no temporality (it is always cumulative)")
+		}
+		if o.PercentileGauges != nil {
+			return errors.New("percentile gauges are an OTLP option (remote write always sends quantiles)")
 		}
 	default:
 		return fmt.Errorf("no outlet kind %q (librato, otlp, remotewrite)", o.Kind)
@@ -326,6 +332,9 @@ func (d *Drains) putOutlet(ctx context.Context, tx pgx.Tx, id string, cur *outle
 	if o.Temporality != "" {
 		merged.Temporality = o.Temporality
 	}
+	if o.PercentileGauges != nil {
+		merged.PercentileGauges = *o.PercentileGauges
+	}
 	var plain, aad []byte
 	if merged.Kind == outlet.Librato {
 		plain, aad = []byte(merged.Token), []byte(id) // as drainmeter 0.1 sealed Librato tokens
@@ -341,12 +350,12 @@ func (d *Drains) putOutlet(ctx context.Context, tx pgx.Tx, id string, cur *outle
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO outlets (drain_id, kind, url, username, secret, temporality)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	_, err = tx.Exec(ctx, `INSERT INTO outlets (drain_id, kind, url, username, secret, temporality, percentile_gauges)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (drain_id, kind) DO UPDATE SET url = excluded.url, username = excluded.username,
-			secret = excluded.secret, temporality = excluded.temporality,
+			secret = excluded.secret, temporality = excluded.temporality, percentile_gauges = excluded.percentile_gauges,
 			version = outlets.version + 1, updated_at = now()`,
-		id, string(merged.Kind), redactedURL(merged), merged.User, sealed, string(merged.Temporality))
+		id, string(merged.Kind), redactedURL(merged), merged.User, sealed, string(merged.Temporality), merged.PercentileGauges)
 	if err != nil {
 		return fmt.Errorf("drains: outlet: %w", err)
 	}
@@ -411,7 +420,7 @@ func (d *Drains) loadOutlets(ctx context.Context, q querier, drains []*Drain, op
 	for i, dr := range drains {
 		byID[dr.ID], ids[i] = dr, dr.ID
 	}
-	rows, err := q.Query(ctx, `SELECT drain_id, kind, url, username, secret, temporality, version FROM outlets
+	rows, err := q.Query(ctx, `SELECT drain_id, kind, url, username, secret, temporality, percentile_gauges, version FROM outlets
 		WHERE drain_id = ANY($1) ORDER BY drain_id, kind`, ids)
 	if err != nil {
 		return fmt.Errorf("drains: outlets: %w", err)
@@ -421,10 +430,12 @@ func (d *Drains) loadOutlets(ctx context.Context, q querier, drains []*Drain, op
 		var id, kind, url, user, temp string
 		var sealed []byte
 		var version int64
-		if err := rows.Scan(&id, &kind, &url, &user, &sealed, &temp, &version); err != nil {
+		var pctGauges bool
+		if err := rows.Scan(&id, &kind, &url, &user, &sealed, &temp, &pctGauges, &version); err != nil {
 			return fmt.Errorf("drains: outlets: %w", err)
 		}
-		o := outlet.Outlet{Kind: outlet.Kind(kind), URL: url, User: user, Temporality: outlet.Temporality(temp), Version: version}
+		o := outlet.Outlet{Kind: outlet.Kind(kind), URL: url, User: user, Temporality: outlet.Temporality(temp),
+			PercentileGauges: pctGauges, Version: version}
 		if open {
 			if err := d.openOutlet(id, &o, sealed); err != nil {
 				return err

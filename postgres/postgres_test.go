@@ -166,6 +166,7 @@ func TestDrainsStore(t *testing.T) {
 		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "bad name", Value: "v"}}},
 		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "X", Value: "a\r\nInjected: 1"}}},
 		{Kind: outlet.RemoteWrite},
+		{Kind: outlet.RemoteWrite, URL: "https://x/api/v1/write", PercentileGauges: ptr(true)},
 		{Kind: "statsd", URL: "https://x"},
 	} {
 		if _, _, err := d.Add(ctx, Spec{Name: ptr("bad-outlet"), Outlets: []OutletSpec{bad}}); err == nil {
@@ -184,7 +185,8 @@ func TestDrainsStore(t *testing.T) {
 	// Set: a new token for Librato (the user stays), an OTLP and a
 	// remote-write outlet with credentials.
 	otlp := OutletSpec{Kind: outlet.OTLP, URL: "https://otlp.example.com/otlp/v1/metrics",
-		Headers: []outlet.Header{{Name: "Authorization", Value: "Basic c2VjcmV0LWhlYWRlcg=="}}, Temporality: outlet.Delta}
+		Headers: []outlet.Header{{Name: "Authorization", Value: "Basic c2VjcmV0LWhlYWRlcg=="}}, Temporality: outlet.Delta,
+		PercentileGauges: ptr(true)}
 	rw := OutletSpec{Kind: outlet.RemoteWrite, URL: "https://rwuser:rw-password@prom.example.com/api/v1/write?tenant=t1"}
 	if got, err = d.Set(ctx, a.ID, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false),
 		Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "tok-456"}, otlp, rw}}); err != nil {
@@ -194,8 +196,15 @@ func TestDrainsStore(t *testing.T) {
 	o, _ := got.outlet(outlet.OTLP)
 	r, _ := got.outlet(outlet.RemoteWrite)
 	if got.SourcePrefix != "sp" || got.ProcessTypes || got.Prefix != "p" || lib.Token != "tok-456" || lib.User != "u@example.com" ||
-		lib.Version != 2 || o.URL != otlp.URL || o.Headers[0] != otlp.Headers[0] || o.Temporality != outlet.Delta || r.URL != rw.URL {
+		lib.Version != 2 || o.URL != otlp.URL || o.Headers[0] != otlp.Headers[0] || o.Temporality != outlet.Delta || !o.PercentileGauges || r.URL != rw.URL {
 		t.Fatalf("set: %+v", got)
+	}
+	// Set changes only what it names: percentile gauges stay on.
+	if got, err = d.Set(ctx, a.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, Temporality: outlet.Cumulative}}}); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := got.outlet(outlet.OTLP); !o.PercentileGauges || o.Temporality != outlet.Cumulative || o.URL != otlp.URL {
+		t.Fatalf("set temporality: %+v", o)
 	}
 	// Nothing secret is readable in any column.
 	var dump string

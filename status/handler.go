@@ -20,6 +20,10 @@ import (
 // (DRAIN_SECRET): any user name, which names the sending app.
 const BuiltinDrainID = "default"
 
+// BuiltinDrainName is the built-in drain's name until APP_NAME or a
+// sending app names it.
+const BuiltinDrainName = "drainmeter"
+
 // Config is the status pages' configuration.
 type Config struct {
 	// AdminPassword opens the status page and every drain's page, with any

@@ -89,8 +89,8 @@ func (h *handler) addCommand(host string) func(*Drain) string {
 	scheme, rest, _ := strings.Cut(base, "://")
 	return func(d *Drain) string {
 		app := d.Name
-		if !appNameRE.MatchString(app) {
-			app = "APP"
+		if !appNameRE.MatchString(app) || d.ID == BuiltinDrainID && app == BuiltinDrainName {
+			app = "APP" // the app to add the drain to: the user's, unknown yet
 		}
 		if d.ID == BuiltinDrainID {
 			return fmt.Sprintf(`heroku drains:add "%s://%s:$(heroku config:get DRAIN_SECRET -a %s)@%s/logs" -a %s`,

@@ -48,6 +48,9 @@ type Config struct {
 	OTLPHeaders         string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS" desc:"OTLP request headers: k1=v1,k2=v2, values percent-encoded"`
 	OTLPMetricsHeaders  string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_HEADERS" desc:"more OTLP headers, replacing those of the same name"`
 	OTLPTemporality     string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" default:"cumulative" desc:"cumulative or delta"`
+	OTLPProtocol        string `envconfig:"OTEL_EXPORTER_OTLP_PROTOCOL" desc:"http/protobuf, the only one drainmeter speaks (grpc and http/json are refused)"`
+	OTLPMetricsProtocol string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" desc:"the same, for metrics (wins over OTEL_EXPORTER_OTLP_PROTOCOL)"`
+	OTLPPercentiles     bool   `envconfig:"OTLP_PERCENTILE_GAUGES" default:"false" desc:"also send each measure's PERCENTILES as gauges NAME.p50 … (Dynatrace)"`
 
 	RemoteWriteURL     string `envconfig:"REMOTE_WRITE_URL" desc:"Prometheus remote-write URL (userinfo: Basic auth): the built-in drain posts there"`
 	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS" desc:"remote-write request headers: k1=v1,k2=v2, values percent-encoded"`
@@ -311,6 +314,24 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 	if c.LibratoUser != "" && c.LibratoToken != "" {
 		out = append(out, outlet.Outlet{Kind: outlet.Librato, URL: c.LibratoURL, User: c.LibratoUser, Token: c.LibratoToken})
 	}
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", c.OTLPProtocol}, {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", c.OTLPMetricsProtocol},
+	} {
+		if pr := strings.ToLower(strings.TrimSpace(v.value)); pr != "" && pr != "http/protobuf" {
+			p.add(v.name, "%s=%q: drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint "+
+				"(often port 4318; 4317 is gRPC) and unset it", v.name, v.value)
+		}
+	}
+	var temp outlet.Temporality
+	switch strings.ToLower(strings.TrimSpace(c.OTLPTemporality)) {
+	case "", "cumulative":
+		temp = outlet.Cumulative
+	case "delta", "lowmemory": // lowmemory is delta for counters and histograms: all drainmeter sends
+		temp = outlet.Delta
+	default:
+		p.add("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+			"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
+	}
 	endpoint := c.OTLPMetricsEndpoint
 	if endpoint == "" && c.OTLPEndpoint != "" {
 		// The OTel spec: the base URL, with v1/metrics appended.
@@ -337,19 +358,9 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			good = false
 		}
 		headers = mergeHeaders(headers, specific)
-		var temp outlet.Temporality
-		switch strings.ToLower(strings.TrimSpace(c.OTLPTemporality)) {
-		case "", "cumulative":
-			temp = outlet.Cumulative
-		case "delta", "lowmemory": // lowmemory is delta for counters and histograms: all drainmeter sends
-			temp = outlet.Delta
-		default:
-			p.add("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-				"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
-			good = false
-		}
-		if good {
-			out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp})
+		if good && temp != "" {
+			out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp,
+				PercentileGauges: c.OTLPPercentiles})
 		}
 	} else if c.OTLPHeaders != "" || c.OTLPMetricsHeaders != "" {
 		p.add("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS is set but no endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)")

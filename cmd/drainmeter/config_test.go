@@ -41,6 +41,7 @@ func TestConfigAllProblems(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%zzsecret-header"}, {"OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.example.com"},
 		{"DRAIN_SECRET", "s3cret"}, {"LOG_LEVEL", "loud"},
 		{"REMOTE_WRITE_URL", "https://prom.example.com/api/v1/write"}, {"REMOTE_WRITE_HEADERS", "Authorization: Basic c2VjcmV0LWJhc2lj="},
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"},
 	} {
 		t.Setenv(kv[0], kv[1])
 	}
@@ -50,13 +51,14 @@ func TestConfigAllProblems(t *testing.T) {
 	}
 	msg := err.Error()
 	want := []string{
-		`config: 9 problems:`,
+		`config: 10 problems:`,
 		`  PORT="abc" is not a valid whole number`,
 		`  GRACE="soon" is not a valid duration (like 90s or 5m)`,
 		`  OUTLET_MAX_PENDING="later" is not a valid duration (like 90s or 5m)`,
 		`  MAX_BODY_BYTES=12 is too small (at least 1024)`,
 		`  set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`,
 		`  LOG_LEVEL="loud" is not one of debug, info, warn, error`,
+		`  OTEL_EXPORTER_OTLP_PROTOCOL="grpc": drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint (often port 4318; 4317 is gRPC) and unset it`,
 		`  OTEL_EXPORTER_OTLP_HEADERS: header Authorization: the value is not percent-encoded correctly`,
 		`  REMOTE_WRITE_HEADERS: entry 1: the key is not a header name (key=value, the key a token such as Authorization)`,
 		`  DRAINMETER_KEY: key 1: too short: use at least 32 characters (drainmeter keys generate prints a key)`,

@@ -144,6 +144,9 @@ const outletFlagsHelp = `outlet flags (a drain has at most one outlet of each ki
   --otlp-endpoint URL          OTLP/HTTP metrics endpoint, the full URL (…/v1/metrics, Grafana Cloud's …/otlp/v1/metrics)
   --otlp-header K=V            a request header, e.g. Authorization=Basic… (repeatable; replaces the outlet's headers)
   --otlp-temporality T         cumulative (Prometheus, Mimir, Grafana Cloud; the default) or delta (Datadog, New Relic, Honeycomb)
+  --otlp-percentile-gauges=BOOL
+                               also send each measure's percentiles as gauges NAME.p50 … (Dynatrace keeps only a
+                               histogram's count, sum, min and max)
   --remote-write-url URL       Prometheus remote-write URL; userinfo in it is Basic auth
   --remote-write-header K=V    a request header (repeatable; replaces the outlet's headers)
   --librato-user U --librato-token T
@@ -337,7 +340,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpTemp, rwURL, routes, routeMetrics optString
 	var otlpHeaders, rwHeaders, remove optList
-	var processTypes optBool
+	var processTypes, otlpPctGauges optBool
 	var all, finish bool
 	var overlap time.Duration
 	switch cmd {
@@ -348,6 +351,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&otlpURL, "otlp-endpoint", "OTLP/HTTP metrics endpoint (full URL)")
 		fs.Var(&otlpHeaders, "otlp-header", "OTLP request header K=V (repeatable)")
 		fs.Var(&otlpTemp, "otlp-temporality", "cumulative or delta")
+		fs.Var(&otlpPctGauges, "otlp-percentile-gauges", "also send measures' percentiles as gauges NAME.p50 …")
 		fs.Var(&rwURL, "remote-write-url", "Prometheus remote-write URL")
 		fs.Var(&rwHeaders, "remote-write-header", "remote-write request header K=V (repeatable)")
 		fs.Var(&prefix, "prefix", "metric name prefix")
@@ -437,7 +441,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			}
 			spec.Outlets = append(spec.Outlets, postgres.OutletSpec{Kind: outlet.Librato, User: user.v, Token: tok})
 		}
-		if otlpURL.set || otlpHeaders.set || otlpTemp.set {
+		if otlpURL.set || otlpHeaders.set || otlpTemp.set || otlpPctGauges.set {
 			u, err := sr.resolve("otlp-endpoint", otlpURL.v)
 			if err != nil {
 				return err
@@ -446,8 +450,12 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			if err != nil {
 				return err
 			}
-			spec.Outlets = append(spec.Outlets, postgres.OutletSpec{Kind: outlet.OTLP, URL: u, Headers: hs,
-				Temporality: outlet.Temporality(strings.ToLower(otlpTemp.v))})
+			o := postgres.OutletSpec{Kind: outlet.OTLP, URL: u, Headers: hs,
+				Temporality: outlet.Temporality(strings.ToLower(otlpTemp.v))}
+			if otlpPctGauges.set {
+				o.PercentileGauges = &otlpPctGauges.v
+			}
+			spec.Outlets = append(spec.Outlets, o)
 		}
 		if rwURL.set || rwHeaders.set {
 			u, err := sr.resolve("remote-write-url", rwURL.v)
@@ -591,7 +599,11 @@ func outletsDesc(os []outlet.Outlet) string {
 			if t == "" {
 				t = outlet.Cumulative
 			}
-			parts = append(parts, "otlp("+outlet.RedactURL(o.URL)+", "+string(t)+")")
+			opts := string(t)
+			if o.PercentileGauges {
+				opts += ", percentile gauges"
+			}
+			parts = append(parts, "otlp("+outlet.RedactURL(o.URL)+", "+opts+")")
 		default:
 			parts = append(parts, string(o.Kind)+"("+outlet.RedactURL(o.URL)+")")
 		}

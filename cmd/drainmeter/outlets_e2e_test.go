@@ -249,7 +249,7 @@ func otlpAttrs(source string) map[string]string {
 }
 
 // checkOTLP compares what a fake OTLP receiver holds with the load.
-func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta bool, r *running) {
+func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta, pctGauges bool, r *running) {
 	t.Helper()
 	errs := 0
 	fail := func(format string, args ...any) {
@@ -285,6 +285,15 @@ func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta bool, r *running) {
 		var sum float64
 		for _, v := range vs {
 			sum += v
+		}
+		if pctGauges { // PERCENTILES is the default 50, 95, 99
+			for _, p := range []float64{50, 95, 99} {
+				name := fmt.Sprintf("%s.p%g", k.Name, p)
+				g := byTime(name, otlpAttrs(k.Source))[at]
+				if want := exactNearestRank(vs, p/100); len(g) != 1 || g[0].Type != fakeotlp.Gauge || !near(g[0].Value, want, 0.01) {
+					fail("otlp %s %s at %d: %+v, want one gauge %v ± 1 %%", name, k.Source, k.Minute, g, want)
+				}
+			}
 		}
 		if delta {
 			e := pts[0].Exp
@@ -347,7 +356,8 @@ func TestOTLPEndToEnd(t *testing.T) {
 	c := newClusterWith(t, dsn, [][]string{
 		{"--name", "shop", "--otlp-endpoint", cumSrv.URL + "/v1/metrics", "--otlp-header", "Authorization=Bearer otlp-secret-token",
 			"--librato-user", "me@example.com", "--librato-token", "tok"},
-		{"--name", "shop-delta", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta"},
+		// As for Dynatrace: delta, and percentiles as gauges too.
+		{"--name", "shop-delta", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta", "--otlp-percentile-gauges"},
 	})
 	c.start(1)
 	c.start(2)
@@ -380,8 +390,8 @@ func TestOTLPEndToEnd(t *testing.T) {
 	if !ahead.Load() {
 		t.Errorf("with Librato down, OTLP never got ahead of a retrying Librato; last seen: %v", seen.Load())
 	}
-	checkOTLP(t, cum, false, r)
-	checkOTLP(t, delta, true, r)
+	checkOTLP(t, cum, false, false, r)
+	checkOTLP(t, delta, true, true, r)
 	checkDelivered(t, c.fake, totals)
 	for _, w := range c.allOutput() {
 		if strings.Contains(w, "otlp-secret-token") {
@@ -423,7 +433,7 @@ func TestCredentialChangeEndToEnd(t *testing.T) {
 	r := runningTotals(totals)
 	waitPosted(t, dsn, 1, r.minutes[len(r.minutes)-1], 2*time.Minute)
 	c.stopAll()
-	checkOTLP(t, rcv, false, r)
+	checkOTLP(t, rcv, false, false, r)
 	for _, w := range c.allOutput() {
 		if strings.Contains(w, "right-token") || strings.Contains(w, "wrong-token") {
 			t.Error("a web logged a credential")

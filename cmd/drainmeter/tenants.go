@@ -12,6 +12,7 @@ import (
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/stats"
+	"github.com/drainmeter/drainmeter/status"
 )
 
 // tenants authenticates drains and finds their outlets: the built-in drain
@@ -134,7 +135,7 @@ func (t *tenants) builtinDrain() *outlet.Drain {
 		}
 	}
 	if d.Name == "" {
-		d.Name = "drainmeter"
+		d.Name = status.BuiltinDrainName
 	}
 	if len(d.Outlets) == 0 {
 		d.Outlets = []outlet.Outlet{{Kind: outlet.Log}}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,8 +135,10 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		writer := postgres.WriterID(cfg.Dyno)
 		partialBytes := int64(cfg.PartialBufferBytes)
 		if partialBytes > mem.Partials {
-			log.Warn("PARTIAL_BUFFER_BYTES is more than its share of the memory budget; using the share",
-				"partial_buffer_bytes", cfg.PartialBufferBytes, "share_bytes", mem.Partials)
+			if _, set := os.LookupEnv("PARTIAL_BUFFER_BYTES"); set { // the default just yields to the share
+				log.Warn("PARTIAL_BUFFER_BYTES is more than its share of the memory budget; using the share",
+					"partial_buffer_bytes", cfg.PartialBufferBytes, "share_bytes", mem.Partials)
+			}
 			partialBytes = mem.Partials
 		}
 		partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, Grace: cfg.Grace, Silence: cfg.WriterTimeout,
@@ -399,7 +402,7 @@ func backends(client *outlet.Client, stdout io.Writer, percentiles []float64) ma
 	return map[outlet.Kind]outlet.Backend{
 		outlet.Log:         outlet.NewLogBackend(stdout, percentiles),
 		outlet.Librato:     librato.New(client, percentiles),
-		outlet.OTLP:        otlp.New(client, otlp.Config{Version: version}),
+		outlet.OTLP:        otlp.New(client, otlp.Config{Version: version, Percentiles: percentiles}),
 		outlet.RemoteWrite: remotewrite.New(client, remotewrite.Config{}),
 	}
 }

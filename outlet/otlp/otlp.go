@@ -15,11 +15,13 @@
 //	measure     ExponentialHistogram{DELTA}: the       Summary: running count and sum, quantiles 0,
 //	            sketch's bins (scale 6, downscaled     .5, .95, .99, 1 of minute M; a minute with a
 //	            past 160 buckets a side), exact count, negative value goes out as gauges NAME.min,
-//	            min, max and sum (no sum if < 0)       .max, .p50, .p95 and .p99 instead (counted
+//	            min, max and sum (no sum if < 0)       .max and .pNN (PERCENTILES) instead (counted
 //	                                                   as_gauges), and stays out of the running
 //	                                                   count and sum
 //	sample      Gauge: the last value                  same
 //	unique      Gauge: the distinct count              same
+//	option      Outlet.PercentileGauges: each measure also as gauges NAME.pNN (PERCENTILES), for
+//	            receivers that keep only a histogram's count, sum, min and max (Dynatrace)
 //
 // Answers: 2xx done (a partial_success's rejected points are counted, never
 // retried); 429, 502, 503, 504 and network errors retried (honouring
@@ -72,9 +74,10 @@ var quantiles = [...]float64{0, 0.5, 0.95, 0.99, 1}
 
 // Config is the outlet's configuration.
 type Config struct {
-	Version  string        // the scope's version: drainmeter's
-	Forget   time.Duration // running totals of series absent this long are forgotten (default 1 h)
-	MaxBytes int           // the most compressed bytes a request carries (default 1 MB)
+	Version     string        // the scope's version: drainmeter's
+	Forget      time.Duration // running totals of series absent this long are forgotten (default 1 h)
+	MaxBytes    int           // the most compressed bytes a request carries (default 1 MB)
+	Percentiles []float64     // of the gauges NAME.pNN (PERCENTILES; default 50, 95, 99)
 }
 
 // Backend is the OTLP outlet.
@@ -92,6 +95,10 @@ func New(client *outlet.Client, cfg Config) *Backend {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
+	if len(cfg.Percentiles) == 0 {
+		cfg.Percentiles = []float64{50, 95, 99}
+	}
+	cfg.Percentiles = slices.Clone(cfg.Percentiles)
 	return &Backend{client: client, cfg: cfg}
 }
 
@@ -135,7 +142,7 @@ type head struct {
 // MaxBytes each. It is a function of (d, o.Temporality, m, prev) alone.
 func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	var enc outlet.Encoded
-	bl := builder{start: nanos(m.Start), time: nanos(m.Start + 60)}
+	bl := builder{start: nanos(m.Start), time: nanos(m.Start + 60), percentiles: b.cfg.Percentiles, pctGauges: o.PercentileGauges}
 	switch o.Temporality {
 	case outlet.Delta:
 		bl.delta = true
@@ -160,7 +167,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	}
 	if bl.negative > 0 {
 		enc.AsGauges = bl.negative
-		enc.Note = "a negative value: sent as gauges NAME.min, .max, .p50, .p95 and .p99 and left out of the Summary's count and sum (a Summary holds no negative values)"
+		enc.Note = "a negative value: sent as gauges NAME.min, .max and .pNN (PERCENTILES) and left out of the Summary's count and sum (a Summary holds no negative values)"
 	}
 	return enc, nil
 }
@@ -189,6 +196,17 @@ type builder struct {
 	totals      *outlet.Totals // the running totals after the minute
 	negative    int            // cumulative measures sent as gauges
 	shared      map[[2]string]*commonv1.KeyValue
+	percentiles []float64 // of the gauges NAME.pNN
+	pctGauges   bool      // every measure also as gauges NAME.pNN
+}
+
+// percentileGauges are a measure's gauges NAME.pNN, one per percentile.
+func (bl *builder) percentileGauges(name string, s *rollup.Series, num func(float64) *metricsv1.NumberDataPoint) series {
+	out := make(series, 0, len(bl.percentiles))
+	for _, p := range bl.percentiles {
+		out = append(out, point{name: name + ".p" + strconv.FormatFloat(p, 'f', -1, 64), kind: gauge, num: num(s.Quantile(p / 100))})
+	}
+	return out
 }
 
 func (bl *builder) series(s *rollup.Series) series {
@@ -220,28 +238,31 @@ func (bl *builder) series(s *rollup.Series) series {
 		c := *s
 		c.Sketch = s.Sketch.Copy()
 		s = &c
-		if bl.delta {
+		var out series
+		switch {
+		case bl.delta:
 			p := histogram(s)
 			p.Attributes, p.StartTimeUnixNano, p.TimeUnixNano = attrs, bl.start, bl.time
-			return series{{name: name, kind: expHistogram, exp: p}}
-		}
-		if s.Min < 0 {
+			out = series{{name: name, kind: expHistogram, exp: p}}
+		case s.Min < 0:
 			bl.negative++
-			return series{
+			return append(series{
 				{name: name + ".min", kind: gauge, num: num(s.Min)},
 				{name: name + ".max", kind: gauge, num: num(s.Max)},
-				{name: name + ".p50", kind: gauge, num: num(s.Quantile(0.5))},
-				{name: name + ".p95", kind: gauge, num: num(s.Quantile(0.95))},
-				{name: name + ".p99", kind: gauge, num: num(s.Quantile(0.99))},
+			}, bl.percentileGauges(name, s, num)...)
+		default:
+			r := bl.totals.Series[s.Key()]
+			p := &metricsv1.SummaryDataPoint{Attributes: attrs, StartTimeUnixNano: nanos(r.Start), TimeUnixNano: bl.time,
+				Count: uint64(r.Count), Sum: r.Sum}
+			for _, q := range quantiles {
+				p.QuantileValues = append(p.QuantileValues, &metricsv1.SummaryDataPoint_ValueAtQuantile{Quantile: q, Value: s.Quantile(q)})
 			}
+			out = series{{name: name, kind: summary, sum: p}}
 		}
-		r := bl.totals.Series[s.Key()]
-		p := &metricsv1.SummaryDataPoint{Attributes: attrs, StartTimeUnixNano: nanos(r.Start), TimeUnixNano: bl.time,
-			Count: uint64(r.Count), Sum: r.Sum}
-		for _, q := range quantiles {
-			p.QuantileValues = append(p.QuantileValues, &metricsv1.SummaryDataPoint_ValueAtQuantile{Quantile: q, Value: s.Quantile(q)})
+		if bl.pctGauges {
+			out = append(out, bl.percentileGauges(name, s, num)...)
 		}
-		return series{{name: name, kind: summary, sum: p}}
+		return out
 	}
 	return nil
 }
@@ -447,14 +468,21 @@ func (b *Backend) fit(h *head, ss []series) ([]*outlet.Request, error) {
 // ScopeMetrics, consecutive points of the same metric (the same name and
 // type) sharing a Metric.
 func (b *Backend) request(h *head, ss []series) (*outlet.Request, error) {
+	// One Metric per name and kind, in the order of their first point: a
+	// measure's percentile gauges come between its sources' points.
+	type metricKey struct {
+		name string
+		kind kind
+	}
 	var metrics []*metricsv1.Metric
-	var last *metricsv1.Metric
-	var lastKind kind
+	byKey := map[metricKey]*metricsv1.Metric{}
 	points := 0
 	for _, s := range ss {
 		for _, p := range s {
-			if last == nil || last.Name != p.name || lastKind != p.kind {
-				last, lastKind = newMetric(p.name, p.kind), p.kind
+			last := byKey[metricKey{p.name, p.kind}]
+			if last == nil {
+				last = newMetric(p.name, p.kind)
+				byKey[metricKey{p.name, p.kind}] = last
 				metrics = append(metrics, last)
 			}
 			switch d := last.Data.(type) {

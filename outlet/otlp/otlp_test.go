@@ -117,11 +117,22 @@ func decode(t testing.TB, r *outlet.Request) *metricsv1.MetricsData {
 // TestGolden encodes a fixed minute in both temporalities and compares a
 // readable dump of the decoded bodies with testdata/*.golden.
 func TestGolden(t *testing.T) {
-	for _, temp := range []outlet.Temporality{outlet.Delta, outlet.Cumulative} {
-		t.Run(string(temp), func(t *testing.T) {
-			b := newBackend(Config{Version: "1.2.3"})
+	for _, tc := range []struct {
+		name      string
+		temp      outlet.Temporality
+		pctGauges bool
+	}{
+		{"delta", outlet.Delta, false},
+		{"cumulative", outlet.Cumulative, false},
+		{"delta-percentile-gauges", outlet.Delta, true}, // Dynatrace
+		{"cumulative-percentile-gauges", outlet.Cumulative, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(Config{Version: "1.2.3", Percentiles: []float64{50, 99.9}})
 			m := fixedMinute(t, goldenStart)
-			enc, err := b.Encode(testDrain, otlpOutlet("", temp), m, prevTotals(t, goldenStart))
+			o := otlpOutlet("", tc.temp)
+			o.PercentileGauges = tc.pctGauges
+			enc, err := b.Encode(testDrain, o, m, prevTotals(t, goldenStart))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +147,7 @@ func TestGolden(t *testing.T) {
 				fmt.Fprintf(&out, "request %d: points=%d\n", i+1, r.Points)
 				dump(&out, decode(t, r))
 			}
-			path := "testdata/" + string(temp) + ".golden"
+			path := "testdata/" + tc.name + ".golden"
 			if *update {
 				if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 					t.Fatal(err)
@@ -603,7 +614,7 @@ func TestChunking(t *testing.T) {
 					t.Fatal(err)
 				}
 				seen := map[string]bool{}
-				var keys []string
+				byMetric := map[string][]string{}
 				total := 0
 				for _, r := range enc.Reqs {
 					if len(r.Body) > b.cfg.MaxBytes {
@@ -620,14 +631,18 @@ func TestChunking(t *testing.T) {
 							t.Fatalf("%q twice", k)
 						}
 						seen[k] = true
-						keys = append(keys, k)
+						byMetric[p.metric+" "+p.typ] = append(byMetric[p.metric+" "+p.typ], k)
 					}
 				}
 				if total != tc.series || len(seen) != tc.series {
 					t.Errorf("%s: %d points, %d series; want %d", temp, total, len(seen), tc.series)
 				}
-				if !slices.IsSorted(keys) {
-					t.Errorf("%s: series out of order", temp)
+				// Points are grouped by metric (name and type), and within one
+				// in series order.
+				for name, ks := range byMetric {
+					if !slices.IsSorted(ks) {
+						t.Errorf("%s: the points of %s are out of order", temp, name)
+					}
 				}
 				if len(enc.Reqs) < tc.minReqs {
 					t.Errorf("%s: only %d requests", temp, len(enc.Reqs))

@@ -3,3 +3,8 @@
 -- of it already accepted, so that a dyno taking over the lane resends
 -- exactly the part that was not, never one the receiver already has.
 ALTER TABLE lanes ADD COLUMN chunk_items int NOT NULL DEFAULT 0;
+
+-- An OTLP outlet may also send each measure's percentiles as gauges
+-- (NAME.p50, .p95, .p99), for receivers that keep only a histogram's count,
+-- sum, min and max (Dynatrace).
+ALTER TABLE outlets ADD COLUMN percentile_gauges boolean NOT NULL DEFAULT false;
