@@ -254,6 +254,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
 		if mt != "application/logplex-1" && mt != "text/plain" && mt != "application/octet-stream" {
+			h.logs.logSampled(slog.LevelInfo, "drain refused", "unknown Content-Type (application/logplex-1, text/plain, application/octet-stream or none)",
+				"drain", d.ID)
 			reply(w, http.StatusUnsupportedMediaType)
 			return
 		}
@@ -266,6 +268,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
 		h.stats.Drain(d.ID).Add(stats.TooLarge, 1)
+		h.logs.logSampled(slog.LevelInfo, "drain refused", "body too large", "drain", d.ID, "limit_bytes", h.cfg.MaxBodyBytes)
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
 	}

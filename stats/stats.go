@@ -175,6 +175,9 @@ func (s Snapshot) IsZero() bool { return s == Snapshot{} }
 type Registry struct {
 	mu     sync.RWMutex
 	drains map[string]*Drain
+
+	logMu  sync.Mutex
+	logged map[string]Snapshot // what the last summary lines covered
 }
 
 // NewRegistry returns an empty registry.
@@ -222,23 +225,29 @@ func (r *Registry) All() []*Drain {
 func (r *Registry) LogEvery(ctx context.Context, log *slog.Logger, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	prev := map[string]Snapshot{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.LogSummary(log, prev)
+			r.LogSummary(log)
 		}
 	}
 }
 
-// LogSummary logs the change since prev for every drain and updates prev.
-func (r *Registry) LogSummary(log *slog.Logger, prev map[string]Snapshot) {
+// LogSummary logs, for every drain, what changed since the last summary
+// lines (the last interval of LogEvery, or since the start): every line is
+// a change, so that lines add up, the one at shutdown included.
+func (r *Registry) LogSummary(log *slog.Logger) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if r.logged == nil {
+		r.logged = map[string]Snapshot{}
+	}
 	for _, d := range r.All() {
 		snap := d.Snapshot()
-		delta := snap.Sub(prev[d.ID])
-		prev[d.ID] = snap
+		delta := snap.Sub(r.logged[d.ID])
+		r.logged[d.ID] = snap
 		if delta.IsZero() {
 			continue
 		}

@@ -401,6 +401,10 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if overlap < 0 || overlap > postgres.MaxOverlap {
 		return fmt.Errorf("--overlap %s: between 0 and %s", overlap, postgres.MaxOverlap)
 	}
+	if os.Getenv("DATABASE_URL") == "" { // before asking for --url: without it nothing works
+		_, err := openDB(ctx, "")
+		return err
+	}
 	var base string
 	if cmd == "add" || cmd == "rotate-secret" && !finish {
 		var err error

@@ -51,7 +51,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // printed below: to stdout when asked for
 	asJSON := fs.Bool("json", false, "print each measurement as one line of JSON")
-	roll := fs.Bool("rollup", false, "print per-minute rollups (the log outlet's format) instead of measurements")
+	roll := fs.Bool("rollup", false, "print per-minute rollups (one line per gauge, named as Librato gets them) instead of measurements")
 	prefix := fs.String("prefix", "", "metric name prefix")
 	sourcePrefix := fs.String("source-prefix", "", "source prefix")
 	grace := fs.Duration("grace", 90*time.Second, "with --rollup: print a minute once the input's timestamps are this far past its end")

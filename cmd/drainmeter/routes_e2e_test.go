@@ -196,15 +196,11 @@ func TestRoutesEndToEnd(t *testing.T) {
 
 	c.stopAll()
 	t.Run("drain summary", func(t *testing.T) {
-		// Each web's last summary line (at shutdown: its totals) names its
-		// part of the overflow.
-		re := regexp.MustCompile(`msg="drain summary" drain=` + scan[0] + ` .*overflow=(\d+)`)
+		// Each web's summary lines (changes, the last at shutdown) add up
+		// to its part of the overflow.
 		var sum uint64
 		for _, out := range c.allOutput() {
-			if m := re.FindAllStringSubmatch(out, -1); len(m) > 0 {
-				n, _ := strconv.ParseUint(m[len(m)-1][1], 10, 64)
-				sum += n
-			}
+			sum += summaryTotals(out, scan[0])["overflow"]
 		}
 		if sum != scanOverflow {
 			t.Errorf("the webs' drain summaries add up to overflow=%d, want %d", sum, scanOverflow)

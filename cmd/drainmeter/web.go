@@ -361,7 +361,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		waitUntil(&posting, endCtx, stopPosting)
 	}
-	reg.LogSummary(log, map[string]stats.Snapshot{})
+	reg.LogSummary(log) // what the last minute's line did not cover
 	if err != nil {
 		log.Error("shutdown incomplete", "err", err, "took", time.Since(start).Round(time.Millisecond))
 		return err
