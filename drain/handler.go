@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
+	"github.com/drainmeter/drainmeter/internal/logsample"
 	"github.com/drainmeter/drainmeter/internal/text"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/stats"
@@ -99,7 +100,7 @@ type Handler struct {
 	sink   Sink
 	dedup  Deduper
 	stats  *stats.Registry
-	logs   *sampledLog
+	logs   *logsample.Log
 	now    func() time.Time
 	states sync.Pool
 
@@ -118,7 +119,7 @@ func NewHandler(cfg Config, auth Authenticator, sink Sink, dedup Deduper, reg *s
 	if cfg.MaxDrainBytes <= 0 {
 		cfg.MaxDrainBytes = cfg.Bodies.Limit() / 2
 	}
-	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, logs: newSampledLog(log, now), now: now,
+	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, logs: logsample.New(log, now), now: now,
 		shares: map[string]*budget.Share{}}
 	h.states.New = func() any {
 		return &reqState{fr: NewFrameReader(nil, cfg.MaxFrameBytes), p: parse.NewParser(parse.Options{})}
@@ -239,22 +240,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d, ok, err := h.auth.Authenticate(r.Context(), user, pass)
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
-			h.logs.logSampled(slog.LevelWarn, "drain refused", "busy; retry later", "err", err)
+			h.logs.Sampled(slog.LevelWarn, "drain refused", "busy; retry later", "err", err)
 		} else {
-			h.logs.logSampled(slog.LevelError, "drain auth unavailable", "cannot look the drain up", "err", err)
+			h.logs.Sampled(slog.LevelError, "drain auth unavailable", "cannot look the drain up", "err", err)
 		}
 		retryLater(w)
 		return
 	}
 	if !ok {
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "bad credentials", "user", text.Clip(user, MaxLoggedNameBytes))
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "bad credentials", "user", text.Clip(user, MaxLoggedNameBytes))
 		unauthorized(w)
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
 		if mt != "application/logplex-1" && mt != "text/plain" && mt != "application/octet-stream" {
-			h.logs.logSampled(slog.LevelInfo, "drain refused", "unknown Content-Type (application/logplex-1, text/plain, application/octet-stream or none)",
+			h.logs.Sampled(slog.LevelInfo, "drain refused", "unknown Content-Type (application/logplex-1, text/plain, application/octet-stream or none)",
 				"drain", d.ID)
 			reply(w, http.StatusUnsupportedMediaType)
 			return
@@ -262,13 +263,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	gz, known := encoding(r.Header.Get("Content-Encoding"))
 	if !known {
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "unknown Content-Encoding (gzip or none)", "drain", d.ID)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "unknown Content-Encoding (gzip or none)", "drain", d.ID)
 		reply(w, http.StatusUnsupportedMediaType)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
 		h.stats.Drain(d.ID).Add(stats.TooLarge, 1)
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "body too large", "drain", d.ID, "limit_bytes", h.cfg.MaxBodyBytes)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "body too large", "drain", d.ID, "limit_bytes", h.cfg.MaxBodyBytes)
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
 	}
@@ -367,7 +368,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				framing = n - seen
 			}
 		}
-		h.logs.logSampled(slog.LevelInfo, "drain frame rejected", "bad framing", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
+		h.logs.Sampled(slog.LevelInfo, "drain frame rejected", "bad framing", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
 	}
 	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != accepted+badHeader+oversized+framing {
 		ds.Add(stats.MsgCountMismatch, 1)
@@ -381,7 +382,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != "" && h.dedup != nil {
 		fresh, err := h.dedup.Claim(r.Context(), d.ID, id, now)
 		if err != nil {
-			h.logs.logSampled(slog.LevelError, "drain: cannot tell whether the batch was counted; refused for a retry", "dedup unavailable",
+			h.logs.Sampled(slog.LevelError, "drain: cannot tell whether the batch was counted; refused for a retry", "dedup unavailable",
 				"drain", d.ID, "err", err)
 			retryLater(w)
 			return
@@ -442,12 +443,12 @@ func (h *Handler) putState(st *reqState) {
 func (h *Handler) refuse(w http.ResponseWriter, ds *stats.Drain, err error) {
 	if errors.Is(err, errRequestTooLarge) {
 		ds.Add(stats.TooLarge, 1)
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "request over its memory share", "drain", ds.ID, "limit_bytes", h.cfg.MaxDrainBytes)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "request over its memory share", "drain", ds.ID, "limit_bytes", h.cfg.MaxDrainBytes)
 		reply(w, http.StatusRequestEntityTooLarge)
 		return
 	}
 	ds.Add(stats.Busy, 1)
-	h.logs.logSampled(slog.LevelWarn, "drain refused", "memory budget for request bodies full", "drain", ds.ID)
+	h.logs.Sampled(slog.LevelWarn, "drain refused", "memory budget for request bodies full", "drain", ds.ID)
 	retryLater(w)
 }
 
@@ -489,20 +490,20 @@ func (h *Handler) finishUnread(w http.ResponseWriter, drain string, st *reqState
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "body too large", "drain", drain, "limit_bytes", h.cfg.MaxBodyBytes)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "body too large", "drain", drain, "limit_bytes", h.cfg.MaxBodyBytes)
 		h.stats.Drain(drain).Add(stats.TooLarge, 1)
 		reply(w, http.StatusRequestEntityTooLarge)
 	case errors.Is(err, errDecompressedTooLarge):
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "decompressed body too large", "drain", drain, "limit_bytes", h.cfg.MaxDecompressedBytes)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "decompressed body too large", "drain", drain, "limit_bytes", h.cfg.MaxDecompressedBytes)
 		h.stats.Drain(drain).Add(stats.TooLarge, 1)
 		reply(w, http.StatusRequestEntityTooLarge)
 	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
 		// The bytes all arrived but are not gzip: a retry would fail the same way.
-		h.logs.logSampled(slog.LevelInfo, "drain refused", "corrupt "+what, "drain", drain, "err", err)
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "corrupt "+what, "drain", drain, "err", err)
 		reply(w, http.StatusBadRequest)
 	default:
 		// The connection broke (or the gzip stream was cut): nothing counts.
-		h.logs.logSampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", st.body.n)
+		h.logs.Sampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", st.body.n)
 		reply(w, http.StatusBadRequest)
 	}
 }

@@ -14,6 +14,9 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/logsample"
 )
 
 // BuiltinDrainID is the id of the drain configured by config vars
@@ -62,6 +65,7 @@ type handler struct {
 	src       Source
 	owners    OwnerAuth // nil: only the admin password opens a drain's page
 	log       *slog.Logger
+	refusals  *logsample.Log // lines anyone can cause: one a second per kind
 	adminHash [sha256.Size]byte
 	tmpl      *template.Template
 	css       template.CSS
@@ -89,6 +93,7 @@ func NewHandler(cfg Config, src Source, owners OwnerAuth, log *slog.Logger) http
 		src:       src,
 		owners:    owners,
 		log:       log,
+		refusals:  logsample.New(log, time.Now),
 		adminHash: sha256.Sum256([]byte(cfg.AdminPassword)),
 		tmpl:      template.Must(template.New("").ParseFS(templateFS, "templates/*.html")),
 		css:       template.CSS(css),
@@ -221,11 +226,11 @@ func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, 
 	ok, err := h.owners.Owner(r.Context(), id, pass)
 	switch {
 	case err != nil:
-		h.log.Error("status: owner auth unavailable", "drain", id, "err", err)
+		h.refusals.Sampled(slog.LevelError, "status: owner auth unavailable", "cannot look the drain up", "drain", id, "err", err)
 		h.fail(w, http.StatusServiceUnavailable, asJSON, "")
 		return false
 	case !ok:
-		h.log.Info("status: owner refused", "drain", id)
+		h.refusals.Sampled(slog.LevelInfo, "status: owner refused", "bad credentials", "drain", id)
 		h.fail(w, http.StatusUnauthorized, asJSON, realm)
 		return false
 	}
