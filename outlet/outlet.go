@@ -212,6 +212,7 @@ type Result struct {
 	RetryAfter time.Duration // from Retry-After
 	Rejected   int           // points refused in an accepted request (OTLP partial_success)
 	Message    string        // for logs and the status page; scrubbed of secrets by the core
+	Warning    string        // an accepted request's warning (OTLP partial_success refusing nothing); scrubbed too
 }
 
 // Encoded is a minute built for one outlet.

@@ -329,7 +329,7 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 		// Interrupted (shutdown): not the receiver's fault; try again later.
 		return Step{Action: Wait, Wait: time.Second}
 	}
-	res.Message = scrub(o, res.Message)
+	res.Message, res.Warning = scrub(o, res.Message), scrub(o, res.Warning)
 	ds := s.stats.Drain(d.ID)
 	now := s.now()
 	minute := minuteString(job.Minute)
@@ -346,6 +346,11 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 			st.LastError, st.LastErrorAt = fmt.Sprintf("%d points refused: %s", res.Rejected, res.Message), now
 			s.log.Warn("outlet: receiver refused some points", "drain", d.ID, "outlet", o.Kind, "minute", minute,
 				"rejected", res.Rejected, "error", res.Message)
+		}
+		if res.Warning != "" {
+			st.LastError, st.LastErrorAt = "the receiver accepted everything, with a warning: "+res.Warning, now
+			s.log.Warn("outlet: the receiver accepted the request with a warning", "drain", d.ID, "outlet", o.Kind,
+				"minute", minute, "warning", res.Warning)
 		}
 		job.Next++
 	case Retry:

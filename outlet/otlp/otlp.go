@@ -621,7 +621,11 @@ func answer(resp *outlet.Response, points int) outlet.Result {
 			return res
 		}
 		res.Rejected = int(min(max(rejected, 0), int64(points)))
-		res.Message = outlet.Excerpt([]byte(msg))
+		if res.Rejected > 0 {
+			res.Message = outlet.Excerpt([]byte(msg))
+		} else if msg != "" { // the spec: a warning, nothing refused
+			res.Warning = outlet.Excerpt([]byte(msg))
+		}
 	case s == http.StatusTooManyRequests || s == http.StatusBadGateway ||
 		s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
 		res.Outcome = outlet.Retry

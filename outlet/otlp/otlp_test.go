@@ -816,6 +816,19 @@ func TestAnswers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("partial success refusing nothing is a warning", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			_, _ = w.Write(fakeotlp.PartialSuccess(0, "unit dropped"))
+		}))
+		defer srv.Close()
+		b := newBackend(Config{})
+		enc, _ := b.Encode(testDrain, otlpOutlet("", outlet.Delta), bigMinute(t, goldenStart, 1), nil)
+		res := b.Send(t.Context(), otlpOutlet(srv.URL+"/v1/metrics", outlet.Delta), enc.Reqs[0])
+		if res.Outcome != outlet.Accepted || res.Rejected != 0 || res.Message != "" || res.Warning != "unit dropped" {
+			t.Errorf("got %+v", res)
+		}
+	})
 	t.Run("redirect not followed", func(t *testing.T) {
 		var leaked []string
 		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
