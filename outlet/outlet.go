@@ -150,6 +150,18 @@ func (o *Outlet) EncodingKey() string {
 	return k
 }
 
+// SameTotals reports whether running totals kept under encoding key a
+// still hold under key b: the kind and temporality are the same (options
+// such as percentile gauges change the requests, not the totals).
+func SameTotals(a, b string) bool {
+	totals := func(k string) string {
+		kind, rest, _ := strings.Cut(k, "/")
+		temp, _, _ := strings.Cut(rest, "/")
+		return kind + "/" + temp
+	}
+	return totals(a) == totals(b)
+}
+
 // Drain is what outlets need to know of a drain.
 type Drain struct {
 	ID        string

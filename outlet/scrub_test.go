@@ -26,3 +26,16 @@ func TestScrub(t *testing.T) {
 		t.Errorf("a long message: %d bytes, valid %v", len(long), utf8.ValidString(long))
 	}
 }
+
+// TestSameTotals: running totals survive an option that changes only the
+// requests, not a change of kind or temporality.
+func TestSameTotals(t *testing.T) {
+	cum := Outlet{Kind: OTLP, Temporality: Cumulative}
+	pg := cum
+	pg.PercentileGauges = true
+	delta := Outlet{Kind: OTLP, Temporality: Delta}
+	if !SameTotals(cum.EncodingKey(), pg.EncodingKey()) || SameTotals(cum.EncodingKey(), delta.EncodingKey()) ||
+		SameTotals(cum.EncodingKey(), (&Outlet{Kind: RemoteWrite}).EncodingKey()) || cum.EncodingKey() == pg.EncodingKey() {
+		t.Fatal("SameTotals")
+	}
+}

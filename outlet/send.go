@@ -93,8 +93,8 @@ func NewClient(userAgent string, timeout time.Duration, now func() time.Time) *C
 // URL; every answer, whatever its status, as a Response.
 func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(*http.Request)) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(r.Body))
-	if err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+	if err != nil { // not the error: it quotes the URL
+		return nil, errors.New("request: the outlet's URL is not valid")
 	}
 	for k, v := range r.Header {
 		req.Header[k] = v
@@ -126,6 +126,7 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 			to = u.Scheme + "://" + u.Host
 		}
 		body = []byte("redirected to " + to + ", not followed: configure the URL it redirects to")
+		resp.Header.Set("Content-Type", "text/plain") // what body now is
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body,
 		RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), c.now())}, nil
@@ -300,7 +301,7 @@ func (s *Sender) Stale(minute int64) bool {
 // DropJob gives up on the rest of a job, counting its points as dropped.
 func (s *Sender) DropJob(d *Drain, o *Outlet, job *Job, st *Status, why string) {
 	n := job.Points()
-	job.Next = len(job.Reqs)
+	job.Next, job.asGauges = len(job.Reqs), 0 // nothing sent: nothing sent as gauges either
 	s.stats.Drain(d.ID).Add(stats.PostDropped, uint64(n))
 	st.Dropped += uint64(n)
 	if n > 0 {
@@ -330,6 +331,11 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 		return Step{Action: Wait, Wait: time.Second}
 	}
 	res.Message, res.Warning = scrub(o, res.Message), scrub(o, res.Warning)
+	if res.Status >= 300 && res.Status < 400 {
+		// Redirected (Client.Post follows none): the URL is wrong, as
+		// credentials can be. Pause, keeping the minutes, until it changes.
+		res.Outcome = Pause
+	}
 	ds := s.stats.Drain(d.ID)
 	now := s.now()
 	minute := minuteString(job.Minute)

@@ -161,8 +161,8 @@ type laneClaim struct {
 	key           laneKey
 	postedThrough *int64
 	chunkMinute   *int64
-	chunk         int // request of chunkMinute to send next, as first built ...
-	chunkItems    int // ... less its first items (after a split)
+	chunk         int     // request of chunkMinute to send next, as first built ...
+	splitAt       []int64 // ... less its first items (after a split): {minute, request, items}
 	encoding      string
 	totals        []byte
 	attempts      int
@@ -184,7 +184,7 @@ FROM (
     FOR UPDATE OF l2 SKIP LOCKED
 ) c
 WHERE l.drain_id = c.drain_id AND l.outlet = c.outlet AND (l.lease_until IS NULL OR l.lease_until < now())
-RETURNING l.drain_id, l.outlet, l.posted_through, l.chunk_minute, l.chunk, l.chunk_items, l.encoding, l.totals, l.attempts, l.state,
+RETURNING l.drain_id, l.outlet, l.posted_through, l.chunk_minute, l.chunk, l.split_at, l.encoding, l.totals, l.attempts, l.state,
     (SELECT version FROM outlets o WHERE o.drain_id = l.drain_id AND o.kind = l.outlet)`
 
 // claim leases the lane that has waited longest and has a sealed minute to post.
@@ -194,7 +194,7 @@ func (p *Poster) claim(ctx context.Context) (*laneClaim, error) {
 	deadline := p.now().Add(p.cfg.Lease)
 	var lc laneClaim
 	err := p.pool.QueryRow(ctx, claimLaneSQL, p.cfg.Owner, p.cfg.Lease.Milliseconds()).Scan(
-		&lc.key.drain, &lc.key.outlet, &lc.postedThrough, &lc.chunkMinute, &lc.chunk, &lc.chunkItems, &lc.encoding, &lc.totals,
+		&lc.key.drain, &lc.key.outlet, &lc.postedThrough, &lc.chunkMinute, &lc.chunk, &lc.splitAt, &lc.encoding, &lc.totals,
 		&lc.attempts, &lc.state, &lc.outletVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -267,7 +267,7 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 	}
 	key := o.EncodingKey()
 	var prev *outlet.Totals
-	if lc.encoding == key && lc.totals != nil {
+	if outlet.SameTotals(lc.encoding, key) && lc.totals != nil {
 		if prev, err = outlet.DecodeTotals(lc.totals); err != nil {
 			p.log.Error("lanes: running totals unreadable; starting them anew", "drain", d.ID, "outlet", o.Kind, "err", err)
 			prev = nil
@@ -281,7 +281,11 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 		return
 	}
 	if lc.chunkMinute != nil && *lc.chunkMinute == mn.Start && lc.encoding == key {
-		p.send.Resume(o, job, lc.chunk, lc.chunkItems)
+		items := 0
+		if s := lc.splitAt; len(s) == 3 && s[0] == mn.Start && s[1] == int64(lc.chunk) {
+			items = int(s[2])
+		}
+		p.send.Resume(o, job, lc.chunk, items)
 	}
 	st := outlet.Status{State: outlet.State(lc.state)}
 	attempts := lc.attempts
@@ -410,16 +414,25 @@ func nullString(s string) *string {
 	return &s
 }
 
+// splitAt is what lanes.split_at records of u: nil unless u stands inside
+// a split request.
+func (u laneUpdate) splitAt() []int64 {
+	if u.chunkMinute == nil || u.chunkItems == 0 {
+		return nil
+	}
+	return []int64{*u.chunkMinute, int64(u.chunk), int64(u.chunkItems)}
+}
+
 // progress records accepted requests of the minute being posted.
 func (p *Poster) progress(k laneKey, u laneUpdate) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tag, err := p.pool.Exec(ctx, `UPDATE lanes SET chunk_minute = $4, chunk = $5, encoding = $6, attempts = 0, state = $7,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
-		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at), chunk_items = $14
+		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at), split_at = $14
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.state, nullTime(u.lastPostAt),
-		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), u.chunkItems)
+		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt())
 	p.outage.report(err)
 	if err != nil {
 		return err
@@ -433,7 +446,7 @@ func (p *Poster) progress(k laneKey, u laneUpdate) error {
 // finish records that the lane's minute is done (posted or given up) and
 // releases the lane; the running totals go with it.
 func (p *Poster) finish(k laneKey, minute int64, totals []byte, encoding string, u laneUpdate) {
-	p.exec(`UPDATE lanes SET posted_through = $4, chunk_minute = NULL, chunk = 0, chunk_items = 0, encoding = $5, totals = $6,
+	p.exec(`UPDATE lanes SET posted_through = $4, chunk_minute = NULL, chunk = 0, split_at = NULL, encoding = $5, totals = $6,
 		attempts = 0, state = $7, paused_version = NULL, next_attempt = now(), lease_owner = NULL, lease_until = NULL,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
 		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at)
@@ -445,7 +458,7 @@ func (p *Poster) finish(k laneKey, minute int64, totals []byte, encoding string,
 // release gives the lane back, to be tried again after u.wait.
 func (p *Poster) release(k laneKey, u laneUpdate) {
 	p.exec(`UPDATE lanes SET chunk_minute = coalesce($4, chunk_minute), chunk = CASE WHEN $4::bigint IS NULL THEN chunk ELSE $5 END,
-		chunk_items = CASE WHEN $4::bigint IS NULL THEN chunk_items ELSE $17 END,
+		split_at = CASE WHEN $4::bigint IS NULL THEN split_at ELSE $17 END,
 		encoding = CASE WHEN $6 = '' THEN encoding ELSE $6 END, attempts = $7,
 		next_attempt = now() + $8 * interval '1 millisecond', state = $9, paused_version = coalesce($10, paused_version),
 		lease_owner = NULL, lease_until = NULL,
@@ -454,7 +467,7 @@ func (p *Poster) release(k laneKey, u laneUpdate) {
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.attempts, u.wait.Milliseconds(), u.state,
 		u.pausedVersion, nullTime(u.lastPostAt), int64(u.posted), int64(u.rejected), int64(u.dropped),
-		nullString(u.lastError), nullTime(u.lastErrorAt), u.chunkItems)
+		nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt())
 }
 
 // exec runs a statement that ends a worker's hold on a lane. If Postgres

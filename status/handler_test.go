@@ -498,7 +498,7 @@ func TestPageStates(t *testing.T) {
 	body := e.get(t, "/", "", "").body
 	for _, want := range []string{
 		`data-drain-state="quiet"`, "(3 hours ago)",
-		`data-state="paused"`, "paused: credentials refused",
+		`data-state="paused"`, "paused: credentials refused (or redirected)",
 		`data-state="giving_up"`, "giving up",
 		`id="database-banner"`, `id="dedup-banner"`,
 	} {

@@ -324,7 +324,7 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 func stateLabel(s string) string {
 	switch s {
 	case "paused":
-		return "paused: credentials refused"
+		return "paused: credentials refused (or redirected)"
 	case "giving_up":
 		return "giving up"
 	case "":

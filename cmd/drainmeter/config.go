@@ -314,14 +314,6 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 	if c.LibratoUser != "" && c.LibratoToken != "" {
 		out = append(out, outlet.Outlet{Kind: outlet.Librato, URL: c.LibratoURL, User: c.LibratoUser, Token: c.LibratoToken})
 	}
-	for _, v := range []struct{ name, value string }{
-		{"OTEL_EXPORTER_OTLP_PROTOCOL", c.OTLPProtocol}, {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", c.OTLPMetricsProtocol},
-	} {
-		if pr := strings.ToLower(strings.TrimSpace(v.value)); pr != "" && pr != "http/protobuf" {
-			p.add(v.name, "%s=%q: drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint "+
-				"(often port 4318; 4317 is gRPC) and unset it", v.name, v.value)
-		}
-	}
 	var temp outlet.Temporality
 	switch strings.ToLower(strings.TrimSpace(c.OTLPTemporality)) {
 	case "", "cumulative":
@@ -343,6 +335,16 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			name = "OTEL_EXPORTER_OTLP_ENDPOINT"
 		}
 		good := true
+		// The OTel spec: the signal's own variable wins over the generic one.
+		protoVar, proto := "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", c.OTLPMetricsProtocol
+		if strings.TrimSpace(proto) == "" {
+			protoVar, proto = "OTEL_EXPORTER_OTLP_PROTOCOL", c.OTLPProtocol
+		}
+		if pr := strings.ToLower(strings.TrimSpace(proto)); pr != "" && pr != "http/protobuf" {
+			p.add(protoVar, "%s=%q: drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint "+
+				"(often port 4318; 4317 is gRPC) and set it to http/protobuf or unset it", protoVar, proto)
+			good = false
+		}
 		if err := postgres.CheckEndpoint(endpoint); err != nil {
 			p.add(name, "%s: %v", name, err)
 			good = false

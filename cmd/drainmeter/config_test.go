@@ -58,7 +58,7 @@ func TestConfigAllProblems(t *testing.T) {
 		`  MAX_BODY_BYTES=12 is too small (at least 1024)`,
 		`  set both LIBRATO_USER and LIBRATO_TOKEN, or neither (rollups are then logged)`,
 		`  LOG_LEVEL="loud" is not one of debug, info, warn, error`,
-		`  OTEL_EXPORTER_OTLP_PROTOCOL="grpc": drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint (often port 4318; 4317 is gRPC) and unset it`,
+		`  OTEL_EXPORTER_OTLP_PROTOCOL="grpc": drainmeter sends OTLP/HTTP with protobuf (http/protobuf): use your vendor's OTLP/HTTP endpoint (often port 4318; 4317 is gRPC) and set it to http/protobuf or unset it`,
 		`  OTEL_EXPORTER_OTLP_HEADERS: header Authorization: the value is not percent-encoded correctly`,
 		`  REMOTE_WRITE_HEADERS: entry 1: the key is not a header name (key=value, the key a token such as Authorization)`,
 		`  DRAINMETER_KEY: key 1: too short: use at least 32 characters (drainmeter keys generate prints a key)`,
@@ -268,6 +268,29 @@ func TestConfigRoutes(t *testing.T) {
 		}
 		if err == nil && tc.max == "" && c.MaxRoutesPerDrain != 200 {
 			t.Errorf("MAX_ROUTES_PER_DRAIN default %d", c.MaxRoutesPerDrain)
+		}
+	}
+}
+
+// TestConfigOTLPProtocol: only http/protobuf is spoken; the metrics
+// variable wins over the generic one (the OTel spec); without an OTLP
+// endpoint neither matters.
+func TestConfigOTLPProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint, generic, metrics string
+		ok                         bool
+	}{
+		{"https://otlp.example.com", "grpc", "http/protobuf", true},
+		{"https://otlp.example.com", "http/protobuf", "", true},
+		{"https://otlp.example.com", "", "http/json", false},
+		{"https://otlp.example.com", "grpc", "", false},
+		{"", "grpc", "", true},
+	} {
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.endpoint)
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", tc.generic)
+		t.Setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", tc.metrics)
+		if _, err := loadConfig(); (err == nil) != tc.ok {
+			t.Errorf("%+v: %v", tc, err)
 		}
 	}
 }

@@ -28,7 +28,14 @@ func Clip(s string, n int) string {
 			return s
 		}
 	}
-	i := max(n-len("…"), 0)
+	if n < len("…") { // no room for the mark
+		i := max(n, 0)
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		return s[:i]
+	}
+	i := n - len("…")
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}

@@ -21,6 +21,8 @@ func TestClip(t *testing.T) {
 		{"tab\there\nnew", 64, "tab?here?new"},
 		{"\u0085next-line", 64, "?next-line"},
 		{"héllo wörld", 64, "héllo wörld"},
+		{"héllo", 2, "h"},
+		{"héllo", 0, ""},
 		{strings.Repeat("é", 200) + "\x00", 300, strings.Repeat("é", 148) + "…"},
 	} {
 		got := Clip(tc.in, tc.n)
@@ -34,7 +36,7 @@ func FuzzClip(f *testing.F) {
 	f.Add("x\x00y", 10)
 	f.Add(strings.Repeat("é", 40), 64)
 	f.Fuzz(func(t *testing.T, s string, n int) {
-		n = 4 + abs(n)%400
+		n = abs(n) % 400
 		got := Clip(s, n)
 		if len(got) > n || !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !Printable(got) {
 			t.Fatalf("Clip(%q, %d) = %q", s, n, got)

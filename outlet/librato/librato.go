@@ -142,6 +142,8 @@ func (b *Backend) request(drain string, gauges []Gauge) (*outlet.Request, error)
 		Part: &batch{drain: drain, gauges: gauges}}, nil
 }
 
+var _ outlet.Splitter = (*Backend)(nil) // a 400 splits; a takeover resumes inside a split
+
 // Split halves a request that Librato answered 400; a single gauge cannot
 // be split: its name is remembered and never sent again.
 func (b *Backend) Split(r *outlet.Request) []*outlet.Request {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -554,5 +555,27 @@ func TestTemporalitySwitchStartsNewTotals(t *testing.T) {
 	last := pts[len(pts)-1]
 	if last.Value != 5 || last.Start != uint64(start.Add(2*time.Minute).UnixNano()) {
 		t.Fatalf("after switching back: value %g since %d, want 5 since the minute's start", last.Value, last.Start)
+	}
+}
+
+// TestRedirectPauses: a receiver that redirects is not followed; the lane
+// pauses, keeping its minutes (nothing dropped or refused), and says where
+// the redirect pointed.
+func TestRedirectPauses(t *testing.T) {
+	h := newHarness(t, fakeotlp.Strict, outlet.Delta)
+	redirect := httptest.NewServer(http.RedirectHandler("https://elsewhere.example.com/v1/metrics", http.StatusMovedPermanently))
+	t.Cleanup(redirect.Close)
+	h.dests.Update("d1", func(d *outlet.Drain) { d.Outlets[0].URL = redirect.URL + "/v1/metrics" })
+	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
+	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", start, []parse.Measurement{
+		outlettest.Meas(parse.Count, "c", "web.1", 5, start)})})
+	waitFor(t, "the lane paused", func() bool { return h.state() == outlet.StatePaused })
+	if h.stat(stats.Posted)+h.stat(stats.PostRejected)+h.stat(stats.PostDropped) != 0 {
+		t.Fatalf("posted %d rejected %d dropped %d", h.stat(stats.Posted), h.stat(stats.PostRejected), h.stat(stats.PostDropped))
+	}
+	for _, st := range h.eng.Lanes() {
+		if !strings.Contains(st.LastError, "redirected to https://elsewhere.example.com,") || st.Waiting != 1 {
+			t.Fatalf("lane: %+v", st)
+		}
 	}
 }

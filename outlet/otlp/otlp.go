@@ -80,6 +80,8 @@ type Config struct {
 	Percentiles []float64     // of the gauges NAME.pNN (PERCENTILES; default 50, 95, 99)
 }
 
+var _ outlet.Splitter = (*Backend)(nil) // a 413 splits; a takeover resumes inside a split
+
 // Backend is the OTLP outlet.
 type Backend struct {
 	client *outlet.Client
@@ -465,8 +467,8 @@ func (b *Backend) fit(h *head, ss []series) ([]*outlet.Request, error) {
 }
 
 // request builds the body of one request: one ResourceMetrics with one
-// ScopeMetrics, consecutive points of the same metric (the same name and
-// type) sharing a Metric.
+// ScopeMetrics, the points of one metric (the same name and type) in one
+// Metric.
 func (b *Backend) request(h *head, ss []series) (*outlet.Request, error) {
 	// One Metric per name and kind, in the order of their first point: a
 	// measure's percentile gauges come between its sources' points.

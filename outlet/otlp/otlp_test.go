@@ -845,7 +845,8 @@ func TestAnswers(t *testing.T) {
 			o.Headers = append(o.Headers, outlet.Header{Name: "Dd-Api-Key", Value: "secret-token"})
 			res := b.Send(t.Context(), o, enc.Reqs[0])
 			srv.Close()
-			if res.Outcome != outlet.Permanent || res.Status != code || !strings.Contains(res.Message, "redirected to "+other.URL+",") ||
+			// (The core pauses the lane on any 3xx: TestRedirectPauses.)
+			if res.Status != code || !strings.Contains(res.Message, "redirected to "+other.URL+",") ||
 				strings.Contains(res.Message, "secret") {
 				t.Errorf("%d: got %+v", code, res)
 			}

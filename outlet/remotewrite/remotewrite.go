@@ -50,11 +50,15 @@
 // that holds a series twice: the first in key order is sent and the others
 // are left out, counted as rejected.
 //
-// A series present in the lane's previous minute whose Prometheus series are
-// not all in minute M gets a stale marker (NaN with bits 0x7ff0000000000002,
-// at M+60 s) for each missing one, counters and summaries included, so that
-// Prometheus ends it at once rather than carrying its last value for five
-// minutes.
+// A series present in the lane's previous minute P whose Prometheus series
+// are not all in minute M gets a stale marker (NaN with bits
+// 0x7ff0000000000002) for each missing one, counters and summaries
+// included, so that Prometheus ends it at once rather than carrying its last
+// value for five minutes. The marker is stamped at the end of the minute
+// after P (M+60 s when P is M−1). After a gap longer than Prometheus' five
+// minutes of lookback there are none: the series have ended already, and a
+// marker that old could be refused as out of bounds, taking the whole
+// request with it.
 //
 // Bodies are deterministic: the same drain, minute and previous totals give
 // byte-identical requests, as Prometheus refuses a changed sample (a retry,
@@ -138,6 +142,11 @@ const (
 
 type label struct{ name, value string }
 
+// staleLookback is the longest gap (seconds, from the previous minute's
+// start to this one's) after which stale markers are still sent:
+// Prometheus' lookback is five minutes.
+const staleLookback = 5 * 60
+
 // promSeries is one Prometheus series with its one sample.
 type promSeries struct {
 	labels []byte // the encoded Label fields of TimeSeries: the series' identity
@@ -173,7 +182,7 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, pr
 	}
 	live := len(groups) // the groups after these are stale markers
 	staleAt := (m.Start + 60) * 1000
-	if prev != nil {
+	if prev != nil && m.Start-prev.Minute <= staleLookback {
 		// A series ends at the end of the minute after its last: when the
 		// drain was quiet in between, that is before minute m's end.
 		staleAt = (prev.Minute + 120) * 1000
@@ -207,11 +216,15 @@ func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, pr
 // sent, the source, and the dimensions as labels.
 func identity(s *rollup.Series) string {
 	name := MetricName(s.Name)
+	source := s.Source
+	if !utf8.ValidString(source) { // as baseLabels sends it
+		source = strings.ToValidUTF8(source, "\uFFFD")
+	}
 	if s.Kind == parse.Count && !strings.HasSuffix(name, "_total") {
 		name += "_total"
 	}
 	var b strings.Builder
-	b.Grow(len(name) + len(s.Source) + len(s.Dims) + 16)
+	b.Grow(len(name) + len(source) + len(s.Dims) + 16)
 	b.WriteByte(byte(s.Kind))
 	if s.ProcessType {
 		b.WriteByte('p')
@@ -220,12 +233,12 @@ func identity(s *rollup.Series) string {
 	}
 	b.WriteString(name)
 	b.WriteByte(0)
-	b.WriteString(s.Source)
+	b.WriteString(source)
 	for _, l := range dimLabels(s.Dims) {
 		b.WriteByte(0)
 		b.WriteString(l.name)
 		b.WriteByte('=')
-		b.WriteString(l.value)
+		b.WriteString(strings.ToValidUTF8(l.value, "\uFFFD"))
 	}
 	return b.String()
 }

@@ -176,8 +176,8 @@ func TestLabels(t *testing.T) {
 		{"verbatim source", outlet.Drain{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Sample, "db.size", `HEROKU_POSTGRESQL "RED"`, 1, at)},
 			[]string{`db_size{drainmeter_rollup="dyno",job="app",source="HEROKU_POSTGRESQL \"RED\""}`}},
-		{"a source that is not UTF-8 made valid", outlet.Drain{ID: "d1", Name: "app"},
-			[]parse.Measurement{meas(parse.Sample, "mem", "w\xffb", 1, at)},
+		{"a source that is not UTF-8 made valid (two such: one series)", outlet.Drain{ID: "d1", Name: "app"},
+			[]parse.Measurement{meas(parse.Sample, "mem", "w\xffb", 1, at), meas(parse.Sample, "mem", "w\xfeb", 2, at)},
 			[]string{`mem{drainmeter_rollup="dyno",job="app",source="w�b"}`}},
 		{"dims: sanitized, clashing names exported_, empty values left out", outlet.Drain{ID: "d1", Name: "app"},
 			[]parse.Measurement{withDims(meas(parse.Sample, "x", "web.1", 1, at),
@@ -204,6 +204,9 @@ func TestLabels(t *testing.T) {
 			enc, err := newBackend(Config{}).Encode(&tc.drain, nil, minuteOf(t, tc.drain.ID, base, tc.m), nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if enc.Skipped != 0 {
+				t.Errorf("%d series left out (%s): they should merge", enc.Skipped, enc.Note)
 			}
 			var got []string
 			for _, r := range enc.Reqs {
@@ -441,6 +444,18 @@ func TestStaleMarkers(t *testing.T) {
 	}
 	if markers == 0 {
 		t.Error("after a quiet minute: no stale markers")
+	}
+	// After a gap longer than Prometheus' lookback: no markers (the series
+	// ended; a marker hours old would be refused with the whole request).
+	later := base.Add(3 * time.Hour)
+	enc, err = b.Encode(drain, nil, minuteOf(t, "d1", later, []parse.Measurement{meas(parse.Sample, "kept", "web.1", 3, later)}), prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, s := range all(t, enc) {
+		if s.stale() || s.Ts != later.Add(time.Minute).UnixMilli() {
+			t.Errorf("after three hours: %s stamped %d, stale %v", id, s.Ts, s.stale())
+		}
 	}
 }
 
