@@ -136,6 +136,28 @@ func (r *durableRig) drainLanes(p *Poster) {
 	r.t.Fatal("lanes never ran dry")
 }
 
+// claimedBy seals a minute of drain d (7 hits, ten minutes ago) and lets
+// a poster of owner claim its lane with a lease of 500 ms: a dyno about to
+// die holding it.
+func (r *durableRig) claimedBy(owner string) (time.Time, *Poster, *laneClaim) {
+	r.t.Helper()
+	ctx := context.Background()
+	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	w := r.writer(owner, m)
+	w.Closed([]*rollup.Minute{partialOf("d", m, 7)})
+	w.Swept(m.Add(61 * time.Second))
+	r.flush(w)
+	if _, err := r.sealer(time.Now()).SealReady(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	p := r.poster(owner, 500*time.Millisecond)
+	lc, err := p.claim(ctx)
+	if err != nil || lc == nil {
+		r.t.Fatalf("claim: %v %v", lc, err)
+	}
+	return m, p, lc
+}
+
 func (r *durableRig) flush(ws ...*Partials) {
 	r.t.Helper()
 	for _, w := range ws {
@@ -322,19 +344,7 @@ func TestTakeoverResumesAtTheRecordedRequest(t *testing.T) {
 	r := newRig(t, outlet.OTLP)
 	r.backend.Chunks = 4
 	ctx := context.Background()
-	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
-	w := r.writer("web.1.a", m)
-	w.Closed([]*rollup.Minute{partialOf("d", m, 7)})
-	w.Swept(m.Add(61 * time.Second))
-	r.flush(w)
-	if _, err := r.sealer(time.Now()).SealReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dead := r.poster("web.1.a", 500*time.Millisecond)
-	lc, err := dead.claim(ctx)
-	if err != nil || lc == nil {
-		t.Fatalf("claim: %v %v", lc, err)
-	}
+	m, dead, lc := r.claimedBy("web.1.a")
 	// What the dead dyno did before it died: two requests accepted and recorded.
 	d, _ := r.dests.Drain("d")
 	mn, _ := dead.nextMinute(ctx, lc)
@@ -422,19 +432,7 @@ func TestTakeoverResumesInsideASplitRequest(t *testing.T) {
 	r.sender = outlet.NewSender(outlet.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		AuthProbe: time.Hour, Timeout: time.Second}, map[outlet.Kind]outlet.Backend{outlet.OTLP: sb}, r.reg, r.log, time.Now)
 	ctx := context.Background()
-	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
-	w := r.writer("web.1.a", m)
-	w.Closed([]*rollup.Minute{partialOf("d", m, 7)})
-	w.Swept(m.Add(61 * time.Second))
-	r.flush(w)
-	if _, err := r.sealer(time.Now()).SealReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dead := r.poster("web.1.a", 500*time.Millisecond)
-	lc, err := dead.claim(ctx)
-	if err != nil || lc == nil {
-		t.Fatalf("claim: %v %v", lc, err)
-	}
+	m, dead, lc := r.claimedBy("web.1.a")
 	// The dead dyno: 8 items split to 4+4, then 2+2+4; the first 2 accepted;
 	// then the receiver fails and the dyno records where it stands and dies.
 	d, _ := r.dests.Drain("d")
