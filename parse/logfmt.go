@@ -56,21 +56,16 @@ func (s *pairs) next() (key, val []byte, ok bool) {
 			i++
 			vs := i
 			for {
-				if i >= len(b) {
+				if i = quoteEnd(b, i); i >= len(b) {
 					s.i = len(b)
 					s.unterminated = true
 					return nil, nil, false
 				}
-				c := b[i]
-				if c == '\\' {
-					s.quoted = true
-					i += 2
-					continue
-				}
-				if c == '"' {
+				if b[i] == '"' {
 					break
 				}
-				i++
+				s.quoted = true // a backslash: skip it and the byte it escapes
+				i += 2
 			}
 			val = b[vs:i:i]
 			i++ // closing quote
@@ -120,6 +115,22 @@ func keyEnd(b []byte, i int) int {
 		}
 	}
 	for i < len(b) && keyByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// quoteEnd returns the index of the first '"' or '\\' of b at or after i,
+// or len(b) (or i, if i > len(b)).
+func quoteEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, bs := x^(0x22*swarLo), x^(0x5c*swarLo)
+		if m := ((quote-swarLo)&^quote | (bs-swarLo)&^bs) & swarHi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
 		i++
 	}
 	return i
