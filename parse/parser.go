@@ -36,15 +36,16 @@ type Parser struct {
 	// only during the call.
 	OnReject func(r Reason, text []byte)
 
-	opts    Options
-	sc      pairs
-	pending []pendingPair
-	src     []byte // the line's source, prefixed
-	typeSrc []byte // its process type, prefixed
-	srcRaw  []byte // an unquoted source= value
-	name    []byte
-	member  []byte
-	m       Measurement
+	opts      Options
+	prefixLen int // what the prefix adds to a name: len(Prefix)+1, or 0
+	sc        pairs
+	pending   []pendingPair
+	src       []byte // the line's source, prefixed
+	typeSrc   []byte // its process type, prefixed
+	srcRaw    []byte // an unquoted source= value
+	name      []byte
+	member    []byte
+	m         Measurement
 
 	tc       timeCache
 	routes   routeTable // opts.Routes, compiled
@@ -89,6 +90,10 @@ func (p *Parser) ScratchBytes() int {
 // space. Route templates are compiled again only when they changed.
 func (p *Parser) Reset(opts Options) {
 	p.opts = opts
+	p.prefixLen = 0
+	if opts.Prefix != "" {
+		p.prefixLen = len(opts.Prefix) + 1
+	}
 	p.Rejects = Rejects{}
 	p.Dropped, p.Lost, p.ShuttleDropped, p.ShuttleLost = 0, 0, 0, 0
 	if !p.routes.same(opts.Routes) {
@@ -146,11 +151,10 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		if !more {
 			break
 		}
-		if kind, name, ok := metricKey(k); ok {
-			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
-			continue
-		}
-		if router { // the router's keys first: most of a router line's keys are
+		// A key of the router's, or source, measure, val or units, is never
+		// a metric key (those have '#' or '.' after the kind): the order of
+		// the checks does not matter, and the router's keys go first.
+		if router { // most of a router line's keys are the router's
 			switch string(k) {
 			case "dyno":
 				if dyno == nil {
@@ -186,6 +190,11 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 				}
 				continue
 			}
+		}
+		if !maybeMetricKey(k) {
+		} else if kind, name, ok := metricKey(k); ok {
+			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
+			continue
 		}
 		switch string(k) {
 		case "source":
@@ -465,15 +474,16 @@ func (p *Parser) emitWith(emit func(*Measurement), kind Kind, name []byte, v flo
 // tooLong rejects (LongName) a measurement whose name (with the drain's
 // prefix), source or unit is longer than MaxNameBytes.
 func (p *Parser) tooLong(name, src, unit []byte) bool {
-	full := len(name)
-	if p.opts.Prefix != "" {
-		full += len(p.opts.Prefix) + 1
-	}
-	if full > MaxNameBytes || len(src) > MaxNameBytes || len(unit) > MaxNameBytes {
-		p.reject(LongName, name)
-		return true
-	}
-	return false
+	return (len(name)+p.prefixLen > MaxNameBytes || len(src) > MaxNameBytes || len(unit) > MaxNameBytes) && p.rejectLongName(name)
+}
+
+// rejectLongName is tooLong's rare case, kept out of line so that tooLong
+// is inlined.
+//
+//go:noinline
+func (p *Parser) rejectLongName(name []byte) bool {
+	p.reject(LongName, name)
+	return true
 }
 
 func (p *Parser) measurement(kind Kind, name []byte, v float64, unit, member []byte, t time.Time, src, dims []byte) *Measurement {
@@ -500,7 +510,7 @@ func (p *Parser) prefixSource(dst, src []byte) []byte {
 
 // metricKey splits a key into its kind and name.
 func metricKey(k []byte) (Kind, []byte, bool) {
-	if len(k) < 6 || (k[0] != 'm' && k[0] != 'c' && k[0] != 's' && k[0] != 'u') {
+	if !maybeMetricKey(k) {
 		return 0, nil, false
 	}
 	switch {
@@ -515,6 +525,12 @@ func metricKey(k []byte) (Kind, []byte, bool) {
 	}
 	return 0, nil, false
 }
+
+// maybeMetricKey is metricKey's first test, cheap enough to be inlined:
+// most keys fail it.
+func maybeMetricKey(k []byte) bool { return len(k) >= 6 && metricKeyStart[k[0]] }
+
+var metricKeyStart = [256]bool{'m': true, 'c': true, 's': true, 'u': true}
 
 // IsDynoName reports whether b looks like a dyno name: a process type, a dot
 // and a number ("web.1", "run.1234", "scheduler.9200").

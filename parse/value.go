@@ -15,6 +15,53 @@ func ParseValue(v []byte) (f float64, unit []byte, ok bool) {
 	if len(v) == 0 {
 		return 1, nil, true
 	}
+	// The usual value, digits and an ASCII unit ("18ms", "200"), in one pass.
+	var n int64
+	i := 0
+	for i < len(v) && i < 15 && isDigit(v[i]) {
+		n = n*10 + int64(v[i]-'0')
+		i++
+	}
+	if i > 0 && (i == len(v) || asciiUnitStart[v[i]]) {
+		unit := v[i:]
+		if len(unit) == 0 {
+			return float64(n), nil, true
+		}
+		if asciiUnit(unit) {
+			return float64(n), unit, true
+		}
+	}
+	return parseValue(v)
+}
+
+// asciiUnitStart marks the bytes that can start an ASCII unit after the
+// digits of a whole number: letters other than 'e' and 'E' (an exponent,
+// maybe), '%' and '/'.
+var asciiUnitStart = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '%' || c == '/') && c != 'e' && c != 'E'
+	}
+	return t
+}()
+
+// asciiUnit reports whether u is all ASCII letters, '%' and '/'.
+func asciiUnit(u []byte) bool {
+	for _, c := range u {
+		if !unitByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var unitByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '%' || c == '/'
+	}
+	return t
+}()
+
+func parseValue(v []byte) (f float64, unit []byte, ok bool) {
 	i := 0
 	if v[0] == '+' || v[0] == '-' {
 		i++
