@@ -47,8 +47,14 @@ func (s *pairs) next() (key, val []byte, ok bool) {
 	}
 	start := i
 	s.start = start
-	for i < len(b) && keyByte[b[i]] { // keys are short: a byte at a time is cheapest
-		i++
+	if i+8 <= len(b) { // most keys end within 8 bytes: one word, inline
+		if m := keyStops(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			i = keyEnd(b, i+8)
+		}
+	} else {
+		i = keyEnd(b, i)
 	}
 	key = b[start:i]
 	s.quoted = false
@@ -105,23 +111,6 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// keyEnd returns the index of the first byte of b at or after i that
-// cannot be in a key (<= ' ', '=' or '"'), or len(b).
-func keyEnd(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		eq, quote := x^(0x3d*swarLo), x^(0x22*swarLo)
-		m := (x-0x21*swarLo)&^x | (eq-swarLo)&^eq | (quote-swarLo)&^quote
-		if m &= swarHi; m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-	}
-	for i < len(b) && keyByte[b[i]] {
-		i++
-	}
-	return i
-}
-
 // quoteEnd returns the index of the first '"' or '\\' of b at or after i,
 // or len(b) (or i, if i > len(b)).
 func quoteEnd(b []byte, i int) int {
@@ -136,6 +125,27 @@ func quoteEnd(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// keyEnd returns the index of the first byte of b at or after i that
+// cannot be in a key (<= ' ', '=' or '"'), or len(b).
+func keyEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := keyStops(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && keyByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// keyStops flags the bytes of x that cannot be in a key: <= ' ', '=' and
+// '"' (the first flag is exact).
+func keyStops(x uint64) uint64 {
+	eq, quote := x^(0x3d*swarLo), x^(0x22*swarLo)
+	return ((x-0x21*swarLo)&^x | (eq-swarLo)&^eq | (quote-swarLo)&^quote) & swarHi
 }
 
 // raw returns the current pair as written.
