@@ -181,18 +181,17 @@ func parseTime(b []byte, tc *timeCache) (time.Time, bool) {
 	nsec := 0
 	if len(rest) > 0 && rest[0] == '.' {
 		n := 1
-		scale := 100000000
 		for n < len(rest) && isDigit(rest[n]) {
 			if n > 9 {
 				return time.Time{}, false
 			}
-			nsec += int(rest[n]-'0') * scale
-			scale /= 10
+			nsec = nsec*10 + int(rest[n]-'0')
 			n++
 		}
 		if n == 1 {
 			return time.Time{}, false
 		}
+		nsec *= nsecScale[n-2] // n-1 digits
 		rest = rest[n:]
 	}
 	offset := 0
@@ -213,6 +212,9 @@ func parseTime(b []byte, tc *timeCache) (time.Time, bool) {
 	}
 	return time.Unix(secs-int64(offset), int64(nsec)).UTC(), true
 }
+
+// nsecScale[d-1] turns d fractional digits into nanoseconds.
+var nsecScale = [9]int{1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 1e2, 1e1, 1}
 
 func atoiN(b []byte) (int, bool) {
 	n := 0

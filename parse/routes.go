@@ -1,8 +1,10 @@
 package parse
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -226,10 +228,7 @@ func (p *Parser) appendRoute(dst, method, path []byte, quoted bool) []byte {
 		for i < end && path[i] == '/' {
 			i++
 		}
-		j := i
-		for j < end && !pathStop[path[j]] {
-			j++
-		}
+		j := segmentEnd(path[:end], i)
 		if j < end && path[j] != '/' { // '?' or '#'
 			end = j
 		}
@@ -342,6 +341,22 @@ var segClasses = func() (t [256]segClass) {
 	}
 	return t
 }()
+
+// segmentEnd returns the index of the first '/', '?' or '#' of b at or
+// after i, or len(b); 8 bytes at a time (see swarLo).
+func segmentEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		slash, query, hash := x^('/'*swarLo), x^('?'*swarLo), x^('#'*swarLo)
+		if m := ((slash-swarLo)&^slash | (query-swarLo)&^query | (hash-swarLo)&^hash) & swarHi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && !pathStop[b[i]] {
+		i++
+	}
+	return i
+}
 
 // pathStop marks the bytes that end a path segment: '/', and '?' and '#'
 // (the query string or fragment, which are not part of the route).
