@@ -115,23 +115,14 @@ func (p *Parser) Frame(frame []byte, recv time.Time, emit func(*Measurement)) bo
 	return true
 }
 
-var (
-	appHeroku     = []byte("heroku")
-	appApp        = []byte("app")
-	procRouter    = []byte("router")
-	procLogplex   = []byte("logplex")
-	procLogShuttl = []byte("log-shuttle")
-	procAPI       = []byte("api")
-)
-
 // Message parses the message of a frame whose header is h.
 func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	t := h.Time
 	if t.IsZero() {
 		t = recv
 	}
-	heroku := bytes.Equal(h.App, appHeroku)
-	router := heroku && bytes.Equal(h.ProcID, procRouter)
+	heroku := string(h.App) == "heroku" // constant comparisons: inlined, no call
+	router := heroku && string(h.ProcID) == "router"
 
 	var (
 		source, dyno                       []byte
@@ -304,18 +295,18 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		if p.opts.RouteMetrics != RoutesOff && method != nil && havePath {
 			p.routeSeries(emit, t, method, path, pathQuoted, svcOK, svc, svcUnit, status)
 		}
-	case bytes.Equal(h.App, appApp) && bytes.Equal(h.ProcID, procAPI):
+	case string(h.App) == "app" && string(h.ProcID) == "api":
 		p.apiLine(emit, h.Msg, t)
 	case heroku && IsDynoName(h.ProcID):
 		p.dynoLine(emit, h.Msg, t, hasType)
-	case heroku && bytes.Equal(h.ProcID, procLogplex):
+	case heroku && string(h.ProcID) == "logplex":
 		if bytes.HasPrefix(h.Msg, []byte("Error L10 ")) {
 			if n, ok := messagesCount(h.Msg); ok {
 				p.Dropped += uint64(n)
 				p.emit(emit, Count, nameLogplexDropped, n, nil, nil, t, false)
 			}
 		}
-	case bytes.Equal(h.ProcID, procLogShuttl):
+	case string(h.ProcID) == "log-shuttle":
 		switch {
 		case bytes.HasPrefix(h.Msg, []byte("Error L12:")):
 			if n, ok := messagesCount(h.Msg); ok {
@@ -534,32 +525,36 @@ var metricKeyStart = [256]bool{'m': true, 'c': true, 's': true, 'u': true}
 
 // IsDynoName reports whether b looks like a dyno name: a process type, a dot
 // and a number ("web.1", "run.1234", "scheduler.9200").
-func IsDynoName(b []byte) bool {
+func IsDynoName(b []byte) bool { return dynoDot(b) > 0 }
+
+// dynoDot returns the index of the dot of dyno name b, or -1.
+func dynoDot(b []byte) int {
 	dot := bytes.LastIndexByte(b, '.')
 	if dot <= 0 || dot == len(b)-1 || !isLetter(b[0]) {
-		return false
+		return -1
 	}
 	for _, c := range b[1:dot] {
 		if !isLetter(c) && !isDigit(c) && c != '_' && c != '-' {
-			return false
+			return -1
 		}
 	}
 	for _, c := range b[dot+1:] {
 		if !isDigit(c) {
-			return false
+			return -1
 		}
 	}
-	return true
+	return dot
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // processType returns "web" for "web.1", or nil when src is not a dyno name.
 func processType(src []byte) []byte {
-	if !IsDynoName(src) {
+	dot := dynoDot(src)
+	if dot < 0 {
 		return nil
 	}
-	return src[:bytes.LastIndexByte(src, '.')]
+	return src[:dot]
 }
 
 // legacyRuntimeSource turns Heroku's legacy heroku.<appid>.<dyno>.<uuid> into
