@@ -56,6 +56,20 @@ type Parser struct {
 	auxSrc   []byte // another source (a process type's formation)
 }
 
+// lineKeys are the values of a line's pairs that are not metric keys: the
+// source, l2met v1's, and the router's.
+type lineKeys struct {
+	source, dyno                        []byte
+	haveSource                          bool
+	v1Name, v1Val, v1Units              []byte
+	haveV1Name, haveV1Val               bool
+	connect, service, nbytes, status    []byte
+	haveConnect, haveService, haveBytes bool
+	at, code                            []byte
+	method, path                        []byte
+	havePath, pathQuoted                bool
+}
+
 type pendingPair struct {
 	kind   Kind
 	name   []byte
@@ -124,17 +138,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	heroku := string(h.App) == "heroku" // constant comparisons: inlined, no call
 	router := heroku && string(h.ProcID) == "router"
 
-	var (
-		source, dyno                       []byte
-		haveSource                         bool
-		v1Name, v1Val, v1Units             []byte
-		haveV1Name, haveV1Val              bool
-		connect, service, nbytes, status   []byte
-		haveConnect, haveService, haveByte bool
-		at, code                           []byte
-		method, path                       []byte
-		havePath, pathQuoted               bool
-	)
+	var kv lineKeys // in memory, not registers: the loop does not shuffle it around each call
 	p.pending = p.pending[:0]
 	p.sc.reset(h.Msg)
 	for {
@@ -148,36 +152,36 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		if router { // most of a router line's keys are the router's
 			switch string(k) {
 			case "dyno":
-				if dyno == nil {
-					dyno = v
+				if kv.dyno == nil {
+					kv.dyno = v
 				}
 				continue
 			case "connect":
-				haveConnect, connect = true, v
+				kv.haveConnect, kv.connect = true, v
 				continue
 			case "service":
-				haveService, service = true, v
+				kv.haveService, kv.service = true, v
 				continue
 			case "bytes":
-				haveByte, nbytes = true, v
+				kv.haveBytes, kv.nbytes = true, v
 				continue
 			case "status":
-				status = v
+				kv.status = v
 				continue
 			case "at":
-				at = v
+				kv.at = v
 				continue
 			case "code":
-				code = v
+				kv.code = v
 				continue
 			case "method":
-				if method == nil {
-					method = v
+				if kv.method == nil {
+					kv.method = v
 				}
 				continue
 			case "path":
-				if !havePath {
-					havePath, path, pathQuoted = true, v, p.sc.quoted
+				if !kv.havePath {
+					kv.havePath, kv.path, kv.pathQuoted = true, v, p.sc.quoted
 				}
 				continue
 			}
@@ -189,25 +193,25 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		}
 		switch string(k) {
 		case "source":
-			if !haveSource && len(v) > 0 {
-				haveSource = true
+			if !kv.haveSource && len(v) > 0 {
+				kv.haveSource = true
 				if p.sc.quoted {
 					p.srcRaw = unquote(p.srcRaw[:0], v)
 					v = p.srcRaw
 				}
-				source = v
+				kv.source = v
 			}
 		case "measure":
-			if !haveV1Name {
-				haveV1Name, v1Name = true, v
+			if !kv.haveV1Name {
+				kv.haveV1Name, kv.v1Name = true, v
 			}
 		case "val":
-			if !haveV1Val {
-				haveV1Val, v1Val = true, v
+			if !kv.haveV1Val {
+				kv.haveV1Val, kv.v1Val = true, v
 			}
 		case "units":
-			if v1Units == nil {
-				v1Units = v
+			if kv.v1Units == nil {
+				kv.v1Units = v
 			}
 		}
 	}
@@ -218,10 +222,10 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	// The source, in the order conventions.md section 4 gives.
 	var raw []byte
 	switch {
-	case haveSource:
-		raw = legacyRuntimeSource(source)
+	case kv.haveSource:
+		raw = legacyRuntimeSource(kv.source)
 	case router:
-		raw = dyno
+		raw = kv.dyno
 	case IsDynoName(h.ProcID):
 		raw = h.ProcID
 	}
@@ -267,7 +271,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 
 	// l2met v1: measure=NAME val=V [units=U]. On Heroku's own lines this is
 	// the legacy log-runtime-metrics format, whose values are samples.
-	if haveV1Name && (len(v1Name) > 0 || haveV1Val) {
+	if v1Name, v1Val := kv.v1Name, kv.v1Val; kv.haveV1Name && (len(v1Name) > 0 || kv.haveV1Val) {
 		kind := Measure
 		if heroku {
 			kind = Sample
@@ -281,8 +285,8 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 			if val, unit, ok := ParseValue(v1Val); !ok {
 				p.reject(BadValue, v1Val)
 			} else {
-				if len(v1Units) > 0 {
-					unit = v1Units
+				if len(kv.v1Units) > 0 {
+					unit = kv.v1Units
 				}
 				p.emit(emit, kind, v1Name, val, unit, nil, t, hasType)
 			}
@@ -291,9 +295,9 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 
 	switch {
 	case router:
-		svc, svcUnit, svcOK := p.routerLine(emit, t, hasType, haveConnect, connect, haveService, service, haveByte, nbytes, status, at, code)
-		if p.opts.RouteMetrics != RoutesOff && method != nil && havePath {
-			p.routeSeries(emit, t, method, path, pathQuoted, svcOK, svc, svcUnit, status)
+		svc, svcUnit, svcOK := p.routerLine(emit, t, hasType, &kv)
+		if p.opts.RouteMetrics != RoutesOff && kv.method != nil && kv.havePath {
+			p.routeSeries(emit, t, kv.method, kv.path, kv.pathQuoted, svcOK, svc, svcUnit, kv.status)
 		}
 	case string(h.App) == "app" && string(h.ProcID) == "api":
 		p.apiLine(emit, h.Msg, t)
@@ -339,12 +343,11 @@ var (
 
 // routerLine emits the router's series; it returns the service time, for
 // the route series.
-func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool,
-	haveConnect bool, connect []byte, haveService bool, service []byte, haveBytes bool, nbytes []byte,
-	status, at, code []byte) (svc float64, svcUnit []byte, svcOK bool) {
-	p.routerMeasure(emit, t, hasType, haveConnect, nameRouterConnect, connect, unitMS)
-	svc, svcUnit, svcOK = p.routerMeasure(emit, t, hasType, haveService, nameRouterService, service, unitMS)
-	p.routerMeasure(emit, t, hasType, haveBytes, nameRouterBytes, nbytes, unitBytes)
+func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool, kv *lineKeys) (svc float64, svcUnit []byte, svcOK bool) {
+	status, at, code := kv.status, kv.at, kv.code
+	p.routerMeasure(emit, t, hasType, kv.haveConnect, nameRouterConnect, kv.connect, unitMS)
+	svc, svcUnit, svcOK = p.routerMeasure(emit, t, hasType, kv.haveService, nameRouterService, kv.service, unitMS)
+	p.routerMeasure(emit, t, hasType, kv.haveBytes, nameRouterBytes, kv.nbytes, unitBytes)
 	p.emit(emit, Count, nameRouterRequests, 1, nil, nil, t, hasType)
 	if statusClass(status) {
 		name := append(p.member[:0], "router.status.0xx"...)
