@@ -336,6 +336,8 @@ var (
 	nameRouterService  = []byte("router.service")
 	nameRouterBytes    = []byte("router.bytes")
 	nameRouterRequests = []byte("router.requests")
+	nameRouterStatus   = [5][]byte{[]byte("router.status.1xx"), []byte("router.status.2xx"), []byte("router.status.3xx"),
+		[]byte("router.status.4xx"), []byte("router.status.5xx")} // by statusClass's class
 	nameDynoCrashes    = []byte("dyno.crashes")
 	nameLogplexDropped = []byte("logplex.dropped")
 	nameLogplexLost    = []byte("logplex.lost")
@@ -350,10 +352,7 @@ func (p *Parser) routerLine(emit func(*Measurement), t time.Time, hasType bool, 
 	p.routerMeasure(emit, t, hasType, kv.haveBytes, nameRouterBytes, kv.nbytes, unitBytes)
 	p.emit(emit, Count, nameRouterRequests, 1, nil, nil, t, hasType)
 	if statusClass(status) {
-		name := append(p.member[:0], "router.status.0xx"...)
-		name[len(name)-3] = status[0]
-		p.member = name
-		p.emit(emit, Count, name, 1, nil, nil, t, hasType)
+		p.emit(emit, Count, nameRouterStatus[status[0]-'1'], 1, nil, nil, t, hasType)
 	}
 	if len(code) > 0 && (string(at) == "error" || string(at) == "warning") {
 		name := append(append(p.member[:0], "router.errors."...), code...)
@@ -392,10 +391,7 @@ func (p *Parser) routeSeries(emit func(*Measurement), t time.Time, method, path 
 	}
 	p.emitWith(emit, Count, nameRouterRequests, 1, nil, nil, t, p.noSrc, p.dims)
 	if statusClass(status) {
-		name := append(p.member[:0], "router.status.0xx"...)
-		name[len(name)-3] = status[0]
-		p.member = name
-		p.emitWith(emit, Count, name, 1, nil, nil, t, p.noSrc, p.dims)
+		p.emitWith(emit, Count, nameRouterStatus[status[0]-'1'], 1, nil, nil, t, p.noSrc, p.dims)
 	}
 }
 
