@@ -2,6 +2,8 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"time"
 )
 
@@ -57,7 +59,7 @@ func parseHeader(frame []byte, tc *timeCache) (Header, bool) {
 		return h, false
 	}
 	// MSGID: the last header field; MSG may be absent.
-	sp := bytes.IndexByte(b, ' ')
+	sp := spaceIndex(b)
 	var msg []byte
 	if sp < 0 {
 		if len(trimLF(b)) == 0 {
@@ -81,11 +83,24 @@ func parseHeader(frame []byte, tc *timeCache) (Header, bool) {
 
 // field returns the run up to the next space and the rest after it.
 func field(b []byte) (f, rest []byte, ok bool) {
-	sp := bytes.IndexByte(b, ' ')
+	sp := spaceIndex(b)
 	if sp <= 0 {
 		return nil, nil, false
 	}
 	return b[:sp], b[sp+1:], true
+}
+
+// spaceIndex is bytes.IndexByte(b, ' '), but looks at the first 8 bytes
+// in one word first (see swarLo): most header fields are short ("host",
+// "heroku", "router", "-").
+func spaceIndex(b []byte) int {
+	if len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b) ^ (' ' * swarLo)
+		if m := (x - swarLo) &^ x & swarHi; m != 0 {
+			return bits.TrailingZeros64(m) >> 3
+		}
+	}
+	return bytes.IndexByte(b, ' ')
 }
 
 func trimLF(b []byte) []byte {
