@@ -186,10 +186,11 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 				continue
 			}
 		}
-		if !maybeMetricKey(k) {
-		} else if kind, name, ok := metricKey(k); ok {
-			p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
-			continue
+		if maybeMetricKey(k) {
+			if kind, name, ok := metricKey(k); ok {
+				p.pending = append(p.pending, pendingPair{kind: kind, name: name, val: v, raw: p.sc.raw(), quoted: p.sc.quoted})
+				continue
+			}
 		}
 		switch string(k) {
 		case "source":
