@@ -438,15 +438,8 @@ var errUsage = errors.New("usage")
 
 // pingEvery keeps ok up to date with the database's reachability, logging
 // each change.
-func pingEvery(ctx context.Context, pool *pgxpool.Pool, every time.Duration, ok *atomic.Bool, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func pingEvery(ctx context.Context, pool *pgxpool.Pool, d time.Duration, ok *atomic.Bool, log *slog.Logger) {
+	every(ctx, d, func() {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := pool.Ping(pctx)
 		cancel()
@@ -460,5 +453,5 @@ func pingEvery(ctx context.Context, pool *pgxpool.Pool, every time.Duration, ok 
 				log.Info("database reachable again")
 			}
 		}
-	}
+	})
 }
