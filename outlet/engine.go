@@ -266,22 +266,32 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 				continue
 			}
 		}
+		e.mu.Lock()
+		closing := e.closing
+		e.mu.Unlock()
+		if closing && e.send.GiveUpUncertain(d, o, l.job, &st) {
+			// Shutting down: a request that got no answer (it may have
+			// arrived) is not sent again and again until the deadline.
+			if l.job.Done() {
+				e.send.finished(d, o, l.job, &st)
+				e.finishJob(l, &st)
+				return
+			}
+			continue
+		}
 		step := e.send.Step(ctx, d, o, l.job, &st, st.Attempts)
 		switch step.Action {
 		case Continue:
 			continue
 		case Finished:
-			e.mu.Lock()
-			// A job that keeps no running state (delta, Librato) ends any:
-			// switching back to cumulative starts new running totals.
-			l.totals = l.job.Totals
-			l.job, l.minute = nil, queued{}
-			l.next, l.pausedOn = time.Time{}, ""
-			st.Attempts = 0
-			e.mu.Unlock()
+			e.finishJob(l, &st)
 			return
 		case Wait:
 			e.mu.Lock()
+			if e.closing && l.job.Uncertain() > 0 {
+				e.mu.Unlock()
+				continue // given up above, not sent again
+			}
 			if st.State == StatePaused {
 				l.pausedOn = o.Fingerprint()
 			}
@@ -294,6 +304,18 @@ func (e *Engine) run(ctx context.Context, l *lane) {
 			return
 		}
 	}
+}
+
+// finishJob ends the lane's delivered job.
+func (e *Engine) finishJob(l *lane, st *Status) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// A job that keeps no running state (delta, Librato) ends any:
+	// switching back to cumulative starts new running totals.
+	l.totals = l.job.Totals
+	l.job, l.minute = nil, queued{}
+	l.next, l.pausedOn = time.Time{}, ""
+	st.Attempts = 0
 }
 
 // Lanes returns every lane's status, ordered by drain and kind.
@@ -340,7 +362,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			l.next = now.Add(time.Second)
 		}
 		if l.status.State == StatePaused && !l.busy {
-			lost += e.dropLocked(l, "credentials refused at shutdown")
+			lost += e.dropLocked(l, "paused at shutdown: "+PauseFix(l.status.PauseReason))
 		}
 	}
 	e.mu.Unlock()

@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/drainmeter/drainmeter/rollup"
@@ -25,13 +28,29 @@ type Config struct {
 	MaxAge     time.Duration // minutes older than this are dropped and counted
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
-	AuthProbe  time.Duration // a paused lane tries once this often (or at once when its credentials change)
+	AuthProbe  time.Duration // a paused lane tries once this often (or at once when its configuration changes)
+	// MaxRetryAfter caps a receiver's Retry-After: a longer one is read as
+	// this (a receiver asking for an hour would park the lane until its
+	// minutes are too old to post).
+	MaxRetryAfter time.Duration
+	// MaxUncertain is how many times a request that got no answer after
+	// it was sent (a timeout: it may have arrived) is sent again; then it
+	// is given up, counted as uncertain. A request thus reaches the
+	// receiver at most MaxUncertain+1 times.
+	MaxUncertain int
+	// SplitFloor is the smallest body (in bytes, as sent) split on a 413:
+	// a receiver that refuses a request this small as too large has a
+	// misconfigured limit, and the lane pauses instead of splitting on
+	// down to single series.
+	SplitFloor int
 }
 
-// DefaultConfig holds the defaults.
+// DefaultConfig holds the defaults. The timeout is the OpenTelemetry
+// exporters' (30 s): real receivers under load take longer than 10 s.
 var DefaultConfig = Config{
-	UserAgent: "drainmeter", Timeout: 10 * time.Second, Workers: 4, MaxAge: time.Hour,
+	UserAgent: "drainmeter", Timeout: 30 * time.Second, Workers: 4, MaxAge: time.Hour,
 	MinBackoff: time.Second, MaxBackoff: 2 * time.Minute, AuthProbe: 5 * time.Minute,
+	MaxRetryAfter: 5 * time.Minute, MaxUncertain: 2, SplitFloor: 16 << 10,
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +75,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthProbe <= 0 {
 		c.AuthProbe = d.AuthProbe
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = d.MaxRetryAfter
+	}
+	if c.MaxUncertain <= 0 {
+		c.MaxUncertain = d.MaxUncertain
+	}
+	if c.SplitFloor <= 0 {
+		c.SplitFloor = d.SplitFloor
 	}
 	return c
 }
@@ -107,6 +135,16 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 	if auth != nil {
 		auth(req)
 	}
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	if ex != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil {
+					ex.wrote.Store(true)
+				}
+			},
+		}))
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// Without the URL, which *url.Error repeats: its query or user
@@ -120,6 +158,9 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	if ex != nil {
+		ex.html = htmlPage(resp.Header.Get("Content-Type"), body)
+	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		to := "elsewhere"
 		if u, err := resp.Location(); err == nil && u.Host != "" {
@@ -130,6 +171,69 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body,
 		RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), c.now())}, nil
+}
+
+// exchange is what the core learns of one request beyond its Result: the
+// client fills it in when the request's context carries one.
+type exchange struct {
+	wrote atomic.Bool // the whole request was written: without an answer, it may have arrived
+	html  string      // the answer was an HTML page (described), not an API's answer
+}
+
+type exchangeKey struct{}
+
+// htmlPage describes an answer that is an HTML page ("" if it is not): by
+// its Content-Type, or a body that opens like one. No API drainmeter posts
+// to answers with HTML; a web site, a login page or a proxy's default page
+// does, at a wrong URL.
+func htmlPage(contentType string, body []byte) string {
+	lower := asciiLower(body)
+	head := bytes.TrimSpace(lower[:min(len(lower), 512)])
+	mt, _, _ := strings.Cut(string(asciiLower([]byte(contentType))), ";")
+	mt = strings.TrimSpace(mt)
+	if mt != "text/html" && mt != "application/xhtml+xml" &&
+		!bytes.HasPrefix(head, []byte("<!doctype html")) && !bytes.HasPrefix(head, []byte("<html")) {
+		return ""
+	}
+	page := "an HTML page"
+	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
+		t := body[i+len("<title>"):]
+		if j := bytes.Index(lower[i+len("<title>"):], []byte("</title>")); j >= 0 {
+			t = t[:j]
+		}
+		if title := clipPrintable(strings.Join(strings.Fields(string(t)), " "), 80); title != "" {
+			page += " (" + strconv.Quote(title) + ")"
+		}
+	}
+	return page
+}
+
+// asciiLower returns a copy of b with ASCII letters in lower case (its
+// length, and every index into it, the same as b's).
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// clipPrintable keeps s's printable characters, at most n bytes.
+func clipPrintable(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			continue
+		}
+		if b.Len()+len(string(r)) > n {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // RetryAfter reads a Retry-After header: seconds or an HTTP date.
@@ -162,10 +266,25 @@ type Job struct {
 	Totals *Totals // the lane's running state once the minute is delivered
 	Key    string  // the outlet's EncodingKey when built
 
-	skipped  int // points left out at build time, counted when the job finishes
-	note     string
-	asGauges int // series sent as gauges instead, counted when the job finishes
+	skipped   int // points left out at build time, counted when the job finishes
+	note      string
+	asGauges  int // series sent as gauges instead, counted when the job finishes
+	uncertain int // times the next request was sent without an answer
 }
+
+// advance moves on to the next request.
+func (j *Job) advance() {
+	j.Next++
+	j.uncertain = 0
+}
+
+// Uncertain returns how many times the next request was sent and got no
+// answer (it may have arrived each time).
+func (j *Job) Uncertain() int { return j.uncertain }
+
+// SetUncertain restores that count, for a job resumed at the same request
+// (a durable lane records it).
+func (j *Job) SetUncertain(n int) { j.uncertain = max(n, 0) }
 
 // Done reports whether every request has been dealt with.
 func (j *Job) Done() bool { return j.Next >= len(j.Reqs) }
@@ -200,8 +319,12 @@ type State string
 const (
 	StateOK       State = "ok"        // posting (or nothing to post)
 	StateRetrying State = "retrying"  // the last attempt failed; it is retried with backoff
-	StatePaused   State = "paused"    // the receiver refused the credentials: waiting for new ones
+	StatePaused   State = "paused"    // the outlet's configuration is wrong (PauseReason): waiting for a new one, or a probe that passes
 	StateGivingUp State = "giving_up" // minutes are being dropped: older than OUTLET_MAX_PENDING, or refused for good
+	// StateUncertain: the last request got no answer after it was sent (a
+	// timeout): it may have arrived. It is sent again after a long wait, at
+	// most MaxUncertain times.
+	StateUncertain State = "uncertain"
 )
 
 // Status is a lane's state and counters, for the status page.
@@ -217,8 +340,10 @@ type Status struct {
 	Posted      uint64 // points accepted
 	Rejected    uint64 // points refused for good (permanent errors, partial success)
 	Dropped     uint64 // points given up on (too old, shutdown)
+	Uncertain   uint64 // points in requests that got no answer after they were sent (each may have arrived)
 	Attempts    int    // failed attempts of the current request
 	NextAttempt time.Time
+	PauseReason string // while paused: PauseCredentials, PauseWrongURL, …
 }
 
 // Sender does a lane's steps: builds minutes and sends their requests. It
@@ -323,29 +448,34 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 	}
 	b := s.backends[o.Kind]
 	r := job.Reqs[job.Next]
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ex := &exchange{}
+	rctx, cancel := context.WithTimeout(context.WithValue(ctx, exchangeKey{}, ex), s.cfg.Timeout)
 	res := b.Send(rctx, o, r)
 	cancel()
-	if ctx.Err() != nil && res.Outcome != Accepted {
-		// Interrupted (shutdown): not the receiver's fault; try again later.
-		return Step{Action: Wait, Wait: time.Second}
-	}
 	res.Message, res.Warning = scrub(o, res.Message), scrub(o, res.Warning)
-	if res.Status >= 300 && res.Status < 400 {
-		// Redirected (Client.Post follows none): the URL is wrong, as
-		// credentials can be. Pause, keeping the minutes, until it changes.
-		res.Outcome = Pause
-	}
 	ds := s.stats.Drain(d.ID)
 	now := s.now()
 	minute := minuteString(job.Minute)
+	if res.Outcome == Retry && ((res.Status == 0 && ex.wrote.Load()) || res.Status == http.StatusGatewayTimeout) {
+		// No answer to a request that was sent (a gateway's 504 is the
+		// same: its upstream may have stored it).
+		return s.uncertain(d, o, job, st, res, attempts)
+	}
+	if ctx.Err() != nil && res.Outcome != Accepted {
+		// Interrupted (shutdown) before the request was sent: not the
+		// receiver's fault; try again later.
+		return Step{Action: Wait, Wait: time.Second}
+	}
+	if reason := pauseReason(res, ex, r, s.cfg.SplitFloor); reason != "" {
+		return s.pause(d, o, st, res, reason, attempts)
+	}
 	switch res.Outcome {
 	case Accepted:
 		ok := r.Points - min(res.Rejected, r.Points)
 		ds.Add(stats.Posted, uint64(ok))
 		st.Posted += uint64(ok)
 		st.LastPostAt = now
-		st.State, st.Attempts = StateOK, 0
+		st.State, st.Attempts, st.PauseReason, st.NextAttempt = StateOK, 0, "", time.Time{}
 		if res.Rejected > 0 {
 			ds.Add(stats.PostRejected, uint64(res.Rejected))
 			st.Rejected += uint64(res.Rejected)
@@ -358,25 +488,22 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 			s.log.Warn("outlet: the receiver accepted the request with a warning", "drain", d.ID, "outlet", o.Kind,
 				"minute", minute, "warning", res.Warning)
 		}
-		job.Next++
+		job.advance()
 	case Retry:
 		wait := s.Backoff(attempts + 1)
 		if res.RetryAfter > wait {
-			wait = min(res.RetryAfter, s.cfg.MaxAge)
+			wait = min(res.RetryAfter, s.cfg.MaxRetryAfter, s.cfg.MaxAge)
 		}
-		st.State, st.Attempts, st.NextAttempt = StateRetrying, attempts+1, now.Add(wait)
+		st.State, st.Attempts, st.PauseReason, st.NextAttempt = StateRetrying, attempts+1, "", now.Add(wait)
 		st.LastError, st.LastErrorAt = describe(res), now
+		if res.RetryAfter > s.cfg.MaxRetryAfter {
+			st.LastError += fmt.Sprintf(" (Retry-After %s, capped at %s)", res.RetryAfter.Round(time.Second), s.cfg.MaxRetryAfter)
+		}
 		s.log.Info("outlet: post failed, will retry", "drain", d.ID, "outlet", o.Kind, "minute", minute,
 			"status", res.Status, "attempt", attempts+1, "retry_in", wait.Round(time.Millisecond), "err", res.Message)
 		return Step{Action: Wait, Wait: wait}
 	case Pause:
-		if st.State != StatePaused {
-			s.log.Error("outlet: the receiver refused the outlet's credentials; posting paused until they change (probing every "+
-				s.cfg.AuthProbe.String()+")", "drain", d.ID, "outlet", o.Redacted(), "status", res.Status)
-		}
-		st.State, st.Attempts, st.NextAttempt = StatePaused, attempts+1, now.Add(s.cfg.AuthProbe)
-		st.LastError, st.LastErrorAt = describe(res), now
-		return Step{Action: Wait, Wait: s.cfg.AuthProbe}
+		return s.pause(d, o, st, res, PauseCredentials, attempts)
 	case Split:
 		if sp, ok := b.(Splitter); ok {
 			if parts := sp.Split(r); len(parts) > 1 {
@@ -386,6 +513,7 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 					off += sp.Items(p)
 				}
 				job.Reqs = append(job.Reqs[:job.Next:job.Next], append(parts, job.Reqs[job.Next+1:]...)...)
+				job.uncertain = 0
 				return Step{Action: Continue}
 			}
 		}
@@ -393,16 +521,134 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 	case Permanent:
 		ds.Add(stats.PostRejected, uint64(r.Points))
 		st.Rejected += uint64(r.Points)
-		st.State, st.Attempts = StateGivingUp, 0
+		st.State, st.Attempts, st.PauseReason, st.NextAttempt = StateGivingUp, 0, "", time.Time{}
 		st.LastError, st.LastErrorAt = describe(res), now
 		s.log.Error("outlet: the receiver refused the request; dropped", "drain", d.ID, "outlet", o.Kind, "minute", minute,
 			"status", res.Status, "measurements", r.Points, "error", res.Message)
-		job.Next++
+		job.advance()
 	}
 	if job.Done() {
 		return s.finished(d, o, job, st)
 	}
 	return Step{Action: Continue}
+}
+
+// The reasons a lane pauses: each is something about the outlet's
+// configuration (or the receiver's), nothing about the data, so its
+// minutes are kept until the configuration changes or a probe passes.
+const (
+	PauseCredentials = "credentials" // 401, 403
+	PauseWrongURL    = "wrong_url"   // 404, 405, 410: no such API at that URL
+	PauseRedirect    = "redirect"    // 3xx, never followed
+	PauseNotAPI      = "not_api"     // an HTML page where the API should answer
+	PauseTooLarge    = "too_large"   // 413 for a request under SplitFloor: the receiver's limit is misconfigured
+)
+
+// PauseFix says what to do about a pause, for logs and the status page.
+func PauseFix(reason string) string {
+	switch reason {
+	case PauseCredentials:
+		return "the receiver refused the outlet's credentials: set new ones"
+	case PauseWrongURL:
+		return "the receiver has no such API at this URL: check the outlet's URL (its path above all)"
+	case PauseRedirect:
+		return "the receiver redirects (not followed: it would carry the credentials elsewhere): set the URL it points to"
+	case PauseNotAPI:
+		return "the answer is a web page, not the API: check the outlet's URL"
+	case PauseTooLarge:
+		return "the receiver refuses even small requests as too large: raise its body-size limit (or a proxy's in front of it)"
+	}
+	return "check the outlet's configuration"
+}
+
+// pauseReason reads an answer that means "wrong configuration": a pause
+// reason, or "" for any other answer.
+func pauseReason(res Result, ex *exchange, r *Request, splitFloor int) string {
+	switch st := res.Status; {
+	case st >= 300 && st < 400:
+		// Redirected (Client.Post follows none): the URL is wrong, as
+		// credentials can be.
+		return PauseRedirect
+	case st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusProxyAuthRequired:
+		return PauseCredentials
+	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed || st == http.StatusGone:
+		return PauseWrongURL
+	case ex.html != "" && res.Outcome != Retry:
+		// A page where an API should answer (a 200 too: nothing was stored).
+		return PauseNotAPI
+	case st == http.StatusRequestEntityTooLarge && len(r.Body) <= splitFloor:
+		return PauseTooLarge
+	}
+	return ""
+}
+
+// pause stops the lane until its outlet's configuration changes, or a
+// probe (every AuthProbe) is answered otherwise; its minutes are kept.
+func (s *Sender) pause(d *Drain, o *Outlet, st *Status, res Result, reason string, attempts int) Step {
+	now := s.now()
+	if st.State != StatePaused || st.PauseReason != reason {
+		s.log.Error("outlet: posting paused until the outlet's configuration changes (probing every "+s.cfg.AuthProbe.String()+
+			"); its minutes are kept", "drain", d.ID, "outlet", o.Redacted(), "status", res.Status, "reason", reason,
+			"fix", PauseFix(reason), "answer", res.Message)
+	}
+	st.State, st.Attempts, st.PauseReason, st.NextAttempt = StatePaused, attempts+1, reason, now.Add(s.cfg.AuthProbe)
+	st.LastError, st.LastErrorAt = PauseFix(reason)+" ("+describe(res)+")", now
+	return Step{Action: Wait, Wait: s.cfg.AuthProbe}
+}
+
+// uncertain deals with a request that got no answer after it was sent: it
+// may have arrived, so it is sent again only after a long wait
+// (UncertainWait), and at most MaxUncertain times.
+func (s *Sender) uncertain(d *Drain, o *Outlet, job *Job, st *Status, res Result, attempts int) Step {
+	r := job.Reqs[job.Next]
+	now := s.now()
+	job.uncertain++
+	s.stats.Drain(d.ID).Add(stats.PostUncertain, uint64(r.Points))
+	st.Uncertain += uint64(r.Points)
+	st.LastError, st.LastErrorAt = "no answer after the request was sent (it may have arrived): "+describe(res), now
+	st.PauseReason = ""
+	if job.uncertain > s.cfg.MaxUncertain {
+		st.State, st.Attempts, st.NextAttempt = StateGivingUp, 0, time.Time{}
+		s.log.Error("outlet: no answer to a request sent "+strconv.Itoa(job.uncertain)+" times; not sent again (it may have arrived)",
+			"drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute), "measurements", r.Points, "err", res.Message)
+		job.advance()
+		if job.Done() {
+			return s.finished(d, o, job, st)
+		}
+		return Step{Action: Continue}
+	}
+	wait := s.UncertainWait(job.uncertain)
+	st.State, st.Attempts, st.NextAttempt = StateUncertain, attempts+1, now.Add(wait)
+	s.log.Warn("outlet: no answer to a request that was sent; it may have arrived: sent again later", "drain", d.ID,
+		"outlet", o.Kind, "minute", minuteString(job.Minute), "status", res.Status, "measurements", r.Points,
+		"sent", job.uncertain, "max_sends", s.cfg.MaxUncertain+1, "retry_in", wait.Round(time.Second), "err", res.Message)
+	return Step{Action: Wait, Wait: wait}
+}
+
+// UncertainWait is the wait after the n-th request of a job that got no
+// answer: 4 × Timeout, doubling (2 and 4 minutes with the default
+// timeout), with jitter over its upper fifth; at most MaxAge. A receiver
+// that took longer than Timeout is slow, not gone: it gets the time to
+// finish what it may be storing before the same request comes again.
+func (s *Sender) UncertainWait(n int) time.Duration {
+	d := 4 * s.cfg.Timeout << min(max(n-1, 0), 10)
+	d = min(d, s.cfg.MaxAge)
+	return d - d/5 + rand.N(d/5+1)
+}
+
+// GiveUpUncertain gives up, at shutdown, on a request that got no answer
+// after it was sent, instead of sending it again (it may have arrived; it
+// was counted as uncertain). It reports whether there was one.
+func (s *Sender) GiveUpUncertain(d *Drain, o *Outlet, job *Job, st *Status) bool {
+	if job.uncertain == 0 || job.Done() {
+		return false
+	}
+	r := job.Reqs[job.Next]
+	s.log.Warn("outlet: shutting down: a request that got no answer is not sent again (it may have arrived)", "drain", d.ID,
+		"outlet", o.Kind, "minute", minuteString(job.Minute), "measurements", r.Points)
+	job.advance()
+	st.State, st.Attempts, st.NextAttempt = StateOK, 0, time.Time{}
+	return true
 }
 
 // finished counts what the backend left out of a delivered job.

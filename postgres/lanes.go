@@ -168,6 +168,8 @@ type laneClaim struct {
 	attempts      int
 	state         string
 	outletVersion *int64
+	uncertain     int // times the request at chunk was sent without an answer
+	pauseReason   string
 }
 
 const claimLaneSQL = `UPDATE lanes l SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond'
@@ -185,7 +187,7 @@ FROM (
 ) c
 WHERE l.drain_id = c.drain_id AND l.outlet = c.outlet AND (l.lease_until IS NULL OR l.lease_until < now())
 RETURNING l.drain_id, l.outlet, l.posted_through, l.chunk_minute, l.chunk, l.split_at, l.encoding, l.totals, l.attempts, l.state,
-    (SELECT version FROM outlets o WHERE o.drain_id = l.drain_id AND o.kind = l.outlet)`
+    (SELECT version FROM outlets o WHERE o.drain_id = l.drain_id AND o.kind = l.outlet), l.uncertain, coalesce(l.pause_reason, '')`
 
 // claim leases the lane that has waited longest and has a sealed minute to post.
 func (p *Poster) claim(ctx context.Context) (*laneClaim, error) {
@@ -195,7 +197,7 @@ func (p *Poster) claim(ctx context.Context) (*laneClaim, error) {
 	var lc laneClaim
 	err := p.pool.QueryRow(ctx, claimLaneSQL, p.cfg.Owner, p.cfg.Lease.Milliseconds()).Scan(
 		&lc.key.drain, &lc.key.outlet, &lc.postedThrough, &lc.chunkMinute, &lc.chunk, &lc.splitAt, &lc.encoding, &lc.totals,
-		&lc.attempts, &lc.state, &lc.outletVersion)
+		&lc.attempts, &lc.state, &lc.outletVersion, &lc.uncertain, &lc.pauseReason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -286,13 +288,20 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 			items = int(s[2])
 		}
 		p.send.Resume(o, job, lc.chunk, items)
+		// The same request as recorded: so many copies of it may have
+		// arrived already, whichever dyno sent them.
+		job.SetUncertain(lc.uncertain)
 	}
 	st := outlet.Status{State: outlet.State(lc.state)}
+	if st.State == outlet.StatePaused {
+		st.PauseReason = lc.pauseReason
+	}
 	attempts := lc.attempts
 	var counted outlet.Status // counters already recorded
 	delta := func() laneUpdate {
 		u := laneUpdate{state: string(st.State), lastError: st.LastError, lastErrorAt: st.LastErrorAt, lastPostAt: st.LastPostAt,
-			posted: st.Posted - counted.Posted, rejected: st.Rejected - counted.Rejected, dropped: st.Dropped - counted.Dropped}
+			posted: st.Posted - counted.Posted, rejected: st.Rejected - counted.Rejected, dropped: st.Dropped - counted.Dropped,
+			postUncertain: st.Uncertain - counted.Uncertain, uncertain: job.Uncertain(), pauseReason: st.PauseReason}
 		counted = st
 		return u
 	}
@@ -323,7 +332,7 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 			}
 			select {
 			case <-stop:
-				u := laneUpdate{chunkMinute: &job.Minute, encoding: key, state: string(st.State)}
+				u := laneUpdate{chunkMinute: &job.Minute, encoding: key, state: string(st.State), uncertain: job.Uncertain()}
 				u.chunk, u.chunkItems = job.Position()
 				p.release(lc.key, u)
 				return
@@ -398,6 +407,9 @@ type laneUpdate struct {
 	posted        uint64
 	rejected      uint64
 	dropped       uint64
+	postUncertain uint64 // measurements sent without an answer
+	uncertain     int    // times the next request was sent without an answer
+	pauseReason   string // while paused
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -429,10 +441,12 @@ func (p *Poster) progress(k laneKey, u laneUpdate) error {
 	defer cancel()
 	tag, err := p.pool.Exec(ctx, `UPDATE lanes SET chunk_minute = $4, chunk = $5, encoding = $6, attempts = 0, state = $7,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
-		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at), split_at = $14
+		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at), split_at = $14,
+		uncertain = $15, post_uncertain = post_uncertain + $16, pause_reason = NULL
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.state, nullTime(u.lastPostAt),
-		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt())
+		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt(),
+		u.uncertain, int64(u.postUncertain))
 	p.outage.report(err)
 	if err != nil {
 		return err
@@ -449,10 +463,11 @@ func (p *Poster) finish(k laneKey, minute int64, totals []byte, encoding string,
 	p.exec(`UPDATE lanes SET posted_through = $4, chunk_minute = NULL, chunk = 0, split_at = NULL, encoding = $5, totals = $6,
 		attempts = 0, state = $7, paused_version = NULL, next_attempt = now(), lease_owner = NULL, lease_until = NULL,
 		last_post_at = coalesce($8, last_post_at), posted = posted + $9, rejected = rejected + $10, dropped = dropped + $11,
-		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at)
+		last_error = coalesce($12, last_error), last_error_at = coalesce($13, last_error_at),
+		uncertain = 0, post_uncertain = post_uncertain + $14, pause_reason = NULL
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, minute, encoding, totals, u.state, nullTime(u.lastPostAt),
-		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt))
+		int64(u.posted), int64(u.rejected), int64(u.dropped), nullString(u.lastError), nullTime(u.lastErrorAt), int64(u.postUncertain))
 }
 
 // release gives the lane back, to be tried again after u.wait.
@@ -463,11 +478,13 @@ func (p *Poster) release(k laneKey, u laneUpdate) {
 		next_attempt = now() + $8 * interval '1 millisecond', state = $9, paused_version = coalesce($10, paused_version),
 		lease_owner = NULL, lease_until = NULL,
 		last_post_at = coalesce($11, last_post_at), posted = posted + $12, rejected = rejected + $13, dropped = dropped + $14,
-		last_error = coalesce($15, last_error), last_error_at = coalesce($16, last_error_at)
+		last_error = coalesce($15, last_error), last_error_at = coalesce($16, last_error_at),
+		uncertain = CASE WHEN $4::bigint IS NULL THEN uncertain ELSE $18 END, post_uncertain = post_uncertain + $19,
+		pause_reason = CASE WHEN $9 = 'paused' THEN coalesce($20, pause_reason) END
 		WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`,
 		k.drain, k.outlet, p.cfg.Owner, u.chunkMinute, u.chunk, u.encoding, u.attempts, u.wait.Milliseconds(), u.state,
 		u.pausedVersion, nullTime(u.lastPostAt), int64(u.posted), int64(u.rejected), int64(u.dropped),
-		nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt())
+		nullString(u.lastError), nullTime(u.lastErrorAt), u.splitAt(), u.uncertain, int64(u.postUncertain), nullString(u.pauseReason))
 }
 
 // exec runs a statement that ends a worker's hold on a lane. If Postgres

@@ -246,7 +246,8 @@ func (s *StatusSource) lanes(ctx context.Context, byID map[string]*status.Drain)
 // laneStatuses reads the lanes, by drain.
 func (s *StatusSource) laneStatuses(ctx context.Context) (map[string][]outlet.Status, error) {
 	rows, err := s.pool.Query(ctx, `SELECT l.drain_id, l.outlet, l.state, l.last_post_at, coalesce(l.last_error, ''), l.last_error_at,
-			l.posted, l.rejected, l.dropped,
+			l.posted, l.rejected, l.dropped, l.post_uncertain, coalesce(l.pause_reason, ''),
+			CASE WHEN l.state IN ('retrying', 'paused', 'uncertain') AND l.next_attempt > now() THEN l.next_attempt END,
 			(SELECT count(*) FROM minutes m WHERE m.drain_id = l.drain_id AND m.sealed_at IS NOT NULL
 				AND m.minute > coalesce(l.posted_through, -1))
 			+ (SELECT count(DISTINCT p.minute) FROM partials p WHERE p.drain_id = l.drain_id)
@@ -258,11 +259,16 @@ func (s *StatusSource) laneStatuses(ctx context.Context) (map[string][]outlet.St
 	err = forRows(rows, func(r pgx.Rows) error {
 		var st outlet.Status
 		var kind, state string
-		var lastPost, lastErrAt *time.Time
-		var posted, rejected, dropped, waiting int64
-		if err := r.Scan(&st.Drain, &kind, &state, &lastPost, &st.LastError, &lastErrAt, &posted, &rejected, &dropped, &waiting); err != nil {
+		var lastPost, lastErrAt, next *time.Time
+		var posted, rejected, dropped, uncertain, waiting int64
+		if err := r.Scan(&st.Drain, &kind, &state, &lastPost, &st.LastError, &lastErrAt, &posted, &rejected, &dropped,
+			&uncertain, &st.PauseReason, &next, &waiting); err != nil {
 			return err
 		}
+		if next != nil {
+			st.NextAttempt = *next
+		}
+		st.Uncertain = uint64(uncertain)
 		st.Kind, st.State = outlet.Kind(kind), outlet.State(state)
 		if lastPost != nil {
 			st.LastPostAt = *lastPost

@@ -493,12 +493,18 @@ func TestPageStates(t *testing.T) {
 	s := e.src.snap
 	s.Drains[0].LastBatchAt = ptr(testNow.Add(-3 * time.Hour))
 	s.Drains[0].Outlets[0].State = "paused"
+	s.Drains[0].Outlets[0].PauseReason = "wrong_url"
+	s.Drains[0].Outlets[0].Fix = "check the outlet's URL"
+	s.Drains[0].Outlets[0].NextAttemptAt = ptr(testNow.Add(4*time.Minute + 30*time.Second))
 	s.Drains[0].Outlets[1].State = "giving_up"
+	s.Drains[0].Outlets[1].PostUncertain = 240
 	s.Database, s.Dedup = "unreachable", "local"
 	body := e.get(t, "/", "", "").body
 	for _, want := range []string{
 		`data-drain-state="quiet"`, "(3 hours ago)",
-		`data-state="paused"`, "paused: credentials refused (or redirected)",
+		`data-state="paused"`, "paused, minutes kept", `<strong>to fix:</strong> check the outlet&#39;s URL`,
+		`<dt>next attempt</dt><dd><time datetime="` + testNow.Add(4*time.Minute+30*time.Second).Format(time.RFC3339) + `">`, "(in 4 minutes)",
+		`data-field="post_uncertain" class="warn"><dt>no answer, may have arrived</dt><dd>240</dd>`,
 		`data-state="giving_up"`, "giving up",
 		`id="database-banner"`, `id="dedup-banner"`,
 	} {

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"sort"
 	"sync"
@@ -43,7 +44,15 @@ var rejectReasons = map[stats.Counter]string{
 func FromLane(st outlet.Status) Outlet {
 	o := Outlet{Kind: string(st.Kind), Target: st.Target, State: string(st.State), MinutesWaiting: st.Waiting,
 		LastError: st.LastError, Posted: st.Posted, Rejected: st.Rejected, Dropped: st.Dropped,
-		LastPostAt: timePtr(st.LastPostAt), LastErrorAt: timePtr(st.LastErrorAt)}
+		LastPostAt: timePtr(st.LastPostAt), LastErrorAt: timePtr(st.LastErrorAt), PostUncertain: st.Uncertain}
+	switch st.State {
+	case outlet.StatePaused:
+		o.PauseReason = cmp.Or(st.PauseReason, outlet.PauseCredentials)
+		o.Fix = outlet.PauseFix(o.PauseReason)
+		o.NextAttemptAt = timePtr(st.NextAttempt)
+	case outlet.StateRetrying, outlet.StateUncertain:
+		o.NextAttemptAt = timePtr(st.NextAttempt)
+	}
 	if o.State == "" {
 		o.State = string(outlet.StateOK)
 	}

@@ -55,7 +55,7 @@ type Drain struct {
 type Outlet struct {
 	Kind           string     `json:"kind"`   // log, librato, otlp, remotewrite
 	Target         string     `json:"target"` // the endpoint, without credentials
-	State          string     `json:"state"`  // ok, retrying, paused, giving_up
+	State          string     `json:"state"`  // ok, retrying, uncertain, paused, giving_up
 	LastPostAt     *time.Time `json:"last_post_at"`
 	MinutesWaiting int        `json:"minutes_waiting"`
 	LastError      string     `json:"last_error"` // never a secret
@@ -63,6 +63,16 @@ type Outlet struct {
 	Posted         uint64     `json:"posted"`   // measurements (points) the receiver accepted
 	Rejected       uint64     `json:"rejected"` // refused for good
 	Dropped        uint64     `json:"dropped"`  // given up on: too old, or shutdown
+	// PostUncertain counts measurements in requests that got no answer
+	// after they were sent (a timeout): each may have arrived.
+	PostUncertain uint64 `json:"post_uncertain"`
+	// PauseReason says why a paused outlet is paused (credentials,
+	// wrong_url, redirect, not_api, too_large); Fix what to do about it.
+	PauseReason string `json:"pause_reason,omitempty"`
+	Fix         string `json:"fix,omitempty"`
+	// NextAttemptAt is when a retrying, paused or uncertain outlet tries
+	// again (a paused one: its probe; at once when its configuration changes).
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 // Source gathers snapshots.

@@ -175,6 +175,10 @@ type outletView struct {
 	Posted         string
 	Rejected       string
 	Dropped        string
+	Uncertain      string // post_uncertain
+	UncertainWarn  bool
+	Fix            string   // while paused: what to do
+	NextAttempt    timeView // while retrying, uncertain or paused
 }
 
 type chartView struct {
@@ -236,6 +240,22 @@ func formatTime(now time.Time, t *time.Time) timeView {
 	v := timeView{Set: true, UTC: t.UTC().Format("2006-01-02 15:04:05 UTC"), ISO: t.UTC().Format(time.RFC3339)}
 	if !now.IsZero() {
 		v.Ago = ago(now.Sub(*t))
+	}
+	return v
+}
+
+// formatNext formats a time to come ("in 3 minutes").
+func formatNext(now time.Time, t *time.Time) timeView {
+	v := formatTime(time.Time{}, t)
+	if v.Set && !now.IsZero() {
+		switch d := t.Sub(now); {
+		case d < time.Minute:
+			v.Ago = "in less than a minute"
+		case d < 2*time.Minute:
+			v.Ago = "in 1 minute"
+		default:
+			v.Ago = "in " + strconv.Itoa(int(d/time.Minute)) + " minutes"
+		}
 	}
 	return v
 }
@@ -316,6 +336,10 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 			Posted:         count(o.Posted),
 			Rejected:       count(o.Rejected),
 			Dropped:        count(o.Dropped),
+			Uncertain:      count(o.PostUncertain),
+			UncertainWarn:  o.PostUncertain > 0,
+			Fix:            o.Fix,
+			NextAttempt:    formatNext(now, o.NextAttemptAt),
 		})
 	}
 	return v
@@ -324,7 +348,9 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 func stateLabel(s string) string {
 	switch s {
 	case "paused":
-		return "paused: credentials refused (or redirected)"
+		return "paused, minutes kept"
+	case "uncertain":
+		return "no answer: may have arrived"
 	case "giving_up":
 		return "giving up"
 	case "":

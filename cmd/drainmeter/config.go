@@ -56,7 +56,7 @@ type Config struct {
 	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS" desc:"remote-write request headers: k1=v1,k2=v2, values percent-encoded"`
 
 	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4" desc:"concurrent posts to the outlets"`
-	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"10s" desc:"per outlet request"`
+	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"30s" desc:"per outlet request, at most 40s (see How each outlet treats answers)"`
 	OutletMaxPending time.Duration `envconfig:"OUTLET_MAX_PENDING" default:"1h" desc:"unposted minutes older than this are dropped and counted"`
 	OutletMaxBackoff time.Duration `envconfig:"OUTLET_MAX_BACKOFF" default:"2m" desc:"the longest wait between retries of a failed post"`
 
@@ -197,7 +197,10 @@ func (c *Config) validate(p *problems) {
 			"ROUTE_METRICS=templates needs ROUTES (comma-separated templates such as /users/:id,/api/*), or use auto")
 	}
 	check(c.OutletWorkers < 1, "OUTLET_WORKERS", "OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)
-	check(c.OutletTimeout <= 0, "OUTLET_TIMEOUT", "OUTLET_TIMEOUT=%s must be positive", c.OutletTimeout)
+	// A durable lane's lease is a minute; a worker sends only while it holds
+	// the lease for at least the timeout and 5 s more (and renews it every 15 s).
+	check(c.OutletTimeout <= 0 || c.OutletTimeout > 40*time.Second, "OUTLET_TIMEOUT",
+		"OUTLET_TIMEOUT=%s must be positive and at most 40s", c.OutletTimeout)
 	check(c.OutletMaxBackoff < time.Second, "OUTLET_MAX_BACKOFF", "OUTLET_MAX_BACKOFF=%s must be at least 1s", c.OutletMaxBackoff)
 	check(c.OutletMaxPending <= 0, "OUTLET_MAX_PENDING", "OUTLET_MAX_PENDING=%s must be positive", c.OutletMaxPending)
 	check(c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 29*time.Second, "SHUTDOWN_TIMEOUT",

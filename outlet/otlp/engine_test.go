@@ -53,6 +53,7 @@ func engineConfig() outlet.Config {
 	c := outlet.DefaultConfig
 	c.UserAgent = "drainmeter/test"
 	c.MinBackoff, c.MaxBackoff, c.Timeout, c.AuthProbe = 20*time.Millisecond, 100*time.Millisecond, 5*time.Second, time.Hour
+	c.SplitFloor = 64 // TestTooLargeIsSplit's receiver takes no more than one series
 	return c
 }
 
