@@ -467,6 +467,9 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 		return Step{Action: Wait, Wait: time.Second}
 	}
 	if reason := pauseReason(res, ex, r, s.cfg.SplitFloor); reason != "" {
+		if reason == PauseNotAPI { // the page's title, not its markup
+			res.Message = ex.html
+		}
 		return s.pause(d, o, st, res, reason, attempts)
 	}
 	switch res.Outcome {
@@ -569,7 +572,9 @@ func pauseReason(res Result, ex *exchange, r *Request, splitFloor int) string {
 		// Redirected (Client.Post follows none): the URL is wrong, as
 		// credentials can be.
 		return PauseRedirect
-	case st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusProxyAuthRequired:
+	case res.Outcome == Pause || st == http.StatusProxyAuthRequired:
+		// The backend reads 401 and 403 (Librato's 403 "API limit" is a
+		// rate limit, retried).
 		return PauseCredentials
 	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed || st == http.StatusGone:
 		return PauseWrongURL
