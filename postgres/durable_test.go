@@ -430,7 +430,7 @@ func TestTakeoverResumesInsideASplitRequest(t *testing.T) {
 	r := newRig(t, outlet.OTLP)
 	sb := &splitBackend{N: 8}
 	r.sender = outlet.NewSender(outlet.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		AuthProbe: time.Hour, Timeout: time.Second}, map[outlet.Kind]outlet.Backend{outlet.OTLP: sb}, r.reg, r.log, time.Now)
+		AuthProbe: time.Hour, Timeout: time.Second, SplitFloor: 1}, map[outlet.Kind]outlet.Backend{outlet.OTLP: sb}, r.reg, r.log, time.Now)
 	ctx := context.Background()
 	m, dead, lc := r.claimedBy("web.1.a")
 	// The dead dyno: 8 items split to 4+4, then 2+2+4; the first 2 accepted;
