@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/outlettest"
+	"github.com/drainmeter/drainmeter/internal/promtest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/outlet/otlp"
@@ -183,6 +184,8 @@ func TestAnswerPolicy(t *testing.T) {
 		{"404 (Mimir's path on a Prometheus)", answer{status: 404, ctype: "text/plain", body: "404 page not found"}, same(pause(outlet.PauseWrongURL))},
 		{"405", answer{status: 405, body: "method not allowed"}, same(pause(outlet.PauseWrongURL))},
 		{"410", answer{status: 410}, same(pause(outlet.PauseWrongURL))},
+		{"400 unsupported path (VictoriaMetrics)", answer{status: 400, body: `remoteAddr: "127.0.0.1:1"; requestURI: /api/v1/push; unsupported path requested: "/api/v1/push"`},
+			same(pause(outlet.PauseWrongURL))},
 		// A small request refused as too large: the limit is wrong, no
 		// split can help.
 		{"413 for a small request", answer{status: 413, body: "too large"}, same(pause(outlet.PauseTooLarge))},
@@ -475,5 +478,55 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 	})
 	if n != 3 || reg.Drain("d1").Get(stats.PostDropped) != 0 {
 		t.Errorf("%d distinct requests arrived, want 3; dropped %d", n, reg.Drain("d1").Get(stats.PostDropped))
+	}
+}
+
+// TestRealReceiversWrongPlace: the mistakes users make with real
+// receivers pause the lane with the reason, keeping the minute: Mimir's
+// path on a Prometheus, OTLP to a Prometheus 2.42 (OTLP came in 2.47), a
+// VictoriaMetrics or Prometheus base URL without the API's path; and the
+// right URL takes the request.
+func TestRealReceiversWrongPlace(t *testing.T) {
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
+	vm := promtest.StartVictoriaMetrics(t)
+	for _, tc := range []struct {
+		name   string
+		o      outlet.Outlet
+		reason string // "": taken
+	}{
+		{"prometheus, Mimir's path", outlet.Outlet{Kind: outlet.RemoteWrite, URL: prom.URL + "/api/v1/push"}, outlet.PauseWrongURL},
+		{"prometheus, base URL", outlet.Outlet{Kind: outlet.RemoteWrite, URL: prom.URL}, outlet.PauseWrongURL}, // 405
+		{"prometheus 2.42, OTLP", outlet.Outlet{Kind: outlet.OTLP, URL: prom.URL + "/api/v1/otlp/v1/metrics", Temporality: outlet.Cumulative}, outlet.PauseWrongURL},
+		{"prometheus", outlet.Outlet{Kind: outlet.RemoteWrite, URL: prom.WriteURL()}, ""},
+		// VictoriaMetrics answers a path it does not serve with 400
+		// "unsupported path requested".
+		{"victoriametrics, base URL", outlet.Outlet{Kind: outlet.RemoteWrite, URL: vm.URL}, outlet.PauseWrongURL},
+		{"victoriametrics, Mimir's path", outlet.Outlet{Kind: outlet.RemoteWrite, URL: vm.URL + "/api/v1/push"}, outlet.PauseWrongURL},
+		{"victoriametrics, OTLP at /v1/metrics", outlet.Outlet{Kind: outlet.OTLP, URL: vm.URL + "/v1/metrics", Temporality: outlet.Cumulative}, outlet.PauseWrongURL},
+		{"victoriametrics", outlet.Outlet{Kind: outlet.RemoteWrite, URL: vm.WriteURL()}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filled(policyConfig())
+			cfg.Timeout = 5 * time.Second
+			reg := stats.NewRegistry()
+			s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, slog.New(slog.DiscardHandler), time.Now)
+			d := &outlet.Drain{ID: "d1", Name: "app", Outlets: []outlet.Outlet{tc.o}}
+			job, err := s.Build(d, &tc.o, testMinute(t, 3), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st outlet.Status
+			step := s.Step(context.Background(), d, &tc.o, job, &st, 0)
+			t.Logf("%s: action %v state %s reason %q: %s", tc.o.URL, step.Action, st.State, st.PauseReason, st.LastError)
+			if tc.reason == "" {
+				if st.State != outlet.StateOK || reg.Drain("d1").Get(stats.Posted) == 0 {
+					t.Errorf("not taken: state %s, %s", st.State, st.LastError)
+				}
+				return
+			}
+			if st.State != outlet.StatePaused || st.PauseReason != tc.reason || job.Next != 0 {
+				t.Errorf("state %s reason %q (%s), want paused on %s", st.State, st.PauseReason, st.LastError, tc.reason)
+			}
+		})
 	}
 }

@@ -160,6 +160,7 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
 	if ex != nil {
 		ex.html = htmlPage(resp.Header.Get("Content-Type"), body)
+		ex.body = bytes.Clone(body[:min(len(body), 1024)])
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		to := "elsewhere"
@@ -178,6 +179,23 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 type exchange struct {
 	wrote atomic.Bool // the whole request was written: without an answer, it may have arrived
 	html  string      // the answer was an HTML page (described), not an API's answer
+	body  []byte      // the start of the answer's body
+}
+
+// wrongPlaceMessages are what receivers answer, whatever the status, to a
+// request at a path they do not serve: the URL is wrong, not the data.
+var wrongPlaceMessages = [][]byte{
+	[]byte("unsupported path requested"), // VictoriaMetrics (single, vminsert, vmagent): 400
+}
+
+// wrongPlace reports whether an answer's body says the path is wrong.
+func wrongPlace(body []byte) bool {
+	for _, m := range wrongPlaceMessages {
+		if bytes.Contains(body, m) {
+			return true
+		}
+	}
+	return false
 }
 
 type exchangeKey struct{}
@@ -577,6 +595,8 @@ func pauseReason(res Result, ex *exchange, r *Request, splitFloor int) string {
 		// rate limit, retried).
 		return PauseCredentials
 	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed || st == http.StatusGone:
+		return PauseWrongURL
+	case st >= 400 && res.Outcome != Retry && wrongPlace(ex.body):
 		return PauseWrongURL
 	case ex.html != "" && res.Outcome != Retry:
 		// A page where an API should answer (a 200 too: nothing was stored).
