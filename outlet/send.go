@@ -153,6 +153,11 @@ func (c *Client) Post(ctx context.Context, target string, r *Request, auth func(
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		if ex != nil && strings.Contains(err.Error(), "server closed idle connection") {
+			// A kept-alive connection the receiver had closed before it
+			// read anything: the request did not arrive.
+			ex.wrote.Store(false)
+		}
 		return nil, fmt.Errorf("post: %w", err)
 	}
 	defer resp.Body.Close()
