@@ -48,6 +48,7 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 	var paused laneJSON
 	var page string
 	fixed := make(chan time.Time, 1)
+	var resumed atomic.Int64 // after drains set
 	watch := func() {
 		defer close(fixed)
 		deadline := time.Now().Add(150 * time.Second)
@@ -58,8 +59,17 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 			}
 			paused = st
 			_, page = get(t, w1.url+"/", "admin", admin)
+			pausedAt, _, _ := laneRow(t, dsn, "shop", "otlp")
 			mustCLI(t, c.env[:3], "drains", "set", "shop", "--otlp-endpoint", srv.URL+"/v1/metrics")
-			fixed <- time.Now()
+			at := time.Now()
+			fixed <- at
+			for time.Since(at) < time.Minute { // the held minutes go out at once, not at the next probe
+				if through, state, _ := laneRow(t, dsn, "shop", "otlp"); state == "ok" && through > pausedAt {
+					resumed.Store(int64(time.Since(at)))
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			return
 		}
 		t.Errorf("the lane never held two minutes paused; last: %+v", outletStatus(t, w2.url, "admin", admin, "shop", "otlp"))
@@ -71,7 +81,12 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 	}
 	r := runningTotals(totals)
 	waitPosted(t, dsn, 1, r.minutes[len(r.minutes)-1], 2*time.Minute)
-	t.Logf("all posted %v after drains set; %d requests to the wrong path", time.Since(at).Round(time.Second), wrong.Load())
+	took := time.Duration(resumed.Load())
+	t.Logf("posting resumed %v after drains set (all posted %v after); %d requests to the wrong path",
+		took.Round(time.Millisecond), time.Since(at).Round(time.Second), wrong.Load())
+	if took <= 0 || took > 30*time.Second {
+		t.Errorf("posting did not resume within 30 s of drains set (%v)", took)
+	}
 	if paused.PauseReason != "wrong_url" || paused.Dropped != 0 || !strings.Contains(paused.LastError, "HTTP 404") ||
 		!strings.Contains(paused.Fix, "check the outlet's URL") || paused.NextAttemptAt == nil {
 		t.Errorf("the status while paused: %+v", paused)
