@@ -11,10 +11,15 @@
 // outage never holds up another's.
 //
 // What a request's answer means is decided by its backend and acted on here:
-// retried with exponential backoff and jitter (honouring Retry-After),
-// split (a 400 from Librato, a 413), paused on refused credentials (401/403,
-// one probe every AuthProbe, or at once when the credentials change), or
-// dropped and counted (a permanent error, or a minute older than MaxAge).
+// retried with exponential backoff and jitter (honouring Retry-After up to
+// MaxRetryAfter), split (a 400 from Librato, a 413 above SplitFloor),
+// paused when the outlet's configuration is wrong (refused credentials, a
+// wrong URL, a redirect, an HTML page where the API should answer, a 413
+// for a small request: one probe every AuthProbe, or at once when the
+// configuration changes; the minutes are kept), sent again only after a
+// long wait and at most MaxUncertain times when no answer came after the
+// request was sent (it may have arrived), or dropped and counted (a
+// permanent error, or a minute older than MaxAge).
 //
 // Two schedulers drive lanes: Engine, in memory, for a single process; and
 // the durable poster in package postgres, which leases lanes across dynos.
@@ -209,7 +214,7 @@ const (
 	Accepted  Outcome = iota // done (Rejected may count points the receiver refused)
 	Retry                    // try the same body again later
 	Split                    // the request is too large, or one of its items is refused: split it
-	Pause                    // credentials refused: stop this lane until they change
+	Pause                    // credentials refused: stop this lane until they change (the core pauses on other answers too)
 	Permanent                // refused for good: drop the request's points and go on
 )
 
