@@ -167,6 +167,9 @@ func TestGoldenPayload(t *testing.T) {
 	if pretty.String() != string(want) {
 		t.Errorf("payload differs from %s:\n%s", path, pretty.String())
 	}
+	// The fake stores a request before it answers: the outlet counts it
+	// once the answer is read.
+	waitFor(t, "the post counted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) != 0 })
 	if got := h.reg.Drain("d1").Get(stats.Posted); got != uint64(len(h.fake.Measurements())) {
 		t.Errorf("posted %d, fake stored %d", got, len(h.fake.Measurements()))
 	}
