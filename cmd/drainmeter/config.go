@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -89,6 +91,7 @@ type Config struct {
 	routes      []string          // ROUTES
 	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
 	keys        *postgres.Keyring // DRAINMETER_KEY
+	warnings    []string          // logged at start: typos, ignored variables, URLs that would 404
 }
 
 // loadConfig reads the environment. It reports every problem at once, one
@@ -117,6 +120,7 @@ func loadConfig() (Config, error) {
 		v.FieldByIndex(f.Index).Set(one.Elem().Field(0))
 	}
 	c.validate(p)
+	c.warnings = append(envWarnings(os.Environ()), c.warnings...)
 	return c, p.err()
 }
 
@@ -327,10 +331,11 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 		p.add("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
 			"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%q is not cumulative or delta", c.OTLPTemporality)
 	}
-	endpoint := c.OTLPMetricsEndpoint
+	endpoint := strings.TrimSpace(c.OTLPMetricsEndpoint)
 	if endpoint == "" && c.OTLPEndpoint != "" {
-		// The OTel spec: the base URL, with v1/metrics appended.
-		endpoint = strings.TrimRight(c.OTLPEndpoint, "/") + "/v1/metrics"
+		// The OTel spec: the base URL, with v1/metrics appended; a URL
+		// that has it already is taken as it is (drains add does the same).
+		endpoint = otlpMetricsURL(c.OTLPEndpoint)
 	}
 	if endpoint != "" {
 		name := "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
@@ -364,6 +369,9 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 		}
 		headers = mergeHeaders(headers, specific)
 		if good && temp != "" {
+			for _, w := range endpointWarnings(outlet.OTLP, endpoint) {
+				c.warnings = append(c.warnings, name+": "+w)
+			}
 			out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp,
 				PercentileGauges: c.OTLPPercentiles})
 		}
@@ -382,6 +390,9 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			good = false
 		}
 		if good {
+			for _, w := range endpointWarnings(outlet.RemoteWrite, c.RemoteWriteURL) {
+				c.warnings = append(c.warnings, "REMOTE_WRITE_URL: "+w)
+			}
 			out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers})
 		}
 	} else if c.RemoteWriteHeaders != "" {
@@ -433,6 +444,177 @@ func mergeHeaders(base, over []outlet.Header) []outlet.Header {
 		}
 		if !dup {
 			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// otherEnvVars are the environment variables drainmeter reads besides
+// Config's (a test holds every getenv in the source to the two).
+var otherEnvVars = []string{
+	"HEROKU_APP_DEFAULT_DOMAIN_NAME", // drains add: the app's address (runtime-dyno-metadata)
+}
+
+// readEnvVars is every environment variable drainmeter reads.
+func readEnvVars() []string {
+	var out []string
+	for _, v := range configVars() {
+		out = append(out, v.Name)
+	}
+	return append(out, otherEnvVars...)
+}
+
+// ownedPrefixes are the prefixes of drainmeter's variables: a variable
+// with one of them that drainmeter does not read is a typo (or a setting
+// it does not have), and start-up says so.
+var ownedPrefixes = []string{"DRAIN", "REMOTE_WRITE", "OTEL_", "OTLP_", "LIBRATO_", "OUTLET_", "ROUTE",
+	"MAX_", "PARTIAL_", "ROLLUP_", "STATUS_", "SELF_METRIC", "PERCENTILE", "PROCESS_TYPE", "SHUTDOWN_", "WRITER_",
+	"SOURCE_PREFIX", "ADMIN_PASS", "MEMORY_BUDGET"}
+
+// envWarnings names the environment variables (from environ, "K=V") with a
+// prefix drainmeter owns that it does not read: a typo gets the closest
+// variable it does read; OpenTelemetry variables it does not use are
+// listed as ignored, on one line. Values are never quoted.
+func envWarnings(environ []string) []string {
+	known := readEnvVars()
+	isKnown := map[string]bool{}
+	for _, k := range known {
+		isKnown[k] = true
+	}
+	var warnings, ignored []string
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "" || isKnown[name] || seen[name] {
+			continue
+		}
+		seen[name] = true
+		upper := strings.ToUpper(name)
+		owned := false
+		for _, p := range ownedPrefixes {
+			owned = owned || strings.HasPrefix(upper, p)
+		}
+		if !owned {
+			continue
+		}
+		best, dist := "", 1<<30
+		for _, k := range known {
+			if d := editDistance(upper, k); d < dist {
+				best, dist = k, d
+			}
+		}
+		switch {
+		case upper == best:
+			warnings = append(warnings, fmt.Sprintf("%s: drainmeter reads upper-case names only: did you mean %s?", name, best))
+		case strings.HasPrefix(upper, "OTEL_") && (dist > 2 || otherSignal(upper)):
+			ignored = append(ignored, name)
+		default:
+			warnings = append(warnings, fmt.Sprintf("%s is not a drainmeter setting (ignored): did you mean %s?", name, best))
+		}
+	}
+	slices.Sort(warnings)
+	if len(ignored) > 0 {
+		slices.Sort(ignored)
+		warnings = append(warnings, "OpenTelemetry variables drainmeter does not use (ignored): "+strings.Join(ignored, ", "))
+	}
+	return warnings
+}
+
+// otherSignal reports whether an OpenTelemetry variable is another
+// signal's (traces, logs): drainmeter sends metrics only.
+func otherSignal(name string) bool {
+	return strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_TRACES_") || strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_LOGS_")
+}
+
+// editDistance is the optimal-string-alignment distance of a and b: the
+// insertions, deletions, substitutions and swaps of neighbours that turn
+// one into the other (ULR → URL is one).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
+
+// otlpMetricsURL is the OTLP metrics URL of an endpoint as
+// OTEL_EXPORTER_OTLP_ENDPOINT and drains add|set --otlp-endpoint take it:
+// a base URL gets /v1/metrics appended; a URL that ends in /v1/metrics
+// already is used as it is.
+func otlpMetricsURL(endpoint string) string {
+	e := strings.TrimSpace(endpoint)
+	u, err := url.Parse(e)
+	if err != nil {
+		return e // CheckEndpoint says what is wrong with it
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if !strings.HasSuffix(p, "/v1/metrics") {
+		p += "/v1/metrics"
+	}
+	u.Path, u.RawPath = p, ""
+	return u.String()
+}
+
+// endpointWarnings says when an outlet's final URL would obviously get
+// 404 from the receiver its host names, or is no such receiver's path at
+// all. kind is outlet.OTLP or outlet.RemoteWrite.
+func endpointWarnings(kind outlet.Kind, endpoint string) []string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	host, p := strings.ToLower(u.Hostname()), strings.TrimRight(u.Path, "/")
+	shown := outlet.RedactURL(endpoint)
+	var out []string
+	want := func(vendor, path string) {
+		if p != path {
+			out = append(out, fmt.Sprintf("%s: %s serves this at %s://%s%s: this URL would get 404 (not found)",
+				shown, vendor, u.Scheme, u.Host, path))
+		}
+	}
+	switch kind {
+	case outlet.OTLP:
+		switch {
+		case strings.HasSuffix(host, ".grafana.net") && strings.HasPrefix(host, "otlp-gateway-"):
+			want("Grafana Cloud's OTLP gateway", "/otlp/v1/metrics")
+		case strings.HasSuffix(host, ".live.dynatrace.com") || strings.HasSuffix(host, ".apps.dynatrace.com"):
+			want("Dynatrace", "/api/v2/otlp/v1/metrics")
+		case strings.HasSuffix(host, ".honeycomb.io"):
+			want("Honeycomb", "/v1/metrics")
+		case strings.HasSuffix(host, ".nr-data.net"):
+			want("New Relic", "/v1/metrics")
+		case strings.Contains(p, "/v1/metrics/v1/metrics"):
+			out = append(out, fmt.Sprintf("%s: /v1/metrics twice: give the base URL or the full URL, not both", shown))
+		case !strings.HasSuffix(p, "/v1/metrics"):
+			out = append(out, fmt.Sprintf("%s: OTLP/HTTP receivers take metrics at a path ending in /v1/metrics "+
+				"(Prometheus /api/v1/otlp/v1/metrics, Mimir /otlp/v1/metrics): this one would likely get 404", shown))
+		}
+	case outlet.RemoteWrite:
+		switch {
+		case strings.HasSuffix(host, ".grafana.net") && strings.HasPrefix(host, "prometheus-"):
+			want("Grafana Cloud's Prometheus", "/api/prom/push")
+		case strings.HasSuffix(p, "/v1/metrics") || strings.HasSuffix(p, "/otlp"):
+			out = append(out, fmt.Sprintf("%s: this is an OTLP path: remote write goes to /api/v1/write (Prometheus, VictoriaMetrics) "+
+				"or /api/v1/push (Mimir); for OTLP use the OTLP endpoint instead", shown))
+		case p == "":
+			out = append(out, fmt.Sprintf("%s: no path: Prometheus and VictoriaMetrics take remote write at /api/v1/write, "+
+				"Mimir at /api/v1/push; this URL would get 404", shown))
 		}
 	}
 	return out

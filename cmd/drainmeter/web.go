@@ -59,9 +59,15 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg, err := loadConfig()
 	if err != nil {
+		if len(cfg.warnings) > 0 { // a typo is often why: REMOTE_WRITE_ULR and REMOTE_WRITE_HEADERS
+			return fmt.Errorf("%w\nwarnings:\n  %s", err, strings.Join(cfg.warnings, "\n  "))
+		}
 		return err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
 	mem, memFrom := memoryBudget(cfg)
 	nofile, err := raiseFileLimit()
 	if err != nil {
