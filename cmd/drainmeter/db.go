@@ -141,7 +141,9 @@ drainmeter drains COMMAND --help shows one command's flags.
 `
 
 const outletFlagsHelp = `outlet flags (a drain has at most one outlet of each kind; without any, its rollups are logged):
-  --otlp-endpoint URL          OTLP/HTTP metrics endpoint, the full URL (…/v1/metrics, Grafana Cloud's …/otlp/v1/metrics)
+  --otlp-endpoint URL          what OTEL_EXPORTER_OTLP_ENDPOINT takes: a base URL gets /v1/metrics appended (Grafana
+                               Cloud's …/otlp), a URL ending in /v1/metrics is used as is; the final URL is printed
+  --otlp-metrics-endpoint URL  the full metrics URL, used as is (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)
   --otlp-header K=V            a request header, e.g. Authorization=Basic… (repeatable; replaces the outlet's headers)
   --otlp-temporality T         cumulative (Prometheus, Mimir, Grafana Cloud; the default) or delta (Datadog, New Relic, Honeycomb)
   --otlp-percentile-gauges=BOOL
@@ -338,7 +340,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		fmt.Fprint(w, "\n"+drainsFooter)
 	}
-	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpTemp, rwURL, routes, routeMetrics optString
+	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpFullURL, otlpTemp, rwURL, routes, routeMetrics optString
 	var otlpHeaders, rwHeaders, remove optList
 	var processTypes, otlpPctGauges optBool
 	var all, finish bool
@@ -348,7 +350,8 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&name, "name", "drain name (usually the Heroku app's name)")
 		fs.Var(&user, "librato-user", "Librato account email")
 		fs.Var(&token, "librato-token", "Librato API token (- reads stdin, env:NAME the environment)")
-		fs.Var(&otlpURL, "otlp-endpoint", "OTLP/HTTP metrics endpoint (full URL)")
+		fs.Var(&otlpURL, "otlp-endpoint", "OTLP/HTTP endpoint as OTEL_EXPORTER_OTLP_ENDPOINT takes it: a base URL gets /v1/metrics; one ending in /v1/metrics is used as is")
+		fs.Var(&otlpFullURL, "otlp-metrics-endpoint", "OTLP/HTTP metrics URL used as is, as OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 		fs.Var(&otlpHeaders, "otlp-header", "OTLP request header K=V (repeatable)")
 		fs.Var(&otlpTemp, "otlp-temporality", "cumulative or delta")
 		fs.Var(&otlpPctGauges, "otlp-percentile-gauges", "also send measures' percentiles as gauges NAME.p50 …")
@@ -445,10 +448,31 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			}
 			spec.Outlets = append(spec.Outlets, postgres.OutletSpec{Kind: outlet.Librato, User: user.v, Token: tok})
 		}
-		if otlpURL.set || otlpHeaders.set || otlpTemp.set || otlpPctGauges.set {
-			u, err := sr.resolve("otlp-endpoint", otlpURL.v)
+		if otlpURL.set && otlpFullURL.set {
+			return errors.New("give --otlp-endpoint (a base URL, or one ending in /v1/metrics) or --otlp-metrics-endpoint (the full URL, as is), not both")
+		}
+		if otlpURL.set || otlpFullURL.set || otlpHeaders.set || otlpTemp.set || otlpPctGauges.set {
+			var u string
+			var err error
+			if otlpFullURL.set {
+				u, err = sr.resolve("otlp-metrics-endpoint", otlpFullURL.v)
+			} else {
+				u, err = sr.resolve("otlp-endpoint", otlpURL.v)
+				if otlpURL.set && err == nil && u != "" {
+					// What OTEL_EXPORTER_OTLP_ENDPOINT takes: one meaning of "endpoint".
+					if full := otlpMetricsURL(u); full != strings.TrimSpace(u) {
+						fmt.Fprintf(stderr, "--otlp-endpoint: a base URL: posting to %s (/v1/metrics appended)\n", outlet.RedactURL(full))
+						u = full
+					}
+				}
+			}
 			if err != nil {
 				return err
+			}
+			if u != "" {
+				for _, w := range endpointWarnings(outlet.OTLP, u) {
+					fmt.Fprintln(stderr, "warning:", w)
+				}
 			}
 			hs, err := headerFlags("otlp-header", otlpHeaders, sr)
 			if err != nil {
@@ -465,6 +489,11 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			u, err := sr.resolve("remote-write-url", rwURL.v)
 			if err != nil {
 				return err
+			}
+			if u != "" {
+				for _, w := range endpointWarnings(outlet.RemoteWrite, u) {
+					fmt.Fprintln(stderr, "warning:", w)
+				}
 			}
 			hs, err := headerFlags("remote-write-header", rwHeaders, sr)
 			if err != nil {
