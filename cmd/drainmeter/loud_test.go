@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -130,6 +133,40 @@ func TestEndpointWarnings(t *testing.T) {
 		}
 		if len(w) > 0 && strings.Contains(w[0], "hunter2") {
 			t.Errorf("a warning prints a password: %s", w[0])
+		}
+	}
+}
+
+// TestAppJSONHasReceiverTable: the Deploy form asks for every variable
+// that a row of the README's receiver table needs, so that no row needs a
+// variable the form does not offer.
+func TestAppJSONHasReceiverTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../app.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app struct {
+		Env map[string]json.RawMessage `json:"env"`
+	}
+	if err := json.Unmarshal(raw, &app); err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n| backend | config vars |\n")
+	if !ok {
+		t.Fatal("the README has no receiver table (| backend | config vars |)")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	vars := regexp.MustCompile("`([A-Z][A-Z0-9_]+[A-Z0-9])(=|`)").FindAllStringSubmatch(table, -1)
+	if len(vars) < 5 {
+		t.Fatalf("the receiver table names %d variables: the test no longer reads it", len(vars))
+	}
+	for _, m := range vars {
+		if _, ok := app.Env[m[1]]; !ok {
+			t.Errorf("the README's receiver table needs %s, which the Deploy form (app.json) does not ask for", m[1])
 		}
 	}
 }
