@@ -326,7 +326,7 @@ func TestParseCommand(t *testing.T) {
 			rejects + summary, false},
 		// --rollup: the gauges as posted, percentiles named as Librato's are,
 		// uniques rolled into the process type too.
-		{[]string{"parse", "--rollup"}, in,
+		{[]string{"parse", "--rollup", "--format", "librato"}, in,
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=2 sum=8 min=4 max=4 sum_squares=32\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.median source=web unit=ms value=4\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency.perc95 source=web unit=ms value=4\n" +
@@ -340,7 +340,7 @@ func TestParseCommand(t *testing.T) {
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=unique name=users source=web value=1\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=unique name=users source=web.1 value=1\n",
 			rejects + summary, false},
-		{[]string{"parse", "--rollup", "--prefix", "shop", "--source-prefix", "prod", "--percentiles", "50,99.9"},
+		{[]string{"parse", "--rollup", "--format", "librato", "--prefix", "shop", "--source-prefix", "prod", "--percentiles", "50,99.9"},
 			"<190>1 2024-05-01T12:34:02Z host app web.3 - measure#q=2s sample#x=\n",
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q source=prod.web unit=s count=1 sum=2 min=2 max=2 sum_squares=4\n" +
 				"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=shop.q.median source=prod.web unit=s value=2\n" +
@@ -354,7 +354,7 @@ func TestParseCommand(t *testing.T) {
 		{[]string{"parse"}, "GET / 200\nhello\n", "",
 			"reject reason=unrecognized_line text=\"GET / 200\"\nreject reason=unrecognized_line text=\"hello\"\n" +
 				"summary lines=2 measurements=0 rejected=2 rejected.unrecognized_line=2\n" +
-				"drainmeter: parse: no measurement in the input (2 lines): is it a drain body, syslog frames or heroku logs output?\n", true},
+				"drainmeter: parse: no measurement in the input (2 lines): lines need measure#, count#, sample# or unique# keys, router or runtime metrics (drainmeter parse --help)\n", true},
 		{[]string{"parse"}, "", "", "summary lines=0 measurements=0 rejected=0\n", false},
 	} {
 		cmd := exec.Command(binPath, tc.args...)

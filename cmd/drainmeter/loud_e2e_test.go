@@ -3,8 +3,10 @@ package main
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/postgres"
@@ -93,5 +95,127 @@ func TestDrainsEndpointOneMeaning(t *testing.T) {
 		if !strings.Contains(list, want) {
 			t.Errorf("list lacks %s:\n%s", want, list)
 		}
+	}
+}
+
+// runParseCmd runs drainmeter parse with args on stdin in.
+func runParseCmd(t *testing.T, in string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"parse"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TZ=UTC"}
+	cmd.Stdin = strings.NewReader(in)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// TestParseInputShapes: parse takes what a user pastes — a message alone,
+// heroku logs output, heroku local (foreman) output, lines without a time,
+// syslog frames, a logplex body — detected line by line, and each shape
+// of one message prints the same measurements.
+func TestParseInputShapes(t *testing.T) {
+	const msg = "measure#db.latency=4ms count#jobs.done=2 sample#queue=12 unique#users=u42"
+	clock := time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Second)
+	today := clock.Format("15:04:05")
+	ts := clock.Format("2006-01-02T15:04:05.000000+00:00")
+	syslog := "<190>1 " + ts + " host app web.1 - " + msg
+	shapes := map[string]string{
+		"message alone, with source=": msg + " source=web.1",
+		"heroku logs":                 ts + " app[web.1]: " + msg,
+		"heroku local":                today + " web.1   | " + msg,
+		"heroku local, colored":       "\x1b[36m" + today + " web.1 |\x1b[0m " + msg,
+		"node-foreman, 12-hour clock": clock.Format("3:04:05 PM") + " web.1 |  " + msg,
+		"dashboard, no time":          "app[web.1]: " + msg,
+		"dyno, no time":               "web.1: " + msg,
+		"syslog frame":                syslog,
+		"logplex body":                frame(syslog),
+	}
+	want := ""
+	for _, kind := range []string{"measure name=db.latency value=4 unit=ms", "count name=jobs.done value=2",
+		"sample name=queue value=12", "unique name=users value=1 member=u42"} {
+		want += "kind=" + kind + " source=web.1\n"
+	}
+	timeRe := regexp.MustCompile(` time=(\S+)`)
+	for shape, in := range shapes {
+		out, errOut, err := runParseCmd(t, in+"\n")
+		if err != nil || errOut != "summary lines=1 measurements=4 rejected=0\n" {
+			t.Errorf("%s: %v\n%s", shape, err, errOut)
+			continue
+		}
+		if got := timeRe.ReplaceAllString(out, ""); got != want {
+			t.Errorf("%s: printed\n%swant\n%s", shape, got, want)
+		}
+		for _, m := range timeRe.FindAllStringSubmatch(out, -1) {
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil || at.Before(clock.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
+				t.Errorf("%s: time %s, want between the line's clock %s and now", shape, m[1], clock.Format(time.RFC3339))
+			}
+		}
+	}
+
+	// A message alone has no source unless it says source=, and the time
+	// of now; lines of every shape mix in one input.
+	before := time.Now().Add(-time.Second)
+	out, errOut, err := runParseCmd(t, "measure#db.latency=4ms\n"+shapes["heroku local"]+"\nhello world\n"+shapes["logplex body"])
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 9 || !strings.HasPrefix(lines[0], "kind=measure name=db.latency value=4 unit=ms time=") {
+		t.Fatalf("mixed input printed:\n%s", out)
+	}
+	if at, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(lines[0], "kind=measure name=db.latency value=4 unit=ms time=")); at.Before(before) {
+		t.Errorf("a message alone: time %s, want now", lines[0])
+	}
+	if want := "reject reason=unrecognized_line text=\"hello world\"\nsummary lines=4 measurements=9 rejected=1 rejected.unrecognized_line=1\n"; errOut != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut, want)
+	}
+}
+
+// TestParseRollupFormats: --rollup --format shows the names as that
+// outlet sends them, read back from the outlet's own request.
+func TestParseRollupFormats(t *testing.T) {
+	in := "2024-05-01T12:34:01.000001+00:00 app[web.1]: measure#db.latency=4ms count#jobs.done=2 sample#queue=12\n"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rollup"}, "" + // log, the default: as drainmeter web prints them
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=1 sum=4 min=4 max=4 sum_squares=16 p50=4 p95=4 p99=4\n" +
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web.1 unit=ms count=1 sum=4 min=4 max=4 sum_squares=16 p50=4 p95=4 p99=4\n" +
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=web value=2\n" +
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=web.1 value=2\n" +
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=sample name=queue source=web.1 value=12\n"},
+		{[]string{"--rollup", "--format", "prometheus", "--process-types=false"}, "" +
+			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0.5",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0.95",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0.99",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="dyno",job="local",quantile="1",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency_sum{drainmeter_rollup="dyno",job="local",source="web.1"} 4 1714566900000` + "\n" +
+			`db_latency_count{drainmeter_rollup="dyno",job="local",source="web.1"} 1 1714566900000` + "\n" +
+			`jobs_done_total{drainmeter_rollup="dyno",job="local",source="web.1"} 2 1714566900000` + "\n" +
+			`queue{drainmeter_rollup="dyno",job="local",source="web.1"} 12 1714566900000` + "\n"},
+		{[]string{"--rollup", "--format", "otlp", "--process-types=false", "--otlp-temporality", "delta"}, "" +
+			"resource cloud.provider=heroku service.name=local\n" +
+			"metric=db.latency type=exponential_histogram temporality=delta drainmeter.rollup=dyno source=web.1 count=1 sum=4 min=4 max=4 scale=6 time=2024-05-01T12:35:00Z\n" +
+			"metric=jobs.done type=sum temporality=delta monotonic=true drainmeter.rollup=dyno source=web.1 value=2 time=2024-05-01T12:35:00Z\n" +
+			"metric=queue type=gauge drainmeter.rollup=dyno source=web.1 value=12 time=2024-05-01T12:35:00Z\n"},
+	} {
+		out, errOut, err := runParseCmd(t, in, tc.args...)
+		if err != nil {
+			t.Errorf("%v: %v\n%s", tc.args, err, errOut)
+			continue
+		}
+		if out != tc.want {
+			t.Errorf("%v: printed\n%swant\n%s", tc.args, out, tc.want)
+		}
+	}
+	if _, errOut, err := runParseCmd(t, in, "--format", "otlp"); err == nil || !strings.Contains(errOut, "go with --rollup") {
+		t.Errorf("--format without --rollup: %v %s", err, errOut)
+	}
+	if _, errOut, err := runParseCmd(t, in, "--rollup", "--format", "statsd"); err == nil || !strings.Contains(errOut, "one of log, prometheus, otlp, librato") {
+		t.Errorf("--format statsd: %v %s", err, errOut)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,36 +11,45 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
 )
 
-const parseUsage = `usage: drainmeter parse [--json | --rollup] [--prefix P] [--source-prefix S] [--routes T1,T2 --route-metrics MODE]
+const parseUsage = `usage: drainmeter parse [--json | --rollup [--format log|prometheus|otlp|librato]] [--prefix P] [--source-prefix S] [--routes T1,T2 --route-metrics MODE]
 
-Reads stdin and prints one measurement per line. Input may mix:
+Reads stdin and prints one measurement per line. Each line's shape is
+detected on its own, so input may mix:
   - a drain body: octet-counted frames "LEN <PRI>1 TS host APP PROCID - MSG"
   - one syslog frame per line: "<PRI>1 TS host APP PROCID - MSG"
   - 'heroku logs' output: "2024-05-01T12:34:01.000001+00:00 app[web.1]: MSG"
+  - 'heroku local' (foreman) output: "21:00:00 web.1 | MSG" (that time today)
+  - a line without its time: "app[web.1]: MSG", "heroku[router]: MSG", "web.1: MSG"
+  - a message alone: "measure#db.latency=4ms" (time: now; no source unless source=)
 Blank lines and lines starting with # are skipped. Rejects go to stderr with
 their reason, and a summary ends the output there: lines read, measurements,
 rejects by reason. Lines read but no measurement in them: exit status 1.
 
---rollup prints each closed minute as the gauges posted to Librato, one per
-line, named as posted: with the prefix, a measure NAME as NAME (count, sum,
-min, max, sum_squares) and NAME.median, NAME.perc95, NAME.perc99; sources
-with the source prefix, per dyno (web.1) and per process type (web); route
-series with the route in the name (router.route.GET.users._id.service); then
-the minute's events (releases, deploys, rollbacks: Librato's annotations).
+--rollup prints each closed minute (once the input's timestamps are --grace
+past its end, or at the end of the input) as an outlet would send it, names
+included, per dyno (web.1) and per process type (web), with the prefixes:
+  --format log         the log outlet's lines, as drainmeter web prints them (the default)
+  --format prometheus  remote write's series: name{labels} value timestamp_ms
+  --format otlp        OTLP's metrics, one data point a line (--otlp-temporality delta for delta)
+  --format librato     Librato's gauges: NAME and NAME.median, NAME.perc95, NAME.perc99
+Events (releases, deploys, rollbacks) show in log and librato.
 
 --routes and --route-metrics show per-route series of router lines: as a
-route="GET /users/:id" label (and in Librato's names with --rollup).
+route="GET /users/:id" label (and in Librato's names).
 
-  heroku logs -t -a myapp | drainmeter parse --rollup
+  echo 'measure#db.latency=4ms' | drainmeter parse
+  heroku logs -t -a myapp | drainmeter parse --rollup --format prometheus
   heroku logs -a myapp -n 1500 | drainmeter parse --rollup --route-metrics auto --routes /users/:id
 
 flags:
@@ -51,7 +61,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // printed below: to stdout when asked for
 	asJSON := fs.Bool("json", false, "print each measurement as one line of JSON")
-	roll := fs.Bool("rollup", false, "print per-minute rollups (one line per gauge, named as Librato gets them) instead of measurements")
+	roll := fs.Bool("rollup", false, "print per-minute rollups, as --format's outlet sends them, instead of measurements")
 	prefix := fs.String("prefix", "", "metric name prefix")
 	sourcePrefix := fs.String("source-prefix", "", "source prefix")
 	grace := fs.Duration("grace", 90*time.Second, "with --rollup: print a minute once the input's timestamps are this far past its end")
@@ -59,6 +69,9 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	processTypes := fs.Bool("process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
 	routes := fs.String("routes", "", "route templates, comma-separated, first match wins: /users/:id,/api/* (with --route-metrics)")
 	routeMetrics := fs.String("route-metrics", "", "per-route series of router lines: off, templates or auto (default: templates with --routes, else off)")
+	format := fs.String("format", "log", "with --rollup: as which outlet sends them: log (the log outlet's lines), prometheus (remote write's series), otlp (OTLP's metrics and points) or librato (Librato's gauges)")
+	temporality := fs.String("otlp-temporality", "cumulative", "with --format otlp: cumulative or delta")
+	pctGauges := fs.Bool("otlp-percentile-gauges", false, "with --format otlp: also the percentiles as gauges NAME.p50 …")
 	if err := fs.Parse(args); err != nil {
 		out := stderr
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +104,23 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *routeMetrics == "" && len(routeList) > 0 {
 		routeMode = parse.RoutesTemplates
 	}
+	formatSet := false
+	fs.Visit(func(f *flag.Flag) {
+		formatSet = formatSet || f.Name == "format" || f.Name == "otlp-temporality" || f.Name == "otlp-percentile-gauges"
+	})
+	if formatSet && !*roll {
+		return errors.New("parse: --format and the --otlp flags go with --rollup")
+	}
+	var printer *rollupPrinter
+	if *format != "librato" {
+		temp := outlet.Temporality(strings.ToLower(*temporality))
+		if temp != outlet.Cumulative && temp != outlet.Delta {
+			return fmt.Errorf("parse: --otlp-temporality %q: cumulative or delta", *temporality)
+		}
+		if printer, err = newRollupPrinter(*format, temp, *pctGauges, percentiles, "local"); err != nil {
+			return fmt.Errorf("parse: %w", err)
+		}
+	}
 
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
@@ -116,9 +146,16 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	var lines, measurements, unpostable uint64
 	rejects := map[string]uint64{}
+	var printErr error
 	printMinutes := func(ms []*rollup.Minute) {
 		var b []byte
 		for _, mn := range ms {
+			if printer != nil {
+				if err := printer.print(w, mn); err != nil && printErr == nil {
+					printErr = err
+				}
+				continue
+			}
 			sums := mn.Summaries(percentiles)
 			for i := range sums {
 				gauges, skipped, _ := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
@@ -180,6 +217,13 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			p.Frame(rec.data, now, emit)
 		case recHerokuLogs:
 			p.Message(rec.header, now, emit)
+		case recBare:
+			before, rejected := measurements, p.Rejects.Total()
+			p.Message(rec.header, now, emit)
+			if measurements == before && p.Rejects.Total() == rejected {
+				rejects["unrecognized_line"]++
+				fmt.Fprintf(stderr, "reject reason=unrecognized_line text=%q\n", truncate(rec.data, 200))
+			}
 		case recUnknown:
 			rejects[rec.reason]++
 			fmt.Fprintf(stderr, "reject reason=%s text=%q\n", rec.reason, truncate(rec.data, 200))
@@ -196,6 +240,9 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 	_ = w.Flush() // the rollups before the summary
+	if printErr != nil {
+		return fmt.Errorf("parse: %w", printErr)
+	}
 	for r := parse.Reason(0); r < parse.NumReasons; r++ {
 		if n := p.Rejects[r]; n > 0 {
 			rejects[r.String()] += n
@@ -203,7 +250,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	fmt.Fprintln(stderr, parseSummary(lines, measurements, unpostable, rejects))
 	if lines > 0 && measurements == 0 {
-		return fmt.Errorf("parse: no measurement in the input (%d lines): is it a drain body, syslog frames or heroku logs output?", lines)
+		return fmt.Errorf("parse: no measurement in the input (%d lines): lines need measure#, count#, sample# or unique# keys, router or runtime metrics (drainmeter parse --help)", lines)
 	}
 	return nil
 }
@@ -298,8 +345,9 @@ func appendMeasurementLogfmt(dst []byte, m *parse.Measurement) []byte {
 type recKind int
 
 const (
-	recFrame recKind = iota
-	recHerokuLogs
+	recFrame      recKind = iota
+	recHerokuLogs         // a header read from the line: heroku logs, heroku local, app[web.1]: …
+	recBare               // a message alone
 	recUnknown
 )
 
@@ -315,10 +363,11 @@ type record struct {
 type inputReader struct {
 	br  *bufio.Reader
 	buf []byte
+	now func() time.Time
 }
 
 func newInputReader(r io.Reader) *inputReader {
-	return &inputReader{br: bufio.NewReaderSize(r, drain.MaxFrameBytes+32)}
+	return &inputReader{br: bufio.NewReaderSize(r, drain.MaxFrameBytes+32), now: time.Now}
 }
 
 func (in *inputReader) next() (record, error) {
@@ -345,14 +394,150 @@ func (in *inputReader) next() (record, error) {
 		if err != nil && len(line) == 0 {
 			return record{}, err
 		}
-		if line[0] == '<' {
+		line = stripANSI(line) // heroku local and foreman color their output on a terminal
+		if len(line) > 0 && line[0] == '<' {
 			return record{kind: recFrame, data: line}, nil
 		}
 		if h, ok := parse.ParseHerokuLogsLine(line); ok {
 			return record{kind: recHerokuLogs, header: h, data: line}, nil
 		}
-		return record{kind: recUnknown, data: line, reason: "unrecognized_line"}, nil
+		if h, ok := parseForemanLine(line, in.now()); ok {
+			return record{kind: recHerokuLogs, header: h, data: line}, nil
+		}
+		if h, ok := parseProcLine(line); ok {
+			return record{kind: recHerokuLogs, header: h, data: line}, nil
+		}
+		// A bare message, as an app logs it: the time is now, and there is
+		// no source unless the line says source=.
+		return record{kind: recBare, header: parse.Header{App: []byte("app"), Msg: line}, data: line}, nil
 	}
+}
+
+// stripANSI removes terminal escape sequences (ESC [ … letter) from b, in
+// place.
+func stripANSI(b []byte) []byte {
+	if bytes.IndexByte(b, 0x1b) < 0 {
+		return b
+	}
+	out := b[:0]
+	for i := 0; i < len(b); i++ {
+		if b[i] == 0x1b && i+1 < len(b) && b[i+1] == '[' {
+			j := i + 2
+			for j < len(b) && (b[j] < 0x40 || b[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+// parseForemanLine reads a line of heroku local (or foreman, or
+// node-foreman): "21:00:00 web.1 | MSG", the clock maybe followed by AM or
+// PM, the process name padded with spaces. The time is that clock today,
+// in the local time zone (yesterday if that is ahead of now: pasted from
+// before midnight).
+func parseForemanLine(line []byte, now time.Time) (parse.Header, bool) {
+	var h parse.Header
+	clock, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(clock) < 7 || len(clock) > 8 {
+		return h, false
+	}
+	c, err := time.Parse("15:04:05", string(clock))
+	if err != nil {
+		return h, false
+	}
+	hour := c.Hour()
+	if r := bytes.TrimLeft(rest, " "); len(r) >= 3 && (bytes.HasPrefix(r, []byte("AM ")) || bytes.HasPrefix(r, []byte("PM "))) {
+		if hour > 12 || hour == 0 {
+			return h, false
+		}
+		hour %= 12
+		if r[0] == 'P' {
+			hour += 12
+		}
+		rest = r[3:]
+	}
+	proc, msg, ok := bytes.Cut(bytes.TrimLeft(rest, " "), []byte("|"))
+	proc = bytes.TrimSpace(proc)
+	if !ok || len(proc) == 0 || bytes.IndexByte(proc, ' ') >= 0 {
+		return h, false
+	}
+	local := now.Local()
+	t := time.Date(local.Year(), local.Month(), local.Day(), hour, c.Minute(), c.Second(), 0, time.Local)
+	if t.After(now.Add(time.Minute)) {
+		t = t.AddDate(0, 0, -1)
+	}
+	h.Time, h.App, h.ProcID, h.Msg = t, []byte("app"), proc, bytes.TrimLeft(msg, " ")
+	return h, true
+}
+
+// parseProcLine reads a line without a timestamp that names its process:
+// "app[web.1]: MSG", "heroku[router]: MSG" (as Heroku's dashboard shows
+// them) or "web.1: MSG". The time is now.
+func parseProcLine(line []byte) (parse.Header, bool) {
+	var h parse.Header
+	head, msg, ok := bytes.Cut(line, []byte(": "))
+	if !ok {
+		head, ok = bytes.CutSuffix(line, []byte(":"))
+		if !ok {
+			return h, false
+		}
+	}
+	if app, proc, ok := bytes.Cut(head, []byte("[")); ok {
+		proc, ok = bytes.CutSuffix(proc, []byte("]"))
+		if !ok || !isWord(app) || !isProcName(proc) {
+			return h, false
+		}
+		h.App, h.ProcID, h.Msg = app, proc, msg
+		return h, true
+	}
+	if !isDynoName(head) {
+		return h, false
+	}
+	h.App, h.ProcID, h.Msg = []byte("app"), head, msg
+	return h, true
+}
+
+// isWord reports whether b is 1 to 64 letters, digits, '_' or '-'.
+func isWord(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isProcName reports whether b is a PROCID: words joined by dots (web.1,
+// router, run.1234).
+func isProcName(b []byte) bool {
+	for w := range bytes.SplitSeq(b, []byte(".")) {
+		if !isWord(w) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// isDynoName reports whether b is a dyno's name: a process type, a dot and
+// a number (web.1, worker.12).
+func isDynoName(b []byte) bool {
+	typ, num, ok := bytes.Cut(b, []byte("."))
+	if !ok || !isWord(typ) || len(num) == 0 || len(num) > 6 || !(typ[0] >= 'a' && typ[0] <= 'z' || typ[0] >= 'A' && typ[0] <= 'Z') {
+		return false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // octetCount peeks at "LEN <" and, if it is there, consumes "LEN ".

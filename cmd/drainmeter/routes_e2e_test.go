@@ -412,7 +412,7 @@ func TestParseCommandRoutes(t *testing.T) {
 			"kind=event name=heroku.deploys value=1 title=\"Release v74 created\" time=2024-05-01T12:34:58Z\n"},
 		// Series in drainmeter's order (name, then source: a route series,
 		// which has none, first), as Librato names them.
-		{[]string{"parse", "--rollup", "--route-metrics", "auto", "--process-types=false", "--percentiles", "95"}, "" +
+		{[]string{"parse", "--rollup", "--format", "librato", "--route-metrics", "auto", "--process-types=false", "--percentiles", "95"}, "" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=sample name=heroku.release.version value=74\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=heroku.releases value=1\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=router.bytes source=web.1 unit=bytes count=1 sum=13 min=13 max=13 sum_squares=169\n" +
