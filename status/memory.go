@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -197,6 +198,39 @@ func Outlets(d *outlet.Drain, lanes []outlet.Status) []Outlet {
 			}
 		}
 	}
+	if d != nil {
+		for i := range out {
+			if o, ok := d.Outlet(outlet.Kind(out[i].Kind)); ok {
+				out[i].Config = ConfigDesc(o)
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out
+}
+
+// ConfigDesc says which configuration of an outlet is in use: the version
+// drains set gave it (every dyno runs it within DRAIN_CACHE_TTL), or the
+// config vars of the built-in drain, and its options. Never a credential.
+func ConfigDesc(o *outlet.Outlet) string {
+	var s string
+	switch {
+	case o.Version > 0:
+		s = "version " + strconv.FormatInt(o.Version, 10)
+	case o.Kind == outlet.Log:
+		s = "no outlet set: rollups logged"
+	default:
+		s = "config vars"
+	}
+	if o.Kind == outlet.OTLP {
+		t := o.Temporality
+		if t == "" {
+			t = outlet.Cumulative
+		}
+		s += ", " + string(t)
+		if o.PercentileGauges {
+			s += ", percentile gauges"
+		}
+	}
+	return s
 }

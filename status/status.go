@@ -55,6 +55,7 @@ type Drain struct {
 type Outlet struct {
 	Kind           string     `json:"kind"`   // log, librato, otlp, remotewrite
 	Target         string     `json:"target"` // the endpoint, without credentials
+	Config         string     `json:"config"` // which configuration the lane runs: its version and options
 	State          string     `json:"state"`  // ok, retrying, uncertain, paused, giving_up
 	LastPostAt     *time.Time `json:"last_post_at"`
 	MinutesWaiting int        `json:"minutes_waiting"`

@@ -166,6 +166,7 @@ type outletView struct {
 	Index          int
 	Kind           string
 	Target         string
+	Config         string
 	State          string
 	StateLabel     string
 	LastPost       timeView
@@ -327,6 +328,7 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 			Index:          i,
 			Kind:           o.Kind,
 			Target:         o.Target,
+			Config:         o.Config,
 			State:          o.State,
 			StateLabel:     stateLabel(o.State),
 			LastPost:       formatTime(now, o.LastPostAt),

@@ -79,14 +79,16 @@ func (t *tenants) Drain(id string) (*outlet.Drain, bool) {
 	if t.cache == nil {
 		return nil, false
 	}
-	d, ok := t.cache.Cached(id)
-	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), postgres.LookupTimeout)
-		defer cancel()
-		var err error
-		if d, err = t.cache.Lookup(ctx, id); err != nil {
-			return nil, false
-		}
+	// Through Lookup, not the cache alone: an entry older than
+	// DRAIN_CACHE_TTL is read again, so that a dyno that gets no traffic for
+	// the drain (whose entry only the sealer and the poster read) follows
+	// drains set within the TTL like the others. While the database is
+	// unreachable the cached entry serves.
+	ctx, cancel := context.WithTimeout(context.Background(), postgres.LookupTimeout)
+	defer cancel()
+	d, err := t.cache.Lookup(ctx, id)
+	if err != nil {
+		return nil, false
 	}
 	if d == nil {
 		return nil, false
