@@ -46,7 +46,7 @@ type Config struct {
 	LibratoToken string `envconfig:"LIBRATO_TOKEN" desc:"Librato API token"`
 
 	OTLPMetricsEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" desc:"OTLP/HTTP metrics endpoint, the full URL (wins over OTEL_EXPORTER_OTLP_ENDPOINT)"`
-	OTLPEndpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT" desc:"OTLP/HTTP base URL (/v1/metrics is appended): the built-in drain posts OTLP"`
+	OTLPEndpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT" desc:"OTLP/HTTP endpoint: a base URL gets /v1/metrics, one ending in /v1/metrics is used as is"`
 	OTLPHeaders         string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS" desc:"OTLP request headers: k1=v1,k2=v2, values percent-encoded"`
 	OTLPMetricsHeaders  string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_HEADERS" desc:"more OTLP headers, replacing those of the same name"`
 	OTLPTemporality     string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" default:"cumulative" desc:"cumulative or delta"`

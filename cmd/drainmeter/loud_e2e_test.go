@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/fakeotlp"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/postgres"
 )
@@ -217,5 +220,103 @@ func TestParseRollupFormats(t *testing.T) {
 	}
 	if _, errOut, err := runParseCmd(t, in, "--rollup", "--format", "statsd"); err == nil || !strings.Contains(errOut, "one of log, prometheus, otlp, librato") {
 		t.Errorf("--format statsd: %v %s", err, errOut)
+	}
+}
+
+// TestConfigReachesIdleDyno: two webs on one Postgres; after drains set
+// switches a drain's outlet, a web that had no traffic for the drain since
+// (the other is gone: it alone seals and posts) posts the next minute to
+// the new outlet, never the old, within DRAIN_CACHE_TTL.
+func TestConfigReachesIdleDyno(t *testing.T) {
+	t.Parallel() // waits for two minutes to close
+	fake := fakeotlp.New("")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	dsn := pgtest.NewDatabase(t, false)
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
+	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "idle")) // no outlet: the log
+	webEnv := append(env[:2:2], "DRAIN_CACHE_TTL=2s", "GRACE=2s", "ADMIN_PASSWORD=pw")
+	w1, w2 := startServer(t, webEnv...), startServer(t, webEnv...)
+	send := func(s *server, at time.Time, msg string) {
+		t.Helper()
+		if code := s.do(t, post{user: id, pass: secret, body: []byte(appLine(at, "web.1", msg))}).StatusCode; code != 200 {
+			t.Fatalf("%s: %d", s.url, code)
+		}
+	}
+
+	// Both webs know the drain and its log outlet: a line each, minute M0.
+	t0 := time.Now()
+	send(w1, t0, "count#before=1")
+	send(w2, t0, "count#before=1")
+	m0 := "minute=" + t0.UTC().Truncate(time.Minute).Format(time.RFC3339)
+	eventually(t, 100*time.Second, "minute M0 printed by the log outlet", func() bool {
+		return strings.Contains(w1.out.String()+w2.out.String(), "at=rollup drain="+id+" "+m0+" kind=count name=before")
+	})
+
+	mustCLI(t, env, "drains", "set", "idle", "--otlp-endpoint", srv.URL) // a base URL: /v1/metrics appended
+	// The next minute's line reaches web 1 alone, which then shuts down
+	// (its partials written): web 2, idle for the drain, seals and posts it.
+	t1 := time.Now()
+	send(w1, t1, "count#after=3")
+	if _, err := w1.stop(t); err != nil {
+		t.Fatalf("web 1: %v", err)
+	}
+	m1End := uint64(t1.UTC().Truncate(time.Minute).Add(time.Minute).UnixNano())
+	eventually(t, 100*time.Second, "the next minute posted to the new outlet", func() bool {
+		for _, p := range fake.Points() {
+			if p.Metric == "after" {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(3 * time.Second) // anything posted to the log as well would show by now
+	var got float64
+	for _, p := range fake.Points() {
+		if p.Metric == "after" && p.Attrs["source"] == "web.1" {
+			if p.Time != m1End {
+				t.Errorf("after posted for minute ending %d, want %d", p.Time, m1End)
+			}
+			got += p.Value
+		}
+	}
+	if got != 3 {
+		t.Errorf("after = %v at the new outlet, want 3 (once)", got)
+	}
+	if out := w1.out.String() + w2.out.String(); strings.Contains(out, "name=after") {
+		t.Errorf("the minute after the switch went to the old (log) outlet too:\n%s", out)
+	}
+	// The status page says which configuration the lane runs.
+	page := w2.do(t, post{method: "GET", path: "/status.json", user: "admin", pass: "pw"})
+	body, _ := io.ReadAll(page.Body)
+	if !regexp.MustCompile(`"kind":"otlp","target":"` + regexp.QuoteMeta(srv.URL) + `/v1/metrics","config":"version \d+, cumulative"`).Match(body) {
+		t.Errorf("the status page does not show the OTLP lane's configuration:\n%s", body)
+	}
+	if strings.Contains(string(body), `"kind":"log"`) {
+		t.Errorf("the status page still shows the log outlet:\n%s", body)
+	}
+	if _, err := w2.stop(t); err != nil {
+		t.Fatalf("web 2: %v", err)
+	}
+}
+
+// TestREADMEParseExample: the README's parse example prints what the
+// README shows (but the time, which is now).
+func TestREADMEParseExample(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?m)^echo '([^']*)' \\| go run \\./cmd/drainmeter parse\n```\n\n```\n((?:kind=.*\n)+)```").FindStringSubmatch(string(raw))
+	if m == nil {
+		t.Fatal("the README has no parse example with its output")
+	}
+	out, errOut, err := runParseCmd(t, m[1]+"\n")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	timeRe := regexp.MustCompile(`time=\S+`)
+	if got, want := timeRe.ReplaceAllString(out, "time=T"), timeRe.ReplaceAllString(m[2], "time=T"); got != want {
+		t.Errorf("the README's parse example prints\n%sthe README shows\n%s", got, want)
 	}
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -167,6 +171,160 @@ func TestAppJSONHasReceiverTable(t *testing.T) {
 	for _, m := range vars {
 		if _, ok := app.Env[m[1]]; !ok {
 			t.Errorf("the README's receiver table needs %s, which the Deploy form (app.json) does not ask for", m[1])
+		}
+	}
+}
+
+// getenvRe finds the environment variables a Go source reads by name.
+var getenvRe = regexp.MustCompile(`(?:Getenv|LookupEnv|getenv)\("([A-Z][A-Z0-9_]*)"\)`)
+
+// sourceEnvVars returns the variables read by name in the non-test Go
+// files under dir.
+func sourceEnvVars(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range getenvRe.FindAllStringSubmatch(string(b), -1) {
+			out[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestEnvVarsRead: every variable the binary's sources read by name is
+// Config's or in otherEnvVars, so that the typo warnings know them all.
+func TestEnvVarsRead(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range readEnvVars() {
+		known[v] = true
+	}
+	for v := range sourceEnvVars(t, ".") {
+		if !known[v] {
+			t.Errorf("cmd/drainmeter reads %s, which is neither in Config nor in otherEnvVars: start-up would call it a typo", v)
+		}
+	}
+}
+
+// readmeNotVars are upper-case words of the README that are not variables
+// drainmeter reads, on purpose.
+var readmeNotVars = map[string]bool{
+	"REMOTE_WRITE_ULR":            true, // the example of a typo, and its warning
+	"OTEL_METRIC_EXPORT_INTERVAL": true, // an example of the OpenTelemetry variables it ignores
+}
+
+// TestREADMEQuotesTheTypoWarning: the warning the README shows is the one
+// start-up logs.
+func TestREADMEQuotesTheTypoWarning(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := envWarnings([]string{"REMOTE_WRITE_ULR=https://prom.example.com/api/v1/write"})
+	if len(w) != 1 {
+		t.Fatalf("warnings %q", w)
+	}
+	if line := "\nlevel=WARN msg=" + strconv.Quote(w[0]) + "\n"; !strings.Contains(string(raw), line) {
+		t.Errorf("the README does not show the warning as logged:%s", line)
+	}
+}
+
+// notFiles are first path segments of the README's words that are not
+// files: MIME types, OTLP protocols, metric names.
+var notFiles = map[string]bool{"text": true, "application": true, "http": true, "a": true}
+
+// TestREADMEIsTrue: the README names no file that does not exist and no
+// variable that drainmeter does not read (Config's, the other getenv uses
+// of the binary and of the test helpers it documents).
+func TestREADMEIsTrue(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	checkREADME(t, readme, func(format string, args ...any) { t.Errorf(format, args...) })
+
+	// The test fails when it should.
+	var caught []string
+	checkREADME(t, "See `shared/reference/conventions.md` and `scripts/nothing`; set `REMOTE_WRITE_URI=…` and run ./scripts/nope.\n",
+		func(format string, args ...any) { caught = append(caught, fmt.Sprintf(format, args...)) })
+	if len(caught) != 4 {
+		t.Errorf("a README with two missing files, a missing command and an unknown variable: caught %d:\n%s", len(caught), strings.Join(caught, "\n"))
+	}
+}
+
+func checkREADME(t *testing.T, readme string, fail func(format string, args ...any)) {
+	t.Helper()
+	read := sourceEnvVars(t, "../..")
+	for _, v := range readEnvVars() {
+		read[v] = true
+	}
+	seen := map[string]bool{}
+	// NAME_WITH_UNDERSCORES anywhere, and NAME= at the start of a word
+	// (not measure=NAME val=V).
+	for _, m := range regexp.MustCompile("\\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\\b|(?:^|[\\s`(])([A-Z][A-Z0-9]+)=").FindAllStringSubmatch(readme, -1) {
+		v := m[1] + m[2]
+		if seen[v] || read[v] || readmeNotVars[v] {
+			continue
+		}
+		seen[v] = true
+		fail("the README names %s, which drainmeter does not read", v)
+	}
+
+	exists := func(p string) bool {
+		_, err := os.Stat(filepath.Join("../..", filepath.FromSlash(p)))
+		return err == nil
+	}
+	pathRe := regexp.MustCompile(`^\.{0,2}/?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*/?$`)
+	check := func(p, where string) {
+		p = strings.TrimSuffix(strings.TrimSuffix(p, "…"), "/")
+		if !strings.Contains(p, "/") || !pathRe.MatchString(p) || strings.HasPrefix(p, "/") {
+			return
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(p, "./"), "/")
+		if notFiles[first] || seen[p] {
+			return
+		}
+		seen[p] = true
+		if !exists(p) {
+			fail("the README names %s (%s), which is not in the repository", p, where)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([^`\n]+)`").FindAllStringSubmatch(readme, -1) {
+		check(m[1], "quoted")
+	}
+	for _, m := range regexp.MustCompile(`\]\(([^)#][^)]*)\)`).FindAllStringSubmatch(readme, -1) {
+		if !strings.Contains(m[1], "://") {
+			check(m[1], "a link")
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?:^|\s)(\./[A-Za-z0-9_./-]+)`).FindAllStringSubmatch(readme, -1) {
+		check(m[1], "a command")
+	}
+	// The Development section's map of the tree.
+	if _, dev, ok := strings.Cut(readme, "\n## Development\n"); ok {
+		if _, tree, ok := strings.Cut(dev, "```\n"); ok {
+			tree, _, _ = strings.Cut(tree, "```")
+			for _, line := range strings.Split(tree, "\n") {
+				if f := strings.Fields(line); len(f) > 0 && line[0] != ' ' { // not a description's second line
+					if !exists(strings.TrimSuffix(f[0], "/")) {
+						fail("the README's map of the tree names %s, which is not in the repository", f[0])
+					}
+				}
+			}
 		}
 	}
 }
