@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"reflect"
@@ -618,4 +620,22 @@ func endpointWarnings(kind outlet.Kind, endpoint string) []string {
 		}
 	}
 	return out
+}
+
+// warnOutletURLs logs, at start, the outlets of the drains table whose URL
+// a known receiver would answer with 404 (drains add|set warned too).
+func warnOutletURLs(ctx context.Context, drains *postgres.Drains, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := drains.List(ctx, false)
+	if err != nil {
+		return // start-up goes on; the lanes will say what the receivers answer
+	}
+	for _, d := range list {
+		for _, o := range d.Outlets {
+			for _, w := range endpointWarnings(o.Kind, o.URL) {
+				log.Warn("drain "+d.Name+": "+w, "drain", d.ID, "outlet", string(o.Kind))
+			}
+		}
+	}
 }

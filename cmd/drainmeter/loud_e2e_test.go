@@ -101,6 +101,13 @@ func TestDrainsEndpointOneMeaning(t *testing.T) {
 			t.Errorf("list lacks %s:\n%s", want, list)
 		}
 	}
+
+	// A web starting on the table warns about the URL that would get 404.
+	s := startServer(t, env[:2]...)
+	want := `level=WARN msg="drain full: ` + grafana + `: Grafana Cloud's OTLP gateway serves this at ` + grafana + `/v1/metrics: this URL would get 404 (not found)"`
+	if out := s.out.String(); !strings.Contains(out, want) || strings.Count(out, "would get 404") != 1 {
+		t.Errorf("start-up does not warn about drain full's URL once:\n%s", out)
+	}
 }
 
 // runParseCmd runs drainmeter parse with args on stdin in.

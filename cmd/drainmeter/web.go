@@ -98,6 +98,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		tn.drains = postgres.NewDrains(pool, cfg.keys)
+		warnOutletURLs(ctx, tn.drains, log)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
 		// Batch-id claims are on the request path: their own connections,
 		// without waiting for the commit's WAL flush (a claim lost to a
