@@ -166,16 +166,22 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 	return sealedMinutes, nil
 }
 
-// ensureLanes creates the lanes of the drain's current outlets.
+// ensureLanes creates the lanes of the drain's current outlets: those the
+// database has now (the log's when it has none), and those this dyno's
+// cache has, for the built-in drain of config vars. A cached copy a little
+// older than drains set thus never keeps the new outlet's lane from being
+// created; a lane that the cache added and the drain no longer has is
+// removed by the poster.
 func ensureLanes(ctx context.Context, tx pgx.Tx, dest outlet.Destinations, drain string) error {
-	d, ok := dest.Drain(drain)
-	if !ok {
-		return nil // unknown here (the cache could not tell): the next sealing or poll creates them
+	kinds := []string{}
+	if d, ok := dest.Drain(drain); ok {
+		for _, o := range d.Outlets {
+			kinds = append(kinds, string(o.Kind))
+		}
 	}
-	kinds := make([]string, len(d.Outlets))
-	for i, o := range d.Outlets {
-		kinds[i] = string(o.Kind)
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO lanes (drain_id, outlet) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, drain, kinds)
+	_, err := tx.Exec(ctx, `INSERT INTO lanes (drain_id, outlet)
+		SELECT $1, unnest($2::text[])
+		UNION SELECT d.id, coalesce(o.kind, 'log') FROM drains d LEFT JOIN outlets o ON o.drain_id = d.id WHERE d.id = $1
+		ON CONFLICT DO NOTHING`, drain, kinds)
 	return err
 }
