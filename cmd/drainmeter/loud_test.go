@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainmeter/drainmeter/outlet"
 )
@@ -326,5 +327,52 @@ func checkREADME(t *testing.T, readme string, fail func(format string, args ...a
 				}
 			}
 		}
+	}
+}
+
+// TestForemanAndProcLines: the clock of heroku local's lines is today's
+// (yesterday's when it is ahead of now), 12-hour clocks included; lines
+// that only look like them are not taken.
+func TestForemanAndProcLines(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 10, 0, 0, time.Local)
+	for _, tc := range []struct {
+		line, want, proc, msg string
+	}{
+		{"00:09:59 web.1 | count#a=1", "2026-12-07T00:09:59", "web.1", "count#a=1"},
+		{"23:59:58 web.1   |   count#a=1", "2026-12-06T23:59:58", "web.1", "count#a=1"}, // pasted from before midnight
+		{"12:00:01 AM worker.2 | x", "2026-12-07T00:00:01", "worker.2", "x"},
+		{"12:00:01 PM web.1 | x", "2026-12-06T12:00:01", "web.1", "x"},
+		{"1:02:03 PM web.1 | x", "2026-12-06T13:02:03", "web.1", "x"},
+		{"25:00:00 web.1 | x", "", "", ""},
+		{"13:00:00 PM web.1 | x", "", "", ""},
+		{"00:09:59 web 1 | x", "", "", ""},
+		{"00:09:59 web.1 x", "", "", ""},
+		{"measure#x=1", "", "", ""},
+	} {
+		h, ok := parseForemanLine([]byte(tc.line), now)
+		if ok != (tc.want != "") {
+			t.Errorf("%q: ok %v", tc.line, ok)
+			continue
+		}
+		if ok && (h.Time.Format("2006-01-02T15:04:05") != tc.want || string(h.ProcID) != tc.proc || string(h.Msg) != tc.msg || string(h.App) != "app") {
+			t.Errorf("%q: %s %q %q %q", tc.line, h.Time, h.App, h.ProcID, h.Msg)
+		}
+	}
+	for _, tc := range []struct{ line, app, proc, msg string }{
+		{"app[web.1]: count#a=1", "app", "web.1", "count#a=1"},
+		{"heroku[router]: at=info", "heroku", "router", "at=info"},
+		{"web.12: count#a=1", "app", "web.12", "count#a=1"},
+		{"db.latency: 4", "", "", ""}, // not a dyno
+		{"note: count#a=1", "", "", ""},
+		{"app[web 1]: x", "", "", ""},
+		{"count#a=1", "", "", ""},
+	} {
+		h, ok := parseProcLine([]byte(tc.line))
+		if ok != (tc.app != "") || ok && (string(h.App) != tc.app || string(h.ProcID) != tc.proc || string(h.Msg) != tc.msg) {
+			t.Errorf("%q: %v %q %q %q", tc.line, ok, h.App, h.ProcID, h.Msg)
+		}
+	}
+	if got := string(stripANSI([]byte("\x1b[36m21:00:00 web.1 |\x1b[0m x\x1b"))); got != "21:00:00 web.1 | x\x1b" {
+		t.Errorf("stripANSI: %q", got)
 	}
 }
