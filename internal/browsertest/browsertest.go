@@ -296,6 +296,15 @@ func (b *Browser) ResetWidth() {
 	if err != nil {
 		b.t.Fatalf("browsertest: reset viewport: %v", err)
 	}
+	// The override is lifted asynchronously: under load a style read right
+	// after it can still see the phone's layout. Wait until the page is laid
+	// out at the window's own width again.
+	for deadline := time.Now().Add(5 * time.Second); eval[int](b, `window.innerWidth`) < DesktopWidth-20; {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browsertest: the viewport did not return to the desktop width")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Screenshot saves a full-page PNG of the current page laid out at width
