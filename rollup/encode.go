@@ -23,7 +23,8 @@ import (
 //
 //	kind(1) | flags(1) | str name | str source | str dims | str unit | varint count | f64 sum, min, max, sumsq, last | varint lasttime | bytes sketch
 //
-// (flags: bit 0 = ProcessType)
+// (flags: bit 0 = ProcessType; bit 1 = the sketch's bins are of the
+// upper-inclusive mapping, see below)
 // and each event (version 3) as
 //
 //	str name | str title | varint time (unix nanoseconds)
@@ -36,6 +37,19 @@ import (
 // which drainmeter 0.1's sealers read, so that a rolling deploy loses
 // nothing; with events, as version 3.
 //
+// The sketch's own encoding is versioned by flags bit 1. Set, its bins are
+// of today's mapping (spec, mapping.go): bin i holds (Gamma^i, Gamma^(i+1)],
+// the OTLP-spec bucket. Clear, they are of the mapping before it, DDSketch's
+// logarithmic mapping of the same Gamma, bin i holding [Gamma^i,
+// Gamma^(i+1)): such partials, written before an upgrade and still in
+// Postgres, merge with those written after it bin for bin, as the two bins
+// i differ only on the boundary Gamma^i, which a value of the old mapping
+// may sit on (8 ms, say: then within RelativeAccuracy, 0.54 %, of its bin's
+// value, as before). A flag rather than a new version byte, so that the
+// sealers of the version before, which ignore the bit, still read the
+// partials of this one during a rolling deploy (their reading differs on
+// boundary values alone, by at most 0.54 %).
+//
 // Version 1 (drainmeter 0.1) had no dims and sketches of another mapping
 // (relative accuracy 0.009): they are still read, each bin re-added at its
 // representative value into a sketch of today's mapping, so that partials
@@ -47,10 +61,21 @@ const (
 	encodingVersionV1 = 1
 )
 
+// The flags of a series.
+const (
+	flagProcessType = 1 << 0
+	flagSpecMapping = 1 << 1 // the sketch's bins are spec's, (Gamma^i, Gamma^(i+1)]
+)
+
+// indexMappingV1 is version 1's mapping.
 var indexMappingV1 = mustMapping(mapping.NewLogarithmicMappingWithGamma((1+0.009)/(1-0.009), 0))
 
 // AppendBinary appends the encoding of the minute's series to dst.
-func (m *Minute) AppendBinary(dst []byte) []byte {
+func (m *Minute) AppendBinary(dst []byte) []byte { return m.appendBinary(dst, flagSpecMapping) }
+
+// appendBinary is AppendBinary with the flags of measures' sketches given
+// (tests write partials of the old mapping with 0).
+func (m *Minute) appendBinary(dst []byte, sketchFlags byte) []byte {
 	if len(m.Events) > 0 {
 		dst = append(dst, encodingVersionV3)
 	} else {
@@ -61,7 +86,10 @@ func (m *Minute) AppendBinary(dst []byte) []byte {
 	for _, s := range m.Sorted() {
 		var flags byte
 		if s.ProcessType {
-			flags |= 1
+			flags |= flagProcessType
+		}
+		if s.Kind == parse.Measure {
+			flags |= sketchFlags
 		}
 		dst = append(dst, byte(s.Kind), flags)
 		dst = appendString(dst, s.Name)
@@ -210,7 +238,7 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		key := seriesKey(string(name), string(source), string(dims))
 		s := newSeries(kind, key, len(name), len(source))
 		s.Unit = string(unit)
-		s.ProcessType = flags&1 != 0
+		s.ProcessType = flags&flagProcessType != 0
 		s.Count = d.varint()
 		s.Sum, s.Min, s.Max, s.SumSq, s.Last = d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
 		s.LastTime = d.varint()
@@ -231,6 +259,8 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 				})
 				break
 			}
+			// Without flagSpecMapping, bins of the mapping before spec: bin i
+			// is read as bin i (see the encoding's comment).
 			dec, err := ddsketch.DecodeDDSketch(sk, store.BufferedPaginatedStoreConstructor, indexMapping)
 			if err != nil {
 				return nil, fmt.Errorf("rollup: partial sketch: %w", err)

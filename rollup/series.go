@@ -13,10 +13,13 @@ import (
 )
 
 // Gamma is the quantile sketch's bin ratio, 2^(1/64): sketch bin i holds the
-// values in [Gamma^i, Gamma^(i+1)), which is bucket i of an OpenTelemetry
-// exponential histogram of scale 6, so the OTLP outlet copies bins as they
-// are. A percentile is then within RelativeAccuracy (0.54 %) of the exact
-// nearest-rank value, under the 1 % the product promises.
+// values in (Gamma^i, Gamma^(i+1)], which is bucket i of an OpenTelemetry
+// exponential histogram of scale 6 (and bucket i+1 of a Prometheus native
+// histogram of schema 6), so the outlets copy bins as they are. A value on
+// a boundary (every power of two) is in the bucket below it, as the OTLP
+// spec and Prometheus put it (MapToIndex). A percentile is then within
+// RelativeAccuracy (0.54 %) of the exact nearest-rank value, under the 1 %
+// the product promises.
 var Gamma = math.Exp2(1.0 / 64)
 
 // Scale is the OpenTelemetry exponential-histogram scale whose buckets are
@@ -26,7 +29,8 @@ const Scale = 6
 // RelativeAccuracy is (Gamma-1)/(Gamma+1).
 var RelativeAccuracy = (Gamma - 1) / (Gamma + 1)
 
-var indexMapping = mustMapping(mapping.NewLogarithmicMappingWithGamma(Gamma, 0))
+// indexMapping is the sketch's mapping (mapping.go).
+var indexMapping mapping.IndexMapping = spec{}
 
 func mustMapping(m *mapping.LogarithmicMapping, err error) mapping.IndexMapping {
 	if err != nil {
