@@ -30,6 +30,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -81,8 +82,46 @@ type Outlet struct {
 	// NAME.p50, .p95, .p99 (PERCENTILES), for receivers that keep only
 	// count, sum, min and max of a histogram (Dynatrace).
 	PercentileGauges bool
-	Version          int64 // changes whenever the outlet's configuration does (0: built in)
+	// MaxBuckets (OTLP): the most buckets a side of an exponential
+	// histogram has before it is downscaled (OTLP_MAX_BUCKETS; 0: the
+	// OpenTelemetry SDK's 160, DefaultMaxBuckets).
+	MaxBuckets int
+	// Histograms (remote write): how measures go out, as a Summary
+	// (quantile series, the default) or a native histogram.
+	Histograms Histograms
+	Version    int64 // changes whenever the outlet's configuration does (0: built in)
 }
+
+// DefaultMaxBuckets is Outlet.MaxBuckets' default, the OpenTelemetry SDK's.
+const DefaultMaxBuckets = 160
+
+// MaxMaxBuckets is the most Outlet.MaxBuckets may be: more than the 1,920
+// a side of 10^-9 … 10^9 needs at scale 6.
+const MaxMaxBuckets = 4096
+
+// Histograms is how a remote write outlet sends measures
+// (REMOTE_WRITE_HISTOGRAMS).
+type Histograms string
+
+// The ways.
+const (
+	SummaryHistograms Histograms = "summary" // name{quantile=…}, name_sum, name_count (also "")
+	NativeHistograms  Histograms = "native"  // one Prometheus native histogram series
+)
+
+// ParseHistograms reads "native" or "summary" ("" is summary).
+func ParseHistograms(s string) (Histograms, error) {
+	switch Histograms(s) {
+	case "", SummaryHistograms:
+		return SummaryHistograms, nil
+	case NativeHistograms:
+		return NativeHistograms, nil
+	}
+	return "", fmt.Errorf("remote write histograms %q: native or summary", s)
+}
+
+// Native reports whether measures go out as native histograms.
+func (o *Outlet) Native() bool { return o.Kind == RemoteWrite && o.Histograms == NativeHistograms }
 
 // ID names the outlet within its drain: a drain has at most one outlet of a
 // kind.
@@ -131,7 +170,8 @@ func (o *Outlet) Secrets() []string {
 // included; it is a hash, safe to store and compare.
 func (o *Outlet) Fingerprint() string {
 	h := sha256.New()
-	for _, f := range []string{string(o.Kind), o.URL, o.User, o.Token, string(o.Temporality), strconv.FormatBool(o.PercentileGauges)} {
+	for _, f := range []string{string(o.Kind), o.URL, o.User, o.Token, string(o.Temporality), strconv.FormatBool(o.PercentileGauges),
+		strconv.Itoa(o.MaxBuckets), string(o.Histograms)} {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
@@ -149,15 +189,23 @@ func (o *Outlet) Fingerprint() string {
 // durable mode, running totals start anew).
 func (o *Outlet) EncodingKey() string {
 	k := string(o.Kind) + "/" + string(o.Temporality)
+	if o.Native() {
+		// Running bucket counts: a change of way starts the totals anew.
+		k = string(o.Kind) + "/" + string(NativeHistograms)
+	}
 	if o.PercentileGauges {
 		k += "/percentile-gauges"
+	}
+	if o.Kind == OTLP && o.MaxBuckets > 0 && o.MaxBuckets != DefaultMaxBuckets {
+		k += "/max-buckets=" + strconv.Itoa(o.MaxBuckets)
 	}
 	return k
 }
 
 // SameTotals reports whether running totals kept under encoding key a
-// still hold under key b: the kind and temporality are the same (options
-// such as percentile gauges change the requests, not the totals).
+// still hold under key b: the kind and temporality (for remote write,
+// native histograms or not) are the same (options such as percentile
+// gauges change the requests, not the totals).
 func SameTotals(a, b string) bool {
 	totals := func(k string) string {
 		kind, rest, _ := strings.Cut(k, "/")

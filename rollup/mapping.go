@@ -17,10 +17,11 @@ const MinScale = -4
 // scale that holds v > 0: the i with base^i < v ≤ base^(i+1), base =
 // 2^(2^-scale), as the OpenTelemetry data model and Prometheus' native
 // histograms (whose index is i+1) define it. It is exact for every power
-// of two (math.Frexp tells them apart), at every scale, as the
-// OpenTelemetry Go SDK's exponent mapping is; elsewhere math.Log2 decides,
-// which may put a value within an ulp or so of a boundary in the bucket
-// beside it (the data model allows that). Bucket i of scale s is bucket
+// of two (math.Frexp tells them apart) and for the values next to them,
+// at every scale, as the OpenTelemetry Go SDK's exponent mapping is;
+// elsewhere math.Log2 of the fraction decides, which may put a value
+// within an ulp or so of another boundary in the bucket beside it (the
+// data model allows that). Bucket i of scale s is bucket
 // i>>1 of scale s-1: MapToIndex(v, s-1) == MapToIndex(v, s)>>1.
 func MapToIndex(v float64, scale int) int {
 	frac, exp := math.Frexp(v) // v = frac·2^exp, frac in [0.5, 1)
@@ -36,7 +37,10 @@ func MapToIndex(v float64, scale int) int {
 	if frac == 0.5 {
 		return (exp-1)<<scale - 1
 	}
-	return int(math.Ceil(math.Ldexp(math.Log2(v), scale))) - 1
+	// v in (2^(exp-1), 2^exp): log2 v = exp + log2 frac, with log2 frac in
+	// (-1, 0) computed on its own, so that a value an ulp above a power of
+	// two is not rounded onto it.
+	return exp<<scale + int(math.Ceil(math.Ldexp(math.Log2(frac), scale))) - 1
 }
 
 // spec is the sketch's index mapping: bin i is bucket i of an exponential

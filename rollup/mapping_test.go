@@ -39,6 +39,7 @@ var bucketTable = []struct {
 	{math.Nextafter(1, 0), [11]int{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}},
 	{math.Nextafter(8, 9), [11]int{192, 96, 48, 24, 12, 6, 3, 1, 0, 0, 0}},
 	{math.Nextafter(8, 7), [11]int{191, 95, 47, 23, 11, 5, 2, 1, 0, 0, 0}},
+	{math.Nextafter(1<<23, 1<<24), [11]int{1472, 736, 368, 184, 92, 46, 23, 11, 5, 2, 1}},
 }
 
 // TestBucketsOnAndNextToBoundaries: a value, and its negative, lands in the

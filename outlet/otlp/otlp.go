@@ -14,9 +14,9 @@
 //	            sum, start M                           since the series' start
 //	measure     ExponentialHistogram{DELTA}: the       Summary: running count and sum, quantiles 0,
 //	            sketch's bins (scale 6, downscaled     .5, .95, .99, 1 of minute M; a minute with a
-//	            past 160 buckets a side), exact count, negative value goes out as gauges NAME.min,
-//	            min, max and sum (no sum if < 0)       .max and .pNN (PERCENTILES) instead (counted
-//	                                                   as_gauges), and stays out of the running
+//	            past Outlet.MaxBuckets a side,         negative value goes out as gauges NAME.min,
+//	            default 160), exact count, min, max    .max and .pNN (PERCENTILES) instead (counted
+//	            and sum (no sum if < 0)                as_gauges), and stays out of the running
 //	                                                   count and sum
 //	sample      Gauge: the last value                  same
 //	unique      Gauge: the distinct count              same
@@ -64,9 +64,10 @@ const (
 	DefaultMaxBytes = 1_000_000 // 1 MB compressed: within every receiver's limit
 )
 
-// MaxBuckets is the most buckets an exponential histogram has on each side;
-// a wider one is downscaled.
-const MaxBuckets = 160
+// MaxBuckets is the most buckets an exponential histogram has on each side
+// by default (Outlet.MaxBuckets, OTLP_MAX_BUCKETS); a wider one is
+// downscaled.
+const MaxBuckets = outlet.DefaultMaxBuckets
 
 // quantiles are the quantiles of a cumulative Summary: the exact minimum,
 // the median, p95, p99 and the exact maximum.
@@ -144,7 +145,11 @@ type head struct {
 // MaxBytes each. It is a function of (d, o.Temporality, m, prev) alone.
 func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	var enc outlet.Encoded
-	bl := builder{start: nanos(m.Start), time: nanos(m.Start + 60), percentiles: b.cfg.Percentiles, pctGauges: o.PercentileGauges}
+	bl := builder{start: nanos(m.Start), time: nanos(m.Start + 60), percentiles: b.cfg.Percentiles, pctGauges: o.PercentileGauges,
+		maxBuckets: o.MaxBuckets}
+	if bl.maxBuckets <= 0 {
+		bl.maxBuckets = MaxBuckets
+	}
 	switch o.Temporality {
 	case outlet.Delta:
 		bl.delta = true
@@ -200,6 +205,7 @@ type builder struct {
 	shared      map[[2]string]*commonv1.KeyValue
 	percentiles []float64 // of the gauges NAME.pNN
 	pctGauges   bool      // every measure also as gauges NAME.pNN
+	maxBuckets  int       // a side of an exponential histogram at most
 }
 
 // percentileGauges are a measure's gauges NAME.pNN, one per percentile.
@@ -243,7 +249,7 @@ func (bl *builder) series(s *rollup.Series) series {
 		var out series
 		switch {
 		case bl.delta:
-			p := histogram(s)
+			p := histogram(s, bl.maxBuckets)
 			p.Attributes, p.StartTimeUnixNano, p.TimeUnixNano = attrs, bl.start, bl.time
 			out = series{{name: name, kind: expHistogram, exp: p}}
 		case s.Min < 0:
@@ -325,13 +331,16 @@ type bin struct {
 }
 
 // histogram copies a measure's sketch: bin i of the sketch is bucket i of
-// scale 6 (rollup.Scale). If a side needs more than MaxBuckets buckets,
-// both are downscaled exactly (index i → i>>1, scale − 1) until they fit.
-func histogram(s *rollup.Series) *metricsv1.ExponentialHistogramDataPoint {
+// scale 6 (rollup.Scale), (base^i, base^(i+1)] as the OTLP spec has it
+// (rollup.MapToIndex). If a side needs more than maxBuckets buckets, both
+// are downscaled exactly (index i → i>>1, scale − 1) until they fit: bucket
+// i>>1 of scale − 1 is the union of buckets i and i^1, boundaries
+// included, so every value stays in its spec bucket at every scale.
+func histogram(s *rollup.Series, maxBuckets int) *metricsv1.ExponentialHistogramDataPoint {
 	pos := bins(s.Sketch.GetPositiveValueStore())
 	neg := bins(s.Sketch.GetNegativeValueStore())
 	scale := int32(rollup.Scale)
-	for width(pos) > MaxBuckets || width(neg) > MaxBuckets {
+	for width(pos) > maxBuckets || width(neg) > maxBuckets {
 		pos, neg = downscale(pos), downscale(neg)
 		scale--
 	}

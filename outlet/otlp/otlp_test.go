@@ -981,3 +981,57 @@ func TestNegativeMinuteStaysOutOfTheSummary(t *testing.T) {
 	}
 	t.Fatal("minute 2 has no summary t")
 }
+
+// TestExpHistogramBoundaryBuckets: values on and next to bucket boundaries
+// (powers of two among them), and their negatives, are in the OTLP-spec
+// bucket (base^i < |v| ≤ base^(i+1)) at scale 6 and at every scale that
+// Outlet.MaxBuckets downscales to.
+func TestExpHistogramBoundaryBuckets(t *testing.T) {
+	start := goldenStart
+	values := []float64{1, 2, 4, 8, 1024, 0.125, 3, 1000, 1e-9, 1e9, math.Nextafter(8, 9), math.Nextafter(8, 7)}
+	scales := map[int32]bool{}
+	for _, v := range values {
+		for _, sign := range []float64{1, -1} {
+			// v and 2^20·v (1,280 buckets apart at scale 6): each cap
+			// below forces one more downscale.
+			w := math.Ldexp(v, 20)
+			m := minuteOf(t, "d1", start, []parse.Measurement{
+				meas(parse.Measure, "m", "web.1", sign*v, start),
+				meas(parse.Measure, "m", "web.1", sign*w, start),
+			})
+			for _, maxBuckets := range []int{4096, 1281, 641, 321, 161, 81, 41, 21, 11, 6, 3, 2} {
+				o := otlpOutlet("", outlet.Delta)
+				o.MaxBuckets = maxBuckets
+				enc, err := newBackend(Config{}).Encode(testDrain, o, m, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var p *metricsv1.ExponentialHistogramDataPoint
+				for _, d := range pointsOf(decode(t, enc.Reqs[0])) {
+					if d.metric == "m" {
+						p = d.exp
+					}
+				}
+				scales[p.Scale] = true
+				side := p.Positive
+				if sign < 0 {
+					side = p.Negative
+				}
+				if n := len(side.GetBucketCounts()); n > maxBuckets {
+					t.Errorf("%v cap %d: %d buckets", sign*v, maxBuckets, n)
+				}
+				want := map[int]uint64{}
+				want[rollup.MapToIndex(v, int(p.Scale))]++
+				want[rollup.MapToIndex(w, int(p.Scale))]++
+				if got := bucketMap(side); !mapsEqual(got, want) {
+					t.Errorf("%v and %v at scale %d (cap %d): buckets %v, want %v", sign*v, sign*w, p.Scale, maxBuckets, got, want)
+				}
+			}
+		}
+	}
+	for s := int32(6); s >= -3; s-- {
+		if !scales[s] {
+			t.Errorf("scale %d never sent (%v)", s, scales)
+		}
+	}
+}
