@@ -38,4 +38,16 @@ func TestSameTotals(t *testing.T) {
 		SameTotals(cum.EncodingKey(), (&Outlet{Kind: RemoteWrite}).EncodingKey()) || cum.EncodingKey() == pg.EncodingKey() {
 		t.Fatal("SameTotals")
 	}
+	// A cap on buckets changes the requests only; native histograms keep
+	// running bucket counts, which a Summary's totals do not have.
+	mb := Outlet{Kind: OTLP, Temporality: Delta, MaxBuckets: 1000}
+	if mb.EncodingKey() == delta.EncodingKey() || !SameTotals(mb.EncodingKey(), delta.EncodingKey()) ||
+		(&Outlet{Kind: OTLP, Temporality: Delta, MaxBuckets: DefaultMaxBuckets}).EncodingKey() != delta.EncodingKey() {
+		t.Fatal("max buckets")
+	}
+	rw, native := Outlet{Kind: RemoteWrite}, Outlet{Kind: RemoteWrite, Histograms: NativeHistograms}
+	if SameTotals(rw.EncodingKey(), native.EncodingKey()) || rw.Fingerprint() == native.Fingerprint() ||
+		(&Outlet{Kind: RemoteWrite, Histograms: SummaryHistograms}).EncodingKey() != rw.EncodingKey() {
+		t.Fatal("native histograms")
+	}
 }

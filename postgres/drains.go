@@ -101,6 +101,21 @@ type OutletSpec struct {
 	// PercentileGauges (OTLP): also send each measure's percentiles as
 	// gauges. nil leaves it as it is.
 	PercentileGauges *bool
+	// MaxBuckets (OTLP): buckets a side of an exponential histogram before
+	// it is downscaled (CheckMaxBuckets). nil leaves it as it is.
+	MaxBuckets *int
+	// Histograms (remote write): measures as summaries or native
+	// histograms. nil leaves it as it is.
+	Histograms *outlet.Histograms
+}
+
+// CheckMaxBuckets checks an OTLP outlet's bucket cap: 2 (the least the
+// OpenTelemetry SDK takes) to outlet.MaxMaxBuckets.
+func CheckMaxBuckets(n int) error {
+	if n < 2 || n > outlet.MaxMaxBuckets {
+		return fmt.Errorf("%d buckets: 2 to %d (160, the OpenTelemetry SDK's, is the default; 1000 keeps scale 6 for 1 ms to 10 s)", n, outlet.MaxMaxBuckets)
+	}
+	return nil
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -172,7 +187,7 @@ func (o OutletSpec) validate() error {
 	}
 	switch o.Kind {
 	case outlet.Librato:
-		if o.URL != "" || len(o.Headers) > 0 || o.Temporality != "" || o.PercentileGauges != nil {
+		if o.URL != "" || len(o.Headers) > 0 || o.Temporality != "" || o.PercentileGauges != nil || o.MaxBuckets != nil || o.Histograms != nil {
 			return errors.New("a Librato outlet takes only a user and a token (LIBRATO_URL sets the API)")
 		}
 	case outlet.OTLP:
@@ -181,7 +196,23 @@ func (o OutletSpec) validate() error {
 		default:
 			return fmt.Errorf("OTLP temporality %q: cumulative or delta", o.Temporality)
 		}
+		if o.MaxBuckets != nil {
+			if err := CheckMaxBuckets(*o.MaxBuckets); err != nil {
+				return fmt.Errorf("OTLP max buckets: %w", err)
+			}
+		}
+		if o.Histograms != nil {
+			return errors.New("native histograms are a remote write option (OTLP sends exponential histograms in delta mode)")
+		}
 	case outlet.RemoteWrite:
+		if o.MaxBuckets != nil {
+			return errors.New("max buckets is an OTLP option")
+		}
+		if o.Histograms != nil {
+			if _, err := outlet.ParseHistograms(string(*o.Histograms)); err != nil {
+				return err
+			}
+		}
 		if o.Temporality != "" {
 			return errors.New("remote write has no temporality (it is always cumulative)")
 		}
@@ -335,6 +366,12 @@ func (d *Drains) putOutlet(ctx context.Context, tx pgx.Tx, id string, cur *outle
 	if o.PercentileGauges != nil {
 		merged.PercentileGauges = *o.PercentileGauges
 	}
+	if o.MaxBuckets != nil {
+		merged.MaxBuckets = *o.MaxBuckets
+	}
+	if o.Histograms != nil {
+		merged.Histograms = *o.Histograms
+	}
 	var plain, aad []byte
 	if merged.Kind == outlet.Librato {
 		plain, aad = []byte(merged.Token), []byte(id) // as drainmeter 0.1 sealed Librato tokens
@@ -350,12 +387,20 @@ func (d *Drains) putOutlet(ctx context.Context, tx pgx.Tx, id string, cur *outle
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO outlets (drain_id, kind, url, username, secret, temporality, percentile_gauges)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	maxBuckets := merged.MaxBuckets // 0: the default
+	if merged.Kind != outlet.OTLP || maxBuckets == outlet.DefaultMaxBuckets {
+		maxBuckets = 0
+	}
+	native := merged.Native()
+	_, err = tx.Exec(ctx, `INSERT INTO outlets (drain_id, kind, url, username, secret, temporality, percentile_gauges,
+			max_buckets, native_histograms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (drain_id, kind) DO UPDATE SET url = excluded.url, username = excluded.username,
 			secret = excluded.secret, temporality = excluded.temporality, percentile_gauges = excluded.percentile_gauges,
+			max_buckets = excluded.max_buckets, native_histograms = excluded.native_histograms,
 			version = outlets.version + 1, updated_at = now()`,
-		id, string(merged.Kind), redactedURL(merged), merged.User, sealed, string(merged.Temporality), merged.PercentileGauges)
+		id, string(merged.Kind), redactedURL(merged), merged.User, sealed, string(merged.Temporality), merged.PercentileGauges,
+		maxBuckets, native)
 	if err != nil {
 		return fmt.Errorf("drains: outlet: %w", err)
 	}
@@ -420,7 +465,8 @@ func (d *Drains) loadOutlets(ctx context.Context, q querier, drains []*Drain, op
 	for i, dr := range drains {
 		byID[dr.ID], ids[i] = dr, dr.ID
 	}
-	rows, err := q.Query(ctx, `SELECT drain_id, kind, url, username, secret, temporality, percentile_gauges, version FROM outlets
+	rows, err := q.Query(ctx, `SELECT drain_id, kind, url, username, secret, temporality, percentile_gauges,
+			max_buckets, native_histograms, version FROM outlets
 		WHERE drain_id = ANY($1) ORDER BY drain_id, kind`, ids)
 	if err != nil {
 		return fmt.Errorf("drains: outlets: %w", err)
@@ -430,12 +476,16 @@ func (d *Drains) loadOutlets(ctx context.Context, q querier, drains []*Drain, op
 		var id, kind, url, user, temp string
 		var sealed []byte
 		var version int64
-		var pctGauges bool
-		if err := rows.Scan(&id, &kind, &url, &user, &sealed, &temp, &pctGauges, &version); err != nil {
+		var pctGauges, native bool
+		var maxBuckets int
+		if err := rows.Scan(&id, &kind, &url, &user, &sealed, &temp, &pctGauges, &maxBuckets, &native, &version); err != nil {
 			return fmt.Errorf("drains: outlets: %w", err)
 		}
 		o := outlet.Outlet{Kind: outlet.Kind(kind), URL: url, User: user, Temporality: outlet.Temporality(temp),
-			PercentileGauges: pctGauges, Version: version}
+			PercentileGauges: pctGauges, MaxBuckets: maxBuckets, Version: version}
+		if native {
+			o.Histograms = outlet.NativeHistograms
+		}
 		if open {
 			if err := d.openOutlet(id, &o, sealed); err != nil {
 				return err

@@ -167,6 +167,11 @@ func TestDrainsStore(t *testing.T) {
 		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Headers: []outlet.Header{{Name: "X", Value: "a\r\nInjected: 1"}}},
 		{Kind: outlet.RemoteWrite},
 		{Kind: outlet.RemoteWrite, URL: "https://x/api/v1/write", PercentileGauges: ptr(true)},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", MaxBuckets: ptr(1)},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", MaxBuckets: ptr(5000)},
+		{Kind: outlet.OTLP, URL: "https://x/v1/metrics", Histograms: ptr(outlet.NativeHistograms)},
+		{Kind: outlet.RemoteWrite, URL: "https://x/api/v1/write", MaxBuckets: ptr(1000)},
+		{Kind: outlet.RemoteWrite, URL: "https://x/api/v1/write", Histograms: ptr(outlet.Histograms("classic"))},
 		{Kind: "statsd", URL: "https://x"},
 	} {
 		if _, _, err := d.Add(ctx, Spec{Name: ptr("bad-outlet"), Outlets: []OutletSpec{bad}}); err == nil {
@@ -186,8 +191,9 @@ func TestDrainsStore(t *testing.T) {
 	// remote-write outlet with credentials.
 	otlp := OutletSpec{Kind: outlet.OTLP, URL: "https://otlp.example.com/otlp/v1/metrics",
 		Headers: []outlet.Header{{Name: "Authorization", Value: "Basic c2VjcmV0LWhlYWRlcg=="}}, Temporality: outlet.Delta,
-		PercentileGauges: ptr(true)}
-	rw := OutletSpec{Kind: outlet.RemoteWrite, URL: "https://rwuser:rw-password@prom.example.com/api/v1/write?tenant=t1"}
+		PercentileGauges: ptr(true), MaxBuckets: ptr(1000)}
+	rw := OutletSpec{Kind: outlet.RemoteWrite, URL: "https://rwuser:rw-password@prom.example.com/api/v1/write?tenant=t1",
+		Histograms: ptr(outlet.NativeHistograms)}
 	if got, err = d.Set(ctx, a.ID, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false),
 		Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "tok-456"}, otlp, rw}}); err != nil {
 		t.Fatal(err)
@@ -196,15 +202,29 @@ func TestDrainsStore(t *testing.T) {
 	o, _ := got.outlet(outlet.OTLP)
 	r, _ := got.outlet(outlet.RemoteWrite)
 	if got.SourcePrefix != "sp" || got.ProcessTypes || got.Prefix != "p" || lib.Token != "tok-456" || lib.User != "u@example.com" ||
-		lib.Version != 2 || o.URL != otlp.URL || o.Headers[0] != otlp.Headers[0] || o.Temporality != outlet.Delta || !o.PercentileGauges || r.URL != rw.URL {
+		lib.Version != 2 || o.URL != otlp.URL || o.Headers[0] != otlp.Headers[0] || o.Temporality != outlet.Delta || !o.PercentileGauges || r.URL != rw.URL ||
+		o.MaxBuckets != 1000 || !r.Native() {
 		t.Fatalf("set: %+v", got)
 	}
 	// Set changes only what it names: percentile gauges stay on.
 	if got, err = d.Set(ctx, a.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, Temporality: outlet.Cumulative}}}); err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := got.outlet(outlet.OTLP); !o.PercentileGauges || o.Temporality != outlet.Cumulative || o.URL != otlp.URL {
+	if o, _ := got.outlet(outlet.OTLP); !o.PercentileGauges || o.Temporality != outlet.Cumulative || o.URL != otlp.URL || o.MaxBuckets != 1000 {
 		t.Fatalf("set temporality: %+v", o)
+	}
+	if r, _ := got.outlet(outlet.RemoteWrite); !r.Native() {
+		t.Fatalf("set kept native histograms: %+v", r)
+	}
+	// Back to the defaults: 160 buckets, summaries.
+	if got, err = d.Set(ctx, a.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, MaxBuckets: ptr(160)},
+		{Kind: outlet.RemoteWrite, Histograms: ptr(outlet.SummaryHistograms)}}}); err != nil {
+		t.Fatal(err)
+	}
+	o, _ = got.outlet(outlet.OTLP)
+	r, _ = got.outlet(outlet.RemoteWrite)
+	if o.MaxBuckets != 0 || r.Native() || !o.PercentileGauges {
+		t.Fatalf("set defaults: %+v %+v", o, r)
 	}
 	// Nothing secret is readable in any column.
 	var dump string

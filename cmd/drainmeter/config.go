@@ -55,9 +55,11 @@ type Config struct {
 	OTLPProtocol        string `envconfig:"OTEL_EXPORTER_OTLP_PROTOCOL" desc:"http/protobuf, the only one drainmeter speaks (grpc and http/json are refused)"`
 	OTLPMetricsProtocol string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" desc:"the same, for metrics (wins over OTEL_EXPORTER_OTLP_PROTOCOL)"`
 	OTLPPercentiles     bool   `envconfig:"OTLP_PERCENTILE_GAUGES" default:"false" desc:"also send each measure's PERCENTILES as gauges NAME.p50 … (Dynatrace)"`
+	OTLPMaxBuckets      int    `envconfig:"OTLP_MAX_BUCKETS" default:"160" desc:"buckets a side of an OTLP exponential histogram before it is downscaled (2 to 4096; 1000 keeps scale 6)"`
 
 	RemoteWriteURL     string `envconfig:"REMOTE_WRITE_URL" desc:"Prometheus remote-write URL (userinfo: Basic auth): the built-in drain posts there"`
 	RemoteWriteHeaders string `envconfig:"REMOTE_WRITE_HEADERS" desc:"remote-write request headers: k1=v1,k2=v2, values percent-encoded"`
+	RemoteWriteHists   string `envconfig:"REMOTE_WRITE_HISTOGRAMS" default:"summary" desc:"measures over remote write: summary (quantile series) or native (Prometheus native histograms)"`
 
 	OutletWorkers    int           `envconfig:"OUTLET_WORKERS" default:"4" desc:"concurrent posts to the outlets"`
 	OutletTimeout    time.Duration `envconfig:"OUTLET_TIMEOUT" default:"30s" desc:"per outlet request, at most 40s (see How each outlet treats answers)"`
@@ -370,12 +372,16 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			good = false
 		}
 		headers = mergeHeaders(headers, specific)
+		if err := postgres.CheckMaxBuckets(c.OTLPMaxBuckets); err != nil {
+			p.add("OTLP_MAX_BUCKETS", "OTLP_MAX_BUCKETS: %v", err)
+			good = false
+		}
 		if good && temp != "" {
 			for _, w := range endpointWarnings(outlet.OTLP, endpoint) {
 				c.warnings = append(c.warnings, name+": "+w)
 			}
 			out = append(out, outlet.Outlet{Kind: outlet.OTLP, URL: endpoint, Headers: headers, Temporality: temp,
-				PercentileGauges: c.OTLPPercentiles})
+				PercentileGauges: c.OTLPPercentiles, MaxBuckets: c.OTLPMaxBuckets})
 		}
 	} else if c.OTLPHeaders != "" || c.OTLPMetricsHeaders != "" {
 		p.add("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS is set but no endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)")
@@ -391,11 +397,16 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			p.add("REMOTE_WRITE_HEADERS", "REMOTE_WRITE_HEADERS: %v", err)
 			good = false
 		}
+		hists, err := outlet.ParseHistograms(c.RemoteWriteHists)
+		if err != nil {
+			p.add("REMOTE_WRITE_HISTOGRAMS", "REMOTE_WRITE_HISTOGRAMS: %v", err)
+			good = false
+		}
 		if good {
 			for _, w := range endpointWarnings(outlet.RemoteWrite, c.RemoteWriteURL) {
 				c.warnings = append(c.warnings, "REMOTE_WRITE_URL: "+w)
 			}
-			out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers})
+			out = append(out, outlet.Outlet{Kind: outlet.RemoteWrite, URL: c.RemoteWriteURL, Headers: headers, Histograms: hists})
 		}
 	} else if c.RemoteWriteHeaders != "" {
 		p.add("REMOTE_WRITE_HEADERS", "REMOTE_WRITE_HEADERS is set but REMOTE_WRITE_URL is not")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 )
 
@@ -291,6 +292,51 @@ func TestConfigOTLPProtocol(t *testing.T) {
 		t.Setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", tc.metrics)
 		if _, err := loadConfig(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc, err)
+		}
+	}
+}
+
+// TestConfigHistogramOptions: OTLP_MAX_BUCKETS and REMOTE_WRITE_HISTOGRAMS
+// reach the built-in drain's outlets, and bad values are refused by name.
+func TestConfigHistogramOptions(t *testing.T) {
+	for _, tc := range []struct {
+		maxBuckets, hists string
+		problem           string // "" for none
+		wantMax           int
+		wantNative        bool
+	}{
+		{"", "", "", 160, false},
+		{"1000", "native", "", 1000, true},
+		{"160", "summary", "", 160, false},
+		{"1", "", "OTLP_MAX_BUCKETS: 1 buckets: 2 to 4096", 0, false},
+		{"5000", "", "OTLP_MAX_BUCKETS: 5000 buckets: 2 to 4096", 0, false},
+		{"", "classic", `REMOTE_WRITE_HISTOGRAMS: remote write histograms "classic": native or summary`, 0, false},
+	} {
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.example.com")
+		t.Setenv("REMOTE_WRITE_URL", "https://prom.example.com/api/v1/write")
+		t.Setenv("OTLP_MAX_BUCKETS", tc.maxBuckets)
+		t.Setenv("REMOTE_WRITE_HISTOGRAMS", tc.hists)
+		if tc.maxBuckets == "" {
+			os.Unsetenv("OTLP_MAX_BUCKETS")
+		}
+		if tc.hists == "" {
+			os.Unsetenv("REMOTE_WRITE_HISTOGRAMS")
+		}
+		c, err := loadConfig()
+		if tc.problem != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.problem) {
+				t.Errorf("%+v: error %v, want %q", tc, err, tc.problem)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		d := &outlet.Drain{Outlets: c.outlets}
+		o, ok := d.Outlet(outlet.OTLP)
+		r, ok2 := d.Outlet(outlet.RemoteWrite)
+		if !ok || !ok2 || o.MaxBuckets != tc.wantMax || r.Native() != tc.wantNative {
+			t.Errorf("%+v: outlets %+v", tc, d.Outlets)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -149,8 +150,13 @@ const outletFlagsHelp = `outlet flags (a drain has at most one outlet of each ki
   --otlp-percentile-gauges=BOOL
                                also send each measure's percentiles as gauges NAME.p50 … (Dynatrace keeps only a
                                histogram's count, sum, min and max)
+  --otlp-max-buckets N         buckets a side of an exponential histogram (delta) before it is downscaled:
+                               160 (the default, the OpenTelemetry SDK's) or up to 4096 if the receiver takes
+                               them (1000 keeps scale 6, percentiles within 1 %, for 1 ms to 10 s)
   --remote-write-url URL       Prometheus remote-write URL; userinfo in it is Basic auth
   --remote-write-header K=V    a request header (repeatable; replaces the outlet's headers)
+  --remote-write-histograms H  summary (quantile series; the default) or native (one Prometheus native
+                               histogram per measure; Prometheus needs --enable-feature=native-histograms)
   --librato-user U --librato-token T
                                Librato credentials (Librato is end-of-life)
   --remove-outlet KIND         remove the drain's otlp, remotewrite or librato outlet (set only; repeatable)
@@ -340,7 +346,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		fmt.Fprint(w, "\n"+drainsFooter)
 	}
-	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpFullURL, otlpTemp, rwURL, routes, routeMetrics optString
+	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpFullURL, otlpTemp, otlpMaxBuckets, rwURL, rwHists, routes, routeMetrics optString
 	var otlpHeaders, rwHeaders, remove optList
 	var processTypes, otlpPctGauges optBool
 	var all, finish bool
@@ -355,6 +361,8 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&otlpHeaders, "otlp-header", "OTLP request header K=V (repeatable)")
 		fs.Var(&otlpTemp, "otlp-temporality", "cumulative or delta")
 		fs.Var(&otlpPctGauges, "otlp-percentile-gauges", "also send measures' percentiles as gauges NAME.p50 …")
+		fs.Var(&otlpMaxBuckets, "otlp-max-buckets", "buckets a side of an exponential histogram before it is downscaled (default 160)")
+		fs.Var(&rwHists, "remote-write-histograms", "measures as summary (the default) or native histograms")
 		fs.Var(&rwURL, "remote-write-url", "Prometheus remote-write URL")
 		fs.Var(&rwHeaders, "remote-write-header", "remote-write request header K=V (repeatable)")
 		fs.Var(&prefix, "prefix", "metric name prefix")
@@ -451,7 +459,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if otlpURL.set && otlpFullURL.set {
 			return errors.New("give --otlp-endpoint (a base URL, or one ending in /v1/metrics) or --otlp-metrics-endpoint (the full URL, as is), not both")
 		}
-		if otlpURL.set || otlpFullURL.set || otlpHeaders.set || otlpTemp.set || otlpPctGauges.set {
+		if otlpURL.set || otlpFullURL.set || otlpHeaders.set || otlpTemp.set || otlpPctGauges.set || otlpMaxBuckets.set {
 			var u string
 			var err error
 			if otlpFullURL.set {
@@ -483,9 +491,16 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			if otlpPctGauges.set {
 				o.PercentileGauges = &otlpPctGauges.v
 			}
+			if otlpMaxBuckets.set {
+				n, err := strconv.Atoi(strings.TrimSpace(otlpMaxBuckets.v))
+				if err != nil {
+					return fmt.Errorf("--otlp-max-buckets %q: a number of buckets, 2 to %d", otlpMaxBuckets.v, outlet.MaxMaxBuckets)
+				}
+				o.MaxBuckets = &n
+			}
 			spec.Outlets = append(spec.Outlets, o)
 		}
-		if rwURL.set || rwHeaders.set {
+		if rwURL.set || rwHeaders.set || rwHists.set {
 			u, err := sr.resolve("remote-write-url", rwURL.v)
 			if err != nil {
 				return err
@@ -499,7 +514,15 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			if err != nil {
 				return err
 			}
-			spec.Outlets = append(spec.Outlets, postgres.OutletSpec{Kind: outlet.RemoteWrite, URL: u, Headers: hs})
+			o := postgres.OutletSpec{Kind: outlet.RemoteWrite, URL: u, Headers: hs}
+			if rwHists.set {
+				h, err := outlet.ParseHistograms(strings.ToLower(strings.TrimSpace(rwHists.v)))
+				if err != nil {
+					return fmt.Errorf("--remote-write-histograms: %w", err)
+				}
+				o.Histograms = &h
+			}
+			spec.Outlets = append(spec.Outlets, o)
 		}
 		for _, k := range remove.v {
 			spec.Remove = append(spec.Remove, outlet.Kind(strings.ToLower(k)))
@@ -636,7 +659,16 @@ func outletsDesc(os []outlet.Outlet) string {
 			if o.PercentileGauges {
 				opts += ", percentile gauges"
 			}
+			if o.MaxBuckets > 0 && o.MaxBuckets != outlet.DefaultMaxBuckets {
+				opts += ", max buckets " + strconv.Itoa(o.MaxBuckets)
+			}
 			parts = append(parts, "otlp("+outlet.RedactURL(o.URL)+", "+opts+")")
+		case outlet.RemoteWrite:
+			desc := outlet.RedactURL(o.URL)
+			if o.Native() {
+				desc += ", native histograms"
+			}
+			parts = append(parts, "remotewrite("+desc+")")
 		default:
 			parts = append(parts, string(o.Kind)+"("+outlet.RedactURL(o.URL)+")")
 		}
