@@ -3,7 +3,9 @@ package outlet
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/drainmeter/drainmeter/parse"
@@ -31,6 +33,110 @@ type Running struct {
 	// ProcessType is the series' rollup.Series.ProcessType in its last
 	// minute: a stale marker for a series gone since needs it for its labels.
 	ProcessType bool
+	// Hist (native histograms, AdvanceBuckets): a measure's running bucket
+	// counts; nil otherwise. Its total is Count's, but for values the
+	// sketch cannot hold (beyond ±1e307).
+	Hist *Hist
+}
+
+// Hist is a measure's running histogram: the running counts of the
+// sketch's bins, bucket i holding (base^i, base^(i+1)] at Scale (the
+// sketch's, rollup.Scale, or lower once the running histogram outgrew
+// MaxBuckets a side and was downscaled: i → i>>1, for good).
+type Hist struct {
+	Scale    int32
+	Zero     uint64
+	Pos, Neg map[int]uint64
+}
+
+// Total is the number of values in h.
+func (h *Hist) Total() uint64 {
+	n := h.Zero
+	for _, c := range h.Pos {
+		n += c
+	}
+	for _, c := range h.Neg {
+		n += c
+	}
+	return n
+}
+
+func (h *Hist) clone() *Hist {
+	return &Hist{Scale: h.Scale, Zero: h.Zero, Pos: maps.Clone(h.Pos), Neg: maps.Clone(h.Neg)}
+}
+
+// width is the number of buckets from a side's lowest to its highest.
+func width(side map[int]uint64) int {
+	if len(side) == 0 {
+		return 0
+	}
+	lo, hi := math.MaxInt, math.MinInt
+	for i := range side {
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	return hi - lo + 1
+}
+
+func downscale(side map[int]uint64) map[int]uint64 {
+	out := make(map[int]uint64, len(side))
+	for i, c := range side {
+		out[i>>1] += c
+	}
+	return out
+}
+
+// MinHistScale is the lowest scale a running histogram is downscaled to:
+// Prometheus' lowest native-histogram schema.
+const MinHistScale = -4
+
+// AdvanceBuckets is Advance for native histograms: a measure's running
+// totals also keep its running bucket counts (Running.Hist), a side
+// downscaled while it spans more than maxBuckets buckets (to MinHistScale
+// at most). A measure whose running totals have no buckets (kept without
+// them) starts anew, so that count, sum and buckets always agree.
+func (t *Totals) AdvanceBuckets(m *rollup.Minute, forget int64, maxBuckets int) *Totals {
+	next := t.Advance(m, forget)
+	for k, s := range m.Series {
+		if s.Kind != parse.Measure {
+			continue
+		}
+		r := next.Series[k]
+		var h *Hist
+		if r.Hist == nil {
+			r.Start, r.Count, r.Sum = m.Start, s.Count, s.Sum
+			h = &Hist{Scale: rollup.Scale, Pos: map[int]uint64{}, Neg: map[int]uint64{}}
+		} else {
+			h = r.Hist.clone()
+		}
+		// Reading a sketch sorts its buffer: read a copy (the minute is
+		// shared with other lanes).
+		sk := s.Sketch.Copy()
+		shift := rollup.Scale - int(h.Scale)
+		sk.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
+			h.Pos[i>>shift] += uint64(math.Round(c))
+			return false
+		})
+		sk.GetNegativeValueStore().ForEach(func(i int, c float64) bool {
+			h.Neg[i>>shift] += uint64(math.Round(c))
+			return false
+		})
+		h.Zero += uint64(math.Round(sk.GetZeroCount()))
+		for h.Scale > MinHistScale && (width(h.Pos) > maxBuckets || width(h.Neg) > maxBuckets) {
+			h.Pos, h.Neg, h.Scale = downscale(h.Pos), downscale(h.Neg), h.Scale-1
+		}
+		for i, c := range h.Pos {
+			if c == 0 {
+				delete(h.Pos, i)
+			}
+		}
+		for i, c := range h.Neg {
+			if c == 0 {
+				delete(h.Neg, i)
+			}
+		}
+		r.Hist = h
+	}
+	return next
 }
 
 // Advance returns the totals after minute m: counts' and measures' values
@@ -76,17 +182,31 @@ func (t *Totals) AdvanceExcept(m *rollup.Minute, forget int64, leave func(*rollu
 	return next
 }
 
-// The encoding: version(1) | varint minute | uvarint n | n × (str key | kind(1) | varint start | varint count | f64 sum | varint last | flags(1)),
-// series in key order; flags bit 0 = ProcessType. Version 1 had no flags
-// byte; it is still read.
+// The encoding: version(1) | varint minute | uvarint n | n × (str key | kind(1) | varint start | varint count | f64 sum | varint last | flags(1) [| hist]),
+// series in key order; flags bit 0 = ProcessType, bit 1 = a hist follows:
+//
+//	varint scale | uvarint zero | side positive | side negative
+//	side = uvarint n | n × (varint index − previous index (0 before the first) | uvarint count), in index order
+//
+// Version 1 had no flags byte, version 2 no hist; both are still read.
+// Totals without a hist are written as version 2, which the version
+// before reads.
 const (
-	totalsVersion   = 2
+	totalsVersion   = 3
+	totalsVersionV2 = 2
 	totalsVersionV1 = 1
 )
 
 // AppendBinary appends the encoding of t.
 func (t *Totals) AppendBinary(dst []byte) []byte {
-	dst = append(dst, totalsVersion)
+	version := byte(totalsVersionV2)
+	for _, r := range t.Series {
+		if r.Hist != nil {
+			version = totalsVersion
+			break
+		}
+	}
+	dst = append(dst, version)
 	dst = binary.AppendVarint(dst, t.Minute)
 	keys := make([]string, 0, len(t.Series))
 	for k := range t.Series {
@@ -107,7 +227,28 @@ func (t *Totals) AppendBinary(dst []byte) []byte {
 		if r.ProcessType {
 			flags |= 1
 		}
+		if r.Hist != nil {
+			flags |= 2
+		}
 		dst = append(dst, flags)
+		if h := r.Hist; h != nil {
+			dst = binary.AppendVarint(dst, int64(h.Scale))
+			dst = binary.AppendUvarint(dst, h.Zero)
+			dst = appendSide(dst, h.Pos)
+			dst = appendSide(dst, h.Neg)
+		}
+	}
+	return dst
+}
+
+func appendSide(dst []byte, side map[int]uint64) []byte {
+	idx := slices.Sorted(maps.Keys(side))
+	dst = binary.AppendUvarint(dst, uint64(len(idx)))
+	prev := 0
+	for _, i := range idx {
+		dst = binary.AppendVarint(dst, int64(i-prev))
+		dst = binary.AppendUvarint(dst, side[i])
+		prev = i
 	}
 	return dst
 }
@@ -116,10 +257,10 @@ var errTotals = errors.New("outlet: corrupt running totals")
 
 // DecodeTotals decodes what AppendBinary encoded.
 func DecodeTotals(b []byte) (*Totals, error) {
-	if len(b) == 0 || (b[0] != totalsVersion && b[0] != totalsVersionV1) {
+	if len(b) == 0 || b[0] < totalsVersionV1 || b[0] > totalsVersion {
 		return nil, errTotals
 	}
-	v1 := b[0] == totalsVersionV1
+	v1, v3 := b[0] == totalsVersionV1, b[0] == totalsVersion
 	b = b[1:]
 	varint := func() int64 {
 		v, n := binary.Varint(b)
@@ -163,8 +304,41 @@ func DecodeTotals(b []byte) (*Totals, error) {
 			if len(b) == 0 {
 				return nil, errTotals
 			}
-			r.ProcessType = b[0]&1 != 0
+			flags := b[0]
+			r.ProcessType = flags&1 != 0
 			b = b[1:]
+			if flags&2 != 0 {
+				if !v3 {
+					return nil, errTotals
+				}
+				h := &Hist{Scale: int32(varint())}
+				uvarint := func() uint64 {
+					v, n := binary.Uvarint(b)
+					if n <= 0 {
+						b = nil
+						return 0
+					}
+					b = b[n:]
+					return v
+				}
+				h.Zero = uvarint()
+				for _, side := range []*map[int]uint64{&h.Pos, &h.Neg} {
+					n := uvarint()
+					if b == nil || n > uint64(len(b)) {
+						return nil, errTotals
+					}
+					*side = make(map[int]uint64, n)
+					i := 0
+					for range n {
+						i += int(varint())
+						(*side)[i] = uvarint()
+					}
+				}
+				if b == nil || h.Scale < MinHistScale || h.Scale > rollup.Scale {
+					return nil, errTotals
+				}
+				r.Hist = h
+			}
 		}
 		t.Series[key] = r
 	}

@@ -2,7 +2,9 @@ package remotewrite
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,140 @@ import (
 type decoded struct {
 	Labels  []label
 	Samples []decodedSample
+	Hists   []decodedHist
+}
+
+// decodedHist is a native histogram, its buckets by Prometheus' index
+// (bucket i of schema s: (2^((i-1)/2^s), 2^(i/2^s)]).
+type decodedHist struct {
+	Count, Zero    uint64
+	Sum, Threshold float64
+	Schema         int32
+	Pos, Neg       map[int]uint64
+	Ts             int64
+}
+
+func (h decodedHist) stale() bool { return math.Float64bits(h.Sum) == StaleNaN }
+
+func (h decodedHist) String() string {
+	if h.stale() {
+		return "stale histogram"
+	}
+	side := func(m map[int]uint64) string {
+		var parts []string
+		for _, i := range slices.Sorted(maps.Keys(m)) {
+			parts = append(parts, fmt.Sprintf("%d:%d", i, m[i]))
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	return fmt.Sprintf("histogram{count=%d sum=%g schema=%d zero=%d threshold=%g positive=%s negative=%s}",
+		h.Count, h.Sum, h.Schema, h.Zero, h.Threshold, side(h.Pos), side(h.Neg))
+}
+
+// decodeHistogram reads a Histogram as Prometheus 2.42 does
+// (HistogramProtoToHistogram, then ValidateHistogram): spans' lengths
+// match the deltas, counts never go below 0, and the count is the zero
+// count and the buckets'.
+func decodeHistogram(b []byte) (decodedHist, error) {
+	h := decodedHist{Pos: map[int]uint64{}, Neg: map[int]uint64{}}
+	var spans [2][][2]int64 // negative, positive: offset, length
+	var deltas [2][]int64
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			h.Count = x
+		case num == 3 && typ == protowire.Fixed64Type:
+			h.Sum = math.Float64frombits(x)
+		case num == 4 && typ == protowire.VarintType:
+			h.Schema = int32(protowire.DecodeZigZag(x))
+		case num == 5 && typ == protowire.Fixed64Type:
+			h.Threshold = math.Float64frombits(x)
+		case num == 6 && typ == protowire.VarintType:
+			h.Zero = x
+		case (num == 8 || num == 11) && typ == protowire.BytesType:
+			var sp [2]int64
+			err := fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+				switch {
+				case num == 1 && typ == protowire.VarintType:
+					sp[0] = protowire.DecodeZigZag(x)
+				case num == 2 && typ == protowire.VarintType:
+					sp[1] = int64(x)
+				default:
+					return fmt.Errorf("BucketSpan field %d type %d", num, typ)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			side := 0
+			if num == 11 {
+				side = 1
+			}
+			spans[side] = append(spans[side], sp)
+		case (num == 9 || num == 12) && typ == protowire.BytesType:
+			side := 0
+			if num == 12 {
+				side = 1
+			}
+			for len(v) > 0 {
+				x, n := protowire.ConsumeVarint(v)
+				if n < 0 {
+					return protowire.ParseError(n)
+				}
+				deltas[side] = append(deltas[side], protowire.DecodeZigZag(x))
+				v = v[n:]
+			}
+		case num == 15 && typ == protowire.VarintType:
+			h.Ts = int64(x)
+		default:
+			return fmt.Errorf("Histogram field %d type %d", num, typ)
+		}
+		return nil
+	})
+	if err != nil || h.stale() {
+		return h, err
+	}
+	if h.Schema < -4 || h.Schema > 8 {
+		return h, fmt.Errorf("schema %d", h.Schema)
+	}
+	total := h.Zero
+	for side, out := range []map[int]uint64{h.Neg, h.Pos} {
+		var n int64
+		for k, sp := range spans[side] {
+			if sp[1] == 0 || k > 0 && sp[0] < 0 {
+				return h, fmt.Errorf("span %v", sp)
+			}
+			n += sp[1]
+		}
+		if n != int64(len(deltas[side])) {
+			return h, fmt.Errorf("spans of %d buckets, %d deltas", n, len(deltas[side]))
+		}
+		idx, c, d := 0, int64(0), 0
+		for k, sp := range spans[side] {
+			if k == 0 {
+				idx = int(sp[0])
+			} else {
+				idx += int(sp[0])
+			}
+			for range sp[1] {
+				c += deltas[side][d]
+				d++
+				if c < 0 {
+					return h, fmt.Errorf("negative bucket count")
+				}
+				if c > 0 {
+					out[idx] = uint64(c)
+				}
+				total += uint64(c)
+				idx++
+			}
+		}
+	}
+	if total != h.Count {
+		return h, fmt.Errorf("count %d, zero and buckets %d", h.Count, total)
+	}
+	return h, nil
 }
 
 type decodedSample struct {
@@ -138,6 +274,12 @@ func decodeTimeSeries(b []byte) (decoded, error) {
 				return err
 			}
 			d.Samples = append(d.Samples, s)
+		case num == 4 && typ == protowire.BytesType:
+			h, err := decodeHistogram(v)
+			if err != nil {
+				return err
+			}
+			d.Hists = append(d.Hists, h)
 		default:
 			return fmt.Errorf("TimeSeries field %d type %d", num, typ)
 		}
@@ -146,7 +288,7 @@ func decodeTimeSeries(b []byte) (decoded, error) {
 	if err != nil {
 		return d, err
 	}
-	if len(d.Samples) == 0 {
+	if len(d.Samples)+len(d.Hists) == 0 {
 		return d, fmt.Errorf("%s: no sample", d.id())
 	}
 	for i, l := range d.Labels {
@@ -224,6 +366,9 @@ func render(t *testing.T, enc outlet.Encoded, base int64) string {
 		for _, d := range decodeRequest(t, r) {
 			for _, s := range d.Samples {
 				fmt.Fprintf(&b, "%s %s @%+ds\n", d.id(), s, (s.Ts-base)/1000)
+			}
+			for _, h := range d.Hists {
+				fmt.Fprintf(&b, "%s %s @%+ds\n", d.id(), h, (h.Ts-base)/1000)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
@@ -94,36 +96,44 @@ func newBackend(cfg Config) *Backend {
 }
 
 // TestGolden encodes two fixed minutes and compares their decoded requests
-// with testdata/minutes.golden.
+// with testdata/minutes.golden (measures as summaries) and
+// testdata/native.golden (as native histograms).
 func TestGolden(t *testing.T) {
-	b := newBackend(Config{})
-	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: "http://example.com/api/v1/write"}
-	first, second := fixedMinutes(t)
-	enc1, err := b.Encode(drain, o, first, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc2, err := b.Encode(drain, o, second, enc1.Totals)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := "## minute 1 (times from its start)\n" + render(t, enc1, base.UnixMilli()) +
-		"\n## minute 2 (times from its start), after minute 1\n" + render(t, enc2, base.Add(time.Minute).UnixMilli())
-	const path = "testdata/minutes.golden"
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
+	for _, tc := range []struct {
+		path  string
+		hists outlet.Histograms
+	}{
+		{"testdata/minutes.golden", ""},
+		{"testdata/native.golden", outlet.NativeHistograms},
+	} {
+		b := newBackend(Config{})
+		o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: "http://example.com/api/v1/write", Histograms: tc.hists}
+		first, second := fixedMinutes(t)
+		enc1, err := b.Encode(drain, o, first, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+		enc2, err := b.Encode(drain, o, second, enc1.Totals)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("requests differ from %s (go test -update to accept):\n%s", path, got)
+		got := "## minute 1 (times from its start)\n" + render(t, enc1, base.UnixMilli()) +
+			"\n## minute 2 (times from its start), after minute 1\n" + render(t, enc2, base.Add(time.Minute).UnixMilli())
+		if *update {
+			if err := os.MkdirAll("testdata", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(tc.path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("requests differ from %s (go test -update to accept):\n%s", tc.path, got)
+		}
 	}
 }
 
@@ -721,5 +731,134 @@ func TestRoutesAndEvents(t *testing.T) {
 		`router_requests_total{drainmeter_rollup="none",job="myapp",route="other"} [1]`}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// hists decodes every native histogram of enc into id → histogram.
+func hists(t *testing.T, enc outlet.Encoded) map[string]decodedHist {
+	t.Helper()
+	out := map[string]decodedHist{}
+	for _, r := range enc.Reqs {
+		for _, d := range decodeRequest(t, r) {
+			for _, h := range d.Hists {
+				if _, dup := out[d.id()]; dup {
+					t.Fatalf("%s twice in a minute", d.id())
+				}
+				out[d.id()] = h
+			}
+		}
+	}
+	return out
+}
+
+// TestNativeHistogramRunning: a measure's native histogram carries running
+// buckets, count and sum, across a minute it is absent from (stale marker
+// in between) and through the durable encoding of the totals; every value
+// is in Prometheus' bucket for it (index = OTLP-spec bucket + 1), powers of
+// two in the bucket they close.
+func TestNativeHistogramRunning(t *testing.T) {
+	b := newBackend(Config{})
+	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: "http://x/api/v1/write", Histograms: outlet.NativeHistograms}
+	const id = `m{drainmeter_rollup="dyno",job="myapp",source="web.1"}`
+	minutes := [][]float64{{1, 2, 4, 8, 3, 1000, 0.125}, nil, {8, 8, 1024, -2, 0}}
+	want := map[int]uint64{}
+	wantNeg := map[int]uint64{}
+	var wantZero, count uint64
+	var sum float64
+	var prev *outlet.Totals
+	for i, vs := range minutes {
+		start := base.Add(time.Duration(i) * time.Minute)
+		ms := []parse.Measurement{meas(parse.Count, "c", "web.1", 1, start)}
+		for _, v := range vs {
+			ms = append(ms, meas(parse.Measure, "m", "web.1", v, start))
+			switch {
+			case v > 0:
+				want[rollup.MapToIndex(v, rollup.Scale)+1]++
+			case v < 0:
+				wantNeg[rollup.MapToIndex(-v, rollup.Scale)+1]++
+			default:
+				wantZero++
+			}
+			count++
+			sum += v
+		}
+		enc, err := b.Encode(drain, o, minuteOf(t, "d1", start, ms), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := hists(t, enc)[id]
+		switch {
+		case vs == nil:
+			if !ok || !h.stale() {
+				t.Errorf("minute %d: %v, want a stale marker", i, h)
+			}
+		case !ok || h.stale() || h.Schema != 6 || h.Count != count || h.Sum != sum || h.Zero != wantZero ||
+			!maps.Equal(h.Pos, want) || !maps.Equal(h.Neg, wantNeg):
+			t.Errorf("minute %d: %v, want count %d sum %v zero %d positive %v negative %v", i, h, count, sum, wantZero, want, wantNeg)
+		}
+		if vs != nil {
+			got := all(t, outlet.Encoded{Reqs: onlySamples(enc.Reqs)})
+			lo, hi := slices.Min(vs), slices.Max(vs)
+			if got[`m_min{drainmeter_rollup="dyno",job="myapp",source="web.1"}`].Value != lo ||
+				got[`m_max{drainmeter_rollup="dyno",job="myapp",source="web.1"}`].Value != hi {
+				t.Errorf("minute %d: min and max %v", i, got)
+			}
+		}
+		// As the durable mode keeps them.
+		if prev, err = outlet.DecodeTotals(enc.Totals.AppendBinary(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// onlySamples returns requests holding only the float series of reqs.
+func onlySamples(reqs []*outlet.Request) []*outlet.Request {
+	var out []*outlet.Request
+	for _, r := range reqs {
+		raw, _ := snappy.Decode(nil, r.Body)
+		var body []byte
+		for len(raw) > 0 {
+			_, _, n := protowire.ConsumeTag(raw)
+			v, m := protowire.ConsumeBytes(raw[n:])
+			ts, _ := decodeTimeSeries(v)
+			if len(ts.Hists) == 0 {
+				body = append(body, raw[:n+m]...)
+			}
+			raw = raw[n+m:]
+		}
+		c := *r
+		c.Body = snappy.Encode(nil, body)
+		out = append(out, &c)
+	}
+	return out
+}
+
+// TestNativeHistogramDownscale: a running histogram wider than
+// NativeMaxBuckets a side is downscaled exactly and stays at the lower
+// schema; counts stay exact.
+func TestNativeHistogramDownscale(t *testing.T) {
+	b := newBackend(Config{})
+	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: "http://x/api/v1/write", Histograms: outlet.NativeHistograms}
+	const id = `m{drainmeter_rollup="none",job="myapp"}`
+	var prev *outlet.Totals
+	for i, vs := range [][]float64{{1e-3, 1e6}, {5}} { // 1e-3 … 1e6: 1,914 buckets at scale 6
+		start := base.Add(time.Duration(i) * time.Minute)
+		var ms []parse.Measurement
+		for _, v := range vs {
+			ms = append(ms, meas(parse.Measure, "m", "", v, start))
+		}
+		enc, err := b.Encode(drain, o, minuteOf(t, "d1", start, ms), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := hists(t, enc)[id]
+		want := map[int]uint64{rollup.MapToIndex(1e-3, 5) + 1: 1, rollup.MapToIndex(1e6, 5) + 1: 1}
+		if i == 1 {
+			want[rollup.MapToIndex(5, 5)+1]++
+		}
+		if h.Schema != 5 || !maps.Equal(h.Pos, want) || h.Count != uint64(2+i) {
+			t.Errorf("minute %d: %v, want schema 5 and %v", i, h, want)
+		}
+		prev = enc.Totals
 	}
 }
