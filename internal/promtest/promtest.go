@@ -174,6 +174,9 @@ type PrometheusOptions struct {
 	// OutOfOrderWindow, if set, is storage.tsdb.out_of_order_time_window:
 	// samples older than a series' newest are then accepted within it.
 	OutOfOrderWindow time.Duration
+	// NativeHistograms turns on --enable-feature=native-histograms, without
+	// which Prometheus 2.42 refuses native histograms.
+	NativeHistograms bool
 }
 
 // StartPrometheus starts Prometheus with the remote write receiver on
@@ -190,8 +193,12 @@ func StartPrometheus(tb testing.TB, opt PrometheusOptions) *Prometheus {
 		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 			tb.Fatal(err)
 		}
-		return []string{"--config.file=" + file, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		args := []string{"--config.file=" + file, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 			"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--log.level=warn"}
+		if opt.NativeHistograms {
+			args = append(args, "--enable-feature=native-histograms")
+		}
+		return args
 	})
 	return &Prometheus{process: p}
 }
