@@ -632,3 +632,45 @@ func (s *Server) Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// ExpQuantile is what a receiver can read of an exponential histogram: its
+// estimate of the nearest-rank q-quantile (the ceil(q·count)-th smallest
+// value), the value of the bucket that holds that rank, bucket i of scale s
+// being (base^i, base^(i+1)], base = 2^(2^-s), and its value the point
+// within (base-1)/(base+1) of both bounds (negative buckets mirrored; the
+// zero bucket's value 0), clamped to the point's min and max if it has
+// them. NaN for an empty histogram.
+func ExpQuantile(p *metricsv1.ExponentialHistogramDataPoint, q float64) float64 {
+	if p.Count == 0 {
+		return math.NaN()
+	}
+	rank := uint64(max(1, math.Ceil(q*float64(p.Count))))
+	base := math.Exp2(math.Exp2(-float64(p.Scale)))
+	value := func(i int) float64 { return 2 * math.Pow(base, float64(i)+1) / (1 + base) }
+	clamp := func(v float64) float64 {
+		if p.Min != nil {
+			v = max(v, p.GetMin())
+		}
+		if p.Max != nil {
+			v = min(v, p.GetMax())
+		}
+		return v
+	}
+	var seen uint64
+	neg := p.GetNegative()
+	for k := len(neg.GetBucketCounts()) - 1; k >= 0; k-- { // the most negative first
+		if seen += neg.BucketCounts[k]; seen >= rank {
+			return clamp(-value(int(neg.Offset) + k))
+		}
+	}
+	if seen += p.ZeroCount; seen >= rank {
+		return clamp(0)
+	}
+	pos := p.GetPositive()
+	for k, c := range pos.GetBucketCounts() {
+		if seen += c; seen >= rank {
+			return clamp(value(int(pos.Offset) + k))
+		}
+	}
+	return clamp(math.Inf(1))
+}
