@@ -16,6 +16,20 @@
 //	sample   a_b                        the last value
 //	unique   a_b                        the distinct count
 //
+// With Outlet.Histograms native (REMOTE_WRITE_HISTOGRAMS=native), a measure
+// is instead
+//
+//	measure  a_b                        a native histogram: running bucket counts (the
+//	                                    sketch's bins, schema 6 unless downscaled past
+//	                                    NativeMaxBuckets), running count and sum
+//	         a_b_min, a_b_max           minute M's exact minimum and maximum
+//
+// so that histogram_quantile aggregates across sources and dimensions,
+// which quantile series never can. Prometheus stores native histograms
+// from 2.40 on, with --enable-feature=native-histograms (without it, 2.42
+// answers 500 "native histograms are disabled"); VictoriaMetrics 1.79
+// answers 204 and drops them.
+//
 // Running totals come from the lane's outlet.Totals: they start when a
 // series first appears and are forgotten after Config.Forget without it
 // (Prometheus reads the restart as a counter reset). A count whose name
