@@ -19,7 +19,7 @@ const MinScale = -4
 // histograms (whose index is i+1) define it. It is exact for every power
 // of two (math.Frexp tells them apart) and for the values next to them,
 // at every scale, as the OpenTelemetry Go SDK's exponent mapping is;
-// elsewhere math.Log2 of the fraction decides, which may put a value
+// elsewhere the logarithm of the fraction decides, which may put a value
 // within an ulp or so of another boundary in the bucket beside it (the
 // data model allows that). Bucket i of scale s is bucket
 // i>>1 of scale s-1: MapToIndex(v, s-1) == MapToIndex(v, s)>>1.
@@ -40,7 +40,20 @@ func MapToIndex(v float64, scale int) int {
 	// v in (2^(exp-1), 2^exp): log2 v = exp + log2 frac, with log2 frac in
 	// (-1, 0) computed on its own, so that a value an ulp above a power of
 	// two is not rounded onto it.
-	return exp<<scale + int(math.Ceil(math.Ldexp(math.Log2(frac), scale))) - 1
+	return exp<<scale + int(math.Ceil(math.Log(frac)*math.Ldexp(math.Log2E, scale))) - 1
+}
+
+// scaleFactor is 2^Scale/ln 2: log2 x · 2^Scale = ln x · scaleFactor.
+var scaleFactor = math.Ldexp(math.Log2E, Scale)
+
+// index is MapToIndex(v, Scale), the sketch's hot path: the same
+// arithmetic, its scale a constant.
+func index(v float64) int {
+	frac, exp := math.Frexp(v)
+	if frac == 0.5 {
+		return (exp-1)<<Scale - 1
+	}
+	return exp<<Scale + int(math.Ceil(math.Log(frac)*scaleFactor)) - 1
 }
 
 // spec is the sketch's index mapping: bin i is bucket i of an exponential
@@ -56,7 +69,7 @@ var logGamma = mustMapping(mapping.NewLogarithmicMappingWithGamma(Gamma, 0))
 var _ mapping.IndexMapping = spec{}
 
 func (spec) Equals(o mapping.IndexMapping) bool { _, ok := o.(spec); return ok }
-func (spec) Index(v float64) int                { return MapToIndex(v, Scale) }
+func (spec) Index(v float64) int                { return index(v) }
 func (spec) Value(i int) float64                { return logGamma.Value(i) }
 
 // LowerBound is the bin's lower bound, which it does not hold.

@@ -190,3 +190,17 @@ func TestDecodeOldMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexIsMapToIndex: the sketch's fast path is MapToIndex at Scale.
+func TestIndexIsMapToIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 100000 {
+		v := math.Exp2(rng.Float64()*120 - 60)
+		if rng.IntN(3) == 0 {
+			v = math.Round(v) + 1
+		}
+		if index(v) != MapToIndex(v, Scale) {
+			t.Fatalf("index(%v) = %d, MapToIndex = %d", v, index(v), MapToIndex(v, Scale))
+		}
+	}
+}
