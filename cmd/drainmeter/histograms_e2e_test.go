@@ -15,6 +15,7 @@ import (
 	"github.com/drainmeter/drainmeter/internal/fakeotlp"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/internal/promtest"
+	"github.com/drainmeter/drainmeter/postgres"
 )
 
 // spreadValues are n integer milliseconds from 1 ms to 10 s, log-uniform,
@@ -291,4 +292,37 @@ func promOne(t *testing.T, p *promtest.Prometheus, expr string, at time.Time) fl
 		return math.NaN()
 	}
 	return got[0].Value
+}
+
+// TestDrainsHistogramFlags: drains add|set --otlp-max-buckets and
+// --remote-write-histograms are stored per drain, shown by list, and bad
+// values are refused with a message naming the flag.
+func TestDrainsHistogramFlags(t *testing.T) {
+	dsn := pgtest.NewDatabase(t, false)
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=https://my-drainmeter.herokuapp.com"}
+	mustCLI(t, env, "drains", "add", "--name", "shop", "--otlp-endpoint", "https://otlp.example.com/v1/metrics",
+		"--otlp-temporality", "delta", "--otlp-max-buckets", "1000",
+		"--remote-write-url", "https://prom.example.com/api/v1/write", "--remote-write-histograms", "native")
+	if list := mustCLI(t, env, "drains", "list"); !strings.Contains(list, "otlp(https://otlp.example.com/v1/metrics, delta, max buckets 1000)") ||
+		!strings.Contains(list, "remotewrite(https://prom.example.com/api/v1/write, native histograms)") {
+		t.Fatalf("list:\n%s", list)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--otlp-max-buckets", "many"}, `--otlp-max-buckets "many": a number of buckets, 2 to 4096`},
+		{[]string{"--otlp-max-buckets", "1"}, "1 buckets: 2 to 4096"},
+		{[]string{"--remote-write-histograms", "classic"}, `remote write histograms "classic": native or summary`},
+	} {
+		_, stderr, err := cli(t, env, append([]string{"drains", "set", "shop"}, tc.args...)...)
+		if err == nil || !strings.Contains(stderr, tc.want) {
+			t.Errorf("drains set shop %v: %v, stderr %q, want %q", tc.args, err, stderr, tc.want)
+		}
+	}
+	mustCLI(t, env, "drains", "set", "shop", "--otlp-max-buckets", "160", "--remote-write-histograms", "summary")
+	if list := mustCLI(t, env, "drains", "list"); !strings.Contains(list, "otlp(https://otlp.example.com/v1/metrics, delta)") ||
+		!strings.Contains(list, "remotewrite(https://prom.example.com/api/v1/write)") {
+		t.Fatalf("list after set:\n%s", list)
+	}
 }
