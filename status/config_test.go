@@ -25,8 +25,11 @@ func TestOutletsShowTheirConfiguration(t *testing.T) {
 	}
 	for o, want := range map[*outlet.Outlet]string{
 		{Kind: outlet.Log}: "no outlet set: rollups logged",
-		{Kind: outlet.OTLP, URL: "https://a/v1/metrics"}: "config vars, cumulative",
-		{Kind: outlet.Librato, Version: 2}:               "version 2",
+		{Kind: outlet.OTLP, URL: "https://a/v1/metrics"}:                            "config vars, cumulative",
+		{Kind: outlet.Librato, Version: 2}:                                          "version 2",
+		{Kind: outlet.OTLP, Temporality: outlet.Delta, MaxBuckets: 1000}:            "config vars, delta, max buckets 1000",
+		{Kind: outlet.OTLP, Temporality: outlet.Delta, MaxBuckets: 160}:             "config vars, delta",
+		{Kind: outlet.RemoteWrite, Version: 4, Histograms: outlet.NativeHistograms}: "version 4, native histograms",
 	} {
 		if got := ConfigDesc(o); got != want {
 			t.Errorf("ConfigDesc(%+v) = %q, want %q", *o, got, want)

@@ -231,6 +231,12 @@ func ConfigDesc(o *outlet.Outlet) string {
 		if o.PercentileGauges {
 			s += ", percentile gauges"
 		}
+		if o.MaxBuckets > 0 && o.MaxBuckets != outlet.DefaultMaxBuckets {
+			s += ", max buckets " + strconv.Itoa(o.MaxBuckets)
+		}
+	}
+	if o.Native() {
+		s += ", native histograms"
 	}
 	return s
 }
