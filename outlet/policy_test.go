@@ -187,6 +187,10 @@ func TestAnswerPolicy(t *testing.T) {
 		{"410", answer{status: 410}, same(pause(outlet.PauseWrongURL))},
 		{"400 unsupported path (VictoriaMetrics)", answer{status: 400, body: `remoteAddr: "127.0.0.1:1"; requestURI: /api/v1/push; unsupported path requested: "/api/v1/push"`},
 			same(pause(outlet.PauseWrongURL))},
+		// Prometheus without --enable-feature=native-histograms answers
+		// 500 to a native histogram: a setting, not a passing failure.
+		{"500 native histograms are disabled (Prometheus 2.42)", answer{status: 500, ctype: "text/plain", body: "native histograms are disabled"},
+			same(pause(outlet.PauseReceiver))},
 		// A small request refused as too large: the limit is wrong, no
 		// split can help.
 		{"413 for a small request", answer{status: 413, body: "too large"}, same(pause(outlet.PauseTooLarge))},

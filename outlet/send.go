@@ -193,9 +193,19 @@ var wrongPlaceMessages = [][]byte{
 	[]byte("unsupported path requested"), // VictoriaMetrics (single, vminsert, vmagent): 400
 }
 
+// receiverSettingMessages are what receivers answer to a request they could
+// take only with a setting of theirs turned on: nothing the data did, so the
+// lane pauses until the receiver (or the outlet) is changed.
+var receiverSettingMessages = [][]byte{
+	[]byte("native histograms are disabled"), // Prometheus without --enable-feature=native-histograms: 500
+}
+
 // wrongPlace reports whether an answer's body says the path is wrong.
-func wrongPlace(body []byte) bool {
-	for _, m := range wrongPlaceMessages {
+func wrongPlace(body []byte) bool { return containsAny(body, wrongPlaceMessages) }
+
+// containsAny reports whether body contains one of ms.
+func containsAny(body []byte, ms [][]byte) bool {
+	for _, m := range ms {
 		if bytes.Contains(body, m) {
 			return true
 		}
@@ -563,11 +573,12 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 // configuration (or the receiver's), nothing about the data, so its
 // minutes are kept until the configuration changes or a probe passes.
 const (
-	PauseCredentials = "credentials" // 401, 403
-	PauseWrongURL    = "wrong_url"   // 404, 405, 410: no such API at that URL
-	PauseRedirect    = "redirect"    // 3xx, never followed
-	PauseNotAPI      = "not_api"     // an HTML page where the API should answer
-	PauseTooLarge    = "too_large"   // 413 for a request under SplitFloor: the receiver's limit is misconfigured
+	PauseCredentials = "credentials"      // 401, 403
+	PauseWrongURL    = "wrong_url"        // 404, 405, 410: no such API at that URL
+	PauseRedirect    = "redirect"         // 3xx, never followed
+	PauseNotAPI      = "not_api"          // an HTML page where the API should answer
+	PauseTooLarge    = "too_large"        // 413 for a request under SplitFloor: the receiver's limit is misconfigured
+	PauseReceiver    = "receiver_setting" // the receiver needs a setting turned on (native histograms)
 )
 
 // PauseFix says what to do about a pause, for logs and the status page.
@@ -583,6 +594,8 @@ func PauseFix(reason string) string {
 		return "the answer is a web page, not the API: check the outlet's URL"
 	case PauseTooLarge:
 		return "the receiver refuses even small requests as too large: raise its body-size limit (or a proxy's in front of it)"
+	case PauseReceiver:
+		return "the receiver does not take native histograms: start Prometheus with --enable-feature=native-histograms, or set the outlet's histograms to summary"
 	}
 	return "check the outlet's configuration"
 }
@@ -603,6 +616,9 @@ func pauseReason(res Result, ex *exchange, r *Request, splitFloor int) string {
 		return PauseWrongURL
 	case st >= 400 && res.Outcome != Retry && wrongPlace(ex.body):
 		return PauseWrongURL
+	case st >= 400 && containsAny(ex.body, receiverSettingMessages):
+		// Retried by the backend (a 500), but no retry can succeed.
+		return PauseReceiver
 	case ex.html != "" && res.Outcome != Retry:
 		// A page where an API should answer (a 200 too: nothing was stored).
 		return PauseNotAPI
