@@ -31,6 +31,11 @@ func TestParserTable(t *testing.T) {
 		{"bad values reject only their pair", Options{}, hdr + `measure#a=abc measure#b=5. measure#c=NaN measure#d=1e999 measure#e=0x1F measure#f=3 count#=1 unique#u=`,
 			`{"kind":"measure","name":"f","value":3,"source":"web.2",` + at + "}\n" +
 				"reject bad_value 5\nreject empty_name 1\nreject empty_member 1\n"},
+		{"magnitudes above 1e100 are refused, DBL_MAX included", Options{}, hdr + `count#c=1.7976931348623157e308 measure#m=1e308 count#n=-1.7e308 sample#s=1.0000001e100 sample#t=1e100 count#u=-1e100ms measure#v=1e-300`,
+			`{"kind":"sample","name":"t","value":1e+100,"source":"web.2",` + at + "}\n" +
+				`{"kind":"count","name":"u","value":-1e+100,"unit":"ms","source":"web.2",` + at + "}\n" +
+				`{"kind":"measure","name":"v","value":1e-300,"source":"web.2",` + at + "}\n" +
+				"reject bad_value 4\n"},
 		{"long member", Options{}, hdr + `unique#u=` + strings.Repeat("x", 129) + ` unique#v="a \"b\""`,
 			`{"kind":"unique","name":"v","value":1,"member":"a \"b\"","source":"web.2",` + at + "}\n" +
 				"reject long_member 1\n"},

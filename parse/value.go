@@ -7,10 +7,17 @@ import (
 	"unicode/utf8"
 )
 
+// MaxValue is the largest magnitude a value may have: 1e100. A sum of such
+// values, or of their squares (at most 1e200 each), stays finite however
+// many lines a series gets (it would take 1e108 of them to overflow), so
+// no running total, sum or percentile sketch can become ±Inf or NaN.
+// DBL_MAX (1.7976931348623157e308, a common "unset" in loggers) is refused.
+const MaxValue = 1e100
+
 // ParseValue reads a number and its unit: [+-]?(digits[.digits]|.digits)
 // ([eE][+-]?digits)? followed by letters, '%' or '/' only. An empty input is
-// 1 with no unit. It reports false for anything else and for values that
-// overflow to ±Inf.
+// 1 with no unit. It reports false for anything else and for values whose
+// magnitude is above MaxValue (±Inf included).
 func ParseValue(v []byte) (f float64, unit []byte, ok bool) {
 	if len(v) == 0 {
 		return 1, nil, true
@@ -119,7 +126,7 @@ func parseValue(v []byte) (f float64, unit []byte, ok bool) {
 	// string(num) does not escape (strconv clones it into errors), so this
 	// conversion does not allocate.
 	f, err := strconv.ParseFloat(string(num), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+	if err != nil || !(math.Abs(f) <= MaxValue) { // NaN fails the comparison too
 		return 0, nil, false
 	}
 	return f, unit, true
