@@ -289,7 +289,14 @@ type Encoded struct {
 	// AsGauges counts series the receiver's own type cannot hold that went
 	// out as gauges instead (cumulative OTLP measures with a negative value).
 	AsGauges int
+	// KeptOut counts series kept out of a monotonic counter: a count whose
+	// minute total is negative (or a sum that is not finite) does not add
+	// to a running total, and is not sent as an OTLP delta Sum.
+	KeptOut int
 }
+
+// KeptOutReason says why series are counted as kept_out.
+const KeptOutReason = "a count minute with a negative total (or a sum that is not finite) is kept out of monotonic counters: running totals hold, OTLP delta sends no point"
 
 // Backend turns minutes into requests for one kind of receiver and reads
 // its answers.

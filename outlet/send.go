@@ -302,6 +302,7 @@ type Job struct {
 	skipped   int // points left out at build time, counted when the job finishes
 	note      string
 	asGauges  int // series sent as gauges instead, counted when the job finishes
+	keptOut   int // series kept out of running totals or monotonic sums, counted when the job finishes
 	uncertain int // times the next request was sent without an answer
 }
 
@@ -411,7 +412,7 @@ func (s *Sender) Build(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (*Jo
 		r.origin, r.offset = i, 0
 	}
 	return &Job{Minute: m.Start, Reqs: enc.Reqs, Totals: enc.Totals, Key: o.EncodingKey(),
-		skipped: enc.Skipped, note: enc.Note, asGauges: enc.AsGauges}, nil
+		skipped: enc.Skipped, note: enc.Note, asGauges: enc.AsGauges, keptOut: enc.KeptOut}, nil
 }
 
 // Resume moves a freshly built job to a position that Job.Position gave
@@ -459,7 +460,7 @@ func (s *Sender) Stale(minute int64) bool {
 // DropJob gives up on the rest of a job, counting its points as dropped.
 func (s *Sender) DropJob(d *Drain, o *Outlet, job *Job, st *Status, why string) {
 	n := job.Points()
-	job.Next, job.asGauges = len(job.Reqs), 0 // nothing sent: nothing sent as gauges either
+	job.Next, job.asGauges, job.keptOut = len(job.Reqs), 0, 0 // nothing sent: nothing sent as gauges either
 	s.stats.Drain(d.ID).Add(stats.PostDropped, uint64(n))
 	st.Dropped += uint64(n)
 	if n > 0 {
@@ -712,6 +713,12 @@ func (s *Sender) finished(d *Drain, o *Outlet, job *Job, st *Status) Step {
 		s.log.Info("outlet: measures sent as gauges", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
 			"series", job.asGauges, "reason", job.note)
 		job.asGauges = 0
+	}
+	if job.keptOut > 0 {
+		s.stats.Drain(d.ID).Add(stats.KeptOut, uint64(job.keptOut))
+		s.log.Info("outlet: series kept out of monotonic totals", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+			"series", job.keptOut, "reason", KeptOutReason)
+		job.keptOut = 0
 	}
 	return Step{Action: Finished}
 }

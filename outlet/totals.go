@@ -21,6 +21,13 @@ import (
 type Totals struct {
 	Minute int64 // the start of the last minute applied; 0: none
 	Series map[string]*Running
+	// KeptOut is how many series of the last minute applied were kept out
+	// of their running totals (see AdvanceExcept). It is not encoded.
+	KeptOut int
+	// Repaired is how many series DecodeTotals left out because their
+	// running total was not finite (stored before values were bounded):
+	// they start again, as a counter reset. It is not encoded.
+	Repaired int
 }
 
 // Running is one series' running totals.
@@ -150,6 +157,13 @@ func (t *Totals) Advance(m *rollup.Minute, forget int64) *Totals {
 // AdvanceExcept is Advance, except that the measures for which leave
 // returns true do not add to their running count and sum (they stay known,
 // and are not forgotten).
+//
+// A running total never goes down and never becomes ±Inf or NaN: a count
+// whose minute total is negative (a monotonic counter would read it as a
+// reset), and a count or measure whose minute sum is not finite (parse
+// refuses such values; a partial stored before it did may hold one), are
+// kept out of their running totals and counted in KeptOut. A running
+// total that is not finite (stored before) starts again at the minute.
 func (t *Totals) AdvanceExcept(m *rollup.Minute, forget int64, leave func(*rollup.Series) bool) *Totals {
 	next := &Totals{Minute: m.Start, Series: make(map[string]*Running, len(m.Series))}
 	if t != nil {
@@ -166,14 +180,25 @@ func (t *Totals) AdvanceExcept(m *rollup.Minute, forget int64, leave func(*rollu
 			r = &Running{Kind: s.Kind, Start: m.Start}
 			next.Series[k] = r
 		}
+		if (s.Kind == parse.Measure || s.Kind == parse.Count) && !finite(r.Sum) {
+			*r = Running{Kind: s.Kind, Start: m.Start}
+		}
 		switch s.Kind {
 		case parse.Measure:
 			if leave != nil && leave(s) {
 				break
 			}
+			if !finite(s.Sum) || !finite(r.Sum+s.Sum) {
+				next.KeptOut++
+				break
+			}
 			r.Count += s.Count
 			r.Sum += s.Sum
 		case parse.Count:
+			if KeepOutCount(s) || !finite(r.Sum+s.Sum) {
+				next.KeptOut++
+				break
+			}
 			r.Sum += s.Sum
 		}
 		r.Last = m.Start
@@ -181,6 +206,13 @@ func (t *Totals) AdvanceExcept(m *rollup.Minute, forget int64, leave func(*rollu
 	}
 	return next
 }
+
+// KeepOutCount reports whether count series s's minute total cannot go into
+// a monotonic counter (a running total, or an OTLP delta Sum): it is
+// negative, or not finite.
+func KeepOutCount(s *rollup.Series) bool { return !(s.Sum >= 0) || math.IsInf(s.Sum, 1) }
+
+func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
 
 // The encoding: version(1) | varint minute | uvarint n | n × (str key | kind(1) | varint start | varint count | f64 sum | varint last | flags(1) [| hist]),
 // series in key order; flags bit 0 = ProcessType, bit 1 = a hist follows:
@@ -255,7 +287,8 @@ func appendSide(dst []byte, side map[int]uint64) []byte {
 
 var errTotals = errors.New("outlet: corrupt running totals")
 
-// DecodeTotals decodes what AppendBinary encoded.
+// DecodeTotals decodes what AppendBinary encoded, leaving out series whose
+// running total is not finite (Repaired counts them).
 func DecodeTotals(b []byte) (*Totals, error) {
 	if len(b) == 0 || b[0] < totalsVersionV1 || b[0] > totalsVersion {
 		return nil, errTotals
@@ -300,6 +333,7 @@ func DecodeTotals(b []byte) (*Totals, error) {
 		if b == nil {
 			return nil, errTotals
 		}
+		bad := !finite(r.Sum) // stored before values were bounded: the series starts again
 		if !v1 {
 			if len(b) == 0 {
 				return nil, errTotals
@@ -339,6 +373,10 @@ func DecodeTotals(b []byte) (*Totals, error) {
 				}
 				r.Hist = h
 			}
+		}
+		if bad {
+			t.Repaired++
+			continue
 		}
 		t.Series[key] = r
 	}

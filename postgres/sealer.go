@@ -124,6 +124,10 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 					s.log.Error("sealer: unreadable partial skipped", "drain", drain, "minute", minuteString(minute), "err", err)
 					continue
 				}
+				if part.Repaired > 0 {
+					s.log.Warn("sealer: series with a sum that is not finite left out (stored before values were bounded)",
+						"drain", drain, "minute", minuteString(minute), "series", part.Repaired)
+				}
 				conflicts, err := merged.Merge(part)
 				if err != nil {
 					s.log.Error("sealer: partial could not be merged", "drain", drain, "minute", minuteString(minute), "err", err)

@@ -201,7 +201,9 @@ func (d *decoder) f64() float64 {
 }
 
 // DecodeMinute decodes what AppendBinary encoded into a Minute of the given
-// drain and start.
+// drain and start. A series with a sum that is not finite (stored before
+// parse.MaxValue bounded values: 1.7e308 twice) is left out and counted in
+// Repaired, so that it cannot poison a sealed minute or a running total.
 func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 	if len(b) == 0 || (b[0] != encodingVersionV3 && b[0] != encodingVersion && b[0] != encodingVersionV1) {
 		return nil, errCorrupt
@@ -271,6 +273,10 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 				return nil, fmt.Errorf("rollup: partial uniques: %w", err)
 			}
 		}
+		if !finiteSums(s) {
+			m.Repaired++
+			continue
+		}
 		m.Series[key] = s
 	}
 	if v3 {
@@ -292,6 +298,20 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 		return nil, errCorrupt
 	}
 	return m, nil
+}
+
+// finiteSums reports whether s's sums (and a sample's value) are finite.
+func finiteSums(s *Series) bool {
+	fin := func(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
+	switch s.Kind {
+	case parse.Measure:
+		return fin(s.Sum) && fin(s.SumSq)
+	case parse.Count:
+		return fin(s.Sum)
+	case parse.Sample:
+		return fin(s.Last)
+	}
+	return true
 }
 
 // Sorted returns the minute's series ordered by key (name, source, dims).

@@ -224,3 +224,28 @@ func TestDimsRoundTrip(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+// TestDecodeRepairsNonFinite: a partial stored before values were bounded
+// (count#c=1.7e308 twice: a sum of +Inf) loses that series when read, and
+// keeps the others; a minute merged from it stays finite.
+func TestDecodeRepairsNonFinite(t *testing.T) {
+	s := NewStore(Config{Grace: time.Hour})
+	at := t0.Add(time.Second)
+	s.Add(t0, stats.NewRegistry().Drain("d"), []parse.Measurement{
+		{Kind: parse.Count, Name: []byte("c"), Value: 1.7e308, Time: at},
+		{Kind: parse.Count, Name: []byte("c"), Value: 1.7e308, Time: at},
+		{Kind: parse.Measure, Name: []byte("m"), Value: 1e200, Time: at},
+		{Kind: parse.Count, Name: []byte("ok"), Value: 2, Time: at},
+	})
+	m := s.FlushAll()[0]
+	if !math.IsInf(m.Series["c\x00"].Sum, 1) || !math.IsInf(m.Series["m\x00"].SumSq, 1) {
+		t.Fatal("the fixture is not the poisoned partial it means to be")
+	}
+	got, err := DecodeMinute("d", m.Start, m.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Repaired != 2 || len(got.Series) != 1 || got.Series["ok\x00"].Sum != 2 {
+		t.Fatalf("decoded %d series, repaired %d; want ok alone, 2 repaired", len(got.Series), got.Repaired)
+	}
+}

@@ -78,6 +78,11 @@ type Minute struct {
 	// series, posted by the outlets that have annotations.
 	Events []Event
 
+	// Repaired is how many series DecodeMinute left out because a sum was
+	// not finite (a partial stored before values were bounded by
+	// parse.MaxValue); not encoded.
+	Repaired int
+
 	// Open minutes only: the routes admitted and the events kept so far
 	// (TakeOpen swaps series and events out, not these).
 	routes  map[string]struct{}

@@ -39,6 +39,7 @@ const (
 	LateShifted                     // measurements that reached Postgres after their minute was sealed, posted with a later minute
 	AsGauges                        // measures a cumulative OTLP outlet sent as gauges (NAME.min, .max, .pNN): their minute had a negative value
 	PostUncertain                   // measurements in requests that got no answer after they were sent (a timeout): each may have arrived
+	KeptOut                         // series kept out of a monotonic counter by an outlet (running total, OTLP delta Sum): a count minute with a negative total, or a sum not finite
 
 	IDsIgnored // batches whose Logplex-Frame-Id or X-Request-Id was too long to be one (counted as if they had none)
 	Busy       // requests answered 503 because the memory budget for request bodies was full (logplex retries them)
@@ -66,7 +67,7 @@ var counterNames = [...]string{
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
-	LateShifted: "late_shifted", AsGauges: "as_gauges", PostUncertain: "post_uncertain", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
+	LateShifted: "late_shifted", AsGauges: "as_gauges", PostUncertain: "post_uncertain", KeptOut: "kept_out", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
 	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
 	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
 	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",

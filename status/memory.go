@@ -20,6 +20,7 @@ func FillCounters(d *Drain, s stats.Snapshot) {
 	d.Late = s[stats.Late]
 	d.LateShifted = s[stats.LateShifted]
 	d.AsGauges = s[stats.AsGauges]
+	d.KeptOut = s[stats.KeptOut]
 	d.Future = s[stats.Future]
 	d.Overflow = s[stats.Overflow]
 	d.KindConflict = s[stats.KindConflict]

@@ -39,6 +39,7 @@ type Drain struct {
 	Late           uint64            `json:"late"`         // measurements for a minute already closed
 	LateShifted    uint64            `json:"late_shifted"` // measurements that reached Postgres late, posted with a later minute
 	AsGauges       uint64            `json:"as_gauges"`    // measures sent to cumulative OTLP as gauges: their minute had a negative value
+	KeptOut        uint64            `json:"kept_out"`     // series kept out of monotonic counters by an outlet: a count minute with a negative total
 	Future         uint64            `json:"future"`
 	Overflow       uint64            `json:"overflow"`
 	KindConflict   uint64            `json:"kind_conflict"`

@@ -315,6 +315,9 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 	if d.AsGauges > 0 {
 		c("as_gauges", "measures sent as gauges (negative values, cumulative OTLP)", d.AsGauges, false)
 	}
+	if d.KeptOut > 0 {
+		c("kept_out", "counts kept out of counters (negative minute totals)", d.KeptOut, true)
+	}
 
 	for reason, n := range d.Rejected {
 		v.Rejected = append(v.Rejected, reasonView{Reason: reason, Count: count(n)})

@@ -97,6 +97,11 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if n, err := postgres.RepairTotals(ctx, pool); err != nil {
+			log.Warn("cannot repair stored running totals now; they are repaired as they are read", "err", err)
+		} else if n > 0 {
+			log.Warn("running totals that were not finite repaired: those series start again (a counter reset)", "series", n)
+		}
 		tn.drains = postgres.NewDrains(pool, cfg.keys)
 		warnOutletURLs(ctx, tn.drains, log)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)

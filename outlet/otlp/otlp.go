@@ -11,7 +11,8 @@
 //	attributes  source (if any), drainmeter.rollup (dyno | process_type | none), one per dimension
 //	            delta                                  cumulative (the default)
 //	count       Sum{DELTA, monotonic}: the minute's    Sum{CUMULATIVE, monotonic}: the running total
-//	            sum, start M                           since the series' start
+//	            sum, start M; none if it is negative   since the series' start (a negative minute
+//	            (counted kept_out)                     total is kept out of it, counted kept_out)
 //	measure     ExponentialHistogram{DELTA}: the       Summary: running count and sum, quantiles 0,
 //	            sketch's bins (scale 6, downscaled     .5, .95, .99, 1 of minute M; a minute with a
 //	            past Outlet.MaxBuckets a side,         negative value goes out as gauges NAME.min,
@@ -158,6 +159,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		// of the Summary's running count and sum, which must not go below 0.
 		bl.totals = prev.AdvanceExcept(m, int64(b.cfg.Forget/time.Second), func(s *rollup.Series) bool { return s.Min < 0 })
 		enc.Totals = bl.totals
+		enc.KeptOut = bl.totals.KeptOut // a negative count minute: the running total holds
 	default:
 		return outlet.Encoded{}, fmt.Errorf("otlp: unknown temporality %q", o.Temporality)
 	}
@@ -172,6 +174,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	if enc.Reqs, err = b.requests(newHead(d, b.cfg.Version), all); err != nil {
 		return outlet.Encoded{}, err
 	}
+	enc.KeptOut += bl.keptOut
 	if bl.negative > 0 {
 		enc.AsGauges = bl.negative
 		enc.Note = "a negative value: sent as gauges NAME.min, .max and .pNN (PERCENTILES) and left out of the Summary's count and sum (a Summary holds no negative values)"
@@ -202,6 +205,7 @@ type builder struct {
 	delta       bool           // else cumulative, with totals
 	totals      *outlet.Totals // the running totals after the minute
 	negative    int            // cumulative measures sent as gauges
+	keptOut     int            // delta counts left out: a negative minute total cannot be a monotonic delta
 	shared      map[[2]string]*commonv1.KeyValue
 	percentiles []float64 // of the gauges NAME.pNN
 	pctGauges   bool      // every measure also as gauges NAME.pNN
@@ -232,6 +236,10 @@ func (bl *builder) series(s *rollup.Series) series {
 		return series{{name: name, kind: gauge, num: num(float64(s.HLL.Clone().Estimate()))}}
 	case parse.Count:
 		if bl.delta {
+			if outlet.KeepOutCount(s) {
+				bl.keptOut++
+				return nil
+			}
 			p := num(s.Sum)
 			p.StartTimeUnixNano = bl.start
 			return series{{name: name, kind: deltaSum, num: p}}

@@ -32,7 +32,9 @@
 //
 // Running totals come from the lane's outlet.Totals: they start when a
 // series first appears and are forgotten after Config.Forget without it
-// (Prometheus reads the restart as a counter reset). A count whose name
+// (Prometheus reads the restart as a counter reset). A count minute whose
+// total is negative is kept out of its running total (counted kept_out),
+// so that a counter never goes down. A count whose name
 // already ends in _total gets no second suffix, as Prometheus' own OTLP
 // translation does.
 //
@@ -193,6 +195,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	enc := outlet.Encoded{Totals: next}
 	taken := map[string]bool{} // identities already in the minute
 	var groups [][]promSeries  // one per drainmeter series, in key order
+	enc.KeptOut = next.KeptOut // a count minute with a negative total: name_total holds
 	for _, s := range m.Sorted() {
 		g := seriesOf(job, s, next.Series[s.Key()], false, native)
 		if i := slices.IndexFunc(g, func(p promSeries) bool { return taken[string(p.labels)] }); i >= 0 {
