@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/promtest"
+)
+
+// TestValuesCannotPoisonCounters is issue 19's acceptance run for values:
+// count#c=1.7e308 twice (and -1.7e308, and measure#m=1e308 twice), then a
+// minute whose count is negative, through remote write into a real
+// Prometheus 2.42. Every c_total and m_sum sample is finite, no counter
+// sample decreases, and the status page counts the values refused
+// (bad_value) and the negative minute kept out of the counter (kept_out).
+//
+// Three consecutive minutes are sent at once, stamped in the past, with a
+// GRACE that closes the first one a few seconds later: the first two are
+// posted as they close (the status page shows them), the last at SIGTERM.
+func TestValuesCannotPoisonCounters(t *testing.T) {
+	t.Parallel() // about 70 s: the second minute closes a minute after the first
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
+	now := time.Now()
+	f := now.Truncate(time.Minute)
+	m1, m2, m3 := f.Add(-2*time.Minute), f.Add(-time.Minute), f
+	grace := now.Add(8*time.Second).Sub(m1.Add(time.Minute)).Round(time.Second) // m1 closes 8 s from now
+	s := startServer(t, "REMOTE_WRITE_URL="+prom.WriteURL(), "APP_NAME=poison", "GRACE="+grace.String(), "SELF_METRICS=false")
+	body := appLine(m1.Add(5*time.Second), "web.1", "count#c=100 count#c=1.7e308 count#c=1.7976931348623157e308 count#c=-1.7e308 measure#m=1e308 measure#m=1e308 measure#m=4") +
+		appLine(m2.Add(5*time.Second), "web.1", "count#c=-5 measure#m=2") +
+		appLine(m3.Add(5*time.Second), "web.1", "count#c=1 measure#m=1")
+	if resp := s.do(t, post{user: "app", pass: "x", body: []byte(body)}); resp.StatusCode != 200 {
+		t.Fatalf("POST /logs: %d", resp.StatusCode)
+	}
+	type drainStatus struct {
+		Rejected map[string]uint64 `json:"rejected"`
+		KeptOut  uint64            `json:"kept_out"`
+	}
+	var st drainStatus
+	eventually(t, 100*time.Second, "kept_out on /status.json", func() bool {
+		code, b := get(t, s.url+"/status.json", "", "")
+		if code != 200 {
+			t.Fatalf("/status.json: %d %s", code, b)
+		}
+		var snap struct{ Drains []drainStatus }
+		if err := json.Unmarshal([]byte(b), &snap); err != nil || len(snap.Drains) != 1 {
+			t.Fatalf("/status.json: %v %s", err, b)
+		}
+		st = snap.Drains[0]
+		return st.KeptOut > 0
+	})
+	// c's minute-2 total is negative: one series per source (web.1, and
+	// the process type web) kept out of its counter.
+	if st.Rejected["bad_value"] != 5 || st.KeptOut != 2 {
+		t.Errorf("status: bad_value %d, kept_out %d; want 5 refused values and 2 series kept out", st.Rejected["bad_value"], st.KeptOut)
+	}
+	if _, err := s.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.out)
+	}
+	// Prometheus, at each minute's end, for both sources.
+	want := map[string][3]float64{"c_total": {100, 100, 101}, "m_sum": {4, 6, 7}, "m_count": {1, 2, 3}}
+	for name, ws := range want {
+		for _, src := range []string{"web.1", "web"} {
+			prev := math.Inf(-1)
+			for i, m := range []time.Time{m1, m2, m3} {
+				at := m.Add(time.Minute)
+				var got []float64
+				for _, smp := range prom.Query(t, name+`{job="poison", source="`+src+`"}`, at) {
+					if smp.Time.Equal(at) {
+						got = append(got, smp.Value)
+					}
+				}
+				if len(got) != 1 || math.IsInf(got[0], 0) || math.IsNaN(got[0]) || got[0] < prev || got[0] != ws[i] {
+					t.Errorf("%s{source=%q} at minute %d: %v, want %v (finite, never lower than %v)", name, src, i+1, got, ws[i], prev)
+					continue
+				}
+				prev = got[0]
+			}
+		}
+	}
+	// No reset anywhere: Prometheus' own view of the counter.
+	for _, smp := range prom.Query(t, `resets(c_total{job="poison"}[10m])`, m3.Add(time.Minute)) {
+		if smp.Value != 0 {
+			t.Errorf("resets(c_total{source=%q}) = %v, want 0", smp.Metric["source"], smp.Value)
+		}
+	}
+	if sum := summaryTotals(s.out.String(), "default"); sum["kept_out"] != 2 || sum["pairs_bad_value"] != 5 {
+		t.Errorf("drain summary lines: kept_out %d, pairs_bad_value %d; want 2, 5", sum["kept_out"], sum["pairs_bad_value"])
+	}
+	if strings.Contains(s.out.String(), "+Inf") || strings.Contains(s.out.String(), "NaN") {
+		t.Errorf("a non-finite value in the output:\n%s", s.out)
+	}
+}
