@@ -26,7 +26,7 @@ func TestValuesCannotPoisonCounters(t *testing.T) {
 	now := time.Now()
 	f := now.Truncate(time.Minute)
 	m1, m2, m3 := f.Add(-2*time.Minute), f.Add(-time.Minute), f
-	grace := now.Add(8*time.Second).Sub(m1.Add(time.Minute)).Round(time.Second) // m1 closes 8 s from now
+	grace := now.Add(8 * time.Second).Sub(m1.Add(time.Minute)).Round(time.Second) // m1 closes 8 s from now
 	s := startServer(t, "REMOTE_WRITE_URL="+prom.WriteURL(), "APP_NAME=poison", "GRACE="+grace.String(), "SELF_METRICS=false")
 	body := appLine(m1.Add(5*time.Second), "web.1", "count#c=100 count#c=1.7e308 count#c=1.7976931348623157e308 count#c=-1.7e308 measure#m=1e308 measure#m=1e308 measure#m=4") +
 		appLine(m2.Add(5*time.Second), "web.1", "count#c=-5 measure#m=2") +
