@@ -88,7 +88,7 @@ func NewPoster(cfg PosterConfig, pool *pgxpool.Pool, send *outlet.Sender, dest R
 	}
 	return &Poster{cfg: cfg, pool: pool, send: send, dest: dest, stats: reg, log: log, now: now,
 		leases: map[laneKey]time.Time{}, wake: make(chan struct{}, 1),
-		outage: newOutage(log, "lanes: Postgres unreachable; posting waits until it is back", "lanes: Postgres reachable again")}
+		outage: newOutage(log, "lanes: Postgres failing; posting waits until it works again", "lanes: Postgres works again")}
 }
 
 // Wake makes idle workers look for work now (a minute was sealed).

@@ -86,6 +86,11 @@ type Partials struct {
 	open     map[string]int
 	wake     chan struct{}
 	outage   *outage
+	health   *DBHealth // told of every write; nil: none
+	// unwritten is the start of the oldest minute whose partials or
+	// status counters a failed write had to keep for the next; 0 once a
+	// write succeeds.
+	unwritten int64
 }
 
 type counterKey struct {
@@ -116,7 +121,7 @@ func NewPartials(cfg PartialsConfig, pool *pgxpool.Pool, reg *stats.Registry, lo
 	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, now: now, wake: make(chan struct{}, 1),
 		counters: map[counterKey]stats.Snapshot{}, activity: map[string]activity{}, open: map[string]int{},
 		swept:  ClosedThrough(now(), cfg.Grace),
-		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres reachable again; caught up")}
+		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres writes succeed again; caught up")}
 }
 
 // Register records this writer. A new process has closed every minute it
@@ -217,6 +222,22 @@ func (p *Partials) trimLocked() {
 	}
 }
 
+// ReportTo makes every write's outcome known to h (the database state of
+// /health and the status page). Call it before Run.
+func (p *Partials) ReportTo(h *DBHealth) { p.health = h }
+
+// Unwritten returns the start of the oldest minute whose partials or status
+// counters are held in memory because writes fail (the per-minute figures
+// from it on are not yet recorded), and whether there is one.
+func (p *Partials) Unwritten() (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unwritten == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(p.unwritten, 0).UTC(), true
+}
+
 // Queued returns the partials and bytes waiting to be written.
 func (p *Partials) Queued() (n, bytes int) {
 	p.mu.Lock()
@@ -276,12 +297,44 @@ func (p *Partials) flush(ctx context.Context) error {
 	if err != nil {
 		p.requeue(batch)
 		p.requeueStatus(st)
+		p.heldBack(batch, st)
+	} else {
+		p.mu.Lock()
+		p.unwritten = 0
+		p.mu.Unlock()
 	}
 	if ctx.Err() != nil && err != nil {
 		return err // cancelled (shutdown): not an outage; the caller flushes again
 	}
 	p.outage.report(err)
+	if p.health != nil {
+		p.health.Wrote(err)
+	}
 	return err
+}
+
+// heldBack records the oldest minute a failed write kept in memory.
+func (p *Partials) heldBack(batch []partialRow, st statusRows) {
+	oldest := int64(0)
+	older := func(m int64) {
+		if oldest == 0 || m < oldest {
+			oldest = m
+		}
+	}
+	for _, r := range batch {
+		older(r.minute)
+	}
+	for k := range st.counters {
+		older(k.minute)
+	}
+	if oldest == 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.unwritten == 0 || oldest < p.unwritten {
+		p.unwritten = oldest
+	}
+	p.mu.Unlock()
 }
 
 // statusRows are the status counters a write adds.

@@ -74,8 +74,8 @@ func NewClaims(cfg ClaimsConfig, pool *pgxpool.Pool, local LocalIDs, log *slog.L
 		cfg.MaxIDs = 200_000
 	}
 	return &Claims{cfg: cfg, local: local, pool: pool, log: log, now: now, wake: make(chan struct{}, 1),
-		outage: newOutage(log, "dedup: Postgres unreachable; batch ids are claimed in this dyno's memory only (a retry reaching another dyno may count twice)",
-			"dedup: Postgres reachable again; batch ids claimed in memory written")}
+		outage: newOutage(log, "dedup: Postgres failing; batch ids are claimed in this dyno's memory only (a retry reaching another dyno may count twice)",
+			"dedup: Postgres works again; batch ids claimed in memory written")}
 }
 
 // Degraded reports whether claims are being decided in memory only.

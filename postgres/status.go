@@ -27,25 +27,33 @@ type StatusConfig struct {
 // still counts), the lanes' states, and the drains table, so that every
 // dyno shows the same thing.
 type StatusSource struct {
-	cfg    StatusConfig
-	pool   *pgxpool.Pool
-	drains *Drains
-	dest   outlet.Destinations
-	dbOK   func() bool
-	dedup  func() bool // claims degraded to memory
-	now    func() time.Time
+	cfg      StatusConfig
+	pool     *pgxpool.Pool
+	drains   *Drains
+	dest     outlet.Destinations
+	db       func() string // the database state (DBHealth.State)
+	dedup    func() bool   // claims degraded to memory
+	now      func() time.Time
+	partials *Partials // this dyno's writer: what it holds back; nil: none
 }
 
-// NewStatusSource returns the source. dbOK reports the database's
-// reachability; degraded whether batch ids are claimed in memory only.
-func NewStatusSource(cfg StatusConfig, pool *pgxpool.Pool, drains *Drains, dest outlet.Destinations, dbOK, degraded func() bool, now func() time.Time) *StatusSource {
+// NewStatusSource returns the source. db reports the database's state
+// (DBHealth.State); degraded whether batch ids are claimed in memory only.
+func NewStatusSource(cfg StatusConfig, pool *pgxpool.Pool, drains *Drains, dest outlet.Destinations, db func() string, degraded func() bool, now func() time.Time) *StatusSource {
 	if cfg.Window <= 0 {
 		cfg.Window = 24 * time.Hour
 	}
 	if cfg.Silence <= 0 {
 		cfg.Silence = time.Minute
 	}
-	return &StatusSource{cfg: cfg, pool: pool, drains: drains, dest: dest, dbOK: dbOK, dedup: degraded, now: now}
+	return &StatusSource{cfg: cfg, pool: pool, drains: drains, dest: dest, db: db, dedup: degraded, now: now}
+}
+
+// WithPartials makes the snapshots show what this dyno's partial writer
+// holds back: partial minutes queued and the oldest minute not written.
+func (s *StatusSource) WithPartials(p *Partials) *StatusSource {
+	s.partials = p
+	return s
 }
 
 // Snapshot returns every drain's status, or drain id's only.
@@ -55,8 +63,12 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	now := s.now()
 	snap := &status.Snapshot{Version: s.cfg.Version, Store: "postgres", Database: "ok", Dedup: "shared", Now: now.UTC(),
 		Window: s.cfg.Window.String()}
-	if !s.dbOK() {
-		snap.Database = "unreachable"
+	snap.Database = s.db()
+	if s.partials != nil {
+		snap.PartialsQueued, _ = s.partials.Queued()
+		if t, ok := s.partials.Unwritten(); ok {
+			snap.NotRecordedSince = &t
+		}
 	}
 	if s.dedup() {
 		snap.Dedup = "local"

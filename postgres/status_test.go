@@ -41,7 +41,7 @@ func TestStatusSumsEveryDyno(t *testing.T) {
 	if _, err := r.pool.Exec(ctx, `INSERT INTO lanes (drain_id, outlet, state, last_error) VALUES ($1, 'otlp', 'retrying', 'HTTP 503: down')`, shop.ID); err != nil {
 		t.Fatal(err)
 	}
-	src := NewStatusSource(StatusConfig{Version: "t"}, r.pool, drains, r.dests, func() bool { return true }, func() bool { return false }, time.Now)
+	src := NewStatusSource(StatusConfig{Version: "t"}, r.pool, drains, r.dests, func() string { return DBOK }, func() bool { return false }, time.Now)
 	snap, err := src.Snapshot(ctx, "")
 	if err != nil {
 		t.Fatal(err)

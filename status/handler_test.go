@@ -518,6 +518,41 @@ func TestPageStates(t *testing.T) {
 	}
 }
 
+// TestPageDatabaseReadOnly: a database that refuses writes says so, with
+// the partials queued and the oldest minute not written; the chart's
+// minutes from it on say "not yet recorded" instead of a number.
+func TestPageDatabaseReadOnly(t *testing.T) {
+	e := newTestEnv(t, Config{Open: true})
+	s := e.src.snap
+	s.Database, s.PartialsQueued = "read_only", 3
+	since := s.Now.Truncate(time.Minute).Add(-2 * time.Minute)
+	s.NotRecordedSince = &since
+	body := e.get(t, "/", "", "").body
+	for _, want := range []string{
+		`data-meta="database">read_only<`, `data-meta="partials-queued">3<`, `data-database="read_only"`,
+		"The database is read-only", "not yet recorded", since.UTC().Format("15:04") + " UTC: not yet recorded",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if n := strings.Count(body, "data-unrecorded"); n != 3*len(s.Drains) {
+		t.Errorf("%d minutes shown as not yet recorded, want 3 per drain (two full ones and this one)", n)
+	}
+	r := e.get(t, "/status.json", "", "")
+	var got Snapshot
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil || r.StatusCode != 200 {
+		t.Fatalf("status.json: %d %v", r.StatusCode, err)
+	}
+	if got.Database != "read_only" || got.PartialsQueued != 3 || got.NotRecordedSince == nil || !got.NotRecordedSince.Equal(since) {
+		t.Errorf("status.json: database %q, partials %d, not recorded since %v", got.Database, got.PartialsQueued, got.NotRecordedSince)
+	}
+	s.Database = "write_failing"
+	if body := e.get(t, "/", "", "").body; !strings.Contains(body, "The database refuses writes") {
+		t.Errorf("write_failing: the page does not say so")
+	}
+}
+
 func TestAddCommand(t *testing.T) {
 	waiting := func(id, name, cmd string) *Snapshot {
 		return &Snapshot{Now: testNow, Drains: []Drain{{ID: id, Name: name, AddCommand: cmd}}}

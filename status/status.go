@@ -14,12 +14,20 @@ import (
 type Snapshot struct {
 	Version  string    `json:"version"`
 	Store    string    `json:"store"`              // "memory" or "postgres"
-	Database string    `json:"database,omitempty"` // "ok" or "unreachable" (postgres only)
+	Database string    `json:"database,omitempty"` // postgres only: ok, read_only, write_failing or unreachable (the last writes and pings)
 	Dedup    string    `json:"dedup,omitempty"`    // "shared" or "local" (a Postgres outage: retries across dynos may count twice)
 	Now      time.Time `json:"generated_at"`
 	Window   string    `json:"window"` // what the counters cover, e.g. "24h"
 	Dynos    int       `json:"dynos"`  // web processes whose counters are included
 	Drains   []Drain   `json:"drains"`
+
+	// PartialsQueued is how many partial minutes this dyno holds in memory
+	// for Postgres (postgres only).
+	PartialsQueued int `json:"partials_queued,omitempty"`
+	// NotRecordedSince is the start of the oldest minute this dyno could
+	// not write (postgres only, while writes fail): the per-minute figures
+	// from it on are not yet recorded, not 0.
+	NotRecordedSince *time.Time `json:"not_recorded_since,omitempty"`
 }
 
 // Drain is one drain's status. The counters cover Snapshot.Window, summed

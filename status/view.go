@@ -121,6 +121,10 @@ type pageView struct {
 	Store     string
 	Database  string
 	Dedup     string
+	// Partials this dyno holds for Postgres, and the oldest minute it could
+	// not write (postgres only).
+	PartialsQueued int
+	NotRecorded    timeView
 	Window    string
 	Dynos     int
 	Generated timeView
@@ -200,6 +204,7 @@ type barView struct {
 	Lines      uint64
 	Label      string
 	Current    bool
+	Unrecorded bool // its minute's figures are not yet written to the database
 }
 
 // pageView shows a cleaned snapshot: the status page, or (owner set) the
@@ -222,9 +227,14 @@ func (h *handler) pageView(snap *Snapshot, owner string) pageView {
 	if owner != "" {
 		v.JSONPath = owner + ".json"
 	}
+	v.PartialsQueued = snap.PartialsQueued
+	v.NotRecorded = formatTime(snap.Now, snap.NotRecordedSince)
 	for i := range snap.Drains {
 		d := &snap.Drains[i]
 		dv := newDrainView(d, snap.Now, owner == "")
+		if snap.NotRecordedSince != nil {
+			dv.Chart = unrecorded(dv.Chart, d, snap.Now, *snap.NotRecordedSince)
+		}
 		if owner != "" {
 			v.Title = d.Name + " · drainmeter"
 		}
@@ -409,6 +419,38 @@ func chart(d *Drain, now time.Time) chartView {
 		}
 		v.Bars = append(v.Bars, b)
 	}
+	return v
+}
+
+// unrecorded marks the chart's minutes from since on as not yet recorded:
+// the dyno could not write their counters, so a figure there is not the
+// minute's (it is often 0), and says so rather than showing a number.
+func unrecorded(v chartView, d *Drain, now, since time.Time) chartView {
+	start := now.Truncate(time.Minute)
+	first := -1
+	for i := range v.Bars {
+		minute := start.Add(-time.Duration(Minutes-1-i) * time.Minute)
+		if minute.Before(since.Truncate(time.Minute)) {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		b := &v.Bars[i]
+		b.Unrecorded = true
+		b.Label = minute.UTC().Format("15:04") + " UTC: not yet recorded"
+	}
+	if first < 0 {
+		return v
+	}
+	const not = "not yet recorded"
+	if first <= Minutes-2 {
+		v.Last = not
+	}
+	v.Current = not
+	v.Empty = false
+	v.Title = fmt.Sprintf("Lines per minute over the last %d minutes: at most %s; from %s UTC on not yet recorded (the database refuses writes).",
+		Minutes, v.Max, since.UTC().Format("15:04"))
 	return v
 }
 

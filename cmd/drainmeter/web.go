@@ -167,8 +167,13 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		sink = partials
 	}
-	var dbOK atomic.Bool
-	dbOK.Store(pool != nil)
+	// The database's state, from the last writes (the partials' heartbeat,
+	// every second) and pings: ok, read_only, write_failing, unreachable.
+	var dbHealth *postgres.DBHealth
+	if pool != nil {
+		dbHealth = postgres.NewDBHealth(log, time.Now)
+		partials.ReportTo(dbHealth)
+	}
 
 	// What the status pages show: this process's counters in memory; every
 	// dyno's, summed in Postgres, with a database.
@@ -191,7 +196,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 			builtinID = builtinDrain
 		}
 		ss := postgres.NewStatusSource(postgres.StatusConfig{Version: version, Window: cfg.StatusRetention, Silence: cfg.WriterTimeout,
-			Builtin: builtinID}, pool, tn.drains, tn, dbOK.Load, shared.Degraded, time.Now)
+			Builtin: builtinID}, pool, tn.drains, tn, dbHealth.State, shared.Degraded, time.Now).WithPartials(partials)
 		source = ss
 		laneStatuses = func() []outlet.Status {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -212,11 +217,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	r.Method(http.MethodGet, "/drains/*", pages)
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		db := ""
-		if pool != nil {
-			db = "unreachable"
-			if dbOK.Load() {
-				db = "ok"
-			}
+		if dbHealth != nil {
+			db = dbHealth.State()
 		}
 		health(w, stopping.Load(), db, partials)
 	})
@@ -291,7 +293,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	})
 	if pool != nil {
-		go pingEvery(bg, pool, 2*time.Second, &dbOK, log)
+		go pingEvery(bg, pool, 2*time.Second, dbHealth)
 	}
 	sharedCtx, stopShared := context.WithCancel(context.Background())
 	sharedDone := make(chan struct{})
@@ -425,7 +427,7 @@ type healthBody struct {
 	Status         string `json:"status"`
 	Version        string `json:"version"`
 	Store          string `json:"store"`                     // where rollups are kept: memory or postgres
-	Database       string `json:"database,omitempty"`        // "ok" or "unreachable"
+	Database       string `json:"database,omitempty"`        // ok, read_only, write_failing or unreachable
 	PartialsQueued int    `json:"partials_queued,omitempty"` // partial minutes waiting for Postgres
 }
 
@@ -448,9 +450,9 @@ func health(w http.ResponseWriter, stopping bool, db string, partials *postgres.
 
 var errUsage = errors.New("usage")
 
-// pingEvery keeps ok up to date with the database's reachability, logging
-// each change.
-func pingEvery(ctx context.Context, pool *pgxpool.Pool, d time.Duration, ok *atomic.Bool, log *slog.Logger) {
+// pingEvery tells h whether the database answers (the writes tell the
+// rest: a read-only database answers pings); h logs each change.
+func pingEvery(ctx context.Context, pool *pgxpool.Pool, d time.Duration, h *postgres.DBHealth) {
 	every(ctx, d, func() {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := pool.Ping(pctx)
@@ -458,12 +460,6 @@ func pingEvery(ctx context.Context, pool *pgxpool.Pool, d time.Duration, ok *ato
 		if ctx.Err() != nil {
 			return // cut short by the shutdown: not an outage
 		}
-		if was := ok.Swap(err == nil); was != (err == nil) {
-			if err != nil {
-				log.Error("database unreachable; still accepting frames", "err", err)
-			} else {
-				log.Info("database reachable again")
-			}
-		}
+		h.Pinged(err)
 	})
 }
