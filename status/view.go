@@ -121,15 +121,16 @@ type pageView struct {
 	Store     string
 	Database  string
 	Dedup     string
-	// Partials this dyno holds for Postgres, and the oldest minute it could
-	// not write (postgres only).
-	PartialsQueued int
-	NotRecorded    timeView
 	Window    string
 	Dynos     int
 	Generated timeView
 	JSONPath  string
 	Drains    []drainView
+
+	// Partials this dyno holds for Postgres, and the oldest minute it could
+	// not write (postgres only).
+	PartialsQueued int
+	NotRecorded    timeView
 }
 
 type timeView struct {
