@@ -63,9 +63,9 @@ func Classify(err error) (state, cause string) {
 // a ping only tells that Postgres answers, while a read-only or full
 // database answers pings and refuses writes. The partial writer reports
 // every write (one a second at least: its heartbeat), the pinger every
-// ping. It logs each change of state, at most one line per logEvery (with
-// the number of changes in between), so that a flapping database does not
-// flood the logs.
+// ping. It logs each change of state: a recovery at once, a failure at most
+// once per dbLogEvery (with the number of changes in between), so that a
+// flapping database does not flood the logs.
 type DBHealth struct {
 	log *slog.Logger
 	now func() time.Time
@@ -124,8 +124,8 @@ func (h *DBHealth) stateLocked() string {
 }
 
 func (h *DBHealth) logLocked() {
-	if h.current == h.logged || h.now().Sub(h.loggedAt) < dbLogEvery {
-		return
+	if h.current == h.logged || h.current != DBOK && h.now().Sub(h.loggedAt) < dbLogEvery {
+		return // a recovery is told at once; a failure at most once per dbLogEvery
 	}
 	cause := h.write.cause
 	if h.ping.state == DBUnreachable || h.write.state == DBOK {

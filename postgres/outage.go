@@ -8,10 +8,11 @@ import (
 
 // outage logs a component losing Postgres and getting it back, on each
 // change of the database state its operations find (Classify: unreachable,
-// read-only, refusing writes), however many operations fail in between,
-// and at most one line per dbLogEvery: a database that flaps (the
-// connection limit lets one operation through and not the next) gets a
-// line now and then with the number of changes, not one per change.
+// read-only, refusing writes), however many operations fail in between.
+// A recovery is logged at once, a failure at most once per dbLogEvery: a
+// database that flaps (the connection limit lets one operation through and
+// not the next) gets a line now and then with the number of changes, not
+// one per change.
 type outage struct {
 	log     *slog.Logger
 	downMsg string
@@ -42,8 +43,8 @@ func (o *outage) report(err error) {
 	if cause != "" {
 		o.cause = cause
 	}
-	if o.state == o.logged || o.now().Sub(o.loggedAt) < dbLogEvery {
-		return
+	if o.state == o.logged || o.state != DBOK && o.now().Sub(o.loggedAt) < dbLogEvery {
+		return // a recovery is told at once; a failure at most once per dbLogEvery
 	}
 	args := []any{"database", o.state}
 	if o.changes > 1 {
