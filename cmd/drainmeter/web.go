@@ -57,6 +57,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("web takes no arguments (configure it with environment variables: drainmeter web --help)")
 	}
+	hups, stopHups := ignoreHangups() // first: a SIGHUP while starting must not kill it either
+	defer stopHups()
 	cfg, err := loadConfig()
 	if err != nil {
 		if len(cfg.warnings) > 0 { // a typo is often why: REMOTE_WRITE_ULR and REMOTE_WRITE_HEADERS
@@ -278,6 +280,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		go func() { defer posting.Done(); poster.Run(postCtx, stopPoster) }()
 	}
 	go reg.LogEvery(bg, log, time.Minute)
+	go logHangups(bg, hups, log)
 	go every(bg, time.Second, func() { // counters to the status history (and Postgres), self-metrics
 		now := time.Now()
 		deltas := recorder.Take()
