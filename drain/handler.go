@@ -412,6 +412,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.PairsLongName, rj[parse.LongName])
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
+	ds.Add(stats.BadTimestamp, st.p.BadTimestamps)
 	reply(w, http.StatusOK)
 }
 

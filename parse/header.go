@@ -13,6 +13,11 @@ type Header struct {
 	App    []byte    // APP-NAME: "app" for dynos, "heroku" for the platform
 	ProcID []byte    // PROCID: "web.1", "router", "heroku-postgres", …
 	Msg    []byte    // MSG, structured data and one trailing LF removed
+
+	// BadTime is set when the timestamp is neither "-" (syslog's "none")
+	// nor one ParseTime reads: the frame is stamped with its receive time,
+	// and counted (Parser.BadTimestamps).
+	BadTime bool
 }
 
 // ParseHeader splits a syslog frame (without its octet count) into its header
@@ -76,6 +81,8 @@ func parseHeader(frame []byte, tc *timeCache) (Header, bool) {
 
 	if t, ok := parseTime(ts, tc); ok {
 		h.Time = t
+	} else if len(ts) != 1 || ts[0] != '-' {
+		h.BadTime = true
 	}
 	h.App, h.ProcID, h.Msg = app, procID, msg
 	return h, true

@@ -31,6 +31,10 @@ type Parser struct {
 	// ShuttleDropped and ShuttleLost are the part of Dropped and Lost that
 	// log-shuttle's L12 and L13 lines reported.
 	ShuttleDropped, ShuttleLost uint64
+	// BadTimestamps counts the frames whose timestamp could not be read
+	// (neither RFC 3339 nor "-"), since the last Reset: their measurements
+	// are stamped with the receive time.
+	BadTimestamps uint64
 	// OnReject, when set, is called with each reject's reason and the text
 	// it concerns (the pair, or the frame for BadHeader). The text is valid
 	// only during the call.
@@ -110,6 +114,7 @@ func (p *Parser) Reset(opts Options) {
 	}
 	p.Rejects = Rejects{}
 	p.Dropped, p.Lost, p.ShuttleDropped, p.ShuttleLost = 0, 0, 0, 0
+	p.BadTimestamps = 0
 	if !p.routes.same(opts.Routes) {
 		p.routes.compile(opts.Routes)
 	}
@@ -134,6 +139,9 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 	t := h.Time
 	if t.IsZero() {
 		t = recv
+		if h.BadTime {
+			p.BadTimestamps++
+		}
 	}
 	heroku := string(h.App) == "heroku" // constant comparisons: inlined, no call
 	router := heroku && string(h.ProcID) == "router"

@@ -174,3 +174,30 @@ func TestScanEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestBadTimestamps: a frame whose timestamp cannot be read is stamped with
+// its receive time and counted; syslog's "-" (no time) is stamped alike,
+// and not counted.
+func TestBadTimestamps(t *testing.T) {
+	recv := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
+	var p Parser
+	var times []time.Time
+	for _, ts := range []string{"2026-12-06T09:59:00Z", "yesterday", "2026-02-30T00:00:00Z", "-", "2026-12-06T09:59:00"} {
+		frame := "<190>1 " + ts + " host app web.1 - count#c=1"
+		if !p.Frame([]byte(frame), recv, func(m *Measurement) { times = append(times, m.Time) }) {
+			t.Fatalf("%s: frame refused", ts)
+		}
+	}
+	if p.BadTimestamps != 3 {
+		t.Errorf("BadTimestamps = %d, want 3", p.BadTimestamps)
+	}
+	for i, at := range times[1:] {
+		if !at.Equal(recv) {
+			t.Errorf("frame %d: stamped %v, want the receive time", i+1, at)
+		}
+	}
+	p.Reset(Options{})
+	if p.BadTimestamps != 0 {
+		t.Errorf("Reset left BadTimestamps %d", p.BadTimestamps)
+	}
+}

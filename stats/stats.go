@@ -45,6 +45,8 @@ const (
 	Busy       // requests answered 503 because the memory budget for request bodies was full (logplex retries them)
 	TooLarge   // requests answered 413: a body, decompressed body or parsed batch over its limit
 
+	BadTimestamp // frames whose timestamp could not be read (neither RFC 3339 nor "-"): counted at their receive time
+
 	// Frames rejected, by reason (they add up to FramesRejected).
 	RejectedBadHeader // the syslog header could not be read
 	RejectedOversized // longer than the frame limit (64 KiB): skipped
@@ -67,7 +69,7 @@ var counterNames = [...]string{
 	Late: "late", Future: "future", Overflow: "overflow", KindConflict: "kind_conflict",
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
-	LateShifted: "late_shifted", AsGauges: "as_gauges", PostUncertain: "post_uncertain", KeptOut: "kept_out", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
+	LateShifted: "late_shifted", AsGauges: "as_gauges", PostUncertain: "post_uncertain", KeptOut: "kept_out", BadTimestamp: "bad_timestamp", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
 	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
 	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
 	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",

@@ -21,6 +21,7 @@ func FillCounters(d *Drain, s stats.Snapshot) {
 	d.LateShifted = s[stats.LateShifted]
 	d.AsGauges = s[stats.AsGauges]
 	d.KeptOut = s[stats.KeptOut]
+	d.BadTimestamp = s[stats.BadTimestamp]
 	d.Future = s[stats.Future]
 	d.Overflow = s[stats.Overflow]
 	d.KindConflict = s[stats.KindConflict]

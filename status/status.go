@@ -58,6 +58,8 @@ type Drain struct {
 	// AddCommand is the `heroku drains:add` line for this drain, its secret
 	// elided; set for drains that are still waiting for their first batch.
 	AddCommand string `json:"add_command,omitempty"`
+
+	BadTimestamp uint64 `json:"bad_timestamp"` // frames whose timestamp could not be read, counted at their receive time
 }
 
 // Outlet is one outlet of a drain.

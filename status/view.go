@@ -326,6 +326,9 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 	if d.AsGauges > 0 {
 		c("as_gauges", "measures sent as gauges (negative values, cumulative OTLP)", d.AsGauges, false)
 	}
+	if d.BadTimestamp > 0 {
+		c("bad_timestamp", "unreadable timestamps (counted when received)", d.BadTimestamp, true)
+	}
 	if d.KeptOut > 0 {
 		c("kept_out", "counts kept out of counters (negative minute totals)", d.KeptOut, true)
 	}
