@@ -89,7 +89,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	applied, err := migrations.Apply(ctx, pool)
+	applied, err := migrations.ApplyWith(ctx, pool, migrations.Options{Log: newLogger(stdout, "info")})
 	for _, v := range applied {
 		fmt.Fprintf(stdout, "applied %s\n", v)
 	}

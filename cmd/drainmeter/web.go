@@ -92,7 +92,8 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		// Attaching Heroku Postgres restarts the dynos without a release
 		// phase: bring the schema up to date here too, under the same
 		// advisory lock as `drainmeter migrate`.
-		applied, err := migrations.Apply(ctx, pool)
+		// Under Heroku's 60 s boot timeout: our error, not an R10.
+		applied, err := migrations.ApplyWith(ctx, pool, migrations.Options{Log: log, LockTimeout: 45 * time.Second})
 		if len(applied) > 0 {
 			log.Info("database migrated", "applied", strings.Join(applied, ","))
 		}
