@@ -300,13 +300,13 @@ func DecodeMinute(drain string, start int64, b []byte) (*Minute, error) {
 	return m, nil
 }
 
-// finiteSums reports whether s's sums (and a sample's value) are finite.
+// finiteSums reports whether s's sum (a sample's value) is finite: what
+// running totals add up. (A sum of squares that overflowed is left to the
+// outlets: Librato leaves it out of its gauge, the others do not send it.)
 func finiteSums(s *Series) bool {
 	fin := func(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
 	switch s.Kind {
-	case parse.Measure:
-		return fin(s.Sum) && fin(s.SumSq)
-	case parse.Count:
+	case parse.Measure, parse.Count:
 		return fin(s.Sum)
 	case parse.Sample:
 		return fin(s.Last)

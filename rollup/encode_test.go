@@ -234,18 +234,20 @@ func TestDecodeRepairsNonFinite(t *testing.T) {
 	s.Add(t0, stats.NewRegistry().Drain("d"), []parse.Measurement{
 		{Kind: parse.Count, Name: []byte("c"), Value: 1.7e308, Time: at},
 		{Kind: parse.Count, Name: []byte("c"), Value: 1.7e308, Time: at},
-		{Kind: parse.Measure, Name: []byte("m"), Value: 1e200, Time: at},
+		{Kind: parse.Measure, Name: []byte("m"), Value: 1e308, Time: at},
+		{Kind: parse.Measure, Name: []byte("m"), Value: 1e308, Time: at},
+		{Kind: parse.Measure, Name: []byte("sq"), Value: 1e200, Time: at}, // a sum of squares over: left to the outlets
 		{Kind: parse.Count, Name: []byte("ok"), Value: 2, Time: at},
 	})
 	m := s.FlushAll()[0]
-	if !math.IsInf(m.Series["c\x00"].Sum, 1) || !math.IsInf(m.Series["m\x00"].SumSq, 1) {
+	if !math.IsInf(m.Series["c\x00"].Sum, 1) || !math.IsInf(m.Series["m\x00"].Sum, 1) || !math.IsInf(m.Series["sq\x00"].SumSq, 1) {
 		t.Fatal("the fixture is not the poisoned partial it means to be")
 	}
 	got, err := DecodeMinute("d", m.Start, m.AppendBinary(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Repaired != 2 || len(got.Series) != 1 || got.Series["ok\x00"].Sum != 2 {
-		t.Fatalf("decoded %d series, repaired %d; want ok alone, 2 repaired", len(got.Series), got.Repaired)
+	if got.Repaired != 2 || len(got.Series) != 2 || got.Series["ok\x00"].Sum != 2 || got.Series["sq\x00"].Sum != 1e200 {
+		t.Fatalf("decoded %d series, repaired %d; want ok and sq, 2 repaired", len(got.Series), got.Repaired)
 	}
 }
