@@ -287,7 +287,7 @@ func (p *Partials) flush(ctx context.Context) error {
 	p.dropped = 0
 	p.mu.Unlock()
 	if dropped > 0 {
-		p.log.Error("partials dropped: Postgres was unreachable for longer than the buffer holds", "measurements", dropped)
+		p.log.Error("partials dropped: Postgres took no writes for longer than the buffer holds", "measurements", dropped)
 	}
 	p.mu.Lock()
 	st := statusRows{counters: p.counters, activity: p.activity, open: p.open}

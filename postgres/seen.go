@@ -248,7 +248,7 @@ func (c *Claims) writeBacklog(ctx context.Context) {
 	c.dropped = 0
 	c.mu.Unlock()
 	if dropped > 0 {
-		c.log.Warn("dedup: batch ids dropped while Postgres was unreachable; retries of those batches may count twice", "ids", dropped)
+		c.log.Warn("dedup: batch ids dropped while Postgres was failing; retries of those batches may count twice", "ids", dropped)
 	}
 	var err error
 	if len(batch) > 0 {
