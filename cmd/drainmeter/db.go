@@ -540,7 +540,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer pool.Close()
 	// As web does: right after Postgres is attached, this may run before
 	// any web has started on it.
-	applied, err := migrations.Apply(ctx, pool)
+	applied, err := migrations.ApplyWith(ctx, pool, migrations.Options{Log: newLogger(stderr, "info")})
 	for _, v := range applied {
 		fmt.Fprintf(stderr, "applied migration %s\n", v)
 	}
