@@ -56,6 +56,12 @@ func TestValuesCannotPoisonCounters(t *testing.T) {
 	if st.Rejected["bad_value"] != 5 || st.KeptOut != 2 {
 		t.Errorf("status: bad_value %d, kept_out %d; want 5 refused values and 2 series kept out", st.Rejected["bad_value"], st.KeptOut)
 	}
+	// The status page itself: the refused values under their reason, the
+	// series kept out among the counters.
+	if code, page := get(t, s.url+"/", "", ""); code != 200 || !strings.Contains(page, `<tr data-reason="bad_value"><th scope="row">bad_value</th><td>5</td>`) ||
+		!strings.Contains(page, `data-counter="kept_out"><dt>counts kept out of counters (negative minute totals)</dt><dd>2</dd>`) {
+		t.Errorf("the status page (%d) does not show bad_value 5 and kept_out 2:\n%s", code, page)
+	}
 	if _, err := s.stop(t); err != nil {
 		t.Fatalf("exit: %v\n%s", err, s.out)
 	}
