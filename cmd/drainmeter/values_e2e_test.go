@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/internal/promtest"
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/postgres"
 )
 
 // TestValuesCannotPoisonCounters is issue 19's acceptance run for values:
@@ -97,5 +102,48 @@ func TestValuesCannotPoisonCounters(t *testing.T) {
 	}
 	if strings.Contains(s.out.String(), "+Inf") || strings.Contains(s.out.String(), "NaN") {
 		t.Errorf("a non-finite value in the output:\n%s", s.out)
+	}
+}
+
+// TestStoredInfiniteTotalsRepaired: running totals an earlier version
+// stored in Postgres as +Inf (count#c=1.7e308 twice) are repaired when the
+// web starts: the series starts again, and Prometheus gets finite samples,
+// not +Inf for as long as the series lives.
+func TestStoredInfiniteTotalsRepaired(t *testing.T) {
+	t.Parallel() // waits for a minute to close and be posted
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
+	dsn := pgtest.NewDatabase(t, false)
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
+	mustCLI(t, env, "migrate")
+	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "shop", "--remote-write-url", prom.WriteURL()))
+	now := time.Now()
+	minute := now.Truncate(time.Minute)
+	before := minute.Add(-time.Minute).Unix()
+	poisoned := (&outlet.Totals{Minute: before, Series: map[string]*outlet.Running{
+		"c\x00web.1": {Kind: parse.Count, Start: before - 3600, Sum: math.Inf(1), Last: before},
+	}}).AppendBinary(nil)
+	pool := pgtest.MustPool(t, dsn)
+	if _, err := pool.Exec(context.Background(), `INSERT INTO lanes (drain_id, outlet, posted_through, encoding, totals)
+		VALUES ($1, 'remotewrite', $2, $3, $4)`, id, before, (&outlet.Outlet{Kind: outlet.RemoteWrite}).EncodingKey(), poisoned); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, append(env, "GRACE=2s", "PARTIAL_FLUSH_INTERVAL=1s", "SELF_METRICS=false", "PROCESS_TYPE_ROLLUPS=false")...)
+	if !strings.Contains(s.out.String(), `msg="running totals that were not finite repaired`) {
+		t.Errorf("the repair at start is not logged:\n%s", s.out)
+	}
+	if resp := s.do(t, post{user: id, pass: secret, body: []byte(appLine(now, "web.1", "count#c=3"))}); resp.StatusCode != 200 {
+		t.Fatalf("POST /logs: %d", resp.StatusCode)
+	}
+	at := minute.Add(time.Minute)
+	var got []promtest.Sample
+	eventually(t, 150*time.Second, "c_total in Prometheus", func() bool {
+		got = prom.Query(t, `c_total{job="shop", source="web.1"}`, at)
+		return len(got) == 1 && got[0].Time.Equal(at)
+	})
+	if v := got[0].Value; v != 3 {
+		t.Errorf("c_total after the repair = %v, want 3 (the series started again)", v)
+	}
+	if _, err := s.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.out)
 	}
 }
