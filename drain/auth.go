@@ -22,11 +22,12 @@ func NewSecretAuth(d Drain, secret string) *SecretAuth {
 }
 
 // Authenticate compares the password in constant time (over fixed-length
-// hashes, so not even the secret's length leaks).
+// hashes, so not even the secret's length leaks). A refusal names the
+// drain (any user name is its).
 func (a *SecretAuth) Authenticate(_ context.Context, _, password string) (Drain, bool, error) {
 	got := sha256.Sum256([]byte(password))
 	if a.open || subtle.ConstantTimeCompare(got[:], a.secret[:]) == 1 {
 		return a.Drain, true, nil
 	}
-	return Drain{}, false, nil
+	return Drain{ID: a.Drain.ID}, false, nil
 }

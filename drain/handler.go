@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,9 +45,10 @@ type Drain struct {
 }
 
 // Authenticator finds the drain that Basic-auth credentials name. It returns
-// ok=false for unknown or wrong credentials and an error only when it could
-// not tell (a database outage), which the handler answers with 503 so that
-// logplex retries.
+// ok=false for unknown or wrong credentials — then d.ID is the drain the
+// credentials named when it exists (its refusals are counted there), or
+// empty — and an error only when it could not tell (a database outage),
+// which the handler answers with 503 so that logplex retries.
 type Authenticator interface {
 	Authenticate(ctx context.Context, user, password string) (d Drain, ok bool, err error)
 }
@@ -86,7 +88,34 @@ type Config struct {
 	// one request: a request that alone needs more gets 413 (default: half
 	// of Bodies).
 	MaxDrainBytes int64
+
+	// MinBodyRate (bytes a second) and BodyGrace bound how long a body may
+	// take: BodyGrace + Content-Length/MinBodyRate (+ MaxBodyBytes/MinBodyRate
+	// without a Content-Length). A slower body is cut and answered 503
+	// (logplex retries). Defaults: DefaultMinBodyRate, DefaultBodyGrace.
+	MinBodyRate int64
+	BodyGrace   time.Duration
+	// RefusalDelay is how long after its arrival a request whose
+	// credentials are refused is answered, whether the drain id exists or
+	// not (default DefaultRefusalDelay; negative: at once).
+	RefusalDelay time.Duration
+	// Accepted, if set, is called with the request's context once a batch
+	// is answered 200: the web trusts its connection (internal/connlimit).
+	Accepted func(ctx context.Context)
 }
+
+// The defaults of Config. Logplex posts batches of about 100 KiB from
+// within the platform, in a few milliseconds; a body at 128 KiB/s or less
+// is far slower than any real sender.
+const (
+	DefaultMinBodyRate  = 128 << 10
+	DefaultBodyGrace    = time.Second
+	DefaultRefusalDelay = 1250 * time.Millisecond
+)
+
+// UnknownDrain is the id under which refusals of credentials that name no
+// drain are counted.
+const UnknownDrain = stats.UnknownDrain
 
 // MaxIDBytes is the longest Logplex-Frame-Id (or X-Request-Id) used to
 // recognize a retried batch; logplex's are 32 hex digits. A longer one is
@@ -119,6 +148,15 @@ func NewHandler(cfg Config, auth Authenticator, sink Sink, dedup Deduper, reg *s
 	if cfg.MaxDrainBytes <= 0 {
 		cfg.MaxDrainBytes = cfg.Bodies.Limit() / 2
 	}
+	if cfg.MinBodyRate <= 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	if cfg.BodyGrace <= 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.RefusalDelay == 0 {
+		cfg.RefusalDelay = DefaultRefusalDelay
+	}
 	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, logs: logsample.New(log, now), now: now,
 		shares: map[string]*budget.Share{}}
 	h.states.New = func() any {
@@ -138,6 +176,7 @@ type reqState struct {
 	unzip limitReader
 	zr    *gzip.Reader
 	meter meter
+	first [1]byte // the body's first byte, read before the state was taken
 
 	share    *budget.Share // the drain's share of the bodies budget
 	limit    int64         // the most one request may hold
@@ -179,12 +218,19 @@ func (st *reqState) copyBytes(b []byte) []byte {
 // body itself (a broken connection, a body over the limit), which a frame
 // reader would otherwise report as a framing error.
 type bodyReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	r     io.Reader
+	n     int64
+	err   error
+	first []byte // read before the request's state was taken: returned first
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if len(b.first) > 0 && len(p) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		b.n += int64(n)
+		return n, nil
+	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
@@ -232,47 +278,65 @@ func encoding(h string) (gz, ok bool) {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	user, pass, ok := r.BasicAuth()
 	if !ok {
-		unauthorized(w)
+		// Nothing to guess: answered at once. Counted on the built-in
+		// drain when there is one (any user name is its), else as unknown.
+		d, _, _ := h.auth.Authenticate(r.Context(), "", "")
+		h.refuse(w, r, h.refusalDrain(d.ID), reasonNoCredentials)
 		return
 	}
 	d, ok, err := h.auth.Authenticate(r.Context(), user, pass)
 	if err != nil {
+		ds := h.refusalDrain(d.ID)
 		if errors.Is(err, ErrBusy) {
-			h.logs.Sampled(slog.LevelWarn, "drain refused", "busy; retry later", "err", err)
+			h.refuse(w, r, ds, reasonLookupsBusy, "err", err)
 		} else {
-			h.logs.Sampled(slog.LevelError, "drain auth unavailable", "cannot look the drain up", "err", err)
+			h.refuse(w, r, ds, reasonAuthUnavailable, "err", err)
 		}
-		retryLater(w)
 		return
 	}
 	if !ok {
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "bad credentials", "user", text.Clip(user, MaxLoggedNameBytes))
-		unauthorized(w)
+		// Answered RefusalDelay after its arrival, whether the drain id
+		// exists or not (no oracle of ids), its body unread.
+		h.delayUntil(arrived.Add(h.cfg.RefusalDelay))
+		h.refuse(w, r, h.refusalDrain(d.ID), reasonBadCredentials, "user", text.Clip(user, MaxLoggedNameBytes))
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
 		if mt != "application/logplex-1" && mt != "text/plain" && mt != "application/octet-stream" {
-			h.logs.Sampled(slog.LevelInfo, "drain refused", "unknown Content-Type (application/logplex-1, text/plain, application/octet-stream or none)",
-				"drain", d.ID)
-			reply(w, http.StatusUnsupportedMediaType)
+			h.refuse(w, r, h.stats.Drain(d.ID), reasonContentType)
 			return
 		}
 	}
 	gz, known := encoding(r.Header.Get("Content-Encoding"))
 	if !known {
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "unknown Content-Encoding (gzip or none)", "drain", d.ID)
-		reply(w, http.StatusUnsupportedMediaType)
+		h.refuse(w, r, h.stats.Drain(d.ID), reasonContentEncoding)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
-		h.stats.Drain(d.ID).Add(stats.TooLarge, 1)
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "body too large", "drain", d.ID, "limit_bytes", h.cfg.MaxBodyBytes)
-		reply(w, http.StatusRequestEntityTooLarge)
+		h.refuse(w, r, h.stats.Drain(d.ID), reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
 		return
 	}
+	// The body's deadline: a minimum rate after a grace.
+	expect := r.ContentLength
+	if expect < 0 {
+		expect = h.cfg.MaxBodyBytes
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(arrived.Add(h.cfg.BodyGrace +
+		time.Duration(float64(expect)/float64(h.cfg.MinBodyRate)*float64(time.Second))))
+	// Nothing of the request's memory is taken before its body's first
+	// bytes arrive: a slow sender holds a goroutine, not a buffer.
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	var first [1]byte
+	nfirst, err := body.Read(first[:])
+	if err != nil && err != io.EOF {
+		h.finishUnread(w, r, d.ID, 0, err, "body")
+		return
+	}
+
 	ds := h.stats.Drain(d.ID)
 	ds.SeenApp(text.Clip(user, MaxLoggedNameBytes))
 	now := h.now()
@@ -292,20 +356,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*reqState)
 	defer h.putState(st)
 	st.batch, st.arena = st.batch[:0], st.arena[:0]
-	st.begin(h.share(d.ID), h.cfg.MaxDrainBytes)
+	st.begin(h.share(d.ID), h.cfg.MaxDrainBytes, gz)
 	defer st.end()
 	if st.refused != nil {
-		h.refuse(w, ds, st.refused)
+		h.refuseMemory(w, r, ds, st.refused)
 		return
 	}
-	st.body = bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	st.first = first
+	st.body = bodyReader{r: body, first: st.first[:nfirst]}
 	var src io.Reader = &st.body
 	if gz {
 		if st.zr == nil {
 			st.zr = new(gzip.Reader)
 		}
 		if err := st.zr.Reset(src); err != nil {
-			h.finishUnread(w, d.ID, st, err, "gzip header")
+			h.finishUnread(w, r, d.ID, st.body.n, err, "gzip header")
 			return
 		}
 		st.unzip = limitReader{r: st.zr, left: h.cfg.MaxDecompressedBytes}
@@ -345,15 +410,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, &st.body) // anything after the gzip stream
 	}
 	if st.refused != nil { // the rest is not read: the connection is closed after the answer
-		h.refuse(w, ds, st.refused)
+		h.refuseMemory(w, r, ds, st.refused)
 		return
 	}
 	if err := st.body.err; err != nil {
-		h.finishUnread(w, d.ID, st, err, "body")
+		h.finishUnread(w, r, d.ID, st.body.n, err, "body")
 		return
 	}
 	if gz && st.unzip.err != nil {
-		h.finishUnread(w, d.ID, st, st.unzip.err, "gzip body")
+		h.finishUnread(w, r, d.ID, st.body.n, st.unzip.err, "gzip body")
 		return
 	}
 
@@ -382,13 +447,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != "" && h.dedup != nil {
 		fresh, err := h.dedup.Claim(r.Context(), d.ID, id, now)
 		if err != nil {
-			h.logs.Sampled(slog.LevelError, "drain: cannot tell whether the batch was counted; refused for a retry", "dedup unavailable",
-				"drain", d.ID, "err", err)
-			retryLater(w)
+			h.refuse(w, r, ds, reasonDedupUnavailable, "err", err)
 			return
 		}
 		if !fresh {
 			ds.Add(stats.Duplicates, 1)
+			h.accepted(r)
 			reply(w, http.StatusOK)
 			return
 		}
@@ -413,7 +477,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
 	ds.Add(stats.BadTimestamp, st.p.BadTimestamps)
+	h.accepted(r)
 	reply(w, http.StatusOK)
+}
+
+func (h *Handler) accepted(r *http.Request) {
+	if h.cfg.Accepted != nil {
+		h.cfg.Accepted(r.Context())
+	}
 }
 
 // share returns the drain's part of the bodies budget.
@@ -437,20 +508,16 @@ func (h *Handler) putState(st *reqState) {
 	}
 }
 
-// refuse answers a request that its memory share cannot hold: 413 for one
-// that alone is too large (logplex drops it; a retry would fail the same
-// way), 503 and Retry-After when the drain's or the process's share is
+// refuseMemory answers a request that its memory share cannot hold: 413
+// for one that alone is too large (logplex drops it; a retry would fail the
+// same way), 503 and Retry-After when the drain's or the process's share is
 // full (logplex retries).
-func (h *Handler) refuse(w http.ResponseWriter, ds *stats.Drain, err error) {
+func (h *Handler) refuseMemory(w http.ResponseWriter, r *http.Request, ds *stats.Drain, err error) {
 	if errors.Is(err, errRequestTooLarge) {
-		ds.Add(stats.TooLarge, 1)
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "request over its memory share", "drain", ds.ID, "limit_bytes", h.cfg.MaxDrainBytes)
-		reply(w, http.StatusRequestEntityTooLarge)
+		h.refuse(w, r, ds, reasonRequestOverShare, "limit_bytes", h.cfg.MaxDrainBytes)
 		return
 	}
-	ds.Add(stats.Busy, 1)
-	h.logs.Sampled(slog.LevelWarn, "drain refused", "memory budget for request bodies full", "drain", ds.ID)
-	retryLater(w)
+	h.refuse(w, r, ds, reasonBudgetFull)
 }
 
 // appKey is what keys an app's batch ids in the built-in drain, which
@@ -487,37 +554,29 @@ func lossHeader(h http.Header, names ...string) uint64 {
 
 // finishUnread answers a request whose body could not be read whole:
 // nothing of it counts, so that the sender's retry counts once.
-func (h *Handler) finishUnread(w http.ResponseWriter, drain string, st *reqState, err error, what string) {
+func (h *Handler) finishUnread(w http.ResponseWriter, r *http.Request, drain string, read int64, err error, what string) {
 	var tooBig *http.MaxBytesError
+	ds := h.stats.Drain(drain)
 	switch {
 	case errors.As(err, &tooBig):
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "body too large", "drain", drain, "limit_bytes", h.cfg.MaxBodyBytes)
-		h.stats.Drain(drain).Add(stats.TooLarge, 1)
-		reply(w, http.StatusRequestEntityTooLarge)
+		h.refuse(w, r, ds, reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
 	case errors.Is(err, errDecompressedTooLarge):
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "decompressed body too large", "drain", drain, "limit_bytes", h.cfg.MaxDecompressedBytes)
-		h.stats.Drain(drain).Add(stats.TooLarge, 1)
-		reply(w, http.StatusRequestEntityTooLarge)
+		h.refuse(w, r, ds, reasonDecompressedTooLarge, "limit_bytes", h.cfg.MaxDecompressedBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Slower than the minimum rate: cut, and answered 503 in case it
+		// is a real sender on a bad network (logplex retries).
+		h.refuse(w, r, ds, reasonSlowBody, "read_bytes", read)
 	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
 		// The bytes all arrived but are not gzip: a retry would fail the same way.
 		h.logs.Sampled(slog.LevelInfo, "drain refused", "corrupt "+what, "drain", drain, "err", err)
+		closeAfter(w, r)
 		reply(w, http.StatusBadRequest)
 	default:
 		// The connection broke (or the gzip stream was cut): nothing counts.
-		h.logs.Sampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", st.body.n)
+		h.logs.Sampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", read)
+		closeAfter(w, r)
 		reply(w, http.StatusBadRequest)
 	}
-}
-
-func unauthorized(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="drainmeter"`)
-	reply(w, http.StatusUnauthorized)
-}
-
-// retryLater answers 503 with Retry-After: logplex retries the batch.
-func retryLater(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
-	reply(w, http.StatusServiceUnavailable)
 }
 
 // reply answers with an empty body and an explicit Content-Length: logplex's

@@ -34,8 +34,9 @@ const measurementBytes = int(unsafe.Sizeof(parse.Measurement{}))
 // its 32 KiB window.
 const gzipReaderBytes = 48 << 10
 
-// reserveChunk is the least a request acquires from its share at a time.
-const reserveChunk = 256 << 10
+// reserveChunk is the least a request acquires from its share at a time:
+// small, so that what a request holds is charged about as its bytes arrive.
+const reserveChunk = 16 << 10
 
 // keepBytes bounds the scratch space a request state keeps for the next
 // request: a state that grew past it (a huge batch) is dropped, not pooled,
@@ -58,14 +59,16 @@ func (st *reqState) retained() int64 {
 }
 
 // begin starts accounting a request against share, which one request may
-// not exceed on its own either (limit bytes).
-func (st *reqState) begin(share *budget.Share, limit int64) {
+// not exceed on its own either (limit bytes). It is called once the body's
+// first bytes arrived: what the request holds is charged from then on, as
+// it grows, never reserved ahead.
+func (st *reqState) begin(share *budget.Share, limit int64, gz bool) {
 	st.share, st.limit = share, limit
 	st.reserved, st.refused = 0, nil
 	st.batchCap, st.arenaCap, st.scratch = cap(st.batch), cap(st.arena), st.p.ScratchBytes()
 	st.held = st.retained()
-	if st.zr == nil {
-		st.held += gzipReaderBytes // in case the body is gzip
+	if gz && st.zr == nil {
+		st.held += gzipReaderBytes // the reader about to be made
 	}
 	st.reserve()
 }

@@ -127,7 +127,7 @@ func TestBodiesBudget(t *testing.T) {
 func TestRefusalsSampled(t *testing.T) {
 	var logs bytes.Buffer
 	at := time.Now()
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d"}, "pw"), &countSink{}, nil, stats.NewRegistry(),
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20, RefusalDelay: -1}, NewSecretAuth(Drain{ID: "d"}, "pw"), &countSink{}, nil, stats.NewRegistry(),
 		slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return at })
 	user := strings.Repeat("é", 20000) + "\nlevel=ERROR msg=forged"
 	for i := range 1000 {

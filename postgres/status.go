@@ -97,7 +97,11 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	}
 
 	since := floorMinute(now.Add(-s.cfg.Window).Unix())
-	if err := s.counters(ctx, byID, since); err != nil {
+	var unknown **status.Refusals
+	if id == "" {
+		unknown = &snap.Unknown
+	}
+	if err := s.counters(ctx, byID, since, unknown); err != nil {
 		return nil, err
 	}
 	first := floorMinute(now.Unix()) - 59*60
@@ -182,7 +186,7 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 }
 
 // counters sums every dyno's counters since a minute.
-func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Drain, since int64) error {
+func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Drain, since int64, unknown **status.Refusals) error {
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, c.key, sum(c.value::bigint) FROM drain_counters, jsonb_each_text(counters) AS c
 		WHERE minute >= $1 GROUP BY drain_id, c.key`, since)
 	if err != nil {
@@ -195,7 +199,7 @@ func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Dra
 		if err := r.Scan(&did, &key, &n); err != nil {
 			return err
 		}
-		if byID[did] == nil {
+		if byID[did] == nil && did != stats.UnknownDrain {
 			return nil
 		}
 		c, ok := stats.CounterByName(key)
@@ -212,7 +216,41 @@ func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Dra
 		return err
 	}
 	for did, snap := range snaps {
+		if did == stats.UnknownDrain {
+			continue
+		}
 		status.FillCounters(byID[did], *snap)
+	}
+	// When each drain was last refused: to the minute, from the minutes
+	// whose counters hold a refusal.
+	var keys []string
+	for _, c := range stats.RefusalCounters {
+		keys = append(keys, c.String())
+	}
+	rows, err = s.pool.Query(ctx, `SELECT drain_id, max(minute) FROM drain_counters WHERE minute >= $1 AND counters ?| $2 GROUP BY drain_id`,
+		since, keys)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	last := map[string]*time.Time{}
+	err = forRows(rows, func(r pgx.Rows) error {
+		var did string
+		var minute int64
+		if err := r.Scan(&did, &minute); err != nil {
+			return err
+		}
+		t := time.Unix(minute, 0).UTC()
+		last[did] = &t
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for did, d := range byID {
+		d.LastRefusedAt = last[did]
+	}
+	if u := snaps[stats.UnknownDrain]; u != nil && unknown != nil {
+		*unknown = &status.Refusals{Refused: status.RefusedCounts(*u), LastRefusedAt: last[stats.UnknownDrain]}
 	}
 	return nil
 }

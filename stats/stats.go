@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// UnknownDrain is the id under which requests refused for credentials that
+// name no drain are counted. Drain ids are "d" and 16 hex digits, the
+// built-in drain "default": no drain has this id.
+const UnknownDrain = "unknown"
+
 // Counter names one per-drain count.
 type Counter int
 
@@ -47,6 +52,12 @@ const (
 
 	BadTimestamp // frames whose timestamp could not be read (neither RFC 3339 nor "-"): counted at their receive time
 
+	// Other refusals of requests (see drain/refusal.go).
+	Unauthorized // requests answered 401: no credentials, or wrong ones
+	Unsupported  // requests answered 415: a Content-Type or Content-Encoding drainmeter cannot read
+	Unavailable  // requests answered 503 because the database could not tell (credentials, batch ids) or unknown ids were looked up too fast
+	SlowBody     // requests whose body came slower than the minimum rate: cut, answered 503
+
 	// Frames rejected, by reason (they add up to FramesRejected).
 	RejectedBadHeader // the syslog header could not be read
 	RejectedOversized // longer than the frame limit (64 KiB): skipped
@@ -70,6 +81,7 @@ var counterNames = [...]string{
 	LogplexDropped: "logplex_dropped", LogplexLost: "logplex_lost",
 	Posted: "posted", PostRejected: "post_rejected", PostDropped: "post_dropped", PartialsDropped: "partials_dropped",
 	LateShifted: "late_shifted", AsGauges: "as_gauges", PostUncertain: "post_uncertain", KeptOut: "kept_out", BadTimestamp: "bad_timestamp", IDsIgnored: "ids_ignored", Busy: "busy", TooLarge: "too_large",
+	Unauthorized: "unauthorized", Unsupported: "unsupported", Unavailable: "unavailable", SlowBody: "slow_body",
 	RejectedBadHeader: "rejected_bad_header", RejectedOversized: "rejected_oversized", RejectedFraming: "rejected_framing",
 	PairsBadValue: "pairs_bad_value", PairsEmptyName: "pairs_empty_name", PairsEmptyMember: "pairs_empty_member",
 	PairsLongMember: "pairs_long_member", PairsUnterminatedQuote: "pairs_unterminated_quote",
@@ -93,6 +105,7 @@ type Drain struct {
 	ID        string
 	c         [NumCounters]atomic.Uint64
 	lastBatch atomic.Int64 // unix nanoseconds of the last batch counted
+	lastRefus atomic.Int64 // unix nanoseconds of the last request refused (401, 413, 415, 503)
 
 	mu   sync.Mutex
 	apps []string // the Basic-auth user names seen: the apps that send to this drain
@@ -136,6 +149,31 @@ func (d *Drain) Batch(t time.Time) {
 // LastBatch returns when the last batch was counted (zero: never).
 func (d *Drain) LastBatch() time.Time {
 	n := d.lastBatch.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// RefusalCounters are the counters of requests refused (answered 401,
+// 413, 415 or 503).
+var RefusalCounters = []Counter{Unauthorized, TooLarge, Unsupported, Busy, Unavailable, SlowBody}
+
+// Refused counts a request refused at t under c (one of RefusalCounters).
+func (d *Drain) Refused(c Counter, t time.Time) {
+	d.c[c].Add(1)
+	n := t.UnixNano()
+	for {
+		old := d.lastRefus.Load()
+		if n <= old || d.lastRefus.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// LastRefused returns when a request was last refused (zero: never).
+func (d *Drain) LastRefused() time.Time {
+	n := d.lastRefus.Load()
 	if n == 0 {
 		return time.Time{}
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/drainmeter/drainmeter/internal/browsertest"
@@ -151,7 +152,14 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("on a phone the drain has columns %q, want one", cols)
 		}
 		b.ResetWidth()
-		if cols := strings.Fields(b.Style(active+".grid", "grid-template-columns")); len(cols) != 2 {
+		// The layout follows the viewport's reset a moment later.
+		var cols []string
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if cols = strings.Fields(b.Style(active+".grid", "grid-template-columns")); len(cols) == 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(cols) != 2 {
 			t.Errorf("on a desktop the drain has columns %q, want two", cols)
 		}
 		b.Screenshots("status")

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/connlimit"
 	"github.com/drainmeter/drainmeter/internal/logsample"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// ThisApp is this drainmeter's Heroku app name, for the commands
 	// shown. Empty: the placeholder THIS-APP.
 	ThisApp string
+	// Connections, if set, gives this process's connection counts for the
+	// status page.
+	Connections func() connlimit.Stats
 }
 
 // OwnerAuth checks a drain owner's credentials: the drain id and its
@@ -242,6 +246,10 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request, id string, as
 	snap, err := h.src.Snapshot(r.Context(), id)
 	if err == nil && snap == nil {
 		err = errNoSnapshot
+	}
+	if err == nil && id == "" && h.cfg.Connections != nil {
+		c := h.cfg.Connections()
+		snap.Connections = &c
 	}
 	if err != nil {
 		// The error may quote a database URL: logged, never shown.

@@ -27,12 +27,25 @@ func FillCounters(d *Drain, s stats.Snapshot) {
 	d.KindConflict = s[stats.KindConflict]
 	d.LogplexDropped = s[stats.LogplexDropped]
 	d.LogplexLost = s[stats.LogplexLost]
+	d.Refused = RefusedCounts(s)
 	d.Rejected = map[string]uint64{}
 	for c, name := range rejectReasons {
 		if s[c] > 0 {
 			d.Rejected[name] = s[c]
 		}
 	}
+}
+
+// RefusedCounts returns the refusal counters of a snapshot that are not
+// zero, by name.
+func RefusedCounts(s stats.Snapshot) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, c := range stats.RefusalCounters {
+		if s[c] > 0 {
+			out[c.String()] = s[c]
+		}
+	}
+	return out
 }
 
 // rejectReasons names the counters of rejected frames and pairs by reason.
@@ -162,7 +175,11 @@ func (m *Memory) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 			continue
 		}
 		ds := m.Reg.Drain(did)
-		d := Drain{ID: did, Name: did, Apps: ds.Apps(), LastBatchAt: timePtr(ds.LastBatch()),
+		if did == stats.UnknownDrain {
+			snap.Unknown = &Refusals{Refused: RefusedCounts(ds.Snapshot()), LastRefusedAt: timePtr(ds.LastRefused())}
+			continue
+		}
+		d := Drain{ID: did, Name: did, Apps: ds.Apps(), LastBatchAt: timePtr(ds.LastBatch()), LastRefusedAt: timePtr(ds.LastRefused()),
 			LinesPerMinute: m.History.Last60(did, now), OpenSeries: open[did]}
 		if d.Apps == nil {
 			d.Apps = []string{}

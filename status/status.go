@@ -8,6 +8,8 @@ package status
 import (
 	"context"
 	"time"
+
+	"github.com/drainmeter/drainmeter/internal/connlimit"
 )
 
 // Snapshot is everything the pages show.
@@ -28,6 +30,20 @@ type Snapshot struct {
 	// not write (postgres only, while writes fail): the per-minute figures
 	// from it on are not yet recorded, not 0.
 	NotRecordedSince *time.Time `json:"not_recorded_since,omitempty"`
+	// Unknown counts the requests refused for credentials that name no
+	// drain (the status page only).
+	Unknown *Refusals `json:"unknown_drain,omitempty"`
+	// Connections are this process's connection counts (the status page
+	// only; internal/connlimit).
+	Connections *connlimit.Stats `json:"connections,omitempty"`
+}
+
+// Refusals are requests refused: their counts by kind (unauthorized: 401;
+// too_large: 413; unsupported: 415; busy, unavailable, slow_body: 503) and
+// when the last one was (to the minute with a database).
+type Refusals struct {
+	Refused       map[string]uint64 `json:"refused"`
+	LastRefusedAt *time.Time        `json:"last_refused_at"`
 }
 
 // Drain is one drain's status. The counters cover Snapshot.Window, summed
@@ -53,8 +69,13 @@ type Drain struct {
 	KindConflict   uint64            `json:"kind_conflict"`
 	LogplexDropped uint64            `json:"logplex_dropped"` // messages logplex or log-shuttle said they dropped (L10, L12)
 	LogplexLost    uint64            `json:"logplex_lost"`    // messages log-shuttle said it lost (L13)
-	OpenSeries     int               `json:"open_series"`     // series of the open minutes, over all dynos
-	Outlets        []Outlet          `json:"outlets"`
+	// Refused counts the drain's requests refused, by kind (see Refusals),
+	// and LastRefusedAt is when the last one was (to the minute with a
+	// database; nil: none in the window).
+	Refused       map[string]uint64 `json:"refused"`
+	LastRefusedAt *time.Time        `json:"last_refused_at"`
+	OpenSeries    int               `json:"open_series"` // series of the open minutes, over all dynos
+	Outlets       []Outlet          `json:"outlets"`
 	// AddCommand is the `heroku drains:add` line for this drain, its secret
 	// elided; set for drains that are still waiting for their first batch.
 	AddCommand string `json:"add_command,omitempty"`

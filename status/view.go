@@ -37,6 +37,11 @@ func clean(snap *Snapshot, id string, addCommand func(*Drain) string) *Snapshot 
 			rejected[k] = v
 		}
 		d.Rejected = rejected
+		refused := make(map[string]uint64, len(d.Refused))
+		for k, v := range d.Refused {
+			refused[k] = v
+		}
+		d.Refused = refused
 		d.LinesPerMinute = lastMinutes(d.LinesPerMinute)
 		outlets := make([]Outlet, len(d.Outlets))
 		for i, o := range d.Outlets {
@@ -52,6 +57,9 @@ func clean(snap *Snapshot, id string, addCommand func(*Drain) string) *Snapshot 
 			d.AddCommand = addCommand(&d)
 		}
 		out.Drains = append(out.Drains, d)
+	}
+	if id != "" {
+		out.Unknown, out.Connections = nil, nil // the status page's only
 	}
 	return &out
 }
@@ -131,6 +139,22 @@ type pageView struct {
 	// not write (postgres only).
 	PartialsQueued int
 	NotRecorded    timeView
+	// The status page's only: refusals of credentials that name no drain,
+	// and this process's connections.
+	Unknown     *refusalsView
+	Connections *connsView
+}
+
+type refusalsView struct {
+	Refused     []reasonView
+	LastRefused timeView
+}
+
+type connsView struct {
+	Max, UntrustedMax, Open, Trusted string
+	IdleClosed, UntrustedClosed      string
+	Refused                          string
+	Last                             timeView
 }
 
 type timeView struct {
@@ -141,18 +165,20 @@ type timeView struct {
 }
 
 type drainView struct {
-	ID         string
-	Name       string
-	Link       string // its own page, from the status page
-	Apps       []string
-	State      string // receiving, quiet, waiting
-	LastBatch  timeView
-	AddCommand string
-	Chart      chartView
-	Counters   []counterView
-	Frames     string
-	Rejected   []reasonView
-	Outlets    []outletView
+	ID          string
+	Name        string
+	Link        string // its own page, from the status page
+	Apps        []string
+	State       string // receiving, quiet, waiting
+	LastBatch   timeView
+	AddCommand  string
+	Chart       chartView
+	Counters    []counterView
+	Frames      string
+	Rejected    []reasonView
+	Refused     []reasonView // requests refused, by kind
+	LastRefused timeView
+	Outlets     []outletView
 }
 
 type counterView struct {
@@ -164,7 +190,9 @@ type counterView struct {
 
 type reasonView struct {
 	Reason string
+	Key    string // the JSON key (refusals)
 	Count  string
+	n      uint64
 }
 
 type outletView struct {
@@ -230,6 +258,17 @@ func (h *handler) pageView(snap *Snapshot, owner string) pageView {
 	}
 	v.PartialsQueued = snap.PartialsQueued
 	v.NotRecorded = formatTime(snap.Now, snap.NotRecordedSince)
+	if u := snap.Unknown; u != nil && len(u.Refused) > 0 {
+		v.Unknown = &refusalsView{Refused: refusedView(u.Refused), LastRefused: formatTime(snap.Now, u.LastRefusedAt)}
+	}
+	if c := snap.Connections; c != nil {
+		v.Connections = &connsView{Max: count(uint64(c.Max)), UntrustedMax: count(uint64(c.UntrustedMax)), Open: count(uint64(c.Open)),
+			Trusted: count(uint64(c.Trusted)), IdleClosed: count(c.IdleClosed), UntrustedClosed: count(c.UntrustedClosed),
+			Refused: count(c.Refused)}
+		if !c.LastAt.IsZero() {
+			v.Connections.Last = formatTime(snap.Now, &c.LastAt)
+		}
+	}
 	for i := range snap.Drains {
 		d := &snap.Drains[i]
 		dv := newDrainView(d, snap.Now, owner == "")
@@ -340,6 +379,9 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 		return cmp.Or(cmp.Compare(d.Rejected[b.Reason], d.Rejected[a.Reason]), strings.Compare(a.Reason, b.Reason))
 	})
 
+	v.Refused = refusedView(d.Refused)
+	v.LastRefused = formatTime(now, d.LastRefusedAt)
+
 	for i, o := range d.Outlets {
 		v.Outlets = append(v.Outlets, outletView{
 			Index:          i,
@@ -362,6 +404,28 @@ func newDrainView(d *Drain, now time.Time, link bool) drainView {
 		})
 	}
 	return v
+}
+
+// refusedLabels say what each kind of refusal answered.
+var refusedLabels = map[string]string{
+	"unauthorized": "401 unauthorized (no or wrong credentials)",
+	"too_large":    "413 too large",
+	"unsupported":  "415 unsupported Content-Type or Content-Encoding",
+	"busy":         "503 busy (memory for bodies full)",
+	"unavailable":  "503 unavailable (database, or too many unknown ids)",
+	"slow_body":    "503 body below the minimum rate",
+}
+
+// refusedView lists refusals by kind, the most first.
+func refusedView(m map[string]uint64) []reasonView {
+	var out []reasonView
+	for k, n := range m {
+		if n > 0 {
+			out = append(out, reasonView{Reason: cmp.Or(refusedLabels[k], k), Key: k, Count: count(n), n: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b reasonView) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.Key, b.Key)) })
+	return out
 }
 
 func stateLabel(s string) string {

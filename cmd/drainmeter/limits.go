@@ -35,15 +35,20 @@ const (
 )
 
 // connectionLimit returns how many connections the web keeps open at most:
-// MAX_CONNECTIONS, or as many as the budget's share pays for, within the
-// file limit (nofile; 0: unknown) either way.
+// MAX_CONNECTIONS, or as many as the budget's share pays for, always below
+// the file limit (nofile; 0: unknown): reservedFiles below it, or half of
+// it when it is so low that reservedFiles would leave less.
 func connectionLimit(configured int, nofile uint64, b *budget.Budget) int {
 	n := configured
 	if n == 0 {
 		n = min(b.MaxConnections(), maxConnections)
 	}
 	if nofile > 0 {
-		n = int(min(uint64(n), max(nofile, 2*reservedFiles)-reservedFiles))
+		room := nofile / 2
+		if nofile > 2*reservedFiles {
+			room = nofile - reservedFiles
+		}
+		n = int(min(uint64(n), room))
 	}
 	return max(n, 1)
 }

@@ -16,7 +16,10 @@ func TestConnectionLimit(t *testing.T) {
 		{0, 1 << 20, 640},     // the budget's share
 		{0, 1024, 640},        // within the file limit
 		{0, 500, 436},         // the file limit, less what the rest needs
-		{0, 10, 64},           // a tiny file limit: still some
+		{0, 128, 64},          // a small file limit: what the rest needs left
+		{0, 64, 32},           // a tiny file limit: half of it, never the whole
+		{0, 10, 5},            // smaller still
+		{0, 1, 1},             // one at least
 		{0, 0, 640},           // the file limit unknown
 		{3000, 1 << 20, 3000}, // MAX_CONNECTIONS
 		{3000, 1024, 960},     // MAX_CONNECTIONS above the file limit

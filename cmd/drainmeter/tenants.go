@@ -30,13 +30,17 @@ type tenants struct {
 }
 
 func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {
+	// A refusal names the drain the credentials named, if it exists: the
+	// built-in drain for a user name that is no drain id (any is its).
+	var refused drain.Drain
 	if t.builtin != nil {
 		if d, ok, _ := t.builtin.Authenticate(ctx, user, pass); ok {
 			return d, true, nil
 		}
+		refused.ID = builtinDrain
 	}
 	if t.cache == nil || !looksLikeDrainID(user) {
-		return drain.Drain{}, false, nil
+		return refused, false, nil
 	}
 	d, err := t.cache.Lookup(ctx, user)
 	if errors.Is(err, postgres.ErrLookupLimited) {
@@ -45,17 +49,21 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	if err != nil {
 		return drain.Drain{}, false, err // the handler answers 503: logplex retries
 	}
-	if d == nil || d.DisabledAt != nil {
+	if d == nil {
 		return drain.Drain{}, false, nil
+	}
+	if d.DisabledAt != nil {
+		return drain.Drain{ID: d.ID}, false, nil
 	}
 	if !d.CheckSecret(pass, t.now()) {
 		// Maybe a secret rotated since the entry was cached: read the drain
 		// again (rate-limited), so that the new URL works at once.
+		id := d.ID
 		if d, err = t.cache.Recheck(ctx, user); err != nil {
-			return drain.Drain{}, false, err // 503: logplex retries
+			return drain.Drain{ID: id}, false, err // 503: logplex retries
 		}
 		if d == nil || d.DisabledAt != nil || !d.CheckSecret(pass, t.now()) {
-			return drain.Drain{}, false, nil
+			return drain.Drain{ID: id}, false, nil
 		}
 	}
 	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
@@ -76,7 +84,7 @@ func (t *tenants) Drain(id string) (*outlet.Drain, bool) {
 	if id == builtinDrain {
 		return t.builtinDrain(), true
 	}
-	if t.cache == nil {
+	if t.cache == nil || !looksLikeDrainID(id) {
 		return nil, false
 	}
 	// Through Lookup, not the cache alone: an entry older than

@@ -131,7 +131,15 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
 	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
 	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles), reg, log, time.Now)
-	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain()},
+	// Connections that have sent an accepted batch are trusted: half the
+	// slots are kept for them (internal/connlimit).
+	var trust atomic.Pointer[connlimit.Listener]
+	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain(),
+		Accepted: func(ctx context.Context) {
+			if ln := trust.Load(); ln != nil {
+				ln.Trust(ctx)
+			}
+		}},
 		tn, store, dedup, reg, log, time.Now)
 
 	// Where closed minutes go: to the outlets' lanes in memory; with a
@@ -210,7 +218,13 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	self := &selfMetrics{store: store, dest: tn, reg: reg, lanes: laneStatuses}
 	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "" && cfg.DatabaseURL == "",
-		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName}, source, tn, log)
+		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName,
+		Connections: func() connlimit.Stats {
+			if ln := trust.Load(); ln != nil {
+				return ln.Stats()
+			}
+			return connlimit.Stats{}
+		}}, source, tn, log)
 
 	var stopping atomic.Bool
 	r := chi.NewRouter()
@@ -230,9 +244,11 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
-	ln := connlimit.New(inner, maxConns, 200*time.Millisecond, log)
+	ln := connlimit.New(inner, maxConns, maxConns/2, log)
+	trust.Store(ln)
 	srv := &http.Server{
 		ConnState:         ln.ConnState,
+		ConnContext:       ln.ConnContext,
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
