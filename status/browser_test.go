@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/drainmeter/drainmeter/internal/browsertest"
 )
