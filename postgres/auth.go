@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -27,11 +28,14 @@ import (
 //     secret works at once on every dyno. It is rate-limited per drain
 //     (RecheckInterval) and overall (RecheckRate), so that wrong passwords
 //     cannot turn into a database round trip each.
-//   - Lookups of ids the cache does not hold (a new drain, or made-up ids)
-//     reach the database at most UnknownLookupRate a second (bursts of
-//     UnknownLookupBurst); beyond that Lookup answers ErrLookupLimited at
-//     once, and the drain endpoint 503 (logplex retries). Known drains are
-//     never limited.
+//   - The set of every drain id is loaded at start (LoadIDs) and every
+//     IDRefresh (RunIDs). An id in it that is not cached is looked up at
+//     once, never rate-limited. Lookups of ids outside it (a drain added
+//     since the last load, or made-up ids) reach the database at most
+//     UnknownLookupRate a second (bursts of UnknownLookupBurst); beyond
+//     that Lookup answers ErrLookupLimited at once, and the drain endpoint
+//     503 (logplex retries). So made-up ids never cost a drain that exists
+//     anything, right after a start too.
 type DrainCache struct {
 	drains *Drains
 	ttl    time.Duration
@@ -46,6 +50,7 @@ type DrainCache struct {
 	budget  float64                // Recheck's lookups that may start now (a token bucket) ...
 	filled  time.Time              // ... as of this time
 	lookups tokenBucket            // lookups of ids not cached
+	ids     map[string]struct{}    // every drain id, as of the last LoadIDs (nil: never loaded)
 }
 
 type cacheEntry struct {
@@ -79,7 +84,62 @@ const (
 	// of ids the cache does not hold, across the process.
 	UnknownLookupRate  = 50 // a second
 	UnknownLookupBurst = 100
+
+	// IDRefresh is how often the set of drain ids is read again.
+	IDRefresh = 5 * time.Second
 )
+
+// LoadIDs reads the set of every drain id (disabled ones included: they
+// exist, and are refused for that).
+func (c *DrainCache) LoadIDs(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rows, err := c.drains.pool.Query(ctx, `SELECT id FROM drains`)
+	if err != nil {
+		return fmt.Errorf("drain ids: %w", err)
+	}
+	ids := map[string]struct{}{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("drain ids: %w", err)
+		}
+		ids[id] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("drain ids: %w", err)
+	}
+	c.mu.Lock()
+	c.ids = ids
+	c.mu.Unlock()
+	return nil
+}
+
+// RunIDs reloads the set of drain ids every IDRefresh until ctx is done
+// (a failed load keeps the set it had).
+func (c *DrainCache) RunIDs(ctx context.Context) {
+	t := time.NewTicker(IDRefresh)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := c.LoadIDs(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if (err != nil) != failing {
+			failing = err != nil
+			if failing {
+				c.log.Warn("cannot reload the drain ids; keeping the last set", "err", err)
+			}
+		}
+	}
+}
 
 // ErrRecheckBusy means that Recheck could not read the drain now (too many
 // credentials failed at once): the drain endpoint answers 503, and logplex
@@ -128,7 +188,7 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	}
 	f := c.flights[id]
 	if f == nil {
-		if !c.lookups.take(now) {
+		if _, exists := c.ids[id]; !exists && !c.lookups.take(now) {
 			c.mu.Unlock()
 			return nil, ErrLookupLimited
 		}
@@ -300,6 +360,9 @@ func (c *DrainCache) startLocked(id string) *flight {
 				}
 			}
 			c.unknown[id] = now
+			if c.ids != nil {
+				delete(c.ids, id)
+			}
 		case err != nil:
 			if e := c.known[id]; e != nil {
 				c.log.Warn("drain lookup failed; using the cached drain", "drain", id, "err", err)
@@ -309,6 +372,9 @@ func (c *DrainCache) startLocked(id string) *flight {
 		default:
 			c.known[id] = &cacheEntry{drain: d, fetched: now, started: f.start}
 			delete(c.unknown, id)
+			if c.ids != nil {
+				c.ids[id] = struct{}{}
+			}
 		}
 		delete(c.flights, id)
 		c.mu.Unlock()

@@ -127,9 +127,17 @@ var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 // at most 100 bytes).
 func HeaderName(s string) bool { return headerNameRe.MatchString(s) }
 
+// idLikeRe is what a drain id looks like ("d" and 16 hex digits): no
+// drain may be named so, since commands that take an id or a name would
+// take it for another drain's id.
+var idLikeRe = regexp.MustCompile(`^d[0-9a-f]{16}$`)
+
 func (s Spec) validate() error {
 	if s.Name != nil && !nameRe.MatchString(*s.Name) {
 		return fmt.Errorf("name %q: use 1-100 letters, digits, '.', '_' or '-'", *s.Name)
+	}
+	if s.Name != nil && idLikeRe.MatchString(*s.Name) {
+		return fmt.Errorf("name %q looks like a drain id (d and 16 hex digits): choose another, so that no command takes one for the other", *s.Name)
 	}
 	for _, p := range []struct {
 		flag string

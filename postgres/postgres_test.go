@@ -674,3 +674,71 @@ func TestDrainRoutes(t *testing.T) {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 }
+
+// TestDrainIDSetAfterStart: right after a start, nothing cached, a flood of
+// made-up ids spends the lookups of ids outside the set of drain ids, and
+// never a drain's: every drain that exists is found at once; one added
+// after the load is found within the limited lookups or the next load.
+func TestDrainIDSetAfterStart(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 20 {
+		dr, _, err := d.Add(ctx, Spec{Name: ptr(fmt.Sprintf("app-%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, dr.ID)
+	}
+	now := time.Now()
+	c := NewDrainCache(d, 30*time.Second, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	if err := c.LoadIDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	limited := 0
+	for i := range 500 {
+		if _, err := c.Lookup(ctx, fmt.Sprintf("d%016x", 5000+i)); errors.Is(err, ErrLookupLimited) {
+			limited++
+		}
+	}
+	if limited < 350 {
+		t.Fatalf("%d of 500 made-up ids limited", limited)
+	}
+	for _, id := range ids {
+		if got, err := c.Lookup(ctx, id); err != nil || got == nil || got.ID != id {
+			t.Fatalf("drain %s after the flood: %v %v", id, got, err)
+		}
+	}
+	// A drain added after the load: limited like a made-up id until the
+	// next load, then found at once.
+	late, _, _ := d.Add(ctx, Spec{Name: ptr("late")})
+	if _, err := c.Lookup(ctx, late.ID); !errors.Is(err, ErrLookupLimited) {
+		t.Fatalf("a drain added after the load, lookups spent: %v", err)
+	}
+	if err := c.LoadIDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Lookup(ctx, late.ID); err != nil || got == nil {
+		t.Fatalf("after the next load: %v %v", got, err)
+	}
+}
+
+// TestNoNameLikeAnID: a drain cannot be named like a drain id, by add or
+// set, so that `drains set NAME` never changes another drain.
+func TestNoNameLikeAnID(t *testing.T) {
+	d, _ := newDrains(t)
+	ctx := context.Background()
+	a, _, err := d.Add(ctx, Spec{Name: ptr("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Add(ctx, Spec{Name: ptr(a.ID)}); err == nil || !strings.Contains(err.Error(), "looks like a drain id") {
+		t.Fatalf("add named like an id: %v", err)
+	}
+	if _, err := d.Set(ctx, "a", Spec{Name: ptr("d0123456789abcdef")}); err == nil {
+		t.Fatal("set a name like an id")
+	}
+	if _, _, err := d.Add(ctx, Spec{Name: ptr("d0123456789abcdeg")}); err != nil {
+		t.Fatalf("a name that only starts like an id: %v", err)
+	}
+}

@@ -108,6 +108,11 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		tn.drains = postgres.NewDrains(pool, cfg.keys)
 		warnOutletURLs(ctx, tn.drains, log)
 		tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
+		// The set of drain ids, before the first request: made-up ids never
+		// take the lookups of drains that exist, right after a start too.
+		if err := tn.cache.LoadIDs(ctx); err != nil {
+			log.Warn("cannot load the drain ids; looking ids up at a limited rate until they load", "err", err)
+		}
 		// Batch-id claims are on the request path: their own connections,
 		// without waiting for the commit's WAL flush (a claim lost to a
 		// Postgres crash can only make that batch's retry count twice).
@@ -314,6 +319,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 	if pool != nil {
 		go pingEvery(bg, pool, 2*time.Second, dbHealth)
+		go tn.cache.RunIDs(bg)
 	}
 	sharedCtx, stopShared := context.WithCancel(context.Background())
 	sharedDone := make(chan struct{})
