@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/connlimit"
@@ -71,6 +72,7 @@ type handler struct {
 	log       *slog.Logger
 	refusals  *logsample.Log // lines anyone can cause: one a second per kind
 	adminHash [sha256.Size]byte
+	guesses   guessLimit // failed sign-ins
 	tmpl      *template.Template
 	css       template.CSS
 	csp       string
@@ -201,15 +203,77 @@ func (h *handler) open() bool {
 	return h.cfg.AdminPassword == "" && h.cfg.Open && !h.cfg.OnDyno
 }
 
+// FailedSignInRate and FailedSignInBurst bound the failed sign-ins to the
+// pages (admin password or drain secret), the process over: beyond them
+// any sign-in is answered 429 without its password being checked, so that
+// ADMIN_PASSWORD cannot be guessed faster.
+const (
+	FailedSignInRate  = 5 // a second
+	FailedSignInBurst = 20
+)
+
+// guessLimit is a token bucket of failed sign-ins.
+type guessLimit struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// allowed reports whether a sign-in may be checked now.
+func (g *guessLimit) allowed(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refillLocked(now)
+	return g.tokens >= 1
+}
+
+// failed spends a token for a failed sign-in.
+func (g *guessLimit) failed(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refillLocked(now)
+	g.tokens = max(g.tokens-1, 0)
+}
+
+func (g *guessLimit) refillLocked(now time.Time) {
+	if g.last.IsZero() {
+		g.tokens = FailedSignInBurst
+	} else if d := now.Sub(g.last); d > 0 {
+		g.tokens = min(FailedSignInBurst, g.tokens+d.Seconds()*FailedSignInRate)
+	}
+	if now.After(g.last) {
+		g.last = now
+	}
+}
+
+// limited answers 429 (and returns true) when a request brings
+// credentials while failed sign-ins are over their rate.
+func (h *handler) limited(w http.ResponseWriter, r *http.Request, asJSON bool) bool {
+	if _, _, ok := r.BasicAuth(); !ok || h.guesses.allowed(time.Now()) {
+		return false
+	}
+	h.refusals.Sampled(slog.LevelWarn, "status: sign-in refused", "too many failed sign-ins; not checked")
+	w.Header().Set("Retry-After", "1")
+	h.fail(w, http.StatusTooManyRequests, asJSON, "")
+	return true
+}
+
 // admitAdmin answers the request itself (and returns false) unless it may
 // see everything.
 func (h *handler) admitAdmin(w http.ResponseWriter, r *http.Request, asJSON bool) bool {
+	if h.cfg.AdminPassword != "" && h.limited(w, r, asJSON) {
+		return false
+	}
 	switch {
 	case h.isAdmin(r):
 		return true
 	case h.cfg.AdminPassword == "":
 		h.fail(w, http.StatusForbidden, asJSON, "")
 	default:
+		if _, _, ok := r.BasicAuth(); ok {
+			h.guesses.failed(time.Now())
+			h.refusals.Sampled(slog.LevelWarn, "status: sign-in refused", "wrong password")
+		}
 		h.fail(w, http.StatusUnauthorized, asJSON, "drainmeter")
 	}
 	return false
@@ -218,6 +282,9 @@ func (h *handler) admitAdmin(w http.ResponseWriter, r *http.Request, asJSON bool
 // admitOwner answers the request itself (and returns false) unless it may
 // see drain id: the admin, or the drain's owner.
 func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, asJSON bool) bool {
+	if h.limited(w, r, asJSON) {
+		return false
+	}
 	if h.isAdmin(r) {
 		return true
 	}
@@ -234,7 +301,8 @@ func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, 
 		h.fail(w, http.StatusServiceUnavailable, asJSON, "")
 		return false
 	case !ok:
-		h.refusals.Sampled(slog.LevelInfo, "status: owner refused", "bad credentials", "drain", id)
+		h.guesses.failed(time.Now())
+		h.refusals.Sampled(slog.LevelWarn, "status: owner refused", "bad credentials", "drain", id)
 		h.fail(w, http.StatusUnauthorized, asJSON, realm)
 		return false
 	}
@@ -271,6 +339,8 @@ func message(status int) string {
 		return "drainmeter is running. ADMIN_PASSWORD is not set, so the status page is closed."
 	case http.StatusNotFound:
 		return "No such page."
+	case http.StatusTooManyRequests:
+		return "Too many failed sign-ins; try again in a moment."
 	case http.StatusServiceUnavailable:
 		return "The status is unavailable right now; try again in a moment."
 	}

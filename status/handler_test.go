@@ -618,3 +618,29 @@ func TestEscaping(t *testing.T) {
 type nilSource struct{}
 
 func (nilSource) Snapshot(context.Context, string) (*Snapshot, error) { return nil, nil }
+
+// TestGuessingLimited: wrong passwords beyond FailedSignInBurst (then
+// FailedSignInRate a second) are answered 429 without being checked —
+// the right password too, until the rate allows again — and logged.
+func TestGuessingLimited(t *testing.T) {
+	e := newTestEnv(t, adminConfig())
+	codes := map[int]int{}
+	for i := range 200 {
+		codes[e.get(t, "/status.json", "admin", fmt.Sprintf("guess-%d", i)).StatusCode]++
+	}
+	if codes[http.StatusUnauthorized] < FailedSignInBurst || codes[http.StatusUnauthorized] > FailedSignInBurst+10 ||
+		codes[http.StatusTooManyRequests] < 150 {
+		t.Fatalf("200 guesses answered %v, want %d-ish 401 then 429", codes, FailedSignInBurst)
+	}
+	res := e.get(t, "/status.json", "admin", testAdmin)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("the right password during the flood: %d", res.StatusCode)
+	}
+	time.Sleep(time.Second)
+	if res := e.get(t, "/status.json", "admin", testAdmin); res.StatusCode != http.StatusOK {
+		t.Fatalf("the right password a second later: %d", res.StatusCode)
+	}
+	if res := e.get(t, "/status.json", "", ""); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no credentials: %d", res.StatusCode)
+	}
+}
