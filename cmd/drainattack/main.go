@@ -1,6 +1,6 @@
 // Command drainattack replays hostile input against a running drainmeter
 // web, as an attacker holding one drain URL (or a buggy sender) would: the
-// findings of issue 11, one phase each. Every phase is bounded in requests
+// findings of issues 11 and 19, one phase each. Every phase is bounded in requests
 // and in time, and only loopback addresses are attacked.
 //
 //	drainattack --url http://DRAIN:SECRET@127.0.0.1:5000/logs \
@@ -31,6 +31,12 @@
 //	bad-creds        refused credentials with 45 KB user names
 //	msg-count        Logplex-Msg-Count: 4294967295 on a batch with bad framing
 //	gzip-case        Content-Encoding GZIP and x-gzip
+//	slow-flood       700 connections without a secret (bare connects, headers a byte a second,
+//	                 a wrong secret then a body a byte a second) and 250 bodies with the
+//	                 drain's secret a byte a second, for 8 s, each reopened when closed
+//	refused-unread   a wrong secret announcing a 1 MiB body it never sends: answered at once
+//	timing-oracle    the time of a wrong secret on the drain's id against a made-up id
+//	admin-guess      2 000 guesses of the status page's password
 package main
 
 import (
@@ -120,6 +126,8 @@ type PhaseReport struct {
 	// RSSAfterBytes is its RSS a second after the phase.
 	RSSAfterBytes int64  `json:"rss_after_bytes,omitempty"`
 	Note          string `json:"note,omitempty"`
+	// Timing is what the timing-oracle phase measured.
+	Timing *Timing `json:"timing,omitempty"`
 }
 
 type phase struct {
@@ -140,6 +148,10 @@ var phases = []phase{
 	{"bad-creds", func(ctx context.Context, a *attacker) *PhaseReport { return a.badCreds(ctx) }},
 	{"msg-count", func(ctx context.Context, a *attacker) *PhaseReport { return a.msgCount(ctx) }},
 	{"gzip-case", func(ctx context.Context, a *attacker) *PhaseReport { return a.gzipCase(ctx) }},
+	{"slow-flood", func(ctx context.Context, a *attacker) *PhaseReport { return a.slowFlood(ctx, 700, 250) }},
+	{"refused-unread", func(ctx context.Context, a *attacker) *PhaseReport { return a.refusedUnread(ctx) }},
+	{"timing-oracle", func(ctx context.Context, a *attacker) *PhaseReport { return a.timingOracle(ctx) }},
+	{"admin-guess", func(ctx context.Context, a *attacker) *PhaseReport { return a.adminGuess(ctx) }},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -29,6 +29,10 @@ type attackReport struct {
 		Seconds      float64        `json:"seconds"`
 		PeakRSSBytes int64          `json:"peak_rss_bytes"`
 		Note         string         `json:"note"`
+		Timing       *struct {
+			KnownMedianMs   float64 `json:"known_median_ms"`
+			UnknownMedianMs float64 `json:"unknown_median_ms"`
+		} `json:"timing"`
 	} `json:"phases"`
 	Good struct {
 		Batches          int                `json:"batches"`
@@ -44,7 +48,7 @@ type attackReport struct {
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 }
 
-// TestAttack is issue 11's acceptance run: scripts/attack's program
+// TestAttack is issues 11's and 19's acceptance run: scripts/attack's program
 // replays every finding against a web on a 512 MB dyno's budget (400 MiB)
 // with two drains in Postgres, one attacking, one well-behaved. The
 // process's peak RSS stays under the budget; the well-behaved drain's
@@ -66,13 +70,14 @@ func TestAttack(t *testing.T) {
 	bad[0], bad[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "attacker"))
 	good := [2]string{}
 	good[0], good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
-	s := startServer(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s")...)
+	s := startServer(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
+		"ADMIN_PASSWORD=attack-admin-password")...)
 	pid := s.cmd.Process.Pid
 	drainURL := func(d [2]string) string {
 		return strings.Replace(s.url, "http://", "http://"+d[0]+":"+d[1]+"@", 1) + "/logs"
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, attackBin, "--url", drainURL(bad), "--good", drainURL(good),
 		"--pid", strconv.Itoa(pid), "--reset-peak=false", "--json", "--pause", "300ms")
@@ -110,6 +115,14 @@ func TestAttack(t *testing.T) {
 	phase := map[string]map[string]int{}
 	for _, p := range rep.Phases {
 		phase[p.Name] = p.Statuses
+		if p.Timing != nil {
+			// Issue 19: a wrong secret takes as long on a known id as on
+			// a made-up one.
+			if d := p.Timing.KnownMedianMs - p.Timing.UnknownMedianMs; d > 100 || d < -100 {
+				t.Errorf("timing oracle: wrong secret on a known id %.0f ms, on an unknown id %.0f ms",
+					p.Timing.KnownMedianMs, p.Timing.UnknownMedianMs)
+			}
+		}
 	}
 	for _, c := range []struct {
 		phase string
@@ -124,8 +137,15 @@ func TestAttack(t *testing.T) {
 		{"future-series", func(st map[string]int) bool { return st["200"] == 42 }, "200 (series overflow)"},
 		{"wide-sketches", func(st map[string]int) bool { return st["200"] == 20 }, "200 (values overflow)"},
 		{"idle-conns", func(st map[string]int) bool { return st["200"] >= 1000 && st["new-conn-200"] == 10 }, "1 000+ kept, new connections served"},
-		{"unknown-ids", func(st map[string]int) bool { return st["503"] > 0 && st["401"] <= 100+50*10 }, "401 within the lookup rate, then 503"},
-		{"bad-creds", func(st map[string]int) bool { return st["401"] > 100 }, "401"},
+		{"unknown-ids", func(st map[string]int) bool { return st["401"] > 0 && st["401"] <= 100+50*10 && st["error"] == 0 },
+			"401 within the lookup rate, then 503"},
+		{"bad-creds", func(st map[string]int) bool { return st["401"] >= 16 && st["error"] == 0 }, "401 (each after the refusal delay)"},
+		{"slow-flood", func(st map[string]int) bool {
+			return st["wrong-secret:401"] > 0 && st["slow-body:503"] > 0 && st["bare:closed"] > 0
+		}, "wrong secrets 401, slow bodies cut (503), untrusted connections closed"},
+		{"refused-unread", func(st map[string]int) bool { return st["401-close-reason"] == 4 }, "401, Connection: close and a reason line, the body unread ×4"},
+		{"timing-oracle", func(st map[string]int) bool { return st["known-401"] == 6 && st["unknown-401"] == 6 }, "401 ×6 each"},
+		{"admin-guess", func(st map[string]int) bool { return st["429"] >= 1500 && st["200"] == 0 }, "429 after a few 401"},
 		{"msg-count", func(st map[string]int) bool { return st["200"] == 1 }, "200"},
 		{"gzip-case", func(st map[string]int) bool { return st["200"] == 2 }, "200 ×2"},
 	} {
@@ -148,13 +168,30 @@ func TestAttack(t *testing.T) {
 		gd = drainStatus(good)
 		return gd.Frames >= uint64(g.Frames)
 	})
-	if gd.Frames != uint64(g.Frames) || gd.FramesRejected != 0 || len(gd.Rejected) != 0 || gd.Overflow != 0 || gd.Late != 0 || gd.Future != 0 {
+	if gd.Frames != uint64(g.Frames) || gd.FramesRejected != 0 || len(gd.Rejected) != 0 || gd.Refused["unauthorized"] != 0 ||
+		gd.Overflow != 0 || gd.Late != 0 || gd.Future != 0 {
 		t.Errorf("good drain counted %+v; it sent %d frames", gd, g.Frames)
 	}
 	bd := drainStatus(bad)
 	t.Logf("attacker: frames %d, rejected %v, frames_rejected %d, overflow %d, future %d", bd.Frames, bd.Rejected, bd.FramesRejected, bd.Overflow, bd.Future)
 	if bd.Rejected["long_name"] != 640 || bd.Overflow == 0 || bd.FramesRejected > 1000 {
 		t.Errorf("attacker: long names rejected %d (want 640), overflow %d, frames_rejected %d", bd.Rejected["long_name"], bd.Overflow, bd.FramesRejected)
+	}
+	// Its refusals, counted on its own page with the time of the last.
+	t.Logf("attacker refused: %v, last %v", bd.Refused, bd.LastRefusedAt)
+	if bd.Refused["unauthorized"] == 0 || bd.Refused["slow_body"] == 0 || bd.Refused["too_large"] == 0 || bd.LastRefusedAt == nil {
+		t.Errorf("attacker's refusals: %v, last %v", bd.Refused, bd.LastRefusedAt)
+	}
+	// Made-up ids on the status page, as the unknown drain; the
+	// connections closed and refused for the slow flood.
+	st, body := get(t, s.url+"/status.json", "admin", "attack-admin-password")
+	var snap status.Snapshot
+	if st != 200 || json.Unmarshal([]byte(body), &snap) != nil {
+		t.Fatalf("/status.json: %d %s", st, body)
+	}
+	t.Logf("unknown drain: %+v; connections: %+v", snap.Unknown, snap.Connections)
+	if snap.Unknown == nil || snap.Unknown.Refused["unauthorized"] == 0 || snap.Connections == nil || snap.Connections.UntrustedClosed == 0 {
+		t.Errorf("status page: unknown drain %+v, connections %+v", snap.Unknown, snap.Connections)
 	}
 
 	// The good drain's rollups, once its last minute is closed (GRACE) and
