@@ -300,7 +300,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// Answered RefusalDelay after its arrival, whether the drain id
 		// exists or not (no oracle of ids), its body unread.
-		h.delayUntil(arrived.Add(h.cfg.RefusalDelay))
+		h.delayUntil(r, arrived.Add(h.cfg.RefusalDelay))
 		h.refuse(w, r, h.refusalDrain(d.ID), reasonBadCredentials, "user", text.Clip(user, MaxLoggedNameBytes))
 		return
 	}

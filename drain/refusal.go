@@ -83,10 +83,17 @@ func closeAfter(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// delayUntil waits until t, its body unread. It does not stop early when
-// the client goes: the time taken must not depend on anything but t.
-func (h *Handler) delayUntil(t time.Time) {
-	if d := time.Until(t); h.cfg.RefusalDelay > 0 && d > 0 {
-		time.Sleep(d)
+// delayUntil waits until t, its body unread, or until the client is gone
+// (it will not see the answer, or when it came).
+func (h *Handler) delayUntil(r *http.Request, t time.Time) {
+	d := time.Until(t)
+	if h.cfg.RefusalDelay <= 0 || d <= 0 {
+		return
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-r.Context().Done():
 	}
 }

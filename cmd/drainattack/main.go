@@ -31,6 +31,8 @@
 //	bad-creds        refused credentials with 45 KB user names
 //	msg-count        Logplex-Msg-Count: 4294967295 on a batch with bad framing
 //	gzip-case        Content-Encoding GZIP and x-gzip
+//	slow-few         20 wrong secrets and 20 bodies with the drain's secret, each then trickled
+//	                 a byte a second, for 5 s: 401 after the refusal delay, bodies cut (503)
 //	slow-flood       700 connections without a secret (bare connects, headers a byte a second,
 //	                 a wrong secret then a body a byte a second) and 250 bodies with the
 //	                 drain's secret a byte a second, for 8 s, each reopened when closed
@@ -148,7 +150,12 @@ var phases = []phase{
 	{"bad-creds", func(ctx context.Context, a *attacker) *PhaseReport { return a.badCreds(ctx) }},
 	{"msg-count", func(ctx context.Context, a *attacker) *PhaseReport { return a.msgCount(ctx) }},
 	{"gzip-case", func(ctx context.Context, a *attacker) *PhaseReport { return a.gzipCase(ctx) }},
-	{"slow-flood", func(ctx context.Context, a *attacker) *PhaseReport { return a.slowFlood(ctx, 700, 250) }},
+	{"slow-few", func(ctx context.Context, a *attacker) *PhaseReport {
+		return a.slowFlood(ctx, 0, 0, 20, 20, 5*time.Second)
+	}},
+	{"slow-flood", func(ctx context.Context, a *attacker) *PhaseReport {
+		return a.slowFlood(ctx, 233, 233, 234, 250, 8*time.Second)
+	}},
 	{"refused-unread", func(ctx context.Context, a *attacker) *PhaseReport { return a.refusedUnread(ctx) }},
 	{"timing-oracle", func(ctx context.Context, a *attacker) *PhaseReport { return a.timingOracle(ctx) }},
 	{"admin-guess", func(ctx context.Context, a *attacker) *PhaseReport { return a.adminGuess(ctx) }},

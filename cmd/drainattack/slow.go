@@ -18,17 +18,13 @@ import (
 // bodies with one, an oracle of drain ids in the time of a refusal, and
 // guessing the status page's password.
 
-// slowFor is how long the slow phases hold their connections.
-const slowFor = 8 * time.Second
-
-// slowFlood holds, at once and for slowFor, unauth connections that never
-// complete an authenticated request — a third bare connects, a third
-// headers sent a byte a second, a third full headers with a wrong password
-// and a 100 KiB body trickled a byte a second — and auth connections of
-// the attacking drain (its real secret) whose 100 KiB bodies trickle a
-// byte a second. Each connection the server closes is opened again at
-// once, as an attacker would.
-func (a *attacker) slowFlood(ctx context.Context, unauth, auth int) *PhaseReport {
+// slowFlood holds, at once and for dur, connections that never complete
+// an authenticated request — bare connects, headers sent a byte a second,
+// full headers with a wrong password and a 100 KiB body trickled a byte a
+// second — and connections of the attacking drain (its real secret) whose
+// 100 KiB bodies trickle a byte a second. Each connection the server
+// closes is opened again at once, as an attacker would.
+func (a *attacker) slowFlood(ctx context.Context, bare, slowHeaders, wrongSecret, slowBody int, dur time.Duration) *PhaseReport {
 	rep := &PhaseReport{Statuses: map[string]int{}}
 	var mu sync.Mutex
 	count := func(key string) {
@@ -37,7 +33,7 @@ func (a *attacker) slowFlood(ctx context.Context, unauth, auth int) *PhaseReport
 		rep.Statuses[key]++
 		mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(ctx, slowFor)
+	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	wrong := "Basic " + basic(a.t.user, a.t.pass+"-wrong")
 	right := "Basic " + basic(a.t.user, a.t.pass)
@@ -51,10 +47,10 @@ func (a *attacker) slowFlood(ctx context.Context, unauth, auth int) *PhaseReport
 		first string // sent at once
 		drip  string // then a byte a second of this
 	}{
-		{"bare", unauth / 3, "", ""},
-		{"slow-headers", unauth / 3, "POST /logs HTTP/1.1\r\n", "X-Slow: " + strings.Repeat("a", 1<<10)},
-		{"wrong-secret", unauth - 2*(unauth/3), head(wrong), strings.Repeat("x", 100<<10)},
-		{"slow-body", auth, head(right), strings.Repeat("x", 100<<10)},
+		{"bare", bare, "", ""},
+		{"slow-headers", slowHeaders, "POST /logs HTTP/1.1\r\n", "X-Slow: " + strings.Repeat("a", 1<<10)},
+		{"wrong-secret", wrongSecret, head(wrong), strings.Repeat("x", 100<<10)},
+		{"slow-body", slowBody, head(right), strings.Repeat("x", 100<<10)},
 	}
 	var wg sync.WaitGroup
 	for _, k := range kinds {
@@ -70,7 +66,8 @@ func (a *attacker) slowFlood(ctx context.Context, unauth, auth int) *PhaseReport
 		}
 	}
 	wg.Wait()
-	rep.Note = fmt.Sprintf("%d unauthenticated and %d authenticated slow connections for %s, each opened again when closed", unauth, auth, slowFor)
+	rep.Note = fmt.Sprintf("%d unauthenticated (%d bare, %d slow headers, %d wrong secrets) and %d authenticated slow connections for %s, each opened again when closed",
+		bare+slowHeaders+wrongSecret, bare, slowHeaders, wrongSecret, slowBody, dur)
 	return rep
 }
 
