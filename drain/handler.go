@@ -325,8 +325,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if expect < 0 {
 		expect = h.cfg.MaxBodyBytes
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(arrived.Add(h.cfg.BodyGrace +
-		time.Duration(float64(expect)/float64(h.cfg.MinBodyRate)*float64(time.Second))))
+	setReadDeadline(w, arrived.Add(h.cfg.BodyGrace+time.Duration(float64(expect)/float64(h.cfg.MinBodyRate)*float64(time.Second))))
 	// Nothing of the request's memory is taken before its body's first
 	// bytes arrive: a slow sender holds a goroutine, not a buffer.
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)

@@ -80,7 +80,20 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ds *stats.Drain
 // as slowly as the sender sends it) before closing.
 func closeAfter(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	setReadDeadline(w, time.Now())
+}
+
+// setReadDeadline sets the connection's read deadline: directly on
+// net/http's own ResponseWriter (no allocation on the hot path), else
+// through a ResponseController.
+func setReadDeadline(w http.ResponseWriter, t time.Time) {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(t)
+		return
+	}
+	if _, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		_ = http.NewResponseController(w).SetReadDeadline(t)
+	}
 }
 
 // delayUntil waits until t, its body unread, or until the client is gone

@@ -55,6 +55,7 @@ type Listener struct {
 
 type entry struct {
 	c       net.Conn
+	cancel  context.CancelFunc // ends its requests' context when it is closed for another
 	trusted atomic.Bool
 	elem    *list.Element // in fresh while untrusted; in idle while trusted and idle
 	gone    bool
@@ -118,7 +119,16 @@ func (l *Listener) admit(c net.Conn) bool {
 	return true
 }
 
-// dropLocked forgets e and returns its connection, to close. l.mu is held.
+// ended is the entry of a connection closed for another: its requests'
+// context ends too, so that a handler waiting (a refusal's delay) stops.
+func (e *entry) ended() {
+	if e.cancel != nil {
+		e.cancel()
+	}
+}
+
+// dropLocked forgets e, ends its requests' context and returns its
+// connection, to close. l.mu is held.
 func (l *Listener) dropLocked(e *entry) net.Conn {
 	l.unlinkLocked(e)
 	delete(l.conns, e.c)
@@ -126,6 +136,7 @@ func (l *Listener) dropLocked(e *entry) net.Conn {
 		l.trusted--
 	}
 	e.gone = true
+	e.ended()
 	return e.c
 }
 
@@ -158,11 +169,12 @@ func (l *Listener) eventLocked() {
 // Trust: set it as http.Server.ConnContext.
 func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	e := l.conns[c]
-	l.mu.Unlock()
 	if e == nil {
 		return ctx
 	}
+	ctx, e.cancel = context.WithCancel(ctx)
 	return context.WithValue(ctx, ctxKey{}, e)
 }
 

@@ -163,3 +163,33 @@ func TestUntrustedNeverEvictTrusted(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestClosedConnectionEndsItsRequests: a request of a connection closed
+// for a newer one sees its context end (a handler waiting stops).
+func TestClosedConnectionEndsItsRequests(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, 2, 1, nil) // one untrusted at most
+	ended := make(chan struct{})
+	srv := &http.Server{ConnState: ln.ConnState, ConnContext: ln.ConnContext,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+				close(ended)
+			case <-time.After(5 * time.Second):
+			}
+		})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c1 := dial(t, inner.Addr().String())
+	fmt.Fprintf(c1, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n") // its body never comes
+	time.Sleep(50 * time.Millisecond)
+	dial(t, inner.Addr().String())
+	select {
+	case <-ended:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the request of the connection closed for another still runs")
+	}
+}
