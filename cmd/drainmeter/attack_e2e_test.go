@@ -130,7 +130,10 @@ func TestAttack(t *testing.T) {
 		want  string
 	}{
 		{"gzip-bomb", func(st map[string]int) bool { return st["413"] == 1 }, "413"},
-		{"gzip-bomb-x4", func(st map[string]int) bool { return st["200"] == 0 && st["413"] >= 1 && st["413"]+st["503"] == 4 }, "413 or 503"},
+		// Four at once share the drain's part of the bodies budget: which
+		// is refused as too large alone (413) and which for want of room
+		// (503) depends on how their bytes interleave.
+		{"gzip-bomb-x4", func(st map[string]int) bool { return st["200"] == 0 && st["413"]+st["503"] == 4 }, "413 or 503"},
 		{"bodies-16x1mib", func(st map[string]int) bool { return st["error"] == 0 && st["503"] > 0 }, "200, 413 or 503, some 503"},
 		{"long-frame-ids", func(st map[string]int) bool { return st["200"] == 10000 }, "200 ×10 000"},
 		{"long-names", func(st map[string]int) bool { return st["200"] == 40 }, "200 ×40 (names rejected)"},
