@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
+	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/stats"
 )
 
@@ -185,4 +187,56 @@ func TestSlowBodyCut(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("a body at 200 KiB/s: %v %v", resp, err)
 	}
+}
+
+// TestSlowBodiesChargedToTheirDrain is issue 19's finding 4: two drains'
+// 125 slow bodies each, begun and then stalled, on a 400 MiB budget's
+// bodies share (60 MiB), leave a third drain's batches alone — each slow
+// body holds what arrived and its request's scratch space, not 256 KiB
+// reserved ahead.
+func TestSlowBodiesChargedToTheirDrain(t *testing.T) {
+	mem := budget.New(400 << 20)
+	reg := stats.NewRegistry()
+	sink := &lockedSink{}
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain()},
+		drainsAuth{}, sink, nil, reg, slog.New(slog.DiscardHandler), time.Now)
+	addr := rawServer(t, h)
+	msg := "<190>1 " + time.Now().UTC().Format(time.RFC3339) + " host app web.1 - count#slow=1\n"
+	frame := fmt.Sprintf("%d %s", len(msg), msg)
+	for _, drain := range []string{"slow-a", "slow-b"} {
+		for range 125 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			_, _ = io.WriteString(c, basicHead(addr, drain, "pw", 1<<20, "")+frame) // then nothing
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	t.Logf("250 stalled bodies hold %d KiB of the %d MiB bodies share", mem.Bodies.Used()>>10, mem.Bodies.Limit()>>20)
+	if used := mem.Bodies.Used(); used > mem.Bodies.Limit()/2 {
+		t.Errorf("250 stalled bodies hold %d MiB of %d", used>>20, mem.Bodies.Limit()>>20)
+	}
+	body := strings.Repeat(frame, (100<<10)/len(frame))
+	for i := range 20 {
+		resp, _, _ := rawRequest(t, addr, basicHead(addr, "third", "pw", len(body), "")+body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("the third drain's batch %d: %d", i, resp.StatusCode)
+		}
+	}
+	if d, _ := reg.Lookup("third"); d.Get(stats.Busy) != 0 {
+		t.Errorf("the third drain got %d 503s", d.Get(stats.Busy))
+	}
+}
+
+type lockedSink struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *lockedSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+	s.mu.Lock()
+	s.n += len(ms)
+	s.mu.Unlock()
 }
