@@ -53,6 +53,10 @@ type Config struct {
 	// Connections, if set, gives this process's connection counts for the
 	// status page.
 	Connections func() connlimit.Stats
+	// SignedIn, if set, is called with the request's context once its
+	// credentials opened a page: the web trusts its connection
+	// (internal/connlimit), as it does a drain's after an accepted batch.
+	SignedIn func(ctx context.Context)
 }
 
 // OwnerAuth checks a drain owner's credentials: the drain id and its
@@ -266,6 +270,7 @@ func (h *handler) admitAdmin(w http.ResponseWriter, r *http.Request, asJSON bool
 	}
 	switch {
 	case h.isAdmin(r):
+		h.signedIn(r)
 		return true
 	case h.cfg.AdminPassword == "":
 		h.fail(w, http.StatusForbidden, asJSON, "")
@@ -286,6 +291,7 @@ func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, 
 		return false
 	}
 	if h.isAdmin(r) {
+		h.signedIn(r)
 		return true
 	}
 	realm := "drainmeter drain " + id // id matched drainIDRE: safe in a quoted string
@@ -306,7 +312,15 @@ func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, 
 		h.fail(w, http.StatusUnauthorized, asJSON, realm)
 		return false
 	}
+	h.signedIn(r)
 	return true
+}
+
+// signedIn reports a request whose credentials opened a page.
+func (h *handler) signedIn(r *http.Request) {
+	if h.cfg.SignedIn != nil && (h.cfg.AdminPassword != "" || !h.open()) {
+		h.cfg.SignedIn(r.Context())
+	}
 }
 
 // snapshot asks the Source, and answers 503 itself on an error.

@@ -229,6 +229,11 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 				return ln.Stats()
 			}
 			return connlimit.Stats{}
+		},
+		SignedIn: func(ctx context.Context) {
+			if ln := trust.Load(); ln != nil {
+				ln.Trust(ctx)
+			}
 		}}, source, tn, log)
 
 	var stopping atomic.Bool
