@@ -27,7 +27,8 @@
 //	future-series    25 000 new series in each of the next 6 minutes
 //	wide-sketches    2 000 measures whose values span 1e-300 … 1e300
 //	idle-conns       1 500 idle keep-alive connections, then new ones
-//	unknown-ids      requests for drain ids that do not exist, as fast as 32 connections go
+//	unknown-ids      requests for drain ids that do not exist, as fast as 256 connections go;
+//	                 with --fresh, a drain not used since the start sends its first batches meanwhile
 //	bad-creds        refused credentials with 45 KB user names
 //	msg-count        Logplex-Msg-Count: 4294967295 on a batch with bad framing
 //	gzip-case        Content-Encoding GZIP and x-gzip
@@ -166,6 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	rawURL := fs.String("url", "", "the attacking drain's URL with credentials, e.g. http://DRAIN:SECRET@127.0.0.1:5000/logs (required)")
 	rawGood := fs.String("good", "", "a well-behaved drain's URL: it sends a batch every 100 ms throughout")
+	rawFresh := fs.String("fresh", "", "a drain's URL not used since the server started: the unknown-ids phase sends its first batches during the flood")
 	pid := fs.Int("pid", 0, "the drainmeter process, to report its peak RSS per phase (Linux)")
 	only := fs.String("only", "", "run only these phases (comma-separated)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -195,6 +197,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 
 	a := &attacker{t: bad, pid: *pid, resetPeak: *resetPeak}
+	if *rawFresh != "" {
+		ft, err := parseTarget(*rawFresh)
+		if err != nil {
+			return err
+		}
+		a.fresh = &ft
+	}
 	rep := &Report{}
 	var good *prober
 	var goodDone chan struct{}
@@ -269,6 +278,7 @@ func printPhase(w io.Writer, p *PhaseReport) {
 // attacker sends the hostile requests.
 type attacker struct {
 	t         target
+	fresh     *target // a drain not used since the start (--fresh)
 	pid       int
 	resetPeak bool
 }
@@ -599,11 +609,51 @@ func (a *attacker) unknownIDs(ctx context.Context) *PhaseReport {
 	prefix := randomHex(4)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return blast(ctx, 50000, 32, 10*time.Second, func(i int) (*http.Request, error) {
+	// With --fresh: a drain that exists, not looked up since the start,
+	// sends its first batches in the middle of the flood (issue 19,
+	// finding 5): each must be accepted at once.
+	freshDone := make(chan map[string]int, 1)
+	go func() {
+		st := map[string]int{}
+		defer func() { freshDone <- st }()
+		if a.fresh == nil {
+			return
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		for i := range 5 {
+			req, _ := post(*a.fresh, frame(time.Now(), "web.1", "count#attack.fresh=1"), "Logplex-Frame-Id", fmt.Sprintf("%s%08d", randomHex(12), i))
+			start := time.Now()
+			resp, err := c.Do(req)
+			key := "fresh-error"
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				key = "fresh-" + strconv.Itoa(resp.StatusCode)
+			}
+			if time.Since(start) > time.Second {
+				key += "-slow"
+			}
+			st[key]++
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	// 256 connections: refused credentials are answered after the
+	// refusal delay, so it takes that many to look up more ids than the
+	// lookup rate allows.
+	rep := blast(ctx, 50000, 256, 10*time.Second, func(i int) (*http.Request, error) {
 		t := a.t
 		t.user, t.pass = fmt.Sprintf("d%s%08x", prefix, i), "nope"
 		return post(t, body)
 	})
+	for k, n := range <-freshDone {
+		rep.Statuses[k] += n
+	}
+	return rep
 }
 
 func (a *attacker) badCreds(ctx context.Context) *PhaseReport {

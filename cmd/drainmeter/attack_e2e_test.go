@@ -70,6 +70,8 @@ func TestAttack(t *testing.T) {
 	bad[0], bad[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "attacker"))
 	good := [2]string{}
 	good[0], good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
+	fresh := [2]string{} // not used before the unknown-ids phase
+	fresh[0], fresh[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "fresh"))
 	s := startServer(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
 		"ADMIN_PASSWORD=attack-admin-password")...)
 	pid := s.cmd.Process.Pid
@@ -79,7 +81,7 @@ func TestAttack(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, attackBin, "--url", drainURL(bad), "--good", drainURL(good),
+	cmd := exec.CommandContext(ctx, attackBin, "--url", drainURL(bad), "--good", drainURL(good), "--fresh", drainURL(fresh),
 		"--pid", strconv.Itoa(pid), "--reset-peak=false", "--json", "--pause", "300ms")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -142,8 +144,9 @@ func TestAttack(t *testing.T) {
 		{"idle-conns", func(st map[string]int) bool { return st["200"] >= 1000 && st["new-conn-200"] == 10 }, "1 000+ kept, new connections served"},
 		// Refused credentials are answered after the refusal delay: the
 		// requests still waiting when the phase stops are cut ("error").
-		{"unknown-ids", func(st map[string]int) bool { return st["401"] > 32 && st["401"] <= 100+50*10 && st["error"] <= 32 },
-			"401 within the lookup rate (then 503)"},
+		{"unknown-ids", func(st map[string]int) bool {
+			return st["401"] > 32 && st["401"] <= 100+50*10 && st["503"] > 0 && st["error"] <= 256 && st["fresh-200"] == 5
+		}, "401 within the lookup rate, then 503; a drain not looked up since the start accepted at once ×5"},
 		{"bad-creds", func(st map[string]int) bool { return st["401"] >= 16 && st["error"] <= 16 }, "401 (each after the refusal delay)"},
 		{"slow-few", func(st map[string]int) bool { return st["wrong-secret:401"] >= 20 && st["slow-body:503"] >= 20 },
 			"wrong secrets 401, slow bodies cut (503)"},
