@@ -42,15 +42,20 @@ func TestOTLPQuantilesEndToEnd(t *testing.T) {
 	t.Parallel()
 	vs := spreadValues(1, 3000)
 	sorted := slices.Sorted(slices.Values(vs))
-	at := time.Now()
-	var batches []string
-	var b strings.Builder
-	for i, v := range vs {
-		b.WriteString(appLine(at, "web.1", fmt.Sprintf("measure#db.latency=%gms", v)))
-		if i%500 == 499 {
-			batches = append(batches, b.String())
-			b.Reset()
+	// batches stamps the lines when a subtest runs: a parallel subtest may
+	// wait for minutes before it starts, and older lines would be late.
+	batches := func() []string {
+		at := time.Now()
+		var batches []string
+		var b strings.Builder
+		for i, v := range vs {
+			b.WriteString(appLine(at, "web.1", fmt.Sprintf("measure#db.latency=%gms", v)))
+			if i%500 == 499 {
+				batches = append(batches, b.String())
+				b.Reset()
+			}
 		}
+		return batches
 	}
 	for _, tc := range []struct {
 		name      string
@@ -70,7 +75,7 @@ func TestOTLPQuantilesEndToEnd(t *testing.T) {
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
 			s := startServer(t, append([]string{"DRAIN_SECRET=s3cret", "OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL}, tc.env...)...)
-			for i, body := range batches {
+			for i, body := range batches() {
 				resp := s.do(t, post{user: "myapp", pass: "s3cret", body: []byte(body),
 					headers: map[string]string{"Logplex-Frame-Id": fmt.Sprintf("%032X", i+1)}})
 				if resp.StatusCode != 200 {
