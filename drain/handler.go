@@ -42,6 +42,9 @@ type Drain struct {
 	// (parse.Options).
 	RouteMetrics parse.RouteMode
 	Routes       []string
+	// App, when set, is the sending app of a drain that several apps send
+	// to: a dimension of each of its series (parse.Options.App).
+	App string
 }
 
 // Authenticator finds the drain that Basic-auth credentials name. It returns
@@ -379,7 +382,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	src = &st.meter
 	q := r.URL.Query()
 	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
-		RouteMetrics: d.RouteMetrics, Routes: d.Routes}
+		RouteMetrics: d.RouteMetrics, Routes: d.Routes, App: d.App}
 	if q.Has("prefix") {
 		opts.Prefix = q.Get("prefix")
 	}

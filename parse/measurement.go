@@ -116,6 +116,20 @@ const (
 	DimPairSep = '\x1f'
 )
 
+// The dimensions that outlets read as part of a series' identity rather
+// than as a label of their own.
+const (
+	// AppDim is the sending app of a drain several apps send to (the
+	// built-in drain; Options.App): outlets make it the series' job
+	// (Prometheus) or service.name (OTLP).
+	AppDim = "app"
+	// RollupDim marks a rollup series that no line names itself: its value
+	// RollupApp is the whole-app rollup (rollup.Store), which outlets label
+	// drainmeter_rollup="app".
+	RollupDim = "drainmeter.rollup"
+	RollupApp = "app"
+)
+
 // AppendDim appends the pair key=value to dims, which must hold only pairs
 // whose keys sort before key.
 func AppendDim(dims []byte, key, value string) []byte {

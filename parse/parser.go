@@ -17,6 +17,10 @@ type Options struct {
 	// precedence; see CheckRouteTemplate).
 	RouteMetrics RouteMode
 	Routes       []string
+	// App, when set, is the sending app of a drain that several apps send
+	// to (the built-in drain): every series gets the dimension AppDim, so
+	// that each app's series are its own.
+	App string
 }
 
 // Parser parses frames into measurements. It keeps scratch space between
@@ -58,6 +62,7 @@ type Parser struct {
 	dims     []byte // the line's route, as its dimensions
 	noSrc    []byte // the source of series without one: the source prefix, or empty
 	auxSrc   []byte // another source (a process type's formation)
+	appDims  []byte // the dimension AppDim of Options.App, or empty
 }
 
 // lineKeys are the values of a line's pairs that are not metric keys: the
@@ -119,6 +124,10 @@ func (p *Parser) Reset(opts Options) {
 		p.routes.compile(opts.Routes)
 	}
 	p.noSrc = p.prefixSource(p.noSrc[:0], nil)
+	p.appDims = p.appDims[:0]
+	if opts.App != "" {
+		p.appDims = AppendDim(p.appDims, AppDim, opts.App)
+	}
 }
 
 // Frame parses one syslog frame (without its octet count) received at recv
@@ -394,7 +403,11 @@ func (p *Parser) routerMeasure(emit func(*Measurement), t time.Time, hasType, pr
 // the route as a dimension and no source (app-wide: every dyno's requests
 // of a route are one series). The service time is routerLine's reading.
 func (p *Parser) routeSeries(emit func(*Measurement), t time.Time, method, path []byte, quoted, svcOK bool, svc float64, svcUnit, status []byte) {
-	p.dims = p.appendRoute(append(append(p.dims[:0], RouteDim...), DimPairSep), method, path, quoted)
+	p.dims = append(p.dims[:0], p.appDims...)
+	if len(p.dims) > 0 {
+		p.dims = append(p.dims, DimSep)
+	}
+	p.dims = p.appendRoute(append(append(p.dims, RouteDim...), DimPairSep), method, path, quoted)
 	if svcOK {
 		p.emitWith(emit, Measure, nameRouterService, svc, svcUnit, nil, t, p.noSrc, p.dims)
 	}
@@ -489,6 +502,9 @@ func (p *Parser) measurement(kind Kind, name []byte, v float64, unit, member []b
 	if p.opts.Prefix != "" {
 		p.name = append(append(append(p.name[:0], p.opts.Prefix...), '.'), name...)
 		name = p.name
+	}
+	if dims == nil && len(p.appDims) > 0 {
+		dims = p.appDims
 	}
 	m := &p.m
 	m.Kind, m.Name, m.Value, m.Unit, m.Member, m.Time = kind, name, v, unit, member, t

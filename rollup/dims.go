@@ -15,3 +15,102 @@ func AppendDim(dims []byte, key, value string) []byte { return parse.AppendDim(d
 
 // EachDim calls f with every pair of dims, in order.
 func EachDim(dims string, f func(key, value string)) { parse.EachDim(dims, f) }
+
+// The values of the rollup marker (OTLP attribute drainmeter.rollup,
+// Prometheus label drainmeter_rollup): what part of a metric's lines a
+// series counts (README, "The label contract").
+const (
+	RollupDyno        = "dyno"         // one source: a dyno (web.1), an add-on (DATABASE), …
+	RollupProcessType = "process_type" // the lines of web.1, web.2 … as one series "web"
+	RollupRoute       = "route"        // the router lines of one route (the route dimension)
+	RollupApp         = parse.RollupApp
+	RollupNone        = "none" // lines without a source
+)
+
+// Marker returns the rollup marker of a series of source source and
+// dimensions dims, processType its Series.ProcessType.
+func Marker(source, dims string, processType bool) string {
+	switch {
+	case dims != "" && hasDim(dims, parse.RollupDim):
+		v, _ := parse.DimValue(dims, parse.RollupDim)
+		return v
+	case processType:
+		return RollupProcessType
+	case dims != "" && hasDim(dims, parse.RouteDim):
+		return RollupRoute
+	case source != "":
+		return RollupDyno
+	}
+	return RollupNone
+}
+
+func hasDim(dims, key string) bool {
+	_, ok := parse.DimValue(dims, key)
+	return ok
+}
+
+// App returns the sending app of a series (parse.AppDim), or "" when it has
+// none: the drain's own name applies.
+func App(dims string) string {
+	if dims == "" {
+		return ""
+	}
+	v, _ := parse.DimValue(dims, parse.AppDim)
+	return v
+}
+
+// Labelled reports whether a dimension is one outlets turn into a label or
+// attribute of its own; the app and the rollup marker are not (they are
+// the series' job / service.name and its drainmeter.rollup).
+func Labelled(key string) bool { return key != parse.AppDim && key != parse.RollupDim }
+
+// appRollupDims appends to dst the dimensions of the whole-app rollup of a
+// measurement of dimensions dims: its dimensions but the route, and the
+// marker RollupDim=RollupApp, in key order.
+func appRollupDims(dst, dims []byte) []byte {
+	marked := false
+	for i := 0; i <= len(dims) && len(dims) > 0; {
+		j := i
+		for j < len(dims) && dims[j] != parse.DimSep {
+			j++
+		}
+		pair := dims[i:j]
+		k := pair
+		for n, c := range pair {
+			if c == parse.DimPairSep {
+				k = pair[:n]
+				break
+			}
+		}
+		if !marked && string(k) > parse.RollupDim {
+			dst = parse.AppendDim(dst, parse.RollupDim, parse.RollupApp)
+			marked = true
+		}
+		if string(k) != parse.RouteDim && string(k) != parse.RollupDim {
+			if len(dst) > 0 {
+				dst = append(dst, parse.DimSep)
+			}
+			dst = append(dst, pair...)
+		}
+		i = j + 1
+	}
+	if !marked {
+		dst = parse.AppendDim(dst, parse.RollupDim, parse.RollupApp)
+	}
+	return dst
+}
+
+// LabelDims returns dims without the dimensions that are not labels of
+// their own (Labelled): the route, say, of a series of an app.
+func LabelDims(dims string) string {
+	if dims == "" || (!hasDim(dims, parse.AppDim) && !hasDim(dims, parse.RollupDim)) {
+		return dims
+	}
+	var out []byte
+	EachDim(dims, func(k, v string) {
+		if Labelled(k) {
+			out = parse.AppendDim(out, k, v)
+		}
+	})
+	return string(out)
+}

@@ -33,6 +33,13 @@ type Config struct {
 	// further routes go to route "other" and are counted as overflow.
 	MaxRoutesPerDrain int
 
+	// AppRollup also rolls every count, measure and unique of a drain's
+	// lines but the per-route ones (which repeat router lines) into one
+	// series per name (and app) with no source, marked with the dimension
+	// parse.RollupDim=parse.RollupApp: "the app's p95", "the app's 5xx"
+	// each one series, whatever the lines' sources.
+	AppRollup bool
+
 	// Series is the memory budget's share for series state, across drains
 	// (memory.go); nil: unbounded.
 	Series *budget.Share
@@ -62,6 +69,7 @@ type drainState struct {
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
 	dims          []byte // dimensions rewritten by the routes cap
+	appDims       []byte // the dimensions of an app rollup
 	used          int64  // bytes accounted for the series of its open minutes
 	reserved      int64  // bytes acquired from Config.Series for them
 }
@@ -188,6 +196,17 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 				overflow++
 			case errConflict:
 				conflict++
+			}
+		}
+		if s.cfg.AppRollup && m.Kind != parse.Sample {
+			if _, _, route := dimSpan(m.Dims, parse.RouteDim); !route {
+				ds.appDims = appRollupDims(ds.appDims[:0], m.Dims)
+				switch s.observe(ds, mn, m, nil, ds.appDims, false) {
+				case errOverflow:
+					overflow++
+				case errConflict:
+					conflict++
+				}
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/drain"
+	"github.com/drainmeter/drainmeter/internal/text"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/stats"
@@ -35,6 +36,11 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	var refused drain.Drain
 	if t.builtin != nil {
 		if d, ok, _ := t.builtin.Authenticate(ctx, user, pass); ok {
+			if t.appName == "" {
+				// Each sending app is its own service.name / job, with its
+				// own sources: a dimension of every series it sends.
+				d.App = builtinApp(user)
+			}
 			return d, true, nil
 		}
 		refused.ID = builtinDrain
@@ -133,17 +139,22 @@ func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Drain {
 	return od
 }
 
+// builtinApp is the app a user name of the built-in drain's URL names: the
+// name as the status page shows it (printable, at most 64 bytes).
+func builtinApp(user string) string {
+	if user == "" {
+		return status.BuiltinDrainName
+	}
+	return text.Clip(user, drain.MaxLoggedNameBytes)
+}
+
 // builtinDrain is the config-var drain. Its name (service.name, job) is
-// APP_NAME, or else the first (by name) app that sent to it.
+// APP_NAME; without it each sending app's series carry their app
+// (parse.AppDim), which the outlets make their service.name and job, and
+// the series of no app (drainmeter's self-metrics) are the drain's own,
+// named status.BuiltinDrainName: never an app chosen when posting.
 func (t *tenants) builtinDrain() *outlet.Drain {
 	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Outlets: slices.Clone(t.builtinOutlets)}
-	if d.Name == "" && t.stats != nil {
-		if ds, ok := t.stats.Lookup(builtinDrain); ok {
-			if apps := ds.Apps(); len(apps) > 0 {
-				d.Name = slices.Min(apps)
-			}
-		}
-	}
 	if d.Name == "" {
 		d.Name = status.BuiltinDrainName
 	}

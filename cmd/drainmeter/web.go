@@ -78,7 +78,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	maxConns := connectionLimit(cfg.MaxConnections, nofile, mem)
 
 	reg := stats.NewRegistry()
-	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain,
+	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain, AppRollup: true,
 		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)

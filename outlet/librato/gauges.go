@@ -138,6 +138,19 @@ func Summaries(m *rollup.Minute, percentiles []float64) (sums []rollup.Summary, 
 	byID := make(map[string]int, len(series))
 	copied := map[int]bool{}
 	for _, s := range series {
+		if rollup.Marker(s.Source, s.Dims, s.ProcessType) == rollup.RollupApp {
+			continue // Librato sums sources itself; l2met had no such series
+		}
+		if app := rollup.App(s.Dims); app != "" {
+			// Librato has no job: the app is the first part of the source,
+			// as ?source-prefix=APP would make it.
+			c := *s
+			c.Source, c.Dims = app, rollup.LabelDims(s.Dims)
+			if s.Source != "" {
+				c.Source = app + "." + s.Source
+			}
+			s = &c
+		}
 		id := identity(Sanitize(SeriesName(s.Name, s.Dims)), SanitizeSource(s.Source))
 		i, ok := byID[id]
 		if !ok {

@@ -124,6 +124,7 @@ type point struct {
 	num  *metricsv1.NumberDataPoint               // gauge, deltaSum, cumulativeSum
 	exp  *metricsv1.ExponentialHistogramDataPoint // expHistogram
 	sum  *metricsv1.SummaryDataPoint              // summary
+	res  *head                                    // its resource, when not the request's: a sending app's
 }
 
 // series is the points of one series: one, or five gauges.
@@ -165,13 +166,29 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	}
 	sorted := m.Sorted()
 	all := make([]series, 0, len(sorted))
+	h := newHead(d, b.cfg.Version)
+	apps := map[string]*head{}
 	for _, s := range sorted {
-		if p := bl.series(s); len(p) > 0 {
+		p := bl.series(s)
+		if app := rollup.App(s.Dims); app != "" && len(p) > 0 {
+			// A sending app of the built-in drain is its own service.
+			ah := apps[app]
+			if ah == nil {
+				ad := *d
+				ad.Name = app
+				ah = newHead(&ad, b.cfg.Version)
+				apps[app] = ah
+			}
+			for i := range p {
+				p[i].res = ah
+			}
+		}
+		if len(p) > 0 {
 			all = append(all, p)
 		}
 	}
 	var err error
-	if enc.Reqs, err = b.requests(newHead(d, b.cfg.Version), all); err != nil {
+	if enc.Reqs, err = b.requests(h, all); err != nil {
 		return outlet.Encoded{}, err
 	}
 	enc.KeptOut += bl.keptOut
@@ -299,13 +316,7 @@ func (bl *builder) attributes(s *rollup.Series) []*commonv1.KeyValue {
 		}
 		return x
 	}
-	marker := "none"
-	switch {
-	case s.ProcessType:
-		marker = "process_type"
-	case s.Source != "":
-		marker = "dyno"
-	}
+	marker := rollup.Marker(s.Source, s.Dims, s.ProcessType)
 	var attrs []*commonv1.KeyValue
 	if s.Source != "" {
 		attrs = make([]*commonv1.KeyValue, 0, 2)
@@ -313,7 +324,7 @@ func (bl *builder) attributes(s *rollup.Series) []*commonv1.KeyValue {
 	}
 	attrs = append(attrs, kv("drainmeter.rollup", marker))
 	rollup.EachDim(s.Dims, func(k, v string) {
-		if k != "source" && k != "drainmeter.rollup" {
+		if k != "source" && k != "drainmeter.rollup" && rollup.Labelled(k) {
 			attrs = append(attrs, str(k, v))
 		}
 	})
@@ -489,20 +500,31 @@ func (b *Backend) fit(h *head, ss []series) ([]*outlet.Request, error) {
 func (b *Backend) request(h *head, ss []series) (*outlet.Request, error) {
 	// One Metric per name and kind, in the order of their first point: a
 	// measure's percentile gauges come between its sources' points.
+	// One ResourceMetrics per resource (the drain's, and each sending
+	// app's), in the order of their first point.
 	type metricKey struct {
+		res  *head
 		name string
 		kind kind
 	}
-	var metrics []*metricsv1.Metric
+	var heads []*head
+	metrics := map[*head][]*metricsv1.Metric{}
 	byKey := map[metricKey]*metricsv1.Metric{}
 	points := 0
 	for _, s := range ss {
 		for _, p := range s {
-			last := byKey[metricKey{p.name, p.kind}]
+			res := p.res
+			if res == nil {
+				res = h
+			}
+			last := byKey[metricKey{res, p.name, p.kind}]
 			if last == nil {
 				last = newMetric(p.name, p.kind)
-				byKey[metricKey{p.name, p.kind}] = last
-				metrics = append(metrics, last)
+				byKey[metricKey{res, p.name, p.kind}] = last
+				if metrics[res] == nil {
+					heads = append(heads, res)
+				}
+				metrics[res] = append(metrics[res], last)
 			}
 			switch d := last.Data.(type) {
 			case *metricsv1.Metric_Gauge:
@@ -517,10 +539,17 @@ func (b *Backend) request(h *head, ss []series) (*outlet.Request, error) {
 			points++
 		}
 	}
-	md := &metricsv1.MetricsData{ResourceMetrics: []*metricsv1.ResourceMetrics{{
-		Resource:     h.resource,
-		ScopeMetrics: []*metricsv1.ScopeMetrics{{Scope: h.scope, Metrics: metrics}},
-	}}}
+	md := &metricsv1.MetricsData{}
+	for _, res := range heads {
+		md.ResourceMetrics = append(md.ResourceMetrics, &metricsv1.ResourceMetrics{
+			Resource:     res.resource,
+			ScopeMetrics: []*metricsv1.ScopeMetrics{{Scope: res.scope, Metrics: metrics[res]}},
+		})
+	}
+	if len(heads) == 0 {
+		md.ResourceMetrics = []*metricsv1.ResourceMetrics{{Resource: h.resource,
+			ScopeMetrics: []*metricsv1.ScopeMetrics{{Scope: h.scope}}}}
+	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(md)
 	if err != nil {
 		return nil, fmt.Errorf("otlp: marshal: %w", err)

@@ -255,13 +255,12 @@ func identity(s *rollup.Series) string {
 		name += "_total"
 	}
 	var b strings.Builder
-	b.Grow(len(name) + len(source) + len(s.Dims) + 16)
+	b.Grow(len(name) + len(source) + len(s.Dims) + 32)
 	b.WriteByte(byte(s.Kind))
-	if s.ProcessType {
-		b.WriteByte('p')
-	} else {
-		b.WriteByte('-')
-	}
+	b.WriteString(rollup.Marker(s.Source, s.Dims, s.ProcessType))
+	b.WriteByte(0)
+	b.WriteString(strings.ToValidUTF8(rollup.App(s.Dims), "\uFFFD"))
+	b.WriteByte(0)
 	b.WriteString(name)
 	b.WriteByte(0)
 	b.WriteString(source)
@@ -464,14 +463,10 @@ func seriesOfKey(key string, r *outlet.Running) *rollup.Series {
 // baseLabels returns the labels every Prometheus series of s has, but
 // __name__ (and quantile), unsorted.
 func baseLabels(job string, s *rollup.Series) []label {
-	rollupKind := "none"
-	switch {
-	case s.ProcessType:
-		rollupKind = "process_type"
-	case s.Source != "":
-		rollupKind = "dyno"
+	if app := rollup.App(s.Dims); app != "" {
+		job = app // a sending app of the built-in drain is its own job
 	}
-	ls := []label{{labelJob, job}, {labelRollup, rollupKind}}
+	ls := []label{{labelJob, job}, {labelRollup, rollup.Marker(s.Source, s.Dims, s.ProcessType)}}
 	if s.Source != "" {
 		ls = append(ls, label{labelSource, s.Source})
 	}
@@ -497,7 +492,7 @@ func baseLabels(job string, s *rollup.Series) []label {
 func dimLabels(dims string) []label {
 	var ls []label
 	rollup.EachDim(dims, func(k, v string) {
-		if v == "" {
+		if v == "" || !rollup.Labelled(k) {
 			return
 		}
 		n := LabelName(k)
