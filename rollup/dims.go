@@ -36,12 +36,17 @@ func Marker(source, dims string, processType bool) string {
 		return v
 	case processType:
 		return RollupProcessType
-	case dims != "" && hasDim(dims, parse.RouteDim):
+	case dims != "" && dimSet(dims, parse.RouteDim):
 		return RollupRoute
 	case source != "":
 		return RollupDyno
 	}
 	return RollupNone
+}
+
+func dimSet(dims, key string) bool {
+	v, _ := parse.DimValue(dims, key)
+	return v != ""
 }
 
 func hasDim(dims, key string) bool {

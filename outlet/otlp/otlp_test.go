@@ -927,8 +927,8 @@ func TestRoutesAndEvents(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %s %v count=%d", p.metric, p.typ, p.attrs, p.exp.GetCount()))
 		}
 	}
-	want := []string{"router.service exp map[drainmeter.rollup:none route:GET /users/:id] count=2",
-		"router.service exp map[drainmeter.rollup:none route:other] count=1"}
+	want := []string{"router.service exp map[drainmeter.rollup:route route:GET /users/:id] count=2",
+		"router.service exp map[drainmeter.rollup:route route:other] count=1"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("points:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -727,8 +727,8 @@ func TestRoutesAndEvents(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %v", d.id(), d.Samples))
 		}
 	}
-	want := []string{`router_requests_total{drainmeter_rollup="none",job="myapp",route="GET /users/:id"} [2]`,
-		`router_requests_total{drainmeter_rollup="none",job="myapp",route="other"} [1]`}
+	want := []string{`router_requests_total{drainmeter_rollup="route",job="myapp",route="GET /users/:id"} [2]`,
+		`router_requests_total{drainmeter_rollup="route",job="myapp",route="other"} [1]`}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
