@@ -118,10 +118,18 @@ import (
 type Config struct {
 	Forget     time.Duration // a series absent this long has its running totals forgotten (default 1h)
 	MaxSamples int           // samples per request at most (default 10 000)
+	// Hold is how long after its last increment a counter (a count's
+	// _total, a measure's _sum and _count) keeps being sent with its
+	// running total, every minute the lane posts; a counter's first sample
+	// is then preceded by a 0 at the end of the minute before, so that
+	// increase() and rate() see its first increment. 0: neither (counters
+	// are sent in the minutes they moved, then marked stale).
+	Hold time.Duration
 }
 
-// DefaultConfig holds the defaults.
-var DefaultConfig = Config{Forget: time.Hour, MaxSamples: 10000}
+// DefaultConfig holds the defaults. Hold's is COUNTER_HOLD's; a zero Hold
+// is kept as it is (no hold).
+var DefaultConfig = Config{Forget: time.Hour, MaxSamples: 10000, Hold: time.Hour}
 
 // StaleNaN is the bit pattern of Prometheus' stale marker.
 const StaleNaN uint64 = 0x7ff0000000000002
@@ -144,6 +152,7 @@ func New(client *outlet.Client, cfg Config) *Backend {
 	if cfg.MaxSamples <= 0 {
 		cfg.MaxSamples = DefaultConfig.MaxSamples
 	}
+	cfg.Forget = max(cfg.Forget, cfg.Hold) // a held counter keeps its totals
 	return &Backend{client: client, cfg: cfg}
 }
 
@@ -166,9 +175,11 @@ const staleLookback = 5 * 60
 // promSeries is one Prometheus series with its one sample, or its one
 // native histogram.
 type promSeries struct {
-	labels []byte // the encoded Label fields of TimeSeries: the series' identity
-	value  float64
-	hist   []byte // a native histogram's Histogram fields but its timestamp; nil: a sample
+	labels  []byte // the encoded Label fields of TimeSeries: the series' identity
+	value   float64
+	hist    []byte // a native histogram's Histogram fields but its timestamp; nil: a sample
+	zero    bool   // a counter's first sample: a 0 a minute before it first
+	counter bool   // a count's _total, a measure's _sum or _count or native histogram
 }
 
 // NativeMaxBuckets is the most buckets a side of a native histogram spans
@@ -193,11 +204,18 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		job = d.ID
 	}
 	enc := outlet.Encoded{Totals: next}
+	hold := int64(b.cfg.Hold / time.Second)
 	taken := map[string]bool{} // identities already in the minute
 	var groups [][]promSeries  // one per drainmeter series, in key order
 	enc.KeptOut = next.KeptOut // a count minute with a negative total: name_total holds
 	for _, s := range m.Sorted() {
-		g := seriesOf(job, s, next.Series[s.Key()], false, native)
+		r := next.Series[s.Key()]
+		g := seriesOf(job, s, r, false, native)
+		if hold > 0 && r != nil && r.Start == m.Start {
+			for i := range g {
+				g[i].zero = g[i].counter && g[i].hist == nil
+			}
+		}
 		if i := slices.IndexFunc(g, func(p promSeries) bool { return taken[string(p.labels)] }); i >= 0 {
 			if enc.Skipped == 0 {
 				enc.Note = fmt.Sprintf("series %q (source %q) maps to a Prometheus series already sent for another (%s); such series are left out",
@@ -211,6 +229,30 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		}
 		groups = append(groups, g)
 	}
+	if hold > 0 {
+		// Counters that did not move in minute m, held: their running
+		// totals again.
+		var keys []string
+		for k, r := range next.Series {
+			if r.Last < m.Start && held(r, m.Start, hold) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			r := next.Series[k]
+			var g []promSeries
+			for _, p := range seriesOf(job, seriesOfKey(k, r), r, false, native) {
+				if p.counter && !taken[string(p.labels)] {
+					taken[string(p.labels)] = true
+					g = append(g, p)
+				}
+			}
+			if len(g) > 0 {
+				groups = append(groups, g)
+			}
+		}
+	}
 	live := len(groups) // the groups after these are stale markers
 	staleAt := (m.Start + 60) * 1000
 	if prev != nil && m.Start-prev.Minute <= staleLookback {
@@ -219,7 +261,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		staleAt = (prev.Minute + 120) * 1000
 		keys := make([]string, 0, len(prev.Series))
 		for k, r := range prev.Series {
-			if r.Last == prev.Minute && prev.Minute < m.Start {
+			if (r.Last == prev.Minute || held(r, prev.Minute, hold)) && prev.Minute < m.Start {
 				keys = append(keys, k)
 			}
 		}
@@ -240,6 +282,13 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	}
 	enc.Reqs = b.requests(groups, live, (m.Start+60)*1000, staleAt)
 	return enc, nil
+}
+
+// held reports whether the counters of a series with running totals r are
+// sent in the minute starting at minute: counts and measures (their _sum
+// and _count), for hold seconds after their last minute.
+func held(r *outlet.Running, minute, hold int64) bool {
+	return hold > 0 && (r.Kind == parse.Count || r.Kind == parse.Measure) && r.Last <= minute && minute-r.Last <= hold
 }
 
 // identity is what makes two drainmeter series of one kind the same
@@ -383,6 +432,9 @@ func (b *Backend) requests(groups [][]promSeries, stale int, ts, staleTs int64) 
 			n++
 			if i < stale {
 				points++
+				if p.zero {
+					points++
+				}
 			}
 			if n >= b.cfg.MaxSamples {
 				flush()
@@ -421,7 +473,9 @@ func seriesOf(job string, s *rollup.Series, r *outlet.Running, stale, native boo
 		if !strings.HasSuffix(name, "_total") {
 			name += "_total"
 		}
-		return []promSeries{one(name, r.Sum)}
+		p := one(name, r.Sum)
+		p.counter = true
+		return []promSeries{p}
 	case s.Kind == parse.Measure && native:
 		h := one(name, 0)
 		switch {
@@ -432,17 +486,23 @@ func seriesOf(job string, s *rollup.Series, r *outlet.Running, stale, native boo
 		default: // cannot happen: AdvanceBuckets gives every measure buckets
 			h.hist = appendHistogram(nil, &outlet.Hist{Scale: rollup.Scale}, 0)
 		}
+		h.counter = true // running bucket counts: held like a counter
 		return []promSeries{h, one(name+"_min", s.Min), one(name+"_max", s.Max)}
 	case s.Kind == parse.Measure:
 		out := make([]promSeries, 0, len(Quantiles)+2)
 		for _, q := range Quantiles {
+			if !stale && s.Sketch == nil {
+				break // a held measure (rebuilt from its key): its counters only
+			}
 			var v float64
 			if !stale {
 				v = s.Quantile(q)
 			}
 			out = append(out, one(name, v, label{labelQuantile, strconv.FormatFloat(q, 'g', -1, 64)}))
 		}
-		return append(out, one(name+"_sum", r.Sum), one(name+"_count", float64(r.Count)))
+		sum, count := one(name+"_sum", r.Sum), one(name+"_count", float64(r.Count))
+		sum.counter, count.counter = true, true
+		return append(out, sum, count)
 	default: // sample, unique
 		var v float64
 		if !stale {
@@ -655,13 +715,27 @@ func appendTimeSeries(b []byte, p promSeries, ts int64) []byte {
 		return protowire.AppendVarint(b, uint64(ts))
 	}
 	sample := protowire.SizeTag(1) + protowire.SizeFixed64() + protowire.SizeTag(2) + protowire.SizeVarint(uint64(ts))
+	size := len(p.labels) + protowire.SizeTag(2) + protowire.SizeBytes(sample)
+	zeroTs := ts - 60_000
+	zeroSample := protowire.SizeTag(1) + protowire.SizeFixed64() + protowire.SizeTag(2) + protowire.SizeVarint(uint64(zeroTs))
+	if p.zero {
+		size += protowire.SizeTag(2) + protowire.SizeBytes(zeroSample)
+	}
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(len(p.labels)+protowire.SizeTag(2)+protowire.SizeBytes(sample)))
+	b = protowire.AppendVarint(b, uint64(size))
 	b = append(b, p.labels...)
+	if p.zero { // samples in time order
+		b = appendSample(b, zeroSample, 0, zeroTs)
+	}
+	return appendSample(b, sample, p.value, ts)
+}
+
+// appendSample appends a TimeSeries field 2 of size bytes.
+func appendSample(b []byte, size int, v float64, ts int64) []byte {
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(sample))
+	b = protowire.AppendVarint(b, uint64(size))
 	b = protowire.AppendTag(b, 1, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, math.Float64bits(p.value))
+	b = protowire.AppendFixed64(b, math.Float64bits(v))
 	b = protowire.AppendTag(b, 2, protowire.VarintType)
 	return protowire.AppendVarint(b, uint64(ts))
 }
