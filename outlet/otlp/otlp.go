@@ -80,6 +80,11 @@ type Config struct {
 	Forget      time.Duration // running totals of series absent this long are forgotten (default 1 h)
 	MaxBytes    int           // the most compressed bytes a request carries (default 1 MB)
 	Percentiles []float64     // of the gauges NAME.pNN (PERCENTILES; default 50, 95, 99)
+	// Hold is how long after its last change a cumulative count or
+	// Summary keeps being sent (its running totals, the Summary without
+	// quantiles), every minute the lane posts: COUNTER_HOLD. 0: none.
+	// Delta points are never held.
+	Hold time.Duration
 }
 
 var _ outlet.Splitter = (*Backend)(nil) // a 413 splits; a takeover resumes inside a split
@@ -99,6 +104,7 @@ func New(client *outlet.Client, cfg Config) *Backend {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
+	cfg.Forget = max(cfg.Forget, cfg.Hold) // a held series keeps its totals
 	if len(cfg.Percentiles) == 0 {
 		cfg.Percentiles = []float64{50, 95, 99}
 	}
@@ -168,8 +174,31 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	all := make([]series, 0, len(sorted))
 	h := newHead(d, b.cfg.Version)
 	apps := map[string]*head{}
+	type built struct {
+		s *rollup.Series
+		p series
+	}
+	points := make([]built, 0, len(sorted))
 	for _, s := range sorted {
-		p := bl.series(s)
+		points = append(points, built{s, bl.series(s)})
+	}
+	if hold := int64(b.cfg.Hold / time.Second); hold > 0 && bl.totals != nil {
+		// Counts and Summaries that did not change in minute m, held: their
+		// running totals again, with their start times.
+		var keys []string
+		for k, r := range bl.totals.Series {
+			if r.Last < m.Start && m.Start-r.Last <= hold && (r.Kind == parse.Count || (r.Kind == parse.Measure && r.Count > 0)) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			s := heldSeries(k, bl.totals.Series[k])
+			points = append(points, built{s, bl.held(s, bl.totals.Series[k])})
+		}
+	}
+	for _, x := range points {
+		s, p := x.s, x.p
 		if app := rollup.App(s.Dims); app != "" && len(p) > 0 {
 			// A sending app of the built-in drain is its own service.
 			ah := apps[app]
@@ -197,6 +226,27 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		enc.Note = "a negative value: sent as gauges NAME.min, .max and .pNN (PERCENTILES) and left out of the Summary's count and sum (a Summary holds no negative values)"
 	}
 	return enc, nil
+}
+
+// heldSeries rebuilds a series' identity from its key in
+// rollup.Minute.Series (name NUL source [NUL dims]) and its running totals.
+func heldSeries(key string, r *outlet.Running) *rollup.Series {
+	name, rest, _ := strings.Cut(key, "\x00")
+	source, dims, _ := strings.Cut(rest, "\x00")
+	return &rollup.Series{Kind: r.Kind, Name: name, Source: source, Dims: dims, ProcessType: r.ProcessType}
+}
+
+// held returns the point of a held series: a count's running total, or a
+// Summary's running count and sum without quantiles (the minute had none).
+func (bl *builder) held(s *rollup.Series, r *outlet.Running) series {
+	attrs := bl.attributes(s)
+	name := valid(s.Name)
+	if s.Kind == parse.Count {
+		return series{{name: name, kind: cumulativeSum, num: &metricsv1.NumberDataPoint{Attributes: attrs,
+			StartTimeUnixNano: nanos(r.Start), TimeUnixNano: bl.time, Value: &metricsv1.NumberDataPoint_AsDouble{AsDouble: r.Sum}}}}
+	}
+	return series{{name: name, kind: summary, sum: &metricsv1.SummaryDataPoint{Attributes: attrs,
+		StartTimeUnixNano: nanos(r.Start), TimeUnixNano: bl.time, Count: uint64(r.Count), Sum: r.Sum}}}
 }
 
 func nanos(unix int64) uint64 { return uint64(unix) * uint64(time.Second) }
