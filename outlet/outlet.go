@@ -220,7 +220,10 @@ type Drain struct {
 	ID        string
 	Name      string // the app's name: OTLP service.name, Prometheus job
 	Namespace string // OTLP service.namespace; empty: none
-	Outlets   []Outlet
+	// Attributes are the user's own (CheckAttributes): OTLP resource
+	// attributes, remote-write labels.
+	Attributes []Attribute
+	Outlets    []Outlet
 }
 
 // Outlet returns the drain's outlet of kind k.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -41,7 +42,10 @@ type Config struct {
 	MaxRoutesPerDrain int           `envconfig:"MAX_ROUTES_PER_DRAIN" default:"200" desc:"distinct routes per drain and minute; further ones count into route other (overflow)"`
 	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99" desc:"percentiles posted for measures"`
 
-	AppName string `envconfig:"APP_NAME" desc:"the built-in drain's name (service.name, job); default: the first app that sent to it"`
+	AppName            string        `envconfig:"APP_NAME" desc:"one name (service.name, job) for every app of the built-in drain; default: each sending app is its own"`
+	OTELServiceName    string        `envconfig:"OTEL_SERVICE_NAME" desc:"the same as APP_NAME (the OpenTelemetry SDK's name for it)"`
+	ResourceAttributes string        `envconfig:"OTEL_RESOURCE_ATTRIBUTES" desc:"the built-in drain's own attributes, k1=v1,k2=v2, values percent-encoded: OTLP resource attributes, remote-write labels"`
+	CounterHold        time.Duration `envconfig:"COUNTER_HOLD" default:"1h" desc:"how long a count (and a measure's count and sum) keeps being sent with its running total after it last moved (OTLP cumulative, remote write; 0 to 24h)"`
 
 	LibratoURL   string `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com" desc:"Librato-compatible API base URL"`
 	LibratoUser  string `envconfig:"LIBRATO_USER" desc:"Librato user: with LIBRATO_TOKEN, the built-in drain posts to Librato"`
@@ -91,11 +95,12 @@ type Config struct {
 	GoMemLimit      string `envconfig:"GOMEMLIMIT" desc:"the Go runtime's memory limit; unset: MEMORY_BUDGET"`
 
 	percentiles []float64
-	routeMode   parse.RouteMode   // ROUTE_METRICS
-	routes      []string          // ROUTES
-	outlets     []outlet.Outlet   // the built-in drain's, from the config vars above; none: the log outlet
-	keys        *postgres.Keyring // DRAINMETER_KEY
-	warnings    []string          // logged at start: typos, ignored variables, URLs that would 404
+	routeMode   parse.RouteMode    // ROUTE_METRICS
+	routes      []string           // ROUTES
+	attributes  []outlet.Attribute // OTEL_RESOURCE_ATTRIBUTES
+	outlets     []outlet.Outlet    // the built-in drain's, from the config vars above; none: the log outlet
+	keys        *postgres.Keyring  // DRAINMETER_KEY
+	warnings    []string           // logged at start: typos, ignored variables, URLs that would 404
 }
 
 // loadConfig reads the environment. It reports every problem at once, one
@@ -240,6 +245,8 @@ func (c *Config) validate(p *problems) {
 		"STATUS_RETENTION=%s must be between 1h and 744h", c.StatusRetention)
 	check(c.PartialBufferBytes < 1<<20, "PARTIAL_BUFFER_BYTES", "PARTIAL_BUFFER_BYTES=%d is too small (at least 1048576)", c.PartialBufferBytes)
 	c.outlets = c.builtinOutlets(p)
+	c.checkIdentity(check)
+	check(c.CounterHold < 0 || c.CounterHold > 24*time.Hour, "COUNTER_HOLD", "COUNTER_HOLD=%s must be between 0 and 24h", c.CounterHold)
 	// The key is checked whenever it is set, with or without a database:
 	// a bad one shows at the first deploy, not when Postgres is attached.
 	if c.DrainmeterKey != "" {
@@ -257,6 +264,39 @@ func (c *Config) validate(p *problems) {
 		"DRAINMETER_KEY is not set: with DATABASE_URL it seals the drains' outlet credentials (drainmeter keys generate)")
 	check(c.Dyno != "" && c.DrainSecret == "" && c.DatabaseURL == "", "DRAIN_SECRET",
 		"DRAIN_SECRET is not set: on Heroku the drain would accept anyone's logs (heroku config:set DRAIN_SECRET=$(openssl rand -hex 24))")
+}
+
+// checkIdentity reads the built-in drain's name and attributes:
+// OTEL_SERVICE_NAME is APP_NAME's alias (both set, they must agree);
+// OTEL_RESOURCE_ATTRIBUTES is read as the OpenTelemetry SDK reads it, its
+// service.name the name when neither is set. Every attribute is checked.
+func (c *Config) checkIdentity(check func(bad bool, name, format string, args ...any)) {
+	check(c.AppName != "" && c.OTELServiceName != "" && c.AppName != c.OTELServiceName, "OTEL_SERVICE_NAME",
+		"APP_NAME=%q and OTEL_SERVICE_NAME=%q differ: set one of them", c.AppName, c.OTELServiceName)
+	if c.AppName == "" {
+		c.AppName = c.OTELServiceName
+	}
+	check(len(c.AppName) > 255 || !utf8.ValidString(c.AppName), "APP_NAME", "APP_NAME: at most 255 bytes of UTF-8")
+	attrs, err := outlet.ParseResourceAttributes(c.ResourceAttributes)
+	if err != nil {
+		check(true, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_RESOURCE_ATTRIBUTES: %v", err)
+		return
+	}
+	var own []outlet.Attribute
+	for _, a := range attrs {
+		if a.Key == "service.name" { // the SDK's rule: OTEL_SERVICE_NAME wins
+			if c.AppName == "" {
+				c.AppName = a.Value
+			}
+			continue
+		}
+		own = append(own, a)
+	}
+	if err := outlet.CheckAttributes(own); err != nil {
+		check(true, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_RESOURCE_ATTRIBUTES: %v", err)
+		return
+	}
+	c.attributes = own
 }
 
 // configHelp is `drainmeter web --help`: every config var with its default

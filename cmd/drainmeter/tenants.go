@@ -20,10 +20,11 @@ import (
 // of the config vars (any user name, DRAIN_SECRET) and, with a database,
 // the drains table (user name = drain id).
 type tenants struct {
-	builtin        *drain.SecretAuth // nil: no built-in drain
-	builtinOutlets []outlet.Outlet   // from config vars; empty: the log outlet
-	appName        string            // APP_NAME
-	libratoURL     string            // LIBRATO_URL, for the table's Librato outlets
+	builtin        *drain.SecretAuth  // nil: no built-in drain
+	builtinOutlets []outlet.Outlet    // from config vars; empty: the log outlet
+	appName        string             // APP_NAME (or OTEL_SERVICE_NAME)
+	attributes     []outlet.Attribute // OTEL_RESOURCE_ATTRIBUTES
+	libratoURL     string             // LIBRATO_URL, for the table's Librato outlets
 	stats          *stats.Registry
 	cache          *postgres.DrainCache // nil: no database
 	drains         *postgres.Drains     // nil: no database
@@ -154,7 +155,7 @@ func builtinApp(user string) string {
 // the series of no app (drainmeter's self-metrics) are the drain's own,
 // named status.BuiltinDrainName: never an app chosen when posting.
 func (t *tenants) builtinDrain() *outlet.Drain {
-	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Outlets: slices.Clone(t.builtinOutlets)}
+	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Attributes: t.attributes, Outlets: slices.Clone(t.builtinOutlets)}
 	if d.Name == "" {
 		d.Name = status.BuiltinDrainName
 	}

@@ -80,7 +80,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := stats.NewRegistry()
 	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain, AppRollup: true,
 		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
-	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
+	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, attributes: cfg.attributes, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)
 	var shared *postgres.Claims
 	var pool *pgxpool.Pool
@@ -135,7 +135,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	ocfg := outlet.Config{UserAgent: "drainmeter/" + version, Timeout: cfg.OutletTimeout, Workers: cfg.OutletWorkers,
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
 	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
-	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles), reg, log, time.Now)
+	sender := outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles, cfg.CounterHold), reg, log, time.Now)
 	// Connections that have sent an accepted batch are trusted: half the
 	// slots are kept for them (internal/connlimit).
 	var trust atomic.Pointer[connlimit.Listener]
@@ -443,12 +443,12 @@ func waitUntil(wg *sync.WaitGroup, ctx context.Context, stop func()) {
 }
 
 // backends are the outlets drainmeter can post to.
-func backends(client *outlet.Client, stdout io.Writer, percentiles []float64) map[outlet.Kind]outlet.Backend {
+func backends(client *outlet.Client, stdout io.Writer, percentiles []float64, hold time.Duration) map[outlet.Kind]outlet.Backend {
 	return map[outlet.Kind]outlet.Backend{
 		outlet.Log:         outlet.NewLogBackend(stdout, percentiles),
 		outlet.Librato:     librato.New(client, percentiles),
-		outlet.OTLP:        otlp.New(client, otlp.Config{Version: version, Percentiles: percentiles}),
-		outlet.RemoteWrite: remotewrite.New(client, remotewrite.Config{}),
+		outlet.OTLP:        otlp.New(client, otlp.Config{Version: version, Percentiles: percentiles, Hold: hold}),
+		outlet.RemoteWrite: remotewrite.New(client, remotewrite.Config{Hold: hold}),
 	}
 }
 

@@ -256,9 +256,18 @@ func newHead(d *outlet.Drain, version string) *head {
 	if name == "" {
 		name = d.ID
 	}
-	attrs := []*commonv1.KeyValue{str("service.name", name), str("cloud.provider", "heroku")}
-	if d.Namespace != "" {
+	attrs := []*commonv1.KeyValue{str("service.name", name)}
+	own := func(k string) bool { return slices.ContainsFunc(d.Attributes, func(a outlet.Attribute) bool { return a.Key == k }) }
+	if !own("cloud.provider") {
+		attrs = append(attrs, str("cloud.provider", "heroku"))
+	}
+	if d.Namespace != "" && !own("service.namespace") {
 		attrs = append(attrs, str("service.namespace", d.Namespace))
+	}
+	for _, a := range d.Attributes { // the user's own: checked, service.name never among them
+		if a.Key != "service.name" {
+			attrs = append(attrs, str(a.Key, a.Value))
+		}
 	}
 	return &head{
 		resource: &resourcev1.Resource{Attributes: attrs},

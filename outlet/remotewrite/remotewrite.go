@@ -167,6 +167,13 @@ const (
 
 type label struct{ name, value string }
 
+// drainLabels are the labels of a drain's every series: job (the drain's
+// name) and the user's attributes.
+type drainLabels struct {
+	job   string
+	attrs []label
+}
+
 // staleLookback is the longest gap (seconds, from the previous minute's
 // start to this one's) after which stale markers are still sent:
 // Prometheus' lookback is five minutes.
@@ -199,9 +206,14 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	} else {
 		next = prev.Advance(m, int64(b.cfg.Forget/time.Second))
 	}
-	job := d.Name
-	if job == "" {
-		job = d.ID
+	job := drainLabels{job: d.Name}
+	if job.job == "" {
+		job.job = d.ID
+	}
+	for _, a := range d.Attributes { // checked: none is one of drainmeter's labels
+		if a.Value != "" {
+			job.attrs = append(job.attrs, label{outlet.AttributeLabel(a.Key), strings.ToValidUTF8(a.Value, "\uFFFD")})
+		}
 	}
 	enc := outlet.Encoded{Totals: next}
 	hold := int64(b.cfg.Hold / time.Second)
@@ -450,7 +462,7 @@ func (b *Backend) requests(groups [][]promSeries, stale int, ts, staleTs int64) 
 // stale marker and only s's identity (kind, name, source, dims, process
 // type) is used. With native, a measure is a native histogram (its running
 // buckets, count and sum) and gauges NAME_min and NAME_max of the minute.
-func seriesOf(job string, s *rollup.Series, r *outlet.Running, stale, native bool) []promSeries {
+func seriesOf(job drainLabels, s *rollup.Series, r *outlet.Running, stale, native bool) []promSeries {
 	base := baseLabels(job, s)
 	name := MetricName(s.Name)
 	one := func(name string, v float64, extra ...label) promSeries {
@@ -522,15 +534,21 @@ func seriesOfKey(key string, r *outlet.Running) *rollup.Series {
 
 // baseLabels returns the labels every Prometheus series of s has, but
 // __name__ (and quantile), unsorted.
-func baseLabels(job string, s *rollup.Series) []label {
+func baseLabels(dl drainLabels, s *rollup.Series) []label {
+	job := dl.job
 	if app := rollup.App(s.Dims); app != "" {
 		job = app // a sending app of the built-in drain is its own job
 	}
-	ls := []label{{labelJob, job}, {labelRollup, rollup.Marker(s.Source, s.Dims, s.ProcessType)}}
+	ls := append(make([]label, 0, 4+len(dl.attrs)), label{labelJob, job}, label{labelRollup, rollup.Marker(s.Source, s.Dims, s.ProcessType)})
 	if s.Source != "" {
 		ls = append(ls, label{labelSource, s.Source})
 	}
-	ls = append(ls, dimLabels(s.Dims)...)
+	for _, l := range dimLabels(s.Dims) {
+		if !slices.ContainsFunc(dl.attrs, func(a label) bool { return a.name == l.name }) {
+			ls = append(ls, l)
+		}
+	}
+	ls = append(ls, dl.attrs...)
 	for i := range ls {
 		if !utf8.ValidString(ls[i].value) { // Prometheus drops a series whose label is not UTF-8
 			ls[i].value = strings.ToValidUTF8(ls[i].value, "\uFFFD")
