@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +39,9 @@ type Drain struct {
 	Prefix             string
 	SourcePrefix       string
 	ProcessTypes       bool
-	RouteMetrics       parse.RouteMode // per-route series of router lines
-	Routes             []string        // route templates, in order of precedence
+	RouteMetrics       parse.RouteMode    // per-route series of router lines
+	Routes             []string           // route templates, in order of precedence
+	Attributes         []outlet.Attribute // the user's own (outlet.CheckAttributes), in order
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	DisabledAt         *time.Time
@@ -87,6 +89,39 @@ type Spec struct {
 	Routes       *[]string     // route templates (parse.CheckRouteTemplate); empty clears them
 	Outlets      []OutletSpec  // outlets to add or change (at most one per kind)
 	Remove       []outlet.Kind // outlets to remove
+	// Attributes are set (a key already there gets the new value in its
+	// place); RemoveAttributes are removed.
+	Attributes       []outlet.Attribute
+	RemoveAttributes []string
+}
+
+// attributes returns a drain's attributes once s is applied to cur,
+// checked (outlet.CheckAttributes).
+func (s Spec) attributes(cur []outlet.Attribute) ([]outlet.Attribute, error) {
+	out := slices.Clone(cur)
+	for _, k := range s.RemoveAttributes {
+		i := slices.IndexFunc(out, func(a outlet.Attribute) bool { return a.Key == k })
+		if i < 0 {
+			return nil, fmt.Errorf("no attribute %q to remove", k)
+		}
+		out = slices.Delete(out, i, i+1)
+	}
+	for _, a := range s.Attributes {
+		out = outlet.SetAttribute(out, a)
+	}
+	if err := outlet.CheckAttributes(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// flatAttributes is the attributes column: key, value, key, value …
+func flatAttributes(as []outlet.Attribute) []string {
+	out := make([]string, 0, 2*len(as))
+	for _, a := range as {
+		out = append(out, a.Key, a.Value)
+	}
+	return out
 }
 
 // OutletSpec changes one outlet of a drain. On an existing outlet, empty
@@ -155,6 +190,11 @@ func (s Spec) validate() error {
 			if err := parse.CheckRouteTemplate(t); err != nil {
 				return err
 			}
+		}
+	}
+	for _, a := range s.Attributes {
+		if err := outlet.CheckAttribute(a); err != nil {
+			return err
 		}
 	}
 	seen := map[outlet.Kind]bool{}
@@ -286,10 +326,14 @@ func (d *Drains) Add(ctx context.Context, s Spec) (*Drain, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	attrs, err := s.attributes(nil)
+	if err != nil {
+		return nil, "", err
+	}
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, prefix, source_prefix, process_types, routes, route_metrics)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			id, *s.Name, hashSecret(secret), deref(s.Prefix), deref(s.SourcePrefix), pt, routes, mode.String())
+		_, err := tx.Exec(ctx, `INSERT INTO drains (id, name, secret_hash, prefix, source_prefix, process_types, routes, route_metrics, attributes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			id, *s.Name, hashSecret(secret), deref(s.Prefix), deref(s.SourcePrefix), pt, routes, mode.String(), flatAttributes(attrs))
 		if err != nil {
 			return nameErr(err)
 		}
@@ -438,13 +482,14 @@ func nameErr(err error) error {
 }
 
 const drainCols = `id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, prefix, source_prefix,
-	process_types, routes, route_metrics, created_at, updated_at, disabled_at`
+	process_types, routes, route_metrics, attributes, created_at, updated_at, disabled_at`
 
 func scanDrain(row pgx.Row) (*Drain, error) {
 	var dr Drain
 	var mode string
+	var attrs []string
 	err := row.Scan(&dr.ID, &dr.Name, &dr.SecretHash, &dr.PreviousSecretHash, &dr.PreviousExpiresAt, &dr.Prefix, &dr.SourcePrefix,
-		&dr.ProcessTypes, &dr.Routes, &mode, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
+		&dr.ProcessTypes, &dr.Routes, &mode, &attrs, &dr.CreatedAt, &dr.UpdatedAt, &dr.DisabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -453,6 +498,9 @@ func scanDrain(row pgx.Row) (*Drain, error) {
 	}
 	if dr.RouteMetrics, err = parse.ParseRouteMode(mode); err != nil { // the table's CHECK allows only these
 		return nil, fmt.Errorf("drains: %w", err)
+	}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		dr.Attributes = append(dr.Attributes, outlet.Attribute{Key: attrs[i], Value: attrs[i+1]})
 	}
 	return &dr, nil
 }
@@ -679,6 +727,13 @@ func (d *Drains) Set(ctx context.Context, idOrName string, s Spec) (*Drain, erro
 		}
 		add("routes", routes)
 		add("route_metrics", mode.String())
+	}
+	if len(s.Attributes) > 0 || len(s.RemoveAttributes) > 0 {
+		attrs, err := s.attributes(dr.Attributes)
+		if err != nil {
+			return nil, err
+		}
+		add("attributes", flatAttributes(attrs))
 	}
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE drains SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {

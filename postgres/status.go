@@ -286,6 +286,7 @@ func (s *StatusSource) lanes(ctx context.Context, byID map[string]*status.Drain)
 			ls = append(ls, l)
 		}
 		d.Outlets = status.Outlets(od, ls)
+		d.Attributes = status.Attributes(od)
 		if od != nil && did == s.cfg.Builtin && od.Name != "" {
 			d.Name = od.Name
 		}

@@ -190,6 +190,7 @@ func (m *Memory) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 			d.Name = od.Name
 		}
 		d.Outlets = Outlets(od, lanes[did])
+		d.Attributes = Attributes(od)
 		snap.Drains = append(snap.Drains, d)
 	}
 	sort.Slice(snap.Drains, func(i, j int) bool { return snap.Drains[i].Name < snap.Drains[j].Name })

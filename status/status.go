@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/connlimit"
+	"github.com/drainmeter/drainmeter/outlet"
 )
 
 // Snapshot is everything the pages show.
@@ -52,6 +53,7 @@ type Drain struct {
 	ID             string     `json:"id"`
 	Name           string     `json:"name"`
 	Apps           []string   `json:"apps"`          // the apps seen sending (Basic-auth user names)
+	Attributes     []string   `json:"attributes"`    // the drain's own attributes, K=V (OTEL_RESOURCE_ATTRIBUTES, --attribute)
 	LastBatchAt    *time.Time `json:"last_batch_at"` // nil: waiting for the first batch
 	Frames         uint64     `json:"frames"`
 	FramesRejected uint64     `json:"frames_rejected"`
@@ -106,6 +108,17 @@ type Outlet struct {
 	// NextAttemptAt is when a retrying, paused or uncertain outlet tries
 	// again (a paused one: its probe; at once when its configuration changes).
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+}
+
+// Attributes lists a drain's own attributes as K=V.
+func Attributes(d *outlet.Drain) []string {
+	out := []string{}
+	if d != nil {
+		for _, a := range d.Attributes {
+			out = append(out, a.Key+"="+a.Value)
+		}
+	}
+	return out
 }
 
 // Source gathers snapshots.

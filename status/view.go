@@ -32,6 +32,7 @@ func clean(snap *Snapshot, id string, addCommand func(*Drain) string) *Snapshot 
 			continue
 		}
 		d.Apps = nonNil(slices.Clone(d.Apps))
+		d.Attributes = nonNil(slices.Clone(d.Attributes))
 		rejected := make(map[string]uint64, len(d.Rejected))
 		for k, v := range d.Rejected {
 			rejected[k] = v
@@ -169,6 +170,7 @@ type drainView struct {
 	Name        string
 	Link        string // its own page, from the status page
 	Apps        []string
+	Attributes  []string
 	State       string // receiving, quiet, waiting
 	LastBatch   timeView
 	AddCommand  string
@@ -329,12 +331,13 @@ func ago(d time.Duration) string {
 
 func newDrainView(d *Drain, now time.Time, link bool) drainView {
 	v := drainView{
-		ID:        d.ID,
-		Name:      cmp.Or(d.Name, d.ID),
-		Apps:      d.Apps,
-		LastBatch: formatTime(now, d.LastBatchAt),
-		Chart:     chart(d, now),
-		Frames:    count(d.Frames),
+		ID:         d.ID,
+		Name:       cmp.Or(d.Name, d.ID),
+		Apps:       d.Apps,
+		Attributes: d.Attributes,
+		LastBatch:  formatTime(now, d.LastBatchAt),
+		Chart:      chart(d, now),
+		Frames:     count(d.Frames),
 	}
 	if link {
 		v.Link = "drains/" + d.ID

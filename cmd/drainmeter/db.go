@@ -347,7 +347,7 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprint(w, "\n"+drainsFooter)
 	}
 	var name, user, token, prefix, sourcePrefix, baseURL, otlpURL, otlpFullURL, otlpTemp, otlpMaxBuckets, rwURL, rwHists, routes, routeMetrics optString
-	var otlpHeaders, rwHeaders, remove optList
+	var otlpHeaders, rwHeaders, remove, attrs, rmAttrs optList
 	var processTypes, otlpPctGauges optBool
 	var all, finish bool
 	var overlap time.Duration
@@ -370,10 +370,12 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Var(&processTypes, "process-types", "also roll web.1, web.2 … into web (default true)")
 		fs.Var(&routes, "routes", "route templates, comma-separated: /users/:id,/api/* (\"\" clears them)")
 		fs.Var(&routeMetrics, "route-metrics", "per-route series: off, templates or auto")
+		fs.Var(&attrs, "attribute", "the drain's own attribute K=V (repeatable): OTLP resource attribute, remote-write label")
 		if cmd == "add" {
 			fs.Var(&baseURL, "url", "this app's URL, e.g. https://my-drainmeter-1a2b3c4d5e6f.herokuapp.com (default $DRAINMETER_URL)")
 		} else {
 			fs.Var(&remove, "remove-outlet", "remove the drain's otlp, remotewrite or librato outlet (repeatable)")
+			fs.Var(&rmAttrs, "remove-attribute", "remove the drain's attribute K (repeatable)")
 		}
 	case "rotate-secret":
 		fs.Var(&baseURL, "url", "this app's URL (default $DRAINMETER_URL)")
@@ -444,6 +446,18 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		spec.RouteMetrics = &mode
 	}
+	for _, kv := range attrs.v {
+		k, v, ok := strings.Cut(kv, "=")
+		a := outlet.Attribute{Key: k, Value: v}
+		if !ok {
+			return fmt.Errorf("--attribute %q: give KEY=VALUE", kv)
+		}
+		if err := outlet.CheckAttribute(a); err != nil {
+			return fmt.Errorf("--attribute: %w", err)
+		}
+		spec.Attributes = append(spec.Attributes, a)
+	}
+	spec.RemoveAttributes = rmAttrs.v
 	if cmd == "add" || cmd == "set" {
 		sr := &secretReader{stdin: stdin}
 		if user.set || token.set {
@@ -563,6 +577,9 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if d.RouteMetrics != parse.RoutesOff {
 			fmt.Fprintf(stdout, "routes: %s\n", routesDesc(d))
 		}
+		if len(d.Attributes) > 0 {
+			fmt.Fprintf(stdout, "attributes: %s\n", attributesDesc(d.Attributes))
+		}
 	case "rotate-secret":
 		if finish {
 			d, ended, err := drains.FinishRotation(ctx, positional[0])
@@ -605,14 +622,14 @@ func runDrains(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "drain %s (%s) removed: its URL stops working within DRAIN_CACHE_TTL\n", d.Name, d.ID)
 	case "set":
 		if !name.set && len(spec.Outlets) == 0 && len(spec.Remove) == 0 && !prefix.set && !sourcePrefix.set && !processTypes.set &&
-			!routes.set && !routeMetrics.set {
+			!routes.set && !routeMetrics.set && !attrs.set && !rmAttrs.set {
 			return errors.New("drains set: nothing to change (see drainmeter drains set --help)")
 		}
 		d, err := drains.Set(ctx, positional[0], spec)
 		if err != nil {
 			return drainErr(err, positional[0])
 		}
-		fmt.Fprintf(stdout, "drain %s (%s) updated; outlets: %s; routes: %s\n", d.Name, d.ID, outletsDesc(d.Outlets), routesDesc(d))
+		fmt.Fprintf(stdout, "drain %s (%s) updated; outlets: %s; routes: %s; attributes: %s\n", d.Name, d.ID, outletsDesc(d.Outlets), routesDesc(d), attributesDesc(d.Attributes))
 	case "reencrypt":
 		n, err := drains.Reencrypt(ctx)
 		if err != nil {
@@ -638,6 +655,18 @@ func printRotation(w io.Writer, d *postgres.Drain, newURL string) {
 	fmt.Fprintf(w, "The old URL keeps working until you remove it, or until the overlap ends at %s\n", d.PreviousExpiresAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "(drainmeter drains rotate-secret %s --finish ends it now). Between the two heroku commands the app's\n", d.Name)
 	fmt.Fprintf(w, "logs go to both URLs and are counted twice: run them one right after the other.\n")
+}
+
+// attributesDesc lists a drain's attributes, K=V,… (- for none).
+func attributesDesc(as []outlet.Attribute) string {
+	if len(as) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.Key + "=" + a.Value
+	}
+	return strings.Join(parts, ",")
 }
 
 // outletsDesc lists outlets without credentials.

@@ -128,7 +128,7 @@ func (t *tenants) Reload(ctx context.Context, id string) (*outlet.Drain, bool, e
 }
 
 func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Drain {
-	od := &outlet.Drain{ID: d.ID, Name: d.Name, Outlets: slices.Clone(d.Outlets)}
+	od := &outlet.Drain{ID: d.ID, Name: d.Name, Attributes: d.Attributes, Outlets: slices.Clone(d.Outlets)}
 	for i := range od.Outlets {
 		if od.Outlets[i].Kind == outlet.Librato {
 			od.Outlets[i].URL = t.libratoURL

@@ -257,7 +257,9 @@ func newHead(d *outlet.Drain, version string) *head {
 		name = d.ID
 	}
 	attrs := []*commonv1.KeyValue{str("service.name", name)}
-	own := func(k string) bool { return slices.ContainsFunc(d.Attributes, func(a outlet.Attribute) bool { return a.Key == k }) }
+	own := func(k string) bool {
+		return slices.ContainsFunc(d.Attributes, func(a outlet.Attribute) bool { return a.Key == k })
+	}
 	if !own("cloud.provider") {
 		attrs = append(attrs, str("cloud.provider", "heroku"))
 	}
