@@ -55,14 +55,15 @@ type Parser struct {
 	member    []byte
 	m         Measurement
 
-	tc       timeCache
-	routes   routeTable // opts.Routes, compiled
-	pathBuf  []byte     // an unquoted path= value
-	pathSegs []pathSeg
-	dims     []byte // the line's route, as its dimensions
-	noSrc    []byte // the source of series without one: the source prefix, or empty
-	auxSrc   []byte // another source (a process type's formation)
-	appDims  []byte // the dimension AppDim of Options.App, or empty
+	tc        timeCache
+	routes    routeTable // opts.Routes, compiled
+	pathBuf   []byte     // an unquoted path= value
+	pathSegs  []pathSeg
+	dims      []byte // the line's route, as its dimensions
+	noSrc     []byte // the source of series without one: the source prefix, or empty
+	auxSrc    []byte // another source (a process type's formation)
+	appDims   []byte // the dimension AppDim of Options.App, or empty
+	addonName []byte // an add-on line's metric name (addons.go)
 }
 
 // lineKeys are the values of a line's pairs that are not metric keys: the
@@ -284,7 +285,11 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 			p.reject(BadValue, pp.raw)
 			continue
 		}
-		p.emit(emit, pp.kind, pp.name, val, unit, nil, t, hasType)
+		name := pp.name
+		if ns := addonNamespace(&h); ns != nil {
+			name, val, unit = p.addonMetric(ns, name, val, unit)
+		}
+		p.emit(emit, pp.kind, name, val, unit, nil, t, hasType)
 	}
 
 	// l2met v1: measure=NAME val=V [units=U]. On Heroku's own lines this is
