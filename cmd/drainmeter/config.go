@@ -42,10 +42,10 @@ type Config struct {
 	MaxRoutesPerDrain int           `envconfig:"MAX_ROUTES_PER_DRAIN" default:"200" desc:"distinct routes per drain and minute; further ones count into route other (overflow)"`
 	Percentiles       string        `envconfig:"PERCENTILES" default:"50,95,99" desc:"percentiles posted for measures"`
 
-	AppName            string        `envconfig:"APP_NAME" desc:"one name (service.name, job) for every app of the built-in drain; default: each sending app is its own"`
+	AppName            string        `envconfig:"APP_NAME" desc:"one name (service.name, job) for every app of the built-in drain; unset: each app is its own"`
 	OTELServiceName    string        `envconfig:"OTEL_SERVICE_NAME" desc:"the same as APP_NAME (the OpenTelemetry SDK's name for it)"`
-	ResourceAttributes string        `envconfig:"OTEL_RESOURCE_ATTRIBUTES" desc:"the built-in drain's own attributes, k1=v1,k2=v2, values percent-encoded: OTLP resource attributes, remote-write labels"`
-	CounterHold        time.Duration `envconfig:"COUNTER_HOLD" default:"1h" desc:"how long a count (and a measure's count and sum) keeps being sent with its running total after it last moved (OTLP cumulative, remote write; 0 to 24h)"`
+	ResourceAttributes string        `envconfig:"OTEL_RESOURCE_ATTRIBUTES" desc:"the built-in drain's attributes, k1=v1,k2=v2 (percent-encoded): OTLP resource attributes, labels"`
+	CounterHold        time.Duration `envconfig:"COUNTER_HOLD" default:"1h" desc:"how long a counter keeps being sent with its running total after it last moved (0 to 24h; 0: off)"`
 
 	LibratoURL   string `envconfig:"LIBRATO_URL" default:"https://metrics-api.librato.com" desc:"Librato-compatible API base URL"`
 	LibratoUser  string `envconfig:"LIBRATO_USER" desc:"Librato user: with LIBRATO_TOKEN, the built-in drain posts to Librato"`

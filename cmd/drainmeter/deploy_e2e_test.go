@@ -42,8 +42,9 @@ func oneOffEnv(env []string) []string {
 		"HEROKU_APP_DEFAULT_DOMAIN_NAME="+herokuDomain)
 }
 
-// rollupRe matches the log outlet's count lines.
-var rollupRe = regexp.MustCompile(`(?m)^at=rollup drain=(\S+) minute=\S+ kind=count name=(\S+) source=(\S+) value=(\S+)$`)
+// rollupRe matches the log outlet's count lines (the built-in drain's
+// carry their app).
+var rollupRe = regexp.MustCompile(`(?m)^at=rollup drain=(\S+) minute=\S+ kind=count name=(\S+) source=(\S+)(?: app=\S+)? value=(\S+)$`)
 
 // countRollups adds up the values of a drain's count rollups of name and
 // source in the output.

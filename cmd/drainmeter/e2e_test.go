@@ -228,8 +228,9 @@ func TestWebDrainOverHTTP(t *testing.T) {
 	minute := now.UTC().Truncate(time.Minute).Format(time.RFC3339)
 	for _, want := range []string{
 		// 3 from the good batch (its retry is not counted), 1 from each of the three bad-framing batches.
-		"at=rollup drain=default minute=" + minute + " kind=count name=e2e.hits source=web.1 value=6\n",
-		"at=rollup drain=default minute=" + minute + " kind=measure name=e2e.lat source=web unit=ms count=2 sum=12 min=5 max=7",
+		"at=rollup drain=default minute=" + minute + " kind=count name=e2e.hits source=web.1 app=myapp value=6\n",
+		"at=rollup drain=default minute=" + minute + " kind=measure name=e2e.lat source=web app=myapp unit=ms count=2 sum=12 min=5 max=7",
+		"at=rollup drain=default minute=" + minute + " kind=count name=e2e.hits app=myapp drainmeter.rollup=app value=6\n",
 		"msg=\"shutdown complete\"",
 	} {
 		if !strings.Contains(out, want) {
