@@ -6,9 +6,12 @@
 //
 // The mapping, for a minute M (unix seconds), points stamped M+60 s:
 //
-//	resource    service.name = the app's name (else the drain's id), cloud.provider = heroku,
-//	            service.namespace if the drain has one; scope {drainmeter, Config.Version}
-//	attributes  source (if any), drainmeter.rollup (dyno | process_type | none), one per dimension
+//	resource    service.name = the app's name (else the drain's id) — on the built-in drain each
+//	            sending app's series (rollup.App) have their own resource named after it —,
+//	            cloud.provider = heroku, service.namespace if the drain has one, then the drain's
+//	            own Attributes (which win over those two); scope {drainmeter, Config.Version}
+//	attributes  source (if any), drainmeter.rollup (rollup.Marker: dyno | process_type | route |
+//	            app | none), one per dimension but the app and the marker
 //	            delta                                  cumulative (the default)
 //	count       Sum{DELTA, monotonic}: the minute's    Sum{CUMULATIVE, monotonic}: the running total
 //	            sum, start M; none if it is negative   since the series' start (a negative minute
@@ -23,6 +26,8 @@
 //	unique      Gauge: the distinct count              same
 //	option      Outlet.PercentileGauges: each measure also as gauges NAME.pNN (PERCENTILES), for
 //	            receivers that keep only a histogram's count, sum, min and max (Dynatrace)
+//	held        cumulative only, Config.Hold (COUNTER_HOLD) after a count or Summary last
+//	            changed: its running total (the Summary without quantiles) with its start time
 //
 // Answers: 2xx done (a partial_success's rejected points are counted, never
 // retried); 429, 502, 503, 504 and network errors retried (honouring

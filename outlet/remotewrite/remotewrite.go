@@ -43,10 +43,14 @@
 //
 //	__name__           the name: [a-zA-Z_:][a-zA-Z0-9_:]*, any other character
 //	                   becomes _, a leading digit gets a _ prefix
-//	job                the drain's name (its ID if it has none)
+//	job                the drain's name (its ID if it has none); on the built-in drain,
+//	                   the sending app of the series (rollup.App)
 //	source             the source, verbatim (omitted when empty)
-//	drainmeter_rollup  process_type (the web rollup of web.1, web.2 …), dyno (any
+//	drainmeter_rollup  rollup.Marker: process_type (the web rollup of web.1, web.2 …),
+//	                   route (a route series), app (the whole-app rollup), dyno (any
 //	                   other source) or none
+//	…                  the drain's own Attributes, each key made a label name
+//	                   (outlet.AttributeLabel; checked never to be one of these)
 //	quantile           measures' quantile series only
 //	…                  one label per dimension: the key made a label name
 //	                   ([a-zA-Z_][a-zA-Z0-9_]*, other characters become _, a
@@ -65,6 +69,12 @@
 // a measure x's x_sum) cannot be merged, and Prometheus refuses a request
 // that holds a series twice: the first in key order is sent and the others
 // are left out, counted as rejected.
+//
+// With Config.Hold (COUNTER_HOLD), counters — a count's _total, a measure's
+// _sum and _count — are sent with their running totals in every minute for
+// Hold after the last minute they were present in, and a counter's first
+// sample is preceded by a 0 stamped a minute before it (the start of its
+// first minute), so that increase() sees the first increment.
 //
 // A series present in the lane's previous minute P whose Prometheus series
 // are not all in minute M gets a stale marker (NaN with bits

@@ -1,0 +1,58 @@
+package outlet
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseResourceAttributes(t *testing.T) {
+	got, err := ParseResourceAttributes(" deployment.environment.name=production , service.namespace=shop%20eu,k=a%2Cb,k=c,,x= ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Attribute{{"deployment.environment.name", "production"}, {"service.namespace", "shop eu"}, {"k", "c"}, {"x", ""}}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"novalue", "=v", "k=%zz"} {
+		if _, err := ParseResourceAttributes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestCheckAttributes(t *testing.T) {
+	for _, a := range []Attribute{{"env", "production"}, {"deployment.environment.name", "x"}, {"service.namespace", "shop"}, {"cloud.region", ""}} {
+		if err := CheckAttribute(a); err != nil {
+			t.Errorf("%v: %v", a, err)
+		}
+	}
+	for _, a := range []Attribute{{"job", "x"}, {"source", "x"}, {"route", "x"}, {"drainmeter.rollup", "x"}, {"quantile", "x"}, {"le", "x"},
+		{"__name__", "x"}, {"__x", "x"}, {"service.name", "x"}, {"", "x"}, {"a b", "x"}, {strings.Repeat("k", 256), "x"},
+		{"env", strings.Repeat("v", 10<<10)}, {"env", "\xff"}, {"e\xffnv", "x"}} {
+		if err := CheckAttribute(a); err == nil {
+			t.Errorf("%.50q accepted", a)
+		}
+	}
+	if err := CheckAttributes([]Attribute{{"a.b", "1"}, {"a_b", "2"}}); err == nil {
+		t.Error("two keys of one label accepted")
+	}
+	many := make([]Attribute, MaxAttributes+1)
+	for i := range many {
+		many[i] = Attribute{Key: "k" + strings.Repeat("x", i), Value: "v"}
+	}
+	if err := CheckAttributes(many); err == nil {
+		t.Error("too many accepted")
+	}
+	if got := AttributeLabel("deployment.environment.name"); got != "deployment_environment_name" {
+		t.Errorf("AttributeLabel = %s", got)
+	}
+	if got := AttributeLabel("1x"); got != "_1x" {
+		t.Errorf("AttributeLabel = %s", got)
+	}
+}
