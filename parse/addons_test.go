@@ -35,7 +35,9 @@ func TestAddonNamespaces(t *testing.T) {
 	p := NewParser(Options{})
 	got := map[string]float64{}
 	units := map[string]string{}
-	emit := func(m *Measurement) { got[string(m.Name)+"|"+string(m.Source)], units[string(m.Name)] = m.Value, string(m.Unit) }
+	emit := func(m *Measurement) {
+		got[string(m.Name)+"|"+string(m.Source)], units[string(m.Name)] = m.Value, string(m.Unit)
+	}
 	recv := time.Date(2025, 1, 1, 0, 0, 30, 0, time.UTC)
 	for _, l := range []string{
 		"<134>1 2025-01-01T00:00:01+00:00 host app heroku-postgres - source=DATABASE sample#memory-total=2kB sample#db_size=10bytes sample#tmp-disk-used=7 sample#load-avg-1m=0.5 sample#tables=3",
