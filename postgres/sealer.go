@@ -18,6 +18,9 @@ import (
 type SealerConfig struct {
 	Grace   time.Duration // GRACE
 	Silence time.Duration // WRITER_TIMEOUT
+	// AppRollup gives each sealed minute its app rollups
+	// (rollup.AddAppRollups), built from the merged partials.
+	AppRollup bool
 }
 
 // Sealer merges the partials of ready minutes into sealed minutes, once.
@@ -133,6 +136,9 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 					s.log.Error("sealer: partial could not be merged", "drain", drain, "minute", minuteString(minute), "err", err)
 				}
 				s.stats.Drain(drain).Add(stats.KindConflict, uint64(conflicts))
+			}
+			if s.cfg.AppRollup {
+				rollup.AddAppRollups(merged)
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO minutes (drain_id, minute, data, sealed_at, frozen_at, series)
 				VALUES ($1, $2, $3, now(), now(), $4) ON CONFLICT (drain_id, minute) DO NOTHING`,

@@ -1,6 +1,10 @@
 package rollup
 
-import "github.com/drainmeter/drainmeter/parse"
+import (
+	"sort"
+
+	"github.com/drainmeter/drainmeter/parse"
+)
 
 // Dimensions (labels) beyond name and source, such as a route, are kept in
 // one string per series, in parse's canonical form (parse.AppendDim): each
@@ -118,4 +122,53 @@ func LabelDims(dims string) string {
 		}
 	})
 	return string(out)
+}
+
+// AddAppRollups gives a closed minute its whole-app rollups, replacing any
+// it has: for each name (and app, parse.AppDim), one series with no
+// source, marked parse.RollupDim=parse.RollupApp, that merges every count,
+// measure and unique series of the name that counts each line once — those
+// of one source (dyno) and those of none — so every line of the metric,
+// whatever its source (sketches merged: exact percentiles within the
+// sketch's accuracy). Process-type rollups and route series, which repeat
+// those lines, are left out, and so are samples. A name with series of two
+// kinds gets the kind of its first in key order. It returns how many app
+// rollups the minute has.
+func AddAppRollups(m *Minute) int {
+	var keys []string
+	for k, s := range m.Series {
+		if Marker(s.Source, s.Dims, s.ProcessType) == RollupApp {
+			delete(m.Series, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic: the first kind wins
+	apps := map[string]*Series{}
+	var dims []byte
+	for _, k := range keys {
+		s := m.Series[k]
+		if s.Kind == parse.Sample || s.Kind == parse.Event {
+			continue
+		}
+		if mk := Marker(s.Source, s.Dims, s.ProcessType); mk != RollupDyno && mk != RollupNone {
+			continue
+		}
+		dims = appRollupDims(dims[:0], []byte(s.Dims))
+		key := seriesKey(s.Name, "", string(dims))
+		a := apps[key]
+		if a == nil {
+			a = newSeries(s.Kind, key, len(s.Name), 0)
+			apps[key] = a
+		}
+		if a.Kind != s.Kind {
+			continue
+		}
+		_ = a.Merge(s) // one kind, one sketch mapping: cannot fail
+		a.ProcessType = false
+	}
+	for k, a := range apps {
+		m.Series[k] = a
+	}
+	return len(apps)
 }

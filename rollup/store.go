@@ -33,11 +33,10 @@ type Config struct {
 	// further routes go to route "other" and are counted as overflow.
 	MaxRoutesPerDrain int
 
-	// AppRollup also rolls every count, measure and unique of a drain's
-	// lines but the per-route ones (which repeat router lines) into one
-	// series per name (and app) with no source, marked with the dimension
-	// parse.RollupDim=parse.RollupApp: "the app's p95", "the app's 5xx"
-	// each one series, whatever the lines' sources.
+	// AppRollup gives each closed minute its app rollups (AddAppRollups):
+	// "the app's p95", "the app's 5xx" each one series, whatever the
+	// lines' sources. They are built when a minute closes, from its other
+	// series, so that ingest does not pay for them line by line.
 	AppRollup bool
 
 	// Series is the memory budget's share for series state, across drains
@@ -69,7 +68,6 @@ type drainState struct {
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
 	dims          []byte // dimensions rewritten by the routes cap
-	appDims       []byte // the dimensions of an app rollup
 	used          int64  // bytes accounted for the series of its open minutes
 	reserved      int64  // bytes acquired from Config.Series for them
 }
@@ -196,17 +194,6 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 				overflow++
 			case errConflict:
 				conflict++
-			}
-		}
-		if s.cfg.AppRollup && m.Kind != parse.Sample {
-			if _, _, route := dimSpan(m.Dims, parse.RouteDim); !route {
-				ds.appDims = appRollupDims(ds.appDims[:0], m.Dims)
-				switch s.observe(ds, mn, m, nil, ds.appDims, false) {
-				case errOverflow:
-					overflow++
-				case errConflict:
-					conflict++
-				}
 			}
 		}
 	}
@@ -419,6 +406,11 @@ func (s *Store) flush(due func(start int64) bool) []*Minute {
 			s.release(ds, freed)
 		}
 		ds.mu.Unlock()
+	}
+	if s.cfg.AppRollup {
+		for _, mn := range out {
+			AddAppRollups(mn)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Start != out[j].Start {

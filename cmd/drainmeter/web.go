@@ -78,7 +78,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	maxConns := connectionLimit(cfg.MaxConnections, nofile, mem)
 
 	reg := stats.NewRegistry()
-	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain, AppRollup: true,
+	store := rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain, AppRollup: cfg.DatabaseURL == "", // with Postgres, the sealer makes them
 		Series: mem.Series, MaxBytesPerDrain: mem.SeriesPerDrain()})
 	tn := &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, attributes: cfg.attributes, libratoURL: cfg.LibratoURL, stats: reg, now: time.Now}
 	var dedup drain.Deduper = drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(mem.Dedup)
@@ -174,7 +174,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := partials.Register(ctx); err != nil {
 			return err
 		}
-		sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout}, pool, tn, reg, log, time.Now)
+		sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout, AppRollup: true}, pool, tn, reg, log, time.Now)
 		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention,
 			StatusRetention: cfg.StatusRetention},
 			pool, sender, tn, reg, log, time.Now)
