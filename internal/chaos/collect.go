@@ -117,6 +117,9 @@ func (s *sealedMinutes) read(ctx context.Context) error {
 		}
 		sm := &sealedMinute{series: map[skey]*value{}}
 		for _, se := range m.Series {
+			if rollup.Marker(se.Source, se.Dims, se.ProcessType) == rollup.RollupApp {
+				continue // the app rollup repeats the other series' lines
+			}
 			sm.measurements += int(se.Count)
 			k := skey{se.Name, se.Source, x.minute}
 			switch se.Kind {
@@ -267,6 +270,9 @@ func otlp(fake *fakeotlp.Server, counts, measures map[string]bool, fails []windo
 	seen := map[string]int{}
 	for _, pt := range fake.Points() {
 		p.points++
+		if pt.Attrs["drainmeter.rollup"] == rollup.RollupApp {
+			continue // the app rollup repeats the other series' lines
+		}
 		k := skey{pt.Metric, pt.Attrs["source"], int64(pt.Time/1e9) - 60}
 		id := fmt.Sprintf("%s\x00%s\x00%s\x00%d", pt.Metric, pt.Attrs["source"], pt.Attrs["drainmeter.rollup"], pt.Time)
 		if seen[id]++; seen[id] == 2 {
