@@ -274,7 +274,7 @@ func checkRoutesOTLP(t *testing.T, fake *fakeotlp.Server, totals *loadgen.Totals
 		at := uint64(m+60) * 1e9
 		pointAt := func(name, route string) *fakeotlp.Point {
 			var found []fakeotlp.Point
-			for _, p := range fake.Series(name, map[string]string{"drainmeter.rollup": "none", "route": route}) {
+			for _, p := range fake.Series(name, map[string]string{"drainmeter.rollup": "route", "route": route}) {
 				if p.Time == at {
 					found = append(found, p)
 				}
