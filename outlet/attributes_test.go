@@ -56,3 +56,23 @@ func TestCheckAttributes(t *testing.T) {
 		t.Errorf("AttributeLabel = %s", got)
 	}
 }
+
+func TestTotalsTrim(t *testing.T) {
+	tt := &Totals{Minute: 600, Series: map[string]*Running{}}
+	for i := range 10 {
+		tt.Series[string(rune('a'+i))] = &Running{Last: int64(60 * i)}
+	}
+	tt.Series["z"] = &Running{Last: 600}
+	tt.Series["y"] = &Running{Last: 600}
+	if n := tt.Trim(4, 600); n != 8 || len(tt.Series) != 4 {
+		t.Fatalf("trimmed %d, %d left", n, len(tt.Series))
+	}
+	for _, k := range []string{"i", "j", "y", "z"} {
+		if tt.Series[k] == nil {
+			t.Errorf("%s forgotten: the newest are kept", k)
+		}
+	}
+	if n := tt.Trim(1, 600); n != 2 || tt.Series["y"] == nil || tt.Series["z"] == nil {
+		t.Errorf("the minute's own series must stay: trimmed %d, left %v", n, len(tt.Series))
+	}
+}

@@ -216,6 +216,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	} else {
 		next = prev.Advance(m, int64(b.cfg.Forget/time.Second))
 	}
+	next.Trim(outlet.DefaultMaxTotals, m.Start)
 	job := drainLabels{job: d.Name}
 	if job.job == "" {
 		job.job = d.ID
