@@ -233,12 +233,17 @@ func routerLine(ts time.Time, dyno, method, path string, status, serviceMS int, 
 // sums equal the truth exactly — drainmeter_rollup="app" (every line once),
 // =~"dyno|none" (every line once, by source), ="route" (the routed lines)
 // — and the app rollup's p95 is within 1 % of the exact p95 over every
-// request of both dynos. The drain's --attribute is a label of each.
+// request of both dynos. The drain's --attribute is a label of each, and
+// a resource attribute at the fake OTLP receiver.
 func TestLabelContractEndToEnd(t *testing.T) {
 	t.Parallel()
 	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
+	fake := fakeotlp.New(fakeotlp.Strict)
+	fakeSrv := httptest.NewServer(fake)
+	t.Cleanup(fakeSrv.Close)
 	dsn := pgtest.NewDatabase(t, false)
 	c := newClusterWith(t, dsn, [][]string{{"--name", "shop", "--remote-write-url", prom.WriteURL(),
+		"--otlp-endpoint", fakeSrv.URL + "/v1/metrics",
 		"--route-metrics", "auto", "--routes", "/users/:id", "--attribute", "env=production"}})
 	c.start(1)
 	c.start(2)
@@ -284,8 +289,23 @@ func TestLabelContractEndToEnd(t *testing.T) {
 		}
 		c.send(rng, fmt.Sprintf("batch-%d", b), []byte(body.String()))
 	}
-	waitPosted(t, dsn, 1, m.Unix(), 3*time.Minute)
+	waitPosted(t, dsn, 2, m.Unix(), 3*time.Minute)
 	c.stopAll()
+
+	// OTLP: the drain's --attribute is a resource attribute; the app's
+	// requests are one point.
+	var appRequests []float64
+	for _, p := range fake.Points() {
+		if p.Resource["env"] != "production" || p.Resource["service.name"] != "shop" {
+			t.Fatalf("OTLP resource %v: want service.name shop and env production", p.Resource)
+		}
+		if p.Metric == "router.requests" && p.Attrs["drainmeter.rollup"] == "app" && p.Time == uint64(m.Add(time.Minute).UnixNano()) {
+			appRequests = append(appRequests, p.Value)
+		}
+	}
+	if len(appRequests) != 1 || appRequests[0] != requests {
+		t.Errorf("OTLP router.requests{drainmeter.rollup=app}: %v, want one point %v", appRequests, requests)
+	}
 
 	at := m.Add(time.Minute)
 	sum := func(expr string) float64 {
