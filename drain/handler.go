@@ -105,6 +105,10 @@ type Config struct {
 	// Accepted, if set, is called with the request's context once a batch
 	// is answered 200: the web trusts its connection (internal/connlimit).
 	Accepted func(ctx context.Context)
+
+	// Refusals, when set, takes the refused pairs (their metric tokens
+	// only) of each counted batch: the explorer's "why a metric is missing".
+	Refusals Refusals
 }
 
 // The defaults of Config. Logplex posts batches of about 100 KiB from
@@ -163,7 +167,9 @@ func NewHandler(cfg Config, auth Authenticator, sink Sink, dedup Deduper, reg *s
 	h := &Handler{cfg: cfg, auth: auth, sink: sink, dedup: dedup, stats: reg, logs: logsample.New(log, now), now: now,
 		shares: map[string]*budget.Share{}}
 	h.states.New = func() any {
-		return &reqState{fr: NewFrameReader(nil, cfg.MaxFrameBytes), p: parse.NewParser(parse.Options{})}
+		st := &reqState{fr: NewFrameReader(nil, cfg.MaxFrameBytes), p: parse.NewParser(parse.Options{})}
+		st.p.OnReject = st.onReject
+		return st
 	}
 	return h
 }
@@ -189,6 +195,7 @@ type reqState struct {
 	batchCap int           // the capacities held counts
 	arenaCap int
 	scratch  int
+	rejects  []Refusal // the first refused pairs of the request (refused.go)
 }
 
 func (st *reqState) collect(m *parse.Measurement) {
@@ -390,6 +397,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		opts.SourcePrefix = q.Get("source-prefix")
 	}
 	st.p.Reset(opts)
+	st.rejects = st.rejects[:0]
 	st.fr.Reset(src)
 
 	var accepted, badHeader uint64
@@ -479,6 +487,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.LogplexDropped, st.p.Dropped)
 	ds.Add(stats.LogplexLost, st.p.Lost)
 	ds.Add(stats.BadTimestamp, st.p.BadTimestamps)
+	if len(st.rejects) > 0 && h.cfg.Refusals != nil {
+		h.cfg.Refusals.Refused(d.ID, now, st.rejects)
+	}
 	h.accepted(r)
 	reply(w, http.StatusOK)
 }

@@ -536,7 +536,7 @@ func (p *Poster) clean(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ret := p.cfg.Retention.Milliseconds()
-	for _, q := range []struct {
+	cleanups := []struct {
 		sql  string
 		args []any
 	}{
@@ -547,7 +547,14 @@ func (p *Poster) clean(ctx context.Context) {
 		{`DELETE FROM shifts WHERE at < now() - $1 * interval '1 millisecond'`, []any{ret}},
 		{`DELETE FROM writers WHERE heartbeat_at < now() - greatest($1 * interval '1 millisecond', interval '1 hour')`, []any{ret}},
 		{`DELETE FROM drain_counters WHERE minute < extract(epoch FROM now())::bigint - $1`, []any{int64(p.cfg.StatusRetention / time.Second)}},
-	} {
+	}
+	for _, sql := range explorerCleanup() {
+		cleanups = append(cleanups, struct {
+			sql  string
+			args []any
+		}{sql, []any{int64(p.cfg.StatusRetention / time.Second)}})
+	}
+	for _, q := range cleanups {
 		if _, err := p.pool.Exec(ctx, q.sql, q.args...); err != nil {
 			p.outage.report(err)
 			return

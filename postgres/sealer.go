@@ -159,6 +159,10 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 				ids = ids[:len(ids)-(j-i)]
 			} else {
 				sealedMinutes++
+				// The explorer's summary, written once: by this sealing.
+				if err := writeExplorerMinute(ctx, tx, merged); err != nil {
+					return err
+				}
 			}
 			i = j
 		}

@@ -67,9 +67,10 @@ type drainState struct {
 	minutes       map[int64]*Minute
 	closedThrough int64 // every minute starting at or before this is closed
 	key           []byte
-	dims          []byte // dimensions rewritten by the routes cap
-	used          int64  // bytes accounted for the series of its open minutes
-	reserved      int64  // bytes acquired from Config.Series for them
+	dims          []byte              // dimensions rewritten by the routes cap
+	used          int64               // bytes accounted for the series of its open minutes
+	reserved      int64               // bytes acquired from Config.Series for them
+	overflowed    map[string]struct{} // names refused by the series guards since TakeOverflowed (overflow.go)
 }
 
 // Minute is one drain's series for one minute.
@@ -185,6 +186,7 @@ func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
 		switch s.observe(ds, mn, m, m.Source, dims, false) {
 		case errOverflow:
 			overflow++
+			ds.noteOverflow(m.Name)
 		case errConflict:
 			conflict++
 		}

@@ -57,6 +57,9 @@ type Config struct {
 	// credentials opened a page: the web trusts its connection
 	// (internal/connlimit), as it does a drain's after an accepted batch.
 	SignedIn func(ctx context.Context)
+	// Explorer is the source of the metrics explorer's pages
+	// (/drains/{id}/metrics); nil: no explorer.
+	Explorer ExplorerSource
 }
 
 // OwnerAuth checks a drain owner's credentials: the drain id and its
@@ -88,6 +91,7 @@ type handler struct {
 //	GET /status.json      the same as JSON (admin)
 //	GET /drains/{id}      one drain's page (its owner, or admin)
 //	GET /drains/{id}.json the same as JSON
+//	GET /drains/{id}/metrics[.json]  the drain's metrics explorer (explore_view.go)
 //
 // The admin password is checked over HTTP Basic auth with any user name; a
 // drain owner signs in with the drain id as user name and its secret as
@@ -107,18 +111,21 @@ func NewHandler(cfg Config, src Source, owners OwnerAuth, log *slog.Logger) http
 		adminHash: sha256.Sum256([]byte(cfg.AdminPassword)),
 		tmpl:      template.Must(template.New("").ParseFS(templateFS, "templates/*.html")),
 		css:       template.CSS(css),
-		// No scripts, images, fonts, frames or forms: the page is HTML,
+		// No scripts, images, fonts or frames, and only the explorer's
+		// filter as a form (a GET to this page): the page is HTML,
 		// one <style> element and inline SVG. The style element is allowed
 		// by its hash rather than 'unsafe-inline', so that markup injected
 		// despite the escaping could not restyle the page (to hide or fake
 		// a state); the templates use no style attributes for that reason.
 		csp: "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
-			"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+			"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.statusPage)
 	mux.HandleFunc("GET /status.json", h.statusJSON)
 	mux.HandleFunc("GET /drains/{id}", h.drainPage)
+	mux.HandleFunc("GET /drains/{id}/metrics", h.metricsPage)
+	mux.HandleFunc("GET /drains/{id}/metrics.json", h.metricsJSON)
 	return h.secure(mux)
 }
 

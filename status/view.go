@@ -169,6 +169,7 @@ type drainView struct {
 	ID          string
 	Name        string
 	Link        string // its own page, from the status page
+	Explore     string // its metrics explorer
 	Apps        []string
 	Attributes  []string
 	State       string // receiving, quiet, waiting
@@ -276,6 +277,12 @@ func (h *handler) pageView(snap *Snapshot, owner string) pageView {
 		dv := newDrainView(d, snap.Now, owner == "")
 		if snap.NotRecordedSince != nil {
 			dv.Chart = unrecorded(dv.Chart, d, snap.Now, *snap.NotRecordedSince)
+		}
+		if h.cfg.Explorer != nil {
+			dv.Explore = d.ID + "/metrics"
+			if owner == "" {
+				dv.Explore = "drains/" + dv.Explore
+			}
 		}
 		if owner != "" {
 			v.Title = d.Name + " · drainmeter"

@@ -139,12 +139,15 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	// Connections that have sent an accepted batch are trusted: half the
 	// slots are kept for them (internal/connlimit).
 	var trust atomic.Pointer[connlimit.Listener]
+	// The metrics explorer: fed by closed minutes (and refused pairs, and
+	// names over the series caps), never per accepted line.
+	explorer := status.NewExplorerStore(mem.Explorer, 0, time.Now)
 	h := drain.NewHandler(drain.Config{MaxBodyBytes: cfg.MaxBodyBytes, Bodies: mem.Bodies, MaxDrainBytes: mem.BodiesPerDrain(),
 		Accepted: func(ctx context.Context) {
 			if ln := trust.Load(); ln != nil {
 				ln.Trust(ctx)
 			}
-		}},
+		}, Refusals: explorer},
 		tn, store, dedup, reg, log, time.Now)
 
 	// Where closed minutes go: to the outlets' lanes in memory; with a
@@ -158,7 +161,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	if pool == nil {
 		engine = outlet.NewEngine(sender, tn, reg, log, time.Now)
 		engine.Start()
-		sink = engine
+		sink = explored{explorer, engine}
 	} else {
 		writer := postgres.WriterID(cfg.Dyno)
 		partialBytes := int64(cfg.PartialBufferBytes)
@@ -196,6 +199,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	recorder := status.NewRecorder(reg)
 	var history *status.History
 	var source status.Source
+	var explorerSource status.ExplorerSource = explorer
 	var laneStatuses func() []outlet.Status
 	if pool == nil {
 		history = status.NewHistory()
@@ -214,6 +218,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		ss := postgres.NewStatusSource(postgres.StatusConfig{Version: version, Window: cfg.StatusRetention, Silence: cfg.WriterTimeout,
 			Builtin: builtinID}, pool, tn.drains, tn, dbHealth.State, shared.Degraded, time.Now).WithPartials(partials)
 		source = ss
+		explorerSource = postgres.NewExplorerSource(pool, cfg.StatusRetention, time.Now)
 		laneStatuses = func() []outlet.Status {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -223,7 +228,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	self := &selfMetrics{store: store, dest: tn, reg: reg, lanes: laneStatuses}
 	pages := status.NewHandler(status.Config{AdminPassword: cfg.AdminPassword, Open: cfg.AdminPassword == "" && cfg.Dyno == "" && cfg.DatabaseURL == "",
-		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName,
+		OnDyno: cfg.Dyno != "", Version: version, BaseURL: cfg.DrainmeterURL, ThisApp: cfg.HerokuAppName, Explorer: explorerSource,
 		Connections: func() connlimit.Stats {
 			if ln := trust.Load(); ln != nil {
 				return ln.Stats()
@@ -321,7 +326,23 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		if cfg.SelfMetrics {
 			self.observe(now, deltas)
 		}
+		if names := store.TakeOverflowed(); len(names) > 0 {
+			explorer.Overflow(now, names)
+		}
 	})
+	if pool != nil { // every dyno's refused pairs and overflowed names, for every dyno's explorer
+		go every(bg, 5*time.Second, func() {
+			ev := explorer.TakePending()
+			if ev.Empty() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			defer cancel()
+			if err := postgres.WriteExplorerEvents(ctx, pool, ev); err != nil && bg.Err() == nil {
+				log.Warn("explorer: cannot write refused pairs now", "err", err)
+			}
+		})
+	}
 	if pool != nil {
 		go pingEvery(bg, pool, 2*time.Second, dbHealth)
 		go tn.cache.RunIDs(bg)
@@ -390,7 +411,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	endCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if pool == nil {
-		engine.Closed(minutes)
+		explored{explorer, engine}.Closed(minutes)
 		err = engine.Shutdown(endCtx)
 	} else {
 		// The open minutes go to Postgres: another dyno, or this one after
@@ -413,6 +434,18 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("shutdown complete", "open_minutes_closed", len(minutes), "series", series, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// explored hands closed minutes to the explorer, then to the outlets (which
+// may merge series as they encode them: the explorer reads them first).
+type explored struct {
+	explorer *status.ExplorerStore
+	next     rollup.Sink
+}
+
+func (e explored) Closed(ms []*rollup.Minute) {
+	e.explorer.Closed(ms)
+	e.next.Closed(ms)
 }
 
 // every calls f every d until ctx is done.

@@ -13,8 +13,9 @@
 //	Partials  15 % of B   partial minutes waiting for Postgres (PARTIAL_BUFFER_BYTES at most)
 //	Dedup     10 % of B   the ids of recent batches
 //	Conns      5 % of B   open connections (MAX_CONNECTIONS = Conns / ConnBytes by default)
+//	Explorer   3 % of B   the metrics explorer's last hour of closed minutes, per drain and name
 //
-// The last 15 % is left to what is not accounted: the runtime, goroutine
+// The last 12 % is left to what is not accounted: the runtime, goroutine
 // stacks, outlets' pending minutes, the status history, and the garbage
 // collector's slack (the web sets the Go memory limit to B).
 package budget
@@ -113,6 +114,7 @@ type Budget struct {
 	Partials int64  // partial minutes held while Postgres is unreachable
 	Dedup    int64  // the ids of recent batches
 	Conns    int64  // open connections, at ConnBytes each
+	Explorer *Share // the metrics explorer's history (status.ExplorerStore)
 }
 
 // New divides total bytes into the shares.
@@ -125,6 +127,7 @@ func New(total int64) *Budget {
 		Partials: pct(15),
 		Dedup:    pct(10),
 		Conns:    pct(5),
+		Explorer: NewShare("explorer", pct(3)),
 	}
 }
 

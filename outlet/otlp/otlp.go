@@ -891,3 +891,7 @@ func errorMessage(resp *outlet.Response) string {
 	}
 	return outlet.Excerpt(resp.Body)
 }
+
+// MetricName returns the name a series named s is posted under (the
+// drain's prefix is already part of s).
+func MetricName(s string) string { return valid(s) }

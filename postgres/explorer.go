@@ -1,0 +1,230 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/status"
+)
+
+// The metrics explorer in Postgres (migration 0015): the sealer writes each
+// sealed minute's per-name summary in its own transaction, so that it is
+// written once, by whoever seals the minute; every dyno reads the same.
+
+// writeExplorerMinute writes the explorer's summary of a sealed minute.
+func writeExplorerMinute(ctx context.Context, tx pgx.Tx, m *rollup.Minute) error {
+	s := status.Summarize(m, 0)
+	if len(s.Names) == 0 && s.Omitted == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for i := range s.Names {
+		nm := &s.Names[i]
+		detail, err := json.Marshal(nm)
+		if err != nil {
+			return fmt.Errorf("explorer: %w", err)
+		}
+		b.Queue(`INSERT INTO explorer_names (drain_id, minute, name, kind, unit, sources, count, value, p50, p95, p99, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+			s.Drain, s.Minute, nm.Name, nm.Kind, nm.Unit, nm.Sources, nm.Count, nm.Value, nm.P50, nm.P95, nm.P99, detail)
+	}
+	b.Queue(`INSERT INTO explorer_minutes (drain_id, minute, names, omitted) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		s.Drain, s.Minute, len(s.Names), s.Omitted)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// WriteExplorerEvents adds a dyno's refused pairs and overflowed names,
+// keeping the last status.MaxRefused and status.MaxOverflowed per drain.
+func WriteExplorerEvents(ctx context.Context, pool *pgxpool.Pool, ev status.ExplorerEvents) error {
+	b := &pgx.Batch{}
+	for id, rs := range ev.Refused {
+		for _, r := range rs {
+			b.Queue(`INSERT INTO explorer_refused (drain_id, at, reason, token, name) VALUES ($1, $2, $3, $4, $5)`,
+				id, r.At, r.Reason, r.Token, r.Name)
+		}
+		b.Queue(`DELETE FROM explorer_refused WHERE drain_id = $1 AND id < (SELECT min(id) FROM
+			(SELECT id FROM explorer_refused WHERE drain_id = $1 ORDER BY id DESC LIMIT $2) AS last)`, id, status.MaxRefused)
+	}
+	now := time.Now()
+	for id, by := range ev.RefusedBy {
+		for name, reasons := range by {
+			for reason, n := range reasons {
+				b.Queue(`INSERT INTO explorer_refused_counts (drain_id, name, reason, n, last_at) VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (drain_id, name, reason) DO UPDATE SET n = explorer_refused_counts.n + excluded.n, last_at = excluded.last_at`,
+					id, name, reason, int64(n), now)
+			}
+		}
+	}
+	for id, os := range ev.Overflowed {
+		for _, o := range os {
+			b.Queue(`INSERT INTO explorer_overflowed (drain_id, name, at) VALUES ($1, $2, $3)
+				ON CONFLICT (drain_id, name) DO UPDATE SET at = greatest(explorer_overflowed.at, excluded.at)`, id, o.Name, o.At)
+		}
+		b.Queue(`DELETE FROM explorer_overflowed WHERE drain_id = $1 AND name NOT IN
+			(SELECT name FROM explorer_overflowed WHERE drain_id = $1 ORDER BY at DESC, name LIMIT $2)`, id, status.MaxOverflowed)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+}
+
+// explorerCleanup deletes what is older than the retention (the poster's
+// clean runs it).
+func explorerCleanup() []string {
+	return []string{
+		`DELETE FROM explorer_names WHERE minute < extract(epoch FROM now())::bigint - $1`,
+		`DELETE FROM explorer_minutes WHERE minute < extract(epoch FROM now())::bigint - $1`,
+		`DELETE FROM explorer_refused WHERE at < now() - $1 * interval '1 second'`,
+		`DELETE FROM explorer_refused_counts WHERE last_at < now() - $1 * interval '1 second'`,
+		`DELETE FROM explorer_overflowed WHERE at < now() - $1 * interval '1 second'`,
+	}
+}
+
+// ExplorerSource reads the explorer from Postgres: every dyno shows the
+// same.
+type ExplorerSource struct {
+	pool      *pgxpool.Pool
+	retention time.Duration
+	now       func() time.Time
+}
+
+// NewExplorerSource returns the explorer's source.
+func NewExplorerSource(pool *pgxpool.Pool, retention time.Duration, now func() time.Time) *ExplorerSource {
+	return &ExplorerSource{pool: pool, retention: retention, now: now}
+}
+
+// Explore returns drain id's explorer: the names of its last 60 sealed
+// minutes.
+func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explore, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	now := s.now()
+	x := &status.Explore{Drain: id, Store: "postgres", Now: now.UTC()}
+	var last int64
+	var omitted int
+	err := s.pool.QueryRow(ctx, `SELECT minute, omitted FROM explorer_minutes WHERE drain_id = $1 ORDER BY minute DESC LIMIT 1`, id).Scan(&last, &omitted)
+	switch {
+	case err == pgx.ErrNoRows:
+	case err != nil:
+		return nil, fmt.Errorf("explorer: %w", err)
+	default:
+		t := time.Unix(last, 0).UTC()
+		x.LastMinute, x.Omitted = &t, omitted
+	}
+	first := last - 59*60
+	names := map[string]*status.NameView{}
+	if last != 0 {
+		rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (name) name, minute, detail FROM explorer_names
+			WHERE drain_id = $1 AND minute >= $2 ORDER BY name, minute DESC`, id, first)
+		if err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+		err = forRows(rows, func(r pgx.Rows) error {
+			var name string
+			var minute int64
+			var detail []byte
+			if err := r.Scan(&name, &minute, &detail); err != nil {
+				return err
+			}
+			nv := &status.NameView{Name: name, LastAt: time.Unix(minute, 0).UTC(), History: make([]status.Spark, 60)}
+			if err := json.Unmarshal(detail, &nv.Last); err != nil {
+				return err
+			}
+			nv.Kind, nv.Unit, nv.Sources = nv.Last.Kind, nv.Last.Unit, nv.Last.Sources
+			for i := range nv.History {
+				nv.History[i].Minute = first + int64(i)*60
+			}
+			names[name] = nv
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+		rows, err = s.pool.Query(ctx, `SELECT name, minute, count, value, p50, p95, p99 FROM explorer_names
+			WHERE drain_id = $1 AND minute >= $2`, id, first)
+		if err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+		err = forRows(rows, func(r pgx.Rows) error {
+			var name string
+			var sp status.Spark
+			if err := r.Scan(&name, &sp.Minute, &sp.Count, &sp.Value, &sp.P50, &sp.P95, &sp.P99); err != nil {
+				return err
+			}
+			if nv := names[name]; nv != nil {
+				if i := (sp.Minute - first) / 60; i >= 0 && i < 60 {
+					nv.History[i] = sp
+					nv.Volume += sp.Count
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT name, reason, n FROM explorer_refused_counts WHERE drain_id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	err = forRows(rows, func(r pgx.Rows) error {
+		var name, reason string
+		var n int64
+		if err := r.Scan(&name, &reason, &n); err != nil {
+			return err
+		}
+		if nv := names[name]; nv != nil {
+			if nv.Refused == nil {
+				nv.Refused = map[string]uint64{}
+			}
+			nv.Refused[reason] += uint64(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	for _, nv := range names {
+		x.Names = append(x.Names, *nv)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT at, reason, token, name FROM explorer_refused WHERE drain_id = $1 ORDER BY id DESC LIMIT $2`, id, status.MaxRefused)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	err = forRows(rows, func(r pgx.Rows) error {
+		var rf status.Refused
+		if err := r.Scan(&rf.At, &rf.Reason, &rf.Token, &rf.Name); err != nil {
+			return err
+		}
+		rf.At = rf.At.UTC()
+		x.Refused = append(x.Refused, rf)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT at, name FROM explorer_overflowed WHERE drain_id = $1 ORDER BY at DESC, name LIMIT $2`, id, status.MaxOverflowed)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	err = forRows(rows, func(r pgx.Rows) error {
+		var o status.Overflowed
+		if err := r.Scan(&o.At, &o.Name); err != nil {
+			return err
+		}
+		o.At = o.At.UTC()
+		x.Overflowed = append(x.Overflowed, o)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	return status.FinishExplore(x), nil
+}

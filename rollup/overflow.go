@@ -1,0 +1,44 @@
+package rollup
+
+// maxOverflowNames bounds the names of overflowing measurements a drain
+// remembers between two TakeOverflowed.
+const maxOverflowNames = 32
+
+// noteOverflow remembers the name of a measurement refused by the series
+// guards (the overflow path only; ds.mu is held).
+func (ds *drainState) noteOverflow(name []byte) {
+	if _, ok := ds.overflowed[string(name)]; ok || len(ds.overflowed) >= maxOverflowNames {
+		return
+	}
+	if ds.overflowed == nil {
+		ds.overflowed = make(map[string]struct{})
+	}
+	ds.overflowed[string(name)] = struct{}{}
+}
+
+// TakeOverflowed returns, per drain, the names (at most 32 a drain) of the
+// measurements the series guards refused since the last call: the names
+// that did not fit, for the explorer's "why a metric is missing".
+func (s *Store) TakeOverflowed() map[string][]string {
+	s.mu.RLock()
+	ids := make(map[string]*drainState, len(s.drains))
+	for id, ds := range s.drains {
+		ids[id] = ds
+	}
+	s.mu.RUnlock()
+	var out map[string][]string
+	for id, ds := range ids {
+		ds.mu.Lock()
+		if len(ds.overflowed) > 0 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			for n := range ds.overflowed {
+				out[id] = append(out[id], n)
+			}
+			ds.overflowed = nil
+		}
+		ds.mu.Unlock()
+	}
+	return out
+}
