@@ -345,9 +345,9 @@ type lineChartView struct {
 }
 
 type lineView struct {
-	Key    string // p50, p95, p99, value
-	Label  string
-	Points string
+	Key   string // p50, p95, p99, value
+	Label string
+	Path  string // an SVG path: broken where the name is absent, a dot for a lone minute
 }
 
 const (
@@ -456,19 +456,33 @@ func lineChart(n *NameView) lineChartView {
 	step := float64(lineChartW) / 60
 	for _, k := range keys {
 		var b strings.Builder
+		run := 0 // points in the current segment
 		for i, s := range n.History {
-			if s.Count == 0 {
-				continue // absent: no point
+			if s.Count == 0 { // absent: the line breaks
+				if run == 1 {
+					b.WriteString(" h4")
+				}
+				run = 0
+				continue
 			}
 			y := 4 + (1-(k.get(s)-lo)/(hi-lo))*(lineChartH-8)
 			if b.Len() > 0 {
 				b.WriteByte(' ')
 			}
+			if run == 0 {
+				b.WriteByte('M')
+			} else {
+				b.WriteByte('L')
+			}
 			b.WriteString(fmtFloat(float64(i)*step + step/2))
-			b.WriteByte(',')
+			b.WriteByte(' ')
 			b.WriteString(fmtFloat(y))
+			run++
 		}
-		v.Lines = append(v.Lines, lineView{Key: k.key, Label: k.label, Points: b.String()})
+		if run == 1 {
+			b.WriteString(" h4")
+		}
+		v.Lines = append(v.Lines, lineView{Key: k.key, Label: k.label, Path: b.String()})
 	}
 	for i, s := range n.History {
 		bh := 0.0
