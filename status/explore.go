@@ -147,7 +147,8 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Dims, b.Dims))
 	})
 	kind := series[0].Kind
-	nm := NameMinute{Minute: minute, Name: name, Kind: KindName(kind), Min: math.Inf(1), Max: math.Inf(-1)}
+	// Strings cloned: a summary outlives the minute, and must not pin its keys.
+	nm := NameMinute{Minute: minute, Name: strings.Clone(name), Kind: KindName(kind), Min: math.Inf(1), Max: math.Inf(-1)}
 	var sketch *ddsketch.DDSketch
 	var hll *hyperloglog.Sketch
 	lastTime := int64(math.MinInt64)
@@ -156,8 +157,8 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 		if se.Kind != kind {
 			continue // cannot happen within a minute
 		}
-		if se.Unit != "" {
-			nm.Unit = se.Unit
+		if se.Unit != "" && se.Unit != nm.Unit {
+			nm.Unit = strings.Clone(se.Unit)
 		}
 		p := point(se)
 		if se.Dims != "" {
@@ -223,7 +224,7 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 // point is one series' figures.
 func point(se *rollup.Series) Point {
 	s := se.Summarize(explorerPercentiles)
-	p := Point{Source: se.Source, ProcessType: se.ProcessType, Count: se.Count, Value: s.Value}
+	p := Point{Source: strings.Clone(se.Source), ProcessType: se.ProcessType, Count: se.Count, Value: s.Value}
 	if se.Kind == parse.Measure {
 		p.P50, p.P95, p.P99 = s.Percentiles[0], s.Percentiles[1], s.Percentiles[2]
 		if se.Count > 0 {
@@ -243,7 +244,7 @@ func routeOf(dims string) string {
 	route := dims
 	rollup.EachDim(dims, func(k, v string) {
 		if k == parse.RouteDim {
-			route = v
+			route = strings.Clone(v)
 		}
 	})
 	return route

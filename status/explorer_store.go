@@ -83,7 +83,7 @@ const (
 	MaxRefused        = 50  // refused pairs shown
 	MaxOverflowed     = 50  // overflowed names shown
 	maxRefusedNames   = 500 // names whose refusals are counted
-	explorerNameBytes = 60*int64(sparkBytes) + 400
+	explorerNameBytes = 60*int64(sparkBytes) + 800 // its history, its last minute, the map's entry
 	sparkBytes        = 48
 )
 
@@ -214,7 +214,7 @@ func nameBytes(nm *NameMinute) int64 {
 	n := explorerNameBytes + 2*int64(len(nm.Name)+len(nm.Unit))
 	for _, ps := range [][]Point{nm.BySource, nm.Routes} {
 		for _, p := range ps {
-			n += 96 + int64(len(p.Source)+len(p.Route))
+			n += 128 + int64(len(p.Source)+len(p.Route))
 		}
 	}
 	return n
