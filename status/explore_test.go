@@ -1,7 +1,6 @@
 package status
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -309,4 +308,11 @@ func TestExplorerBrowser(t *testing.T) {
 	b.Screenshots("explorer-route-metric")
 }
 
-var _ = context.Background
+
+
+// TestBreakable: names wrap after their dots, escaped.
+func TestBreakable(t *testing.T) {
+	if got := string(breakable(`a.b_c<script>/d`)); got != `a.<wbr>b_<wbr>c&lt;script&gt;/<wbr>d` {
+		t.Errorf("breakable = %s", got)
+	}
+}

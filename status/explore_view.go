@@ -121,6 +121,9 @@ type metricsView struct {
 
 type nameRowView struct {
 	Name        string
+	NameHTML    template.HTML // Name, breakable after its dots
+	PostedRW    template.HTML // RemoteWrite, breakable after its underscores
+	PostedOTLP  template.HTML
 	Link        string
 	Kind        string
 	Unit        string
@@ -192,6 +195,7 @@ func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metri
 			RemoteWrite: strings.Join(n.Posted.RemoteWrite, ", "), OTLP: n.Posted.OTLP, Sources: n.Sources,
 			Volume: count(uint64(max(n.Volume, 0))), VolumeN: n.Volume, Current: n.Last.Minute == last,
 			Spark: spark(n), Refused: len(n.Refused) > 0}
+		row.NameHTML, row.PostedRW, row.PostedOTLP = breakable(row.Name), breakable(row.RemoteWrite), breakable(row.OTLP)
 		if row.Current {
 			row.Figures = figures(&n.Last)
 		} else {
@@ -206,6 +210,23 @@ func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metri
 		v.Overflowed = append(v.Overflowed, overflowView{At: formatTime(x.Now, &o.At), Name: o.Name})
 	}
 	return v
+}
+
+// breakable escapes s for HTML with a line-break opportunity (<wbr>)
+// after each dot, underscore and slash, so that long metric names wrap
+// between their words rather than anywhere.
+func breakable(s string) template.HTML {
+	var b strings.Builder
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '.' || c == '_' || c == '/' {
+			b.WriteString(template.HTMLEscapeString(s[start : i+1]))
+			b.WriteString("<wbr>")
+			start = i + 1
+		}
+	}
+	b.WriteString(template.HTMLEscapeString(s[start:]))
+	return template.HTML(b.String()) // every part escaped
 }
 
 // reasonText says what a refusal reason means.

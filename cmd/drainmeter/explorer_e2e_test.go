@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/internal/browsertest"
+	"github.com/drainmeter/drainmeter/internal/pgtest"
+	"github.com/drainmeter/drainmeter/status"
+)
+
+// TestExplorerEndToEnd is issue 22's acceptance run for the explorer: a
+// load through two web dynos on one Postgres; then the explorer of either
+// dyno lists every count and measure the load sent with its values minute
+// by minute (counts exact, percentiles within 1 % of the exact
+// nearest-rank value over every dyno), a real headless Chromium finds a
+// metric's chart and a refused pair with its reason, and a drain's owner
+// sees only their drain.
+func TestExplorerEndToEnd(t *testing.T) {
+	t.Parallel()
+	b := browsertest.New(t)
+	dsn := pgtest.NewDatabase(t, false)
+	const admin = "admin-password-8910"
+	c := newClusterWith(t, dsn, [][]string{
+		{"--name", "shop", "--librato-user", "me@example.com", "--librato-token", "tok"},
+		{"--name", "blog", "--librato-user", "me@example.com", "--librato-token", "tok"},
+	}, "ADMIN_PASSWORD="+admin)
+	w1 := c.start(1)
+	w2 := c.start(2)
+	shop, blog := c.drains[0], c.drains[1]
+
+	// A refused pair, in a line with personal data after it.
+	msg := fmt.Sprintf("<190>1 %s host app web.1 - measure#checkout.latency=abc user=jane@example.com", time.Now().UTC().Format(time.RFC3339))
+	if st, err := c.postTo(w2, shop, "REFUSED000000000000000000000000", []byte(fmt.Sprintf("%d %s", len(msg), msg))); err != nil || st != 200 {
+		t.Fatalf("batch with a refused pair: %d %v", st, err)
+	}
+	totals := c.load(22, 70*time.Second, 10, 40, 0.05, nil)
+	c.waitDelivered(totals, 150*time.Second)
+
+	// What the explorer must show: per name and minute, over the dynos
+	// (and sources without a process type), each measurement once.
+	type want struct {
+		kind   string
+		value  float64
+		values []float64
+	}
+	wants := map[string]map[int64]*want{}
+	add := func(name string, minute int64) *want {
+		if wants[name] == nil {
+			wants[name] = map[int64]*want{}
+		}
+		if wants[name][minute] == nil {
+			wants[name][minute] = &want{}
+		}
+		return wants[name][minute]
+	}
+	rollupSource := func(s string) bool { return s != "" && !strings.Contains(s, ".") }
+	for k, v := range totals.Counts {
+		if !rollupSource(k.Source) {
+			w := add(k.Name, k.Minute)
+			w.kind, w.value = "count", w.value+v
+		}
+	}
+	for k, vs := range totals.Measures {
+		if !rollupSource(k.Source) {
+			w := add(k.Name, k.Minute)
+			w.kind, w.values = "measure", append(w.values, vs...)
+		}
+	}
+	if len(wants) < 5 {
+		t.Fatalf("the load sent only %d count and measure names", len(wants))
+	}
+
+	explore := func(s *server, user, pass string) status.Explore {
+		t.Helper()
+		st, body := get(t, s.url+"/drains/"+shop[0]+"/metrics.json", user, pass)
+		if st != 200 {
+			t.Fatalf("%s metrics.json: %d %s", s.url, st, body)
+		}
+		var x status.Explore
+		if err := json.Unmarshal([]byte(body), &x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	near := func(got, want float64) bool { return math.Abs(got-want) <= 0.01*math.Abs(want) }
+	eventually(t, 30*time.Second, "the refused pair written to Postgres", func() bool {
+		return len(explore(w1, "admin", admin).Refused) > 0
+	})
+	for _, w := range []*server{w1, w2} {
+		x := explore(w, shop[0], shop[1])
+		if x.Store != "postgres" || x.Drain != shop[0] {
+			t.Errorf("%s: store %q, drain %q", w.url, x.Store, x.Drain)
+		}
+		byName := map[string]status.NameView{}
+		for _, n := range x.Names {
+			byName[n.Name] = n
+		}
+		checked := 0
+		for name, minutes := range wants {
+			n, ok := byName[name]
+			if !ok {
+				t.Errorf("%s: %s is not listed", w.url, name)
+				continue
+			}
+			for _, sp := range n.History {
+				wt := minutes[sp.Minute]
+				if wt == nil {
+					if sp.Count != 0 {
+						t.Errorf("%s: %s at %d: %d measurements, the load sent none", w.url, name, sp.Minute, sp.Count)
+					}
+					continue
+				}
+				checked++
+				if n.Kind != wt.kind {
+					t.Errorf("%s: %s is a %s, want %s", w.url, name, n.Kind, wt.kind)
+				}
+				switch wt.kind {
+				case "count":
+					if sp.Value != wt.value {
+						t.Errorf("%s: %s at %d = %g, want %g", w.url, name, sp.Minute, sp.Value, wt.value)
+					}
+				case "measure":
+					if sp.Count != int64(len(wt.values)) {
+						t.Errorf("%s: %s at %d counted %d, want %d", w.url, name, sp.Minute, sp.Count, len(wt.values))
+					}
+					for _, q := range []struct {
+						q   float64
+						got float64
+					}{{.50, sp.P50}, {.95, sp.P95}, {.99, sp.P99}} {
+						if e := nearestRank(wt.values, q.q); !near(q.got, e) {
+							t.Errorf("%s: %s at %d p%g = %g, exact %g", w.url, name, sp.Minute, q.q*100, q.got, e)
+						}
+					}
+				}
+			}
+			for m := range minutes {
+				if x.LastMinute != nil && m <= x.LastMinute.Unix() && m > x.LastMinute.Unix()-3600 &&
+					!slices.ContainsFunc(n.History, func(s status.Spark) bool { return s.Minute == m && s.Count > 0 }) {
+					t.Errorf("%s: %s has nothing at %d", w.url, name, m)
+				}
+			}
+		}
+		if checked < len(wants) {
+			t.Errorf("%s: %d name-minutes checked for %d names", w.url, checked, len(wants))
+		}
+		if !slices.ContainsFunc(x.Refused, func(r status.Refused) bool {
+			return r.Token == "measure#checkout.latency=abc" && r.Reason == "bad_value"
+		}) {
+			t.Errorf("%s: refused %+v", w.url, x.Refused)
+		}
+		if raw, _ := json.Marshal(x); strings.Contains(string(raw), "jane@example.com") {
+			t.Errorf("%s: the explorer keeps the rest of a refused line", w.url)
+		}
+	}
+
+	// In a browser, on either dyno: the list, a metric's chart, the
+	// refused pair and its reason.
+	if st := b.Open(w1.url+"/drains/"+shop[0]+"/metrics", shop[0], shop[1]); st != 200 {
+		t.Fatalf("the explorer: %d", st)
+	}
+	listed := b.Attrs("#names tbody tr", "data-name")
+	for name := range wants {
+		if !slices.Contains(listed, name) {
+			t.Errorf("the page does not list %s", name)
+		}
+	}
+	if got := strings.Join(b.Texts("#refused li"), "\n"); !strings.Contains(got, "measure#checkout.latency=abc → not a number") {
+		t.Errorf("refused pairs read %q", got)
+	}
+	b.Screenshots("e2e-explorer")
+	var measure string
+	for name, minutes := range wants {
+		for _, w := range minutes {
+			if w.kind == "measure" && (measure == "" || name < measure) {
+				measure = name
+			}
+		}
+	}
+	if st := b.Open(w2.url+"/drains/"+shop[0]+"/metrics?name="+url.QueryEscape(measure), "admin", admin); st != 200 {
+		t.Fatalf("the metric page of %s: %d", measure, st)
+	}
+	if n := b.Count(`#metric-chart path.line`); n != 3 {
+		t.Errorf("%s: %d lines, want p50, p95, p99", measure, n)
+	}
+	if n := b.Count(`#metric-chart rect.bar`); n != 60 {
+		t.Errorf("%s: %d bars", measure, n)
+	}
+	b.Screenshots("e2e-metric")
+
+	// An owner sees only their drain.
+	if st, _ := get(t, w1.url+"/drains/"+blog[0]+"/metrics.json", shop[0], shop[1]); st != http.StatusUnauthorized {
+		t.Errorf("shop's owner on blog's explorer: %d", st)
+	}
+	if st, _ := get(t, w2.url+"/drains/"+blog[0]+"/metrics", shop[0], shop[1]); st != http.StatusUnauthorized {
+		t.Errorf("shop's owner on blog's explorer page: %d", st)
+	}
+	st, body := get(t, w2.url+"/drains/"+blog[0]+"/metrics.json", blog[0], blog[1])
+	if st != 200 || strings.Contains(body, "checkout.latency") || strings.Contains(body, shop[0]) {
+		t.Errorf("blog's owner: %d, or shop's data shows", st)
+	}
+}
+
+// nearestRank is the exact nearest-rank q-quantile of vs.
+func nearestRank(vs []float64, q float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	k := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
