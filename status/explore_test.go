@@ -308,8 +308,6 @@ func TestExplorerBrowser(t *testing.T) {
 	b.Screenshots("explorer-route-metric")
 }
 
-
-
 // TestBreakable: names wrap after their dots, escaped.
 func TestBreakable(t *testing.T) {
 	if got := string(breakable(`a.b_c<script>/d`)); got != `a.<wbr>b_<wbr>c&lt;script&gt;/<wbr>d` {

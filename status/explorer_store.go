@@ -80,9 +80,9 @@ type ExplorerSource interface {
 
 // Bounds of what the explorer remembers per drain.
 const (
-	MaxRefused        = 50  // refused pairs shown
-	MaxOverflowed     = 50  // overflowed names shown
-	maxRefusedNames   = 500 // names whose refusals are counted
+	MaxRefused        = 50                         // refused pairs shown
+	MaxOverflowed     = 50                         // overflowed names shown
+	maxRefusedNames   = 500                        // names whose refusals are counted
 	explorerNameBytes = 60*int64(sparkBytes) + 800 // its history, its last minute, the map's entry
 	sparkBytes        = 48
 )
