@@ -1,0 +1,40 @@
+package remotewrite
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/drainmeter/drainmeter/parse"
+)
+
+// TestSeriesNames: the names SeriesNames gives (the status pages show
+// them) are exactly those Encode posts, kind by kind.
+func TestSeriesNames(t *testing.T) {
+	for _, c := range []struct {
+		kind parse.Kind
+		name string
+	}{
+		{parse.Count, "jobs.done"}, {parse.Count, "hits_total"}, {parse.Measure, "db.latency"},
+		{parse.Sample, "memory-rss"}, {parse.Unique, "9users"}, {parse.Measure, "héllo/x"},
+	} {
+		m := minuteOf(t, "d1", base, []parse.Measurement{meas(c.kind, c.name, "web.1", 3, base)})
+		enc, err := newBackend(Config{}).Encode(drain, nil, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var posted []string
+		for _, r := range enc.Reqs {
+			for _, d := range decodeRequest(t, r) {
+				if n := d.name(); !slices.Contains(posted, n) {
+					posted = append(posted, n)
+				}
+			}
+		}
+		got := SeriesNames(c.kind, c.name)
+		slices.Sort(posted)
+		sorted := slices.Sorted(slices.Values(got))
+		if !slices.Equal(sorted, posted) {
+			t.Errorf("%v %s: SeriesNames %v, Encode posts %v", c.kind, c.name, got, posted)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/rollup"
+	"github.com/drainmeter/drainmeter/status"
+)
+
+// TestExplorerSummaryWrittenOnce: the explorer's summary of a minute is
+// written by the sealing that seals it, once, with every writer's data;
+// every dyno reads the same; refused pairs of every dyno are shown, the
+// last status.MaxRefused of them.
+func TestExplorerSummaryWrittenOnce(t *testing.T) {
+	r := newRig(t, outlet.Log)
+	ctx := context.Background()
+	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	w1, w2 := r.writer("web.1.a", m), r.writer("web.2.b", m)
+	w1.Closed([]*rollup.Minute{partialOf("d", m, 3)})
+	w2.Closed([]*rollup.Minute{partialOf("d", m, 4)})
+	w1.Swept(m.Add(61 * time.Second))
+	w2.Swept(m.Add(61 * time.Second))
+	r.flush(w1, w2)
+	for range 2 { // two dynos' sealers: one seals
+		if _, err := r.sealer(time.Now()).SealReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rows int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM explorer_names WHERE drain_id = 'd'`).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("%d explorer rows (%v), want 1", rows, err)
+	}
+
+	ev := status.ExplorerEvents{Refused: map[string][]status.Refused{}, RefusedBy: map[string]map[string]map[string]uint64{
+		"d": {"hits": {"bad_value": 70}}}}
+	for i := range 70 {
+		ev.Refused["d"] = append(ev.Refused["d"], status.Refused{At: time.Now(), Reason: "bad_value", Token: fmt.Sprintf("count#hits=x%d", i), Name: "hits"})
+	}
+	if err := WriteExplorerEvents(ctx, r.pool, ev); err != nil {
+		t.Fatal(err)
+	}
+	x, err := NewExplorerSource(r.pool, time.Hour, time.Now).Explore(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.LastMinute == nil || !x.LastMinute.Equal(m) || len(x.Names) != 1 {
+		t.Fatalf("explore: %+v", x)
+	}
+	hits := x.Names[0]
+	if hits.Name != "hits" || hits.Last.Value != 7 || hits.Volume != 2 || hits.History[59].Value != 7 || hits.Refused["bad_value"] != 70 {
+		t.Errorf("hits: %+v", hits)
+	}
+	if len(x.Refused) != status.MaxRefused || x.Refused[0].Token != "count#hits=x69" {
+		t.Errorf("%d refused pairs, newest %+v", len(x.Refused), x.Refused[0])
+	}
+	if empty, err := NewExplorerSource(r.pool, time.Hour, time.Now).Explore(ctx, "other"); err != nil || len(empty.Names) != 0 || len(empty.Refused) != 0 {
+		t.Errorf("another drain: %+v %v", empty, err)
+	}
+}

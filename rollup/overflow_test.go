@@ -1,0 +1,33 @@
+package rollup
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/stats"
+)
+
+// TestTakeOverflowed: the names refused by the series cap are remembered
+// (at most maxOverflowNames a drain), handed out once.
+func TestTakeOverflowed(t *testing.T) {
+	s := NewStore(Config{Grace: time.Hour, MaxSeriesPerDrain: 2})
+	d := stats.NewRegistry().Drain("d")
+	var batch []parse.Measurement
+	for i := range 100 {
+		batch = append(batch, m(parse.Count, fmt.Sprintf("n%02d", i), "", 1, 0))
+	}
+	s.Add(t0, d, batch)
+	got := s.TakeOverflowed()
+	if len(got["d"]) != maxOverflowNames || !slices.Contains(got["d"], "n02") || slices.Contains(got["d"], "n00") {
+		t.Errorf("overflowed %v", got)
+	}
+	if again := s.TakeOverflowed(); len(again) != 0 {
+		t.Errorf("handed out twice: %v", again)
+	}
+	if d.Get(stats.Overflow) != 98 {
+		t.Errorf("overflow %d", d.Get(stats.Overflow))
+	}
+}
