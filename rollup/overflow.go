@@ -7,7 +7,10 @@ const maxOverflowNames = 32
 // noteOverflow remembers the name of a measurement refused by the series
 // guards (the overflow path only; ds.mu is held).
 func (ds *drainState) noteOverflow(name []byte) {
-	if _, ok := ds.overflowed[string(name)]; ok || len(ds.overflowed) >= maxOverflowNames {
+	if len(ds.overflowed) >= maxOverflowNames { // full: a flood costs a length check
+		return
+	}
+	if _, ok := ds.overflowed[string(name)]; ok {
 		return
 	}
 	if ds.overflowed == nil {
