@@ -215,3 +215,60 @@ func nearestRank(vs []float64, q float64) float64 {
 	k := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(0, min(k, len(s)-1))]
 }
+
+// TestExplorerInMemory: run locally in memory without ADMIN_PASSWORD, the
+// built-in drain's explorer (id "default") is open like / and shows the
+// closed minute's names and a refused pair; on a dyno it is not.
+func TestExplorerInMemory(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "GRACE=1s")
+	now := time.Now().UTC()
+	msg := fmt.Sprintf("<190>1 %s host app web.1 - measure#db.latency=4ms measure#db.latency=8ms count#jobs.done=2 sample#queue=abc",
+		now.Format(time.RFC3339))
+	body := fmt.Sprintf("%d %s", len(msg), msg)
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/logs", strings.NewReader(body))
+	req.SetBasicAuth("myapp", "dev")
+	req.Header.Set("Content-Type", "application/logplex-1")
+	resp, err := loadClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("post: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var x status.Explore
+	eventually(t, 90*time.Second, "the minute in the explorer", func() bool {
+		st, body := get(t, s.url+"/drains/default/metrics.json", "", "")
+		if st != 200 {
+			t.Fatalf("metrics.json without a password, locally: %d", st)
+		}
+		x = status.Explore{}
+		return json.Unmarshal([]byte(body), &x) == nil && len(x.Names) == 2
+	})
+	for _, n := range x.Names {
+		switch n.Name {
+		case "db.latency":
+			if n.Last.Count != 2 || n.Last.Sum != 12 || math.Abs(n.Last.P99-8) > 0.08 || n.Unit != "ms" {
+				t.Errorf("db.latency: %+v", n.Last)
+			}
+		case "jobs.done":
+			if n.Last.Value != 2 || n.Posted.RemoteWrite[0] != "jobs_done_total" {
+				t.Errorf("jobs.done: %+v", n)
+			}
+		default:
+			t.Errorf("unexpected name %s", n.Name)
+		}
+	}
+	if len(x.Refused) != 1 || x.Refused[0].Token != "sample#queue=abc" {
+		t.Errorf("refused %+v", x.Refused)
+	}
+	if st, page := get(t, s.url+"/drains/default/metrics?name=db.latency", "", ""); st != 200 || !strings.Contains(page, `id="metric-chart"`) {
+		t.Errorf("the metric page: %d", st)
+	}
+
+	dyno := startServer(t, "DYNO=web.1", "DRAIN_SECRET=s3cret-for-the-test")
+	if st, _ := get(t, dyno.url+"/drains/default/metrics.json", "", ""); st != http.StatusUnauthorized {
+		t.Errorf("on a dyno without a password: %d, want 401", st)
+	}
+	if st, _ := get(t, dyno.url+"/drains/default/metrics.json", "myapp", "s3cret-for-the-test"); st != 200 {
+		t.Errorf("the built-in drain's owner on a dyno: %d", st)
+	}
+}
