@@ -314,3 +314,11 @@ func TestBreakable(t *testing.T) {
 		t.Errorf("breakable = %s", got)
 	}
 }
+
+func TestNum(t *testing.T) {
+	for v, want := range map[float64]string{1200: "1,200", 235902.85: "235,902.85", -1234.5: "-1,234.50", 2.723: "2.723", 0.0001234: "0.0001234", 1694.38: "1,694.38"} {
+		if got := num(v); got != want {
+			t.Errorf("num(%g) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -122,8 +122,6 @@ type metricsView struct {
 type nameRowView struct {
 	Name        string
 	NameHTML    template.HTML // Name, breakable after its dots
-	PostedRW    template.HTML // RemoteWrite, breakable after its underscores
-	PostedOTLP  template.HTML
 	Link        string
 	Kind        string
 	Unit        string
@@ -195,7 +193,7 @@ func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metri
 			RemoteWrite: strings.Join(n.Posted.RemoteWrite, ", "), OTLP: n.Posted.OTLP, Sources: n.Sources,
 			Volume: count(uint64(max(n.Volume, 0))), VolumeN: n.Volume, Current: n.Last.Minute == last,
 			Spark: spark(n), Refused: len(n.Refused) > 0}
-		row.NameHTML, row.PostedRW, row.PostedOTLP = breakable(row.Name), breakable(row.RemoteWrite), breakable(row.OTLP)
+		row.NameHTML = breakable(row.Name)
 		if row.Current {
 			row.Figures = figures(&n.Last)
 		} else {
@@ -282,6 +280,15 @@ func num(v float64) string {
 			return "-" + count(uint64(-v))
 		}
 		return count(uint64(v))
+	}
+	if a := math.Abs(v); a >= 1000 && a < 1e15 { // 235,902.85
+		whole, frac, _ := strings.Cut(strconv.FormatFloat(a, 'f', 2, 64), ".")
+		n, _ := strconv.ParseUint(whole, 10, 64)
+		out := count(n) + "." + frac
+		if v < 0 {
+			out = "-" + out
+		}
+		return out
 	}
 	return strconv.FormatFloat(v, 'g', max(4, int(math.Log10(math.Abs(v)))+3), 64)
 }
