@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/status"
 )
@@ -227,4 +228,48 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 		return nil, fmt.Errorf("explorer: %w", err)
 	}
 	return status.FinishExplore(x), nil
+}
+
+// History returns one name's last 60 minutes per source, from the stored
+// summaries: process types and sources that are not dynos, and dynos (the
+// 20 busiest of each minute) when dynos is set.
+func (s *ExplorerSource) History(ctx context.Context, id, name string, dynos bool) (map[string][]status.Spark, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out := map[string][]status.Spark{}
+	var last int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(minute), 0) FROM explorer_minutes WHERE drain_id = $1`, id).Scan(&last)
+	if err != nil || last == 0 {
+		return out, err
+	}
+	first := last - 59*60
+	rows, err := s.pool.Query(ctx, `SELECT minute, detail FROM explorer_names WHERE drain_id = $1 AND name = $2 AND minute >= $3`, id, name, first)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	err = forRows(rows, func(r pgx.Rows) error {
+		var minute int64
+		var detail []byte
+		if err := r.Scan(&minute, &detail); err != nil {
+			return err
+		}
+		var nm status.NameMinute
+		if err := json.Unmarshal(detail, &nm); err != nil {
+			return err
+		}
+		i := int((minute - first) / 60)
+		if i < 0 || i >= 60 {
+			return nil
+		}
+		for _, p := range nm.BySource {
+			if dynos || p.ProcessType || !parse.IsDynoName([]byte(p.Source)) {
+				status.AddSourceSpark(out, p, i, minute)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	return out, nil
 }

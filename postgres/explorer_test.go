@@ -57,6 +57,14 @@ func TestExplorerSummaryWrittenOnce(t *testing.T) {
 	if len(x.Refused) != status.MaxRefused || x.Refused[0].Token != "count#hits=x69" {
 		t.Errorf("%d refused pairs, newest %+v", len(x.Refused), x.Refused[0])
 	}
+	hist, err := NewExplorerSource(r.pool, time.Hour, time.Now).History(ctx, "d", "hits", false)
+	if err != nil || len(hist) != 0 { // web.1 is a dyno
+		t.Errorf("history without dynos: %v %v", hist, err)
+	}
+	hist, err = NewExplorerSource(r.pool, time.Hour, time.Now).History(ctx, "d", "hits", true)
+	if err != nil || len(hist["web.1"]) != 60 || hist["web.1"][59].Value != 7 {
+		t.Errorf("history with dynos: %v %v", hist, err)
+	}
 	if empty, err := NewExplorerSource(r.pool, time.Hour, time.Now).Explore(ctx, "other"); err != nil || len(empty.Names) != 0 || len(empty.Refused) != 0 {
 		t.Errorf("another drain: %+v %v", empty, err)
 	}

@@ -216,6 +216,15 @@ func TestExplorerPages(t *testing.T) {
 	if !within(lat.Last.P99, exactRank(load.latencies, .99), .01) {
 		t.Errorf("p99 %g, exact %g", lat.Last.P99, exactRank(load.latencies, .99))
 	}
+	r = e.get(t, "/drains/"+activeID+"/metrics.json?name=db.latency", "admin", testAdmin)
+	var one struct {
+		NameView
+		BySource map[string][]Spark `json:"by_source_history"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &one); err != nil || one.Name != "db.latency" || len(one.BySource["web"]) != 60 ||
+		one.BySource["web"][59].Count != 400 || one.BySource["web"][56].Count != 400 || one.BySource["web"][57].Count != 0 {
+		t.Errorf("db.latency by source: %v %+v", err, one.BySource)
+	}
 	if lat.Refused["bad_value"] != 1 {
 		t.Errorf("db.latency refused %v", lat.Refused)
 	}
@@ -294,6 +303,9 @@ func TestExplorerBrowser(t *testing.T) {
 	}
 	if got := b.Attrs(`#sources tr`, "data-source"); !slices.Equal(got, []string{"web", "worker"}) {
 		t.Errorf("sources by process type: %v", got)
+	}
+	if got := b.Attrs(`#source-chart path`, "data-source-line"); !slices.Equal(got, []string{"web", "worker"}) {
+		t.Errorf("the chart by process type has lines %v", got)
 	}
 	b.Screenshots("explorer-metric")
 	if st := b.Open(srv.URL+"/drains/"+activeID+"/metrics?name=router.service&by=dyno", "admin", testAdmin); st != http.StatusOK {

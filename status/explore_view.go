@@ -73,11 +73,27 @@ func (h *handler) metrics(w http.ResponseWriter, r *http.Request, asJSON bool) {
 			h.fail(w, http.StatusNotFound, asJSON, "")
 			return
 		}
-		if asJSON {
-			h.writeJSON(w, http.StatusOK, x.Names[i])
+		byDyno := q.Get("by") == "dyno"
+		hist, err := h.cfg.Explorer.History(r.Context(), id, name, byDyno)
+		if err != nil {
+			h.log.Error("status: explorer history", "drain", id, "err", err)
+			h.fail(w, http.StatusServiceUnavailable, asJSON, "")
 			return
 		}
-		h.render(w, http.StatusOK, "metric.html", h.metricView(d, x, &x.Names[i], q.Get("by") == "dyno"))
+		n := &x.Names[i]
+		for _, sp := range hist {
+			for j := range sp {
+				sp[j].Minute = n.History[j].Minute // the same 60 minutes
+			}
+		}
+		if asJSON {
+			h.writeJSON(w, http.StatusOK, struct {
+				NameView
+				BySource map[string][]Spark `json:"by_source_history"` // per process type (and dyno, with by=dyno)
+			}{*n, hist})
+			return
+		}
+		h.render(w, http.StatusOK, "metric.html", h.metricView(d, x, n, byDyno, hist))
 		return
 	}
 	if asJSON {
@@ -327,31 +343,32 @@ func spark(n *NameView) sparkView {
 // The metric page.
 
 type metricView struct {
-	Title      string
-	CSS        template.CSS
-	Open       bool
-	Version    string
-	DrainID    string
-	DrainName  string
-	Back       string
-	List       string
-	Name       string
-	Kind       string
-	Unit       string
-	Posted     PostedNames
-	RWNames    string
-	LastAt     string
-	Figures    []figureView
-	Chart      lineChartView
-	ByDyno     bool
-	DynoLink   string
-	Sources    []pointView
-	Routes     []pointView
-	Volume     string
-	Refused    []reasonView
-	Overflowed bool
-	Happened   []counterView // drain-wide
-	JSONPath   string
+	Title       string
+	CSS         template.CSS
+	Open        bool
+	Version     string
+	DrainID     string
+	DrainName   string
+	Back        string
+	List        string
+	Name        string
+	Kind        string
+	Unit        string
+	Posted      PostedNames
+	RWNames     string
+	LastAt      string
+	Figures     []figureView
+	Chart       lineChartView
+	SourceChart lineChartView // one line per source
+	ByDyno      bool
+	DynoLink    string
+	Sources     []pointView
+	Routes      []pointView
+	Volume      string
+	Refused     []reasonView
+	Overflowed  bool
+	Happened    []counterView // drain-wide
+	JSONPath    string
 }
 
 type pointView struct {
@@ -370,6 +387,7 @@ type lineChartView struct {
 	Max     string // the top of the value scale
 	BarMax  string
 	Measure bool
+	What    string // what the lines show (the chart by source)
 }
 
 type lineView struct {
@@ -384,14 +402,14 @@ const (
 	barsH      = 40 // the count bars, under the lines
 )
 
-func (h *handler) metricView(d *Drain, x *Explore, n *NameView, byDyno bool) metricView {
+func (h *handler) metricView(d *Drain, x *Explore, n *NameView, byDyno bool, hist map[string][]Spark) metricView {
 	q := url.Values{"name": {n.Name}}
 	v := metricView{
 		Title: n.Name + " · " + cmp.Or(d.Name, d.ID) + " · drainmeter", CSS: h.css, Open: h.open(), Version: h.cfg.Version,
 		DrainID: d.ID, DrainName: cmp.Or(d.Name, d.ID), Back: "../" + d.ID, List: "metrics",
 		Name: n.Name, Kind: n.Kind, Unit: n.Unit, Posted: n.Posted, RWNames: strings.Join(n.Posted.RemoteWrite, ", "),
 		LastAt: n.LastAt.Format("2006-01-02 15:04 UTC"), Figures: figures(&n.Last), ByDyno: byDyno,
-		Chart: lineChart(n), Volume: count(uint64(max(n.Volume, 0))), JSONPath: "metrics.json?" + q.Encode(),
+		Chart: lineChart(n), SourceChart: sourceChart(n, hist), Volume: count(uint64(max(n.Volume, 0))), JSONPath: "metrics.json?" + q.Encode(),
 	}
 	if !byDyno {
 		q.Set("by", "dyno")
@@ -530,6 +548,84 @@ func lineChart(n *NameView) lineChartView {
 	}
 	v.Title = fmt.Sprintf("%s over the last 60 minutes: lines for %s (top of the scale %s), bars for the measurements a minute (at most %s).",
 		n.Name, strings.Join(lineLabels(v.Lines), ", "), v.Max, v.BarMax)
+	return v
+}
+
+// maxSourceLines bounds the lines of the chart by source.
+const maxSourceLines = 8
+
+// sourceChart draws one line per source (the busiest maxSourceLines):
+// a measure's p95, another kind's value.
+func sourceChart(n *NameView, hist map[string][]Spark) lineChartView {
+	v := lineChartView{Width: lineChartW, Height: lineChartH, Measure: n.Kind == "measure"}
+	type src struct {
+		name  string
+		vol   int64
+		spark []Spark
+	}
+	var srcs []src
+	for name, sp := range hist {
+		s := src{name: name, spark: sp}
+		for _, p := range sp {
+			s.vol += p.Count
+		}
+		srcs = append(srcs, s)
+	}
+	slices.SortFunc(srcs, func(a, b src) int { return cmp.Or(cmp.Compare(b.vol, a.vol), strings.Compare(a.name, b.name)) })
+	if len(srcs) > maxSourceLines {
+		srcs = srcs[:maxSourceLines]
+	}
+	get := func(s Spark) float64 { return s.Value }
+	what := valueLabel(n.Kind)
+	if v.Measure {
+		get, what = func(s Spark) float64 { return s.P95 }, "p95"
+	}
+	lo, hi := 0.0, 0.0
+	for _, s := range srcs {
+		for _, p := range s.spark {
+			if p.Count > 0 {
+				lo, hi = min(lo, get(p)), max(hi, get(p))
+			}
+		}
+	}
+	if hi == lo {
+		hi = lo + 1
+	}
+	v.Max = num(hi)
+	step := float64(lineChartW) / 60
+	for i, s := range srcs {
+		var b strings.Builder
+		run := 0
+		for j, p := range s.spark {
+			if p.Count == 0 {
+				if run == 1 {
+					b.WriteString(" h4")
+				}
+				run = 0
+				continue
+			}
+			y := 4 + (1-(get(p)-lo)/(hi-lo))*(lineChartH-8)
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			if run == 0 {
+				b.WriteByte('M')
+			} else {
+				b.WriteByte('L')
+			}
+			b.WriteString(fmtFloat(float64(j)*step + step/2))
+			b.WriteByte(' ')
+			b.WriteString(fmtFloat(y))
+			run++
+		}
+		if run == 1 {
+			b.WriteString(" h4")
+		}
+		v.Lines = append(v.Lines, lineView{Key: "src-" + strconv.Itoa(i), Label: cmp.Or(s.name, "(no source)"), Path: b.String()})
+	}
+	v.Title = fmt.Sprintf("%s of %s per source over the last 60 minutes: %s (top of the scale %s).", what, n.Name,
+		strings.Join(lineLabels(v.Lines), ", "), v.Max)
+	v.What = what
 	return v
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/internal/budget"
+	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 )
 
@@ -76,14 +77,20 @@ type Overflowed struct {
 // ExplorerSource gathers a drain's explorer.
 type ExplorerSource interface {
 	Explore(ctx context.Context, drain string) (*Explore, error)
+	// History returns one name's last 60 minutes per source up to the
+	// drain's last minute (oldest first, zeros where absent): the process
+	// types and sources that are not dynos, and the dynos too when dynos
+	// is set (with Postgres; in memory, dynos are kept for the last
+	// minute only).
+	History(ctx context.Context, drain, name string, dynos bool) (map[string][]Spark, error)
 }
 
 // Bounds of what the explorer remembers per drain.
 const (
-	MaxRefused        = 50                         // refused pairs shown
-	MaxOverflowed     = 50                         // overflowed names shown
-	maxRefusedNames   = 500                        // names whose refusals are counted
-	explorerNameBytes = 60*int64(sparkBytes) + 800 // its history, its last minute, the map's entry
+	MaxRefused        = 50                             // refused pairs shown
+	MaxOverflowed     = 50                             // overflowed names shown
+	maxRefusedNames   = 500                            // names whose refusals are counted
+	explorerNameBytes = 60*int64(sparkBytes+24) + 1000 // its history (figures, the slices of sources), its last minute, the map entry
 	sparkBytes        = 48
 )
 
@@ -117,9 +124,32 @@ type drainExplore struct {
 
 type nameHist struct {
 	kind, unit string
-	spark      [60]Spark // by minute % 60
+	spark      [60]Spark   // by minute % 60
+	sources    [60][]Point // the same minutes' process types and sources that are not dynos
+	ringBytes  int64       // what sources holds
 	last       NameMinute
 	bytes      int64
+}
+
+// pointsBytes bounds what points hold.
+func pointsBytes(ps []Point) int64 {
+	var n int64
+	for _, p := range ps {
+		n += 128 + int64(len(p.Source)+len(p.Route))
+	}
+	return n
+}
+
+// typePoints are the points of a minute kept in the history: process
+// types, and sources that are not dynos.
+func typePoints(ps []Point) []Point {
+	var out []Point
+	for _, p := range ps {
+		if p.ProcessType || !parse.IsDynoName([]byte(p.Source)) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // NewExplorerStore returns an empty store bounded by share (nil:
@@ -163,35 +193,34 @@ func (e *ExplorerStore) Add(s MinuteSummary) {
 	for i := range s.Names {
 		nm := s.Names[i]
 		h := d.names[nm.Name]
-		size := nameBytes(&nm)
 		if h == nil {
-			if !e.share.TryAcquire(size) {
+			h = &nameHist{}
+		}
+		slot := (nm.Minute / 60) % 60
+		kept := typePoints(nm.BySource)
+		size := func() int64 {
+			return nameBytes(&nm) + h.ringBytes - pointsBytes(h.sources[slot]) + pointsBytes(kept)
+		}
+		grow := size() - h.bytes
+		if grow > 0 && !e.share.TryAcquire(grow) {
+			nm.BySource, nm.Routes, kept = nil, nil, nil // keep its figures, not its breakdown
+			if grow = size() - h.bytes; grow > 0 && !e.share.TryAcquire(grow) {
 				if s.Minute == d.last {
 					d.memoryFull++
 				}
 				continue
 			}
-			h = &nameHist{bytes: size}
-			d.names[nm.Name] = h
-			d.bytes += size
-		} else if grow := size - h.bytes; grow > 0 {
-			if !e.share.TryAcquire(grow) {
-				nm.BySource, nm.Routes = nil, nil // keep its figures, not its breakdown
-				size = nameBytes(&nm)
-				if grow = size - h.bytes; grow > 0 && !e.share.TryAcquire(grow) {
-					if s.Minute == d.last {
-						d.memoryFull++
-					}
-					continue
-				}
-			}
-			if grow > 0 {
-				h.bytes += grow
-				d.bytes += grow
-			}
 		}
+		if grow < 0 {
+			e.share.Release(-grow)
+		}
+		h.bytes += grow
+		d.bytes += grow
+		d.names[nm.Name] = h
+		h.ringBytes += pointsBytes(kept) - pointsBytes(h.sources[slot])
+		h.sources[slot] = kept
 		h.kind, h.unit = nm.Kind, nm.Unit
-		h.spark[(nm.Minute/60)%60] = Spark{Minute: nm.Minute, Count: nm.Count, Value: nm.Value, P50: nm.P50, P95: nm.P95, P99: nm.P99}
+		h.spark[slot] = Spark{Minute: nm.Minute, Count: nm.Count, Value: nm.Value, P50: nm.P50, P95: nm.P95, P99: nm.P99}
 		if nm.Minute >= h.last.Minute {
 			h.last = nm
 		}
@@ -365,6 +394,44 @@ func (e *ExplorerStore) Explore(_ context.Context, id string) (*Explore, error) 
 	}
 	return FinishExplore(out), nil
 }
+
+// History returns a name's history per source (ExplorerSource). Dynos
+// are not kept in memory: dynos is ignored.
+func (e *ExplorerStore) History(_ context.Context, id, name string, _ bool) (map[string][]Spark, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string][]Spark{}
+	d := e.drains[id]
+	if d == nil || d.names[name] == nil {
+		return out, nil
+	}
+	h := d.names[name]
+	for i := range 60 {
+		m := d.last - int64(59-i)*60
+		slot := (m / 60) % 60
+		if h.spark[slot].Minute != m {
+			continue
+		}
+		for _, p := range h.sources[slot] {
+			addSourceSpark(out, p, i, m)
+		}
+	}
+	return out, nil
+}
+
+// addSourceSpark sets point p of the i-th minute (m) of its source's
+// history in out.
+func addSourceSpark(out map[string][]Spark, p Point, i int, m int64) {
+	sp := out[p.Source]
+	if sp == nil {
+		sp = make([]Spark, 60)
+		out[p.Source] = sp
+	}
+	sp[i] = Spark{Minute: m, Count: p.Count, Value: p.Value, P50: p.P50, P95: p.P95, P99: p.P99}
+}
+
+// AddSourceSpark is addSourceSpark for other sources (Postgres).
+func AddSourceSpark(out map[string][]Spark, p Point, i int, m int64) { addSourceSpark(out, p, i, m) }
 
 func maps(m map[string]uint64) map[string]uint64 {
 	out := make(map[string]uint64, len(m))

@@ -193,6 +193,9 @@ func TestExplorerEndToEnd(t *testing.T) {
 	if n := b.Count(`#metric-chart rect.bar`); n != 60 {
 		t.Errorf("%s: %d bars", measure, n)
 	}
+	if got := b.Attrs(`#source-chart path`, "data-source-line"); !slices.Contains(got, "web") {
+		t.Errorf("%s: the chart by process type has lines %v", measure, got)
+	}
 	b.Screenshots("e2e-metric")
 
 	// An owner sees only their drain.
