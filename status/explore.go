@@ -10,6 +10,7 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/outlet/otlp"
 	"github.com/drainmeter/drainmeter/outlet/remotewrite"
 	"github.com/drainmeter/drainmeter/parse"
@@ -267,9 +268,21 @@ type PostedNames struct {
 }
 
 // Posted returns the names as remote write and OTLP spell them, from the
-// outlets' own naming.
-func Posted(kind, name string) PostedNames {
-	return PostedNames{RemoteWrite: remotewrite.SeriesNames(parseKind(kind), name), OTLP: otlp.MetricName(name)}
+// outlets' own naming; native: the drain's remote-write outlet sends
+// measures as native histograms.
+func Posted(kind, name string, native bool) PostedNames {
+	return PostedNames{RemoteWrite: remotewrite.SeriesNames(parseKind(kind), name, native), OTLP: otlp.MetricName(name)}
+}
+
+// nativeHistograms reports whether the drain's remote-write outlet sends
+// measures as native histograms (its configuration says so: ConfigDesc).
+func nativeHistograms(d *Drain) bool {
+	for _, o := range d.Outlets {
+		if o.Kind == string(outlet.RemoteWrite) && strings.Contains(o.Config, ", native histograms") {
+			return true
+		}
+	}
+	return false
 }
 
 func parseKind(s string) parse.Kind {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/drain"
 	"github.com/drainmeter/drainmeter/internal/browsertest"
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -156,7 +157,7 @@ func TestPostedNames(t *testing.T) {
 		{"sample", "memory-rss", []string{"memory_rss"}, "memory-rss"},
 		{"unique", "9users", []string{"_9users"}, "9users"},
 	} {
-		got := Posted(c.kind, c.name)
+		got := Posted(c.kind, c.name, false)
 		if !slices.Equal(got.RemoteWrite, c.rw) || got.OTLP != c.otlp {
 			t.Errorf("%s %s: posted as %+v, want %v and %s", c.kind, c.name, got, c.rw, c.otlp)
 		}
@@ -332,5 +333,17 @@ func TestNum(t *testing.T) {
 		if got := num(v); got != want {
 			t.Errorf("num(%g) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// TestPostedNamesNative: a drain whose remote-write outlet sends native
+// histograms shows a measure's names as that outlet posts them.
+func TestPostedNamesNative(t *testing.T) {
+	d := &Drain{Outlets: []Outlet{{Kind: "remotewrite", Config: ConfigDesc(&outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms})}}}
+	if !nativeHistograms(d) || nativeHistograms(&Drain{Outlets: []Outlet{{Kind: "remotewrite", Config: ConfigDesc(&outlet.Outlet{Kind: outlet.RemoteWrite})}}}) {
+		t.Fatalf("native histograms not told from the configuration %q", d.Outlets[0].Config)
+	}
+	if got := Posted("measure", "db.latency", true).RemoteWrite; !slices.Equal(got, []string{"db_latency", "db_latency_min", "db_latency_max"}) {
+		t.Errorf("native: %v", got)
 	}
 }

@@ -67,6 +67,11 @@ func (h *handler) metrics(w http.ResponseWriter, r *http.Request, asJSON bool) {
 		slices.SortStableFunc(x.Names, func(a, b NameView) int { return cmp.Compare(b.Volume, a.Volume) })
 	}
 	d := &snap.Drains[0]
+	if nativeHistograms(d) {
+		for i := range x.Names {
+			x.Names[i].Posted = Posted(x.Names[i].Kind, x.Names[i].Name, true)
+		}
+	}
 	if hasName {
 		i := slices.IndexFunc(x.Names, func(n NameView) bool { return n.Name == name })
 		if i < 0 {

@@ -447,7 +447,7 @@ func FinishExplore(x *Explore) *Explore {
 	slices.SortFunc(x.Names, func(a, b NameView) int { return strings.Compare(a.Name, b.Name) })
 	for i := range x.Names {
 		n := &x.Names[i]
-		n.Posted = Posted(n.Kind, n.Name)
+		n.Posted = Posted(n.Kind, n.Name, false)
 		n.Last.BySource, n.Last.Routes = nonNil(n.Last.BySource), nonNil(n.Last.Routes)
 	}
 	x.Names, x.Refused, x.Overflowed = nonNil(x.Names), nonNil(x.Refused), nonNil(x.Overflowed)

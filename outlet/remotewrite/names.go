@@ -11,12 +11,13 @@ import (
 )
 
 // SeriesNames returns the metric names (__name__) a series of this kind and
-// name is posted under, in the order the outlet writes them: the very
-// encoding Encode uses, read back, so that what the status pages show is
-// what a receiver gets.
-func SeriesNames(kind parse.Kind, name string) []string {
+// name is posted under (native: by an outlet that sends measures as native
+// histograms), in the order the outlet writes them: the very encoding
+// Encode uses, read back, so that what the status pages show is what a
+// receiver gets.
+func SeriesNames(kind parse.Kind, name string, native bool) []string {
 	var out []string
-	for _, p := range seriesOf("", &rollup.Series{Kind: kind, Name: name}, &outlet.Running{Kind: kind}, true) {
+	for _, p := range seriesOf("", &rollup.Series{Kind: kind, Name: name}, &outlet.Running{Kind: kind}, true, native) {
 		if n := labelValue(p.labels, labelName); n != "" && !slices.Contains(out, n) {
 			out = append(out, n)
 		}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
 )
 
@@ -17,24 +18,30 @@ func TestSeriesNames(t *testing.T) {
 		{parse.Count, "jobs.done"}, {parse.Count, "hits_total"}, {parse.Measure, "db.latency"},
 		{parse.Sample, "memory-rss"}, {parse.Unique, "9users"}, {parse.Measure, "héllo/x"},
 	} {
-		m := minuteOf(t, "d1", base, []parse.Measurement{meas(c.kind, c.name, "web.1", 3, base)})
-		enc, err := newBackend(Config{}).Encode(drain, nil, m, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var posted []string
-		for _, r := range enc.Reqs {
-			for _, d := range decodeRequest(t, r) {
-				if n := d.name(); !slices.Contains(posted, n) {
-					posted = append(posted, n)
+		for _, native := range []bool{false, true} {
+			m := minuteOf(t, "d1", base, []parse.Measurement{meas(c.kind, c.name, "web.1", 3, base)})
+			var o *outlet.Outlet
+			if native {
+				o = &outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms}
+			}
+			enc, err := newBackend(Config{}).Encode(drain, o, m, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var posted []string
+			for _, r := range enc.Reqs {
+				for _, d := range decodeRequest(t, r) {
+					if n := d.name(); !slices.Contains(posted, n) {
+						posted = append(posted, n)
+					}
 				}
 			}
-		}
-		got := SeriesNames(c.kind, c.name)
-		slices.Sort(posted)
-		sorted := slices.Sorted(slices.Values(got))
-		if !slices.Equal(sorted, posted) {
-			t.Errorf("%v %s: SeriesNames %v, Encode posts %v", c.kind, c.name, got, posted)
+			got := SeriesNames(c.kind, c.name, native)
+			slices.Sort(posted)
+			sorted := slices.Sorted(slices.Values(got))
+			if !slices.Equal(sorted, posted) {
+				t.Errorf("%v %s native %v: SeriesNames %v, Encode posts %v", c.kind, c.name, native, got, posted)
+			}
 		}
 	}
 }
