@@ -1,10 +1,19 @@
 package drain
 
 import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"time"
+
 	"strings"
 	"testing"
 
 	"github.com/drainmeter/drainmeter/parse"
+	"github.com/drainmeter/drainmeter/stats"
 )
 
 // TestRefusalOf: a refused pair keeps its metric token (the value cut),
@@ -34,5 +43,46 @@ func TestRefusalOf(t *testing.T) {
 		if ok != c.ok || got.Token != c.token || got.Name != c.name || ok && got.Reason != c.reason.String() {
 			t.Errorf("%v %q: %+v %v, want %q %q %v", c.reason, c.text, got, ok, c.token, c.name, c.ok)
 		}
+	}
+}
+
+type refusalRec struct{ batches [][]Refusal }
+
+func (r *refusalRec) Refused(_ string, _ time.Time, rs []Refusal) {
+	r.batches = append(r.batches, slices.Clone(rs))
+}
+
+// TestRefusalsOfCountedBatches: a counted batch hands its refused pairs'
+// tokens over (at most maxRefusalsPerBatch), a retried one does not, and
+// a batch without any hands nothing.
+func TestRefusalsOfCountedBatches(t *testing.T) {
+	rec := &refusalRec{}
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20, Refusals: rec}, NewSecretAuth(Drain{ID: "d"}, "pw"), &countSink{},
+		NewRecentIDs(time.Hour, 100), stats.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
+	post := func(id, msg string) {
+		t.Helper()
+		body := strconv.Itoa(len(msg)) + " " + msg
+		req := httptest.NewRequest(http.MethodPost, "/logs", strings.NewReader(body))
+		req.SetBasicAuth("app", "pw")
+		req.Header.Set("Logplex-Frame-Id", id)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Fatalf("%d", w.Code)
+		}
+	}
+	var bad strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&bad, " measure#m%d=x%d", i, i)
+	}
+	line := "<190>1 2024-05-01T12:34:01Z host app web.1 - count#ok=1" + bad.String() + " email=jane@example.com"
+	post("A", line)
+	post("A", line) // a retry: counted once
+	post("B", "<190>1 2024-05-01T12:34:01Z host app web.1 - count#ok=1")
+	if len(rec.batches) != 1 || len(rec.batches[0]) != maxRefusalsPerBatch {
+		t.Fatalf("refusals %v", rec.batches)
+	}
+	if got := rec.batches[0][0]; got.Token != "measure#m0=x0" || got.Reason != "bad_value" || got.Name != "m0" {
+		t.Errorf("first refusal %+v", got)
 	}
 }
