@@ -65,6 +65,7 @@ type NameMinute struct {
 // Point is one series' figures in a minute: a source's, or a route's.
 type Point struct {
 	Source      string  `json:"source,omitempty"`
+	App         string  `json:"app,omitempty"` // the sending app, when the drain has one per app
 	Route       string  `json:"route,omitempty"`
 	ProcessType bool    `json:"process_type,omitempty"`
 	Count       int64   `json:"count"`
@@ -119,7 +120,7 @@ func Summarize(m *rollup.Minute, maxNames int) MinuteSummary {
 			groups[se.Name] = g
 		}
 		g.series = append(g.series, se)
-		if !se.ProcessType && se.Dims == "" {
+		if roleOf(se) == roleSource {
 			g.count += se.Count
 		}
 	}
@@ -161,15 +162,19 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 		if se.Unit != "" && se.Unit != nm.Unit {
 			nm.Unit = strings.Clone(se.Unit)
 		}
+		role := roleOf(se)
+		if role == roleRollup {
+			continue // built from the others: each measurement is in them
+		}
 		p := point(se)
-		if se.Dims != "" {
+		if role == roleRoute {
 			p.Route = routeOf(se.Dims)
 			nm.Routes = append(nm.Routes, p)
 			continue
 		}
-		sources[se.Source] = true
+		sources[p.App+"\x00"+p.Source] = true
 		nm.BySource = append(nm.BySource, p)
-		if se.ProcessType {
+		if role == roleProcessType {
 			continue // its measurements are its dynos'
 		}
 		nm.Count += se.Count
@@ -222,10 +227,57 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 	return nm
 }
 
+// The dimensions the explorer reads: a series marked as a rollup of
+// others (the whole-app rollup), and a series' sending app.
+const (
+	rollupDim = "drainmeter.rollup"
+	appDim    = "app"
+)
+
+// role is how a series' measurements count in its name's figures.
+type role int
+
+const (
+	roleSource      role = iota // a dyno's, an add-on's or the lines without a source: counted
+	roleProcessType             // web, of web.1 and web.2: shown, not counted again
+	roleRoute                   // a route's: shown apart, not counted again
+	roleRollup                  // a rollup of the others (the whole app): left out
+)
+
+func roleOf(se *rollup.Series) role {
+	switch {
+	case se.Dims == "":
+	case dimSet(se.Dims, rollupDim):
+		return roleRollup
+	case dimSet(se.Dims, parse.RouteDim):
+		return roleRoute
+	}
+	if se.ProcessType {
+		return roleProcessType
+	}
+	return roleSource
+}
+
+func dimSet(dims, key string) bool {
+	v, _ := parse.DimValue(dims, key)
+	return v != ""
+}
+
+// pointLabel names a point's source: "web.1", "web.1 · shop" (its app,
+// when the drain has one per app), "(no source)".
+func pointLabel(p Point) string {
+	l := cmp.Or(p.Source, "(no source)")
+	if p.App != "" {
+		l += " · " + p.App
+	}
+	return l
+}
+
 // point is one series' figures.
 func point(se *rollup.Series) Point {
 	s := se.Summarize(explorerPercentiles)
-	p := Point{Source: strings.Clone(se.Source), ProcessType: se.ProcessType, Count: se.Count, Value: s.Value}
+	app, _ := parse.DimValue(se.Dims, appDim)
+	p := Point{Source: strings.Clone(se.Source), App: strings.Clone(app), ProcessType: se.ProcessType, Count: se.Count, Value: s.Value}
 	if se.Kind == parse.Measure {
 		p.P50, p.P95, p.P99 = s.Percentiles[0], s.Percentiles[1], s.Percentiles[2]
 		if se.Count > 0 {
@@ -242,13 +294,8 @@ func point(se *rollup.Series) Point {
 
 // routeOf returns the route of a series' dimensions.
 func routeOf(dims string) string {
-	route := dims
-	rollup.EachDim(dims, func(k, v string) {
-		if k == parse.RouteDim {
-			route = strings.Clone(v)
-		}
-	})
-	return route
+	route, _ := parse.DimValue(dims, parse.RouteDim)
+	return strings.Clone(route)
 }
 
 // busiest keeps the maxBreakdown points with the most measurements.

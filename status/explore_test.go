@@ -347,3 +347,33 @@ func TestPostedNamesNative(t *testing.T) {
 		t.Errorf("native: %v", got)
 	}
 }
+
+// TestSummarizeRoles: the sending app's series count once each (shown with
+// their app), a rollup of the others (the whole-app rollup, marked
+// drainmeter.rollup) is left out.
+func TestSummarizeRoles(t *testing.T) {
+	start := time.Date(2026, 3, 14, 15, 8, 0, 0, time.UTC)
+	s := rollup.NewStore(rollup.Config{Grace: time.Hour})
+	d := stats.NewRegistry().Drain("d")
+	var batch []parse.Measurement
+	for i, app := range []string{"shop", "blog"} {
+		for j := range 3 {
+			batch = append(batch, parse.Measurement{Kind: parse.Count, Name: []byte("jobs"), Value: float64(1 + i), Source: []byte("web.1"),
+				TypeSource: []byte("web"), Dims: rollup.AppendDim(nil, appDim, app), Time: start.Add(time.Duration(j) * time.Second)})
+		}
+	}
+	batch = append(batch, parse.Measurement{Kind: parse.Count, Name: []byte("jobs"), Value: 100, Dims: rollup.AppendDim(nil, rollupDim, "app"), Time: start})
+	s.Add(start, d, batch)
+	nm := Summarize(s.FlushAll()[0], 0).Names[0]
+	if nm.Count != 6 || nm.Value != 9 || nm.Sources != 4 || len(nm.Routes) != 0 {
+		t.Errorf("jobs: %+v", nm)
+	}
+	var labels []string
+	for _, p := range nm.BySource {
+		labels = append(labels, pointLabel(p))
+	}
+	slices.Sort(labels)
+	if want := []string{"web · blog", "web · shop", "web.1 · blog", "web.1 · shop"}; !slices.Equal(labels, want) {
+		t.Errorf("sources %v, want %v", labels, want)
+	}
+}

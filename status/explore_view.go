@@ -431,7 +431,7 @@ func (h *handler) metricView(d *Drain, x *Explore, n *NameView, byDyno bool, his
 		if kind == "dyno" && !byDyno && hasProcessTypes(n.Last.BySource) {
 			continue
 		}
-		v.Sources = append(v.Sources, pointView{Label: cmp.Or(p.Source, "(no source)"), Kind: kind, Count: count(uint64(max(p.Count, 0))), Figures: pointFigures(n.Kind, p)})
+		v.Sources = append(v.Sources, pointView{Label: pointLabel(p), Kind: kind, Count: count(uint64(max(p.Count, 0))), Figures: pointFigures(n.Kind, p)})
 	}
 	for _, p := range n.Last.Routes {
 		v.Routes = append(v.Routes, pointView{Label: p.Route, Kind: "route", Count: count(uint64(max(p.Count, 0))), Figures: pointFigures(n.Kind, p)})
@@ -626,7 +626,7 @@ func sourceChart(n *NameView, hist map[string][]Spark) lineChartView {
 		if run == 1 {
 			b.WriteString(" h4")
 		}
-		v.Lines = append(v.Lines, lineView{Key: "src-" + strconv.Itoa(i), Label: cmp.Or(s.name, "(no source)"), Path: b.String()})
+		v.Lines = append(v.Lines, lineView{Key: "src-" + strconv.Itoa(i), Label: s.name, Path: b.String()})
 	}
 	v.Title = fmt.Sprintf("%s of %s per source over the last 60 minutes: %s (top of the scale %s).", what, n.Name,
 		strings.Join(lineLabels(v.Lines), ", "), v.Max)

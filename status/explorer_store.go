@@ -422,10 +422,11 @@ func (e *ExplorerStore) History(_ context.Context, id, name string, _ bool) (map
 // addSourceSpark sets point p of the i-th minute (m) of its source's
 // history in out.
 func addSourceSpark(out map[string][]Spark, p Point, i int, m int64) {
-	sp := out[p.Source]
+	key := pointLabel(p)
+	sp := out[key]
 	if sp == nil {
 		sp = make([]Spark, 60)
-		out[p.Source] = sp
+		out[key] = sp
 	}
 	sp[i] = Spark{Minute: m, Count: p.Count, Value: p.Value, P50: p.P50, P95: p.P95, P99: p.P99}
 }
