@@ -38,13 +38,13 @@ CREATE TABLE explorer_refused (
 );
 CREATE INDEX explorer_refused_drain ON explorer_refused (drain_id, id);
 
-CREATE TABLE explorer_refused_counts (
+CREATE TABLE explorer_name_counts (
     drain_id text NOT NULL,
     name     text NOT NULL,
-    reason   text NOT NULL,
+    what     text NOT NULL,             -- a refusal reason (bad_value, …), or late
     n        bigint NOT NULL,
     last_at  timestamptz NOT NULL,
-    PRIMARY KEY (drain_id, name, reason)
+    PRIMARY KEY (drain_id, name, what)
 );
 
 CREATE TABLE explorer_overflowed (

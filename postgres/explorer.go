@@ -53,13 +53,21 @@ func WriteExplorerEvents(ctx context.Context, pool *pgxpool.Pool, ev status.Expl
 			(SELECT id FROM explorer_refused WHERE drain_id = $1 ORDER BY id DESC LIMIT $2) AS last)`, id, status.MaxRefused)
 	}
 	now := time.Now()
+	count := func(id, name, what string, n uint64) {
+		b.Queue(`INSERT INTO explorer_name_counts (drain_id, name, what, n, last_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (drain_id, name, what) DO UPDATE SET n = explorer_name_counts.n + excluded.n, last_at = excluded.last_at`,
+			id, name, what, int64(n), now)
+	}
 	for id, by := range ev.RefusedBy {
 		for name, reasons := range by {
 			for reason, n := range reasons {
-				b.Queue(`INSERT INTO explorer_refused_counts (drain_id, name, reason, n, last_at) VALUES ($1, $2, $3, $4, $5)
-					ON CONFLICT (drain_id, name, reason) DO UPDATE SET n = explorer_refused_counts.n + excluded.n, last_at = excluded.last_at`,
-					id, name, reason, int64(n), now)
+				count(id, name, reason, n)
 			}
+		}
+	}
+	for id, by := range ev.Late {
+		for name, n := range by {
+			count(id, name, lateCount, n)
 		}
 	}
 	for id, os := range ev.Overflowed {
@@ -76,6 +84,10 @@ func WriteExplorerEvents(ctx context.Context, pool *pgxpool.Pool, ev status.Expl
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
 }
 
+// lateCount is the what of a name's late measurements in
+// explorer_name_counts (the others are refusal reasons).
+const lateCount = "late"
+
 // explorerCleanup deletes what is older than the retention (the poster's
 // clean runs it).
 func explorerCleanup() []string {
@@ -83,7 +95,7 @@ func explorerCleanup() []string {
 		`DELETE FROM explorer_names WHERE minute < extract(epoch FROM now())::bigint - $1`,
 		`DELETE FROM explorer_minutes WHERE minute < extract(epoch FROM now())::bigint - $1`,
 		`DELETE FROM explorer_refused WHERE at < now() - $1 * interval '1 second'`,
-		`DELETE FROM explorer_refused_counts WHERE last_at < now() - $1 * interval '1 second'`,
+		`DELETE FROM explorer_name_counts WHERE last_at < now() - $1 * interval '1 second'`,
 		`DELETE FROM explorer_overflowed WHERE at < now() - $1 * interval '1 second'`,
 	}
 }
@@ -171,7 +183,7 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 			return nil, fmt.Errorf("explorer: %w", err)
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT name, reason, n FROM explorer_refused_counts WHERE drain_id = $1`, id)
+	rows, err := s.pool.Query(ctx, `SELECT name, what, n FROM explorer_name_counts WHERE drain_id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("explorer: %w", err)
 	}
@@ -181,7 +193,9 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 		if err := r.Scan(&name, &reason, &n); err != nil {
 			return err
 		}
-		if nv := names[name]; nv != nil {
+		if nv := names[name]; nv != nil && reason == lateCount {
+			nv.Late += uint64(n)
+		} else if nv != nil {
 			if nv.Refused == nil {
 				nv.Refused = map[string]uint64{}
 			}

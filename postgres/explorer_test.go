@@ -36,7 +36,7 @@ func TestExplorerSummaryWrittenOnce(t *testing.T) {
 	}
 
 	ev := status.ExplorerEvents{Refused: map[string][]status.Refused{}, RefusedBy: map[string]map[string]map[string]uint64{
-		"d": {"hits": {"bad_value": 70}}}}
+		"d": {"hits": {"bad_value": 70}}}, Late: map[string]map[string]uint64{"d": {"hits": 5}}}
 	for i := range 70 {
 		ev.Refused["d"] = append(ev.Refused["d"], status.Refused{At: time.Now(), Reason: "bad_value", Token: fmt.Sprintf("count#hits=x%d", i), Name: "hits"})
 	}
@@ -51,7 +51,8 @@ func TestExplorerSummaryWrittenOnce(t *testing.T) {
 		t.Fatalf("explore: %+v", x)
 	}
 	hits := x.Names[0]
-	if hits.Name != "hits" || hits.Last.Value != 7 || hits.Volume != 2 || hits.History[59].Value != 7 || hits.Refused["bad_value"] != 70 {
+	if hits.Name != "hits" || hits.Last.Value != 7 || hits.Volume != 2 || hits.History[59].Value != 7 || hits.Refused["bad_value"] != 70 ||
+		hits.Late != 5 || len(hits.Refused) != 1 {
 		t.Errorf("hits: %+v", hits)
 	}
 	if len(x.Refused) != status.MaxRefused || x.Refused[0].Token != "count#hits=x69" {

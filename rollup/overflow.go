@@ -45,3 +45,48 @@ func (s *Store) TakeOverflowed() map[string][]string {
 	}
 	return out
 }
+
+// noteLate counts a late measurement under its name, for at most
+// maxOverflowNames names between two TakeLate (the late path only; ds.mu
+// is held).
+func (ds *drainState) noteLate(name []byte) {
+	if n, ok := ds.late[string(name)]; ok {
+		ds.late[string(name)] = n + 1
+		return
+	}
+	if len(ds.late) >= maxOverflowNames {
+		return
+	}
+	if ds.late == nil {
+		ds.late = make(map[string]uint64)
+	}
+	ds.late[string(name)] = 1
+}
+
+// TakeLate returns, per drain and name (at most 32 names a drain), the
+// late measurements counted since the last call.
+func (s *Store) TakeLate() map[string]map[string]uint64 {
+	var out map[string]map[string]uint64
+	for id, ds := range s.snapshotDrains() {
+		ds.mu.Lock()
+		if len(ds.late) > 0 {
+			if out == nil {
+				out = map[string]map[string]uint64{}
+			}
+			out[id], ds.late = ds.late, nil
+		}
+		ds.mu.Unlock()
+	}
+	return out
+}
+
+// snapshotDrains returns the drains by id.
+func (s *Store) snapshotDrains() map[string]*drainState {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make(map[string]*drainState, len(s.drains))
+	for id, ds := range s.drains {
+		ids[id] = ds
+	}
+	return ids
+}

@@ -31,3 +31,18 @@ func TestTakeOverflowed(t *testing.T) {
 		t.Errorf("overflow %d", d.Get(stats.Overflow))
 	}
 }
+
+// TestTakeLate: late measurements are counted by name (at most
+// maxOverflowNames names), handed out once.
+func TestTakeLate(t *testing.T) {
+	s := NewStore(Config{Grace: time.Minute})
+	d := stats.NewRegistry().Drain("d")
+	s.Add(t0.Add(5*time.Minute), d, []parse.Measurement{m(parse.Count, "a", "", 1, 0), m(parse.Count, "a", "", 1, time.Second), m(parse.Count, "b", "", 1, 0)})
+	got := s.TakeLate()
+	if got["d"]["a"] != 2 || got["d"]["b"] != 1 || d.Get(stats.Late) != 3 {
+		t.Errorf("late %v, counted %d", got, d.Get(stats.Late))
+	}
+	if again := s.TakeLate(); len(again) != 0 {
+		t.Errorf("handed out twice: %v", again)
+	}
+}

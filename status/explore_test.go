@@ -180,6 +180,7 @@ func explorerEnv(t testing.TB, cfg Config) (*ExplorerStore, explorerLoad) {
 		{Reason: "bad_value", Token: "count#signups=twelve", Name: "signups"},
 	})
 	store.Overflow(testNow.Add(-time.Minute), map[string][]string{activeID: {"cart.items.sku_123"}})
+	store.Late(map[string]map[string]uint64{activeID: {"queue": 3}})
 	return store, load
 }
 
@@ -225,6 +226,14 @@ func TestExplorerPages(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &one); err != nil || one.Name != "db.latency" || len(one.BySource["web"]) != 60 ||
 		one.BySource["web"][59].Count != 400 || one.BySource["web"][56].Count != 400 || one.BySource["web"][57].Count != 0 {
 		t.Errorf("db.latency by source: %v %+v", err, one.BySource)
+	}
+	for _, n := range got.Names {
+		if (n.Name == "queue") != (n.Late == 3) {
+			t.Errorf("%s: late %d", n.Name, n.Late)
+		}
+	}
+	if r := e.get(t, "/drains/"+activeID+"/metrics?name=queue", "admin", testAdmin); !strings.Contains(r.body, `data-counter="name-late"><dt>late (after its minute closed)</dt><dd>3</dd>`) {
+		t.Errorf("queue's page does not show its 3 late measurements")
 	}
 	if lat.Refused["bad_value"] != 1 {
 		t.Errorf("db.latency refused %v", lat.Refused)

@@ -372,6 +372,8 @@ type metricView struct {
 	Volume      string
 	Refused     []reasonView
 	Overflowed  bool
+	Late        string // its late measurements
+	LateWarn    bool
 	Happened    []counterView // drain-wide
 	JSONPath    string
 }
@@ -441,6 +443,8 @@ func (h *handler) metricView(d *Drain, x *Explore, n *NameView, byDyno bool, his
 	}
 	slices.SortFunc(v.Refused, func(a, b reasonView) int { return strings.Compare(a.Reason, b.Reason) })
 	v.Overflowed = slices.ContainsFunc(x.Overflowed, func(o Overflowed) bool { return o.Name == n.Name })
+	v.Late = count(n.Late)
+	v.LateWarn = n.Late > 0
 	c := func(key, label string, n uint64) {
 		v.Happened = append(v.Happened, counterView{Key: key, Label: label, Value: count(n), Warn: n > 0 && key != "late_shifted"})
 	}

@@ -47,6 +47,9 @@ type NameView struct {
 	// Refused counts its refused pairs by reason (since start, or over the
 	// status window with Postgres).
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// Late counts its measurements that came after their minute had
+	// closed, over the same time (at most 32 names a second are counted).
+	Late uint64 `json:"late,omitempty"`
 }
 
 // Spark is a name's figures in one minute of the history.
@@ -119,6 +122,8 @@ type drainExplore struct {
 	pending    []Refused // not yet written to Postgres (TakePending)
 	pendingBy  map[string]map[string]uint64
 	pendingOv  []Overflowed
+	lateBy     map[string]uint64
+	pendingLt  map[string]uint64
 	bytes      int64
 }
 
@@ -320,11 +325,35 @@ type ExplorerEvents struct {
 	Refused    map[string][]Refused
 	RefusedBy  map[string]map[string]map[string]uint64 // drain → name → reason → count
 	Overflowed map[string][]Overflowed
+	Late       map[string]map[string]uint64 // drain → name → late measurements
 }
 
 // Empty reports whether there is nothing in ev.
 func (ev *ExplorerEvents) Empty() bool {
-	return len(ev.Refused) == 0 && len(ev.RefusedBy) == 0 && len(ev.Overflowed) == 0
+	return len(ev.Refused) == 0 && len(ev.RefusedBy) == 0 && len(ev.Overflowed) == 0 && len(ev.Late) == 0
+}
+
+// Late counts late measurements per drain and name
+// (rollup.Store.TakeLate), for at most maxRefusedNames names a drain.
+func (e *ExplorerStore) Late(names map[string]map[string]uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, by := range names {
+		d := e.drain(id)
+		for name, n := range by {
+			if _, ok := d.lateBy[name]; !ok && len(d.lateBy) >= maxRefusedNames {
+				continue
+			}
+			if d.lateBy == nil {
+				d.lateBy, d.pendingLt = map[string]uint64{}, map[string]uint64{}
+			}
+			if d.pendingLt == nil {
+				d.pendingLt = map[string]uint64{}
+			}
+			d.lateBy[name] += n
+			d.pendingLt[name] += n
+		}
+	}
 }
 
 // TakePending returns what was kept since the last call (for Postgres,
@@ -333,7 +362,7 @@ func (e *ExplorerStore) TakePending() ExplorerEvents {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ev := ExplorerEvents{Refused: map[string][]Refused{}, RefusedBy: map[string]map[string]map[string]uint64{},
-		Overflowed: map[string][]Overflowed{}}
+		Overflowed: map[string][]Overflowed{}, Late: map[string]map[string]uint64{}}
 	for id, d := range e.drains {
 		if len(d.pending) > 0 {
 			ev.Refused[id], d.pending = d.pending, nil
@@ -343,6 +372,9 @@ func (e *ExplorerStore) TakePending() ExplorerEvents {
 		}
 		if len(d.pendingOv) > 0 {
 			ev.Overflowed[id], d.pendingOv = d.pendingOv, nil
+		}
+		if len(d.pendingLt) > 0 {
+			ev.Late[id], d.pendingLt = d.pendingLt, nil
 		}
 	}
 	return ev
@@ -384,6 +416,7 @@ func (e *ExplorerStore) Explore(_ context.Context, id string) (*Explore, error) 
 		if by := d.refusedBy[name]; len(by) > 0 {
 			nv.Refused = maps(by)
 		}
+		nv.Late = d.lateBy[name]
 		out.Names = append(out.Names, nv)
 	}
 	for i := len(d.refused) - 1; i >= 0; i-- {

@@ -329,6 +329,9 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		if names := store.TakeOverflowed(); len(names) > 0 {
 			explorer.Overflow(now, names)
 		}
+		if late := store.TakeLate(); len(late) > 0 {
+			explorer.Late(late)
+		}
 	})
 	if pool != nil { // every dyno's refused pairs and overflowed names, for every dyno's explorer
 		go every(bg, 5*time.Second, func() {
