@@ -50,17 +50,18 @@ func (s *Store) TakeOverflowed() map[string][]string {
 // maxOverflowNames names between two TakeLate (the late path only; ds.mu
 // is held).
 func (ds *drainState) noteLate(name []byte) {
-	if n, ok := ds.late[string(name)]; ok {
-		ds.late[string(name)] = n + 1
+	if n := ds.late[string(name)]; n != nil { // a lookup: no allocation
+		*n++
 		return
 	}
 	if len(ds.late) >= maxOverflowNames {
 		return
 	}
 	if ds.late == nil {
-		ds.late = make(map[string]uint64)
+		ds.late = make(map[string]*uint64)
 	}
-	ds.late[string(name)] = 1
+	one := uint64(1)
+	ds.late[string(name)] = &one
 }
 
 // TakeLate returns, per drain and name (at most 32 names a drain), the
@@ -73,7 +74,11 @@ func (s *Store) TakeLate() map[string]map[string]uint64 {
 			if out == nil {
 				out = map[string]map[string]uint64{}
 			}
-			out[id], ds.late = ds.late, nil
+			by := make(map[string]uint64, len(ds.late))
+			for name, n := range ds.late {
+				by[name] = *n
+			}
+			out[id], ds.late = by, nil
 		}
 		ds.mu.Unlock()
 	}

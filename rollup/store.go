@@ -71,7 +71,7 @@ type drainState struct {
 	used          int64               // bytes accounted for the series of its open minutes
 	reserved      int64               // bytes acquired from Config.Series for them
 	overflowed    map[string]struct{} // names refused by the series guards since TakeOverflowed (overflow.go)
-	late          map[string]uint64   // late measurements by name since TakeLate (overflow.go)
+	late          map[string]*uint64  // late measurements by name since TakeLate (overflow.go)
 }
 
 // Minute is one drain's series for one minute.
