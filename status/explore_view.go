@@ -136,7 +136,7 @@ type metricsView struct {
 	Names      []nameRowView
 	Omitted    int
 	MemoryFull int
-	Refused    []refusedView
+	Refused    []refusedPairView
 	Overflowed []overflowView
 }
 
@@ -170,7 +170,7 @@ type sparkView struct {
 	Empty  bool
 }
 
-type refusedView struct {
+type refusedPairView struct {
 	At     timeView
 	Token  string
 	Reason string
@@ -223,7 +223,7 @@ func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metri
 		v.Names = append(v.Names, row)
 	}
 	for _, rf := range x.Refused {
-		v.Refused = append(v.Refused, refusedView{At: formatTime(x.Now, &rf.At), Token: rf.Token, Reason: rf.Reason, Why: reasonText(rf.Reason)})
+		v.Refused = append(v.Refused, refusedPairView{At: formatTime(x.Now, &rf.At), Token: rf.Token, Reason: rf.Reason, Why: reasonText(rf.Reason)})
 	}
 	for _, o := range x.Overflowed {
 		v.Overflowed = append(v.Overflowed, overflowView{At: formatTime(x.Now, &o.At), Name: o.Name})
