@@ -227,13 +227,6 @@ func summarizeName(minute int64, name string, series []*rollup.Series) NameMinut
 	return nm
 }
 
-// The dimensions the explorer reads: a series marked as a rollup of
-// others (the whole-app rollup), and a series' sending app.
-const (
-	rollupDim = "drainmeter.rollup"
-	appDim    = "app"
-)
-
 // role is how a series' measurements count in its name's figures.
 type role int
 
@@ -244,23 +237,17 @@ const (
 	roleRollup                  // a rollup of the others (the whole app): left out
 )
 
+// roleOf reads the series' rollup marker (the drainmeter_rollup label).
 func roleOf(se *rollup.Series) role {
-	switch {
-	case se.Dims == "":
-	case dimSet(se.Dims, rollupDim):
-		return roleRollup
-	case dimSet(se.Dims, parse.RouteDim):
+	switch rollup.Marker(se.Source, se.Dims, se.ProcessType) {
+	case rollup.RollupDyno, rollup.RollupNone:
+		return roleSource
+	case rollup.RollupProcessType:
+		return roleProcessType
+	case rollup.RollupRoute:
 		return roleRoute
 	}
-	if se.ProcessType {
-		return roleProcessType
-	}
-	return roleSource
-}
-
-func dimSet(dims, key string) bool {
-	v, _ := parse.DimValue(dims, key)
-	return v != ""
+	return roleRollup // the whole app's, or any rollup of the others
 }
 
 // pointLabel names a point's source: "web.1", "web.1 · shop" (its app,
@@ -276,7 +263,7 @@ func pointLabel(p Point) string {
 // point is one series' figures.
 func point(se *rollup.Series) Point {
 	s := se.Summarize(explorerPercentiles)
-	app, _ := parse.DimValue(se.Dims, appDim)
+	app, _ := parse.DimValue(se.Dims, parse.AppDim)
 	p := Point{Source: strings.Clone(se.Source), App: strings.Clone(app), ProcessType: se.ProcessType, Count: se.Count, Value: s.Value}
 	if se.Kind == parse.Measure {
 		p.P50, p.P95, p.P99 = s.Percentiles[0], s.Percentiles[1], s.Percentiles[2]

@@ -368,10 +368,10 @@ func TestSummarizeRoles(t *testing.T) {
 	for i, app := range []string{"shop", "blog"} {
 		for j := range 3 {
 			batch = append(batch, parse.Measurement{Kind: parse.Count, Name: []byte("jobs"), Value: float64(1 + i), Source: []byte("web.1"),
-				TypeSource: []byte("web"), Dims: rollup.AppendDim(nil, appDim, app), Time: start.Add(time.Duration(j) * time.Second)})
+				TypeSource: []byte("web"), Dims: rollup.AppendDim(nil, parse.AppDim, app), Time: start.Add(time.Duration(j) * time.Second)})
 		}
 	}
-	batch = append(batch, parse.Measurement{Kind: parse.Count, Name: []byte("jobs"), Value: 100, Dims: rollup.AppendDim(nil, rollupDim, "app"), Time: start})
+	batch = append(batch, parse.Measurement{Kind: parse.Count, Name: []byte("jobs"), Value: 100, Dims: rollup.AppendDim(nil, parse.RollupDim, parse.RollupApp), Time: start})
 	s.Add(start, d, batch)
 	nm := Summarize(s.FlushAll()[0], 0).Names[0]
 	if nm.Count != 6 || nm.Value != 9 || nm.Sources != 4 || len(nm.Routes) != 0 {

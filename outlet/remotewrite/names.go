@@ -17,7 +17,7 @@ import (
 // receiver gets.
 func SeriesNames(kind parse.Kind, name string, native bool) []string {
 	var out []string
-	for _, p := range seriesOf("", &rollup.Series{Kind: kind, Name: name}, &outlet.Running{Kind: kind}, true, native) {
+	for _, p := range seriesOf(drainLabels{}, &rollup.Series{Kind: kind, Name: name}, &outlet.Running{Kind: kind}, true, native) {
 		if n := labelValue(p.labels, labelName); n != "" && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
