@@ -52,10 +52,14 @@ func TestDrainbenchTotals(t *testing.T) {
 		t.Fatal("nothing sent")
 	}
 	for _, want := range sent.Series {
-		m, ok := got[want.Key]
+		// The built-in drain without APP_NAME: Librato's sources start
+		// with the sending app (the URL's user, "app").
+		k := want.Key
+		k.Source = "app." + k.Source
+		m, ok := got[k]
 		switch {
 		case !ok:
-			t.Errorf("%v missing", want.Key)
+			t.Errorf("%v missing", k)
 		case want.Kind == "count" && (m.Value == nil || *m.Value != want.Sum):
 			t.Errorf("%v: %v, want %v", want.Key, m.Value, want.Sum)
 		case want.Kind == "measure" && (m.Count == nil || int(*m.Count) != want.Count || math.Abs(*m.Sum-want.Sum) > 1e-9*math.Abs(want.Sum)):

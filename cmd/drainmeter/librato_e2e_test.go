@@ -24,6 +24,14 @@ func exactNearestRank(sorted []float64, q float64) float64 {
 // 1 % of the exact nearest rank.
 func checkDelivered(t *testing.T, fake *fakelibrato.Server, totals *loadgen.Totals) {
 	t.Helper()
+	checkDeliveredAs(t, fake, totals, "")
+}
+
+// checkDeliveredAs is checkDelivered for sources posted with a prefix: on
+// the built-in drain without APP_NAME, Librato's sources start with the
+// sending app ("myapp.web.1").
+func checkDeliveredAs(t *testing.T, fake *fakelibrato.Server, totals *loadgen.Totals, sourcePrefix string) {
+	t.Helper()
 	if d := fake.Duplicates(); len(d) > 0 {
 		t.Errorf("%d measurements posted more than once, e.g. %s %s %d", len(d), d[0].Name, d[0].Source, d[0].MeasureTime)
 	}
@@ -36,7 +44,7 @@ func checkDelivered(t *testing.T, fake *fakelibrato.Server, totals *loadgen.Tota
 		got[key{m.Name, m.Source, m.MeasureTime}] = m
 	}
 	for k, want := range totals.Counts {
-		m, ok := got[key{k.Name, k.Source, k.Minute}]
+		m, ok := got[key{k.Name, sourcePrefix + k.Source, k.Minute}]
 		switch {
 		case !ok:
 			t.Errorf("count %v missing", k)
@@ -46,7 +54,7 @@ func checkDelivered(t *testing.T, fake *fakelibrato.Server, totals *loadgen.Tota
 	}
 	checked := 0
 	for k, values := range totals.Measures {
-		m, ok := got[key{k.Name, k.Source, k.Minute}]
+		m, ok := got[key{k.Name, sourcePrefix + k.Source, k.Minute}]
 		if !ok || m.Count == nil {
 			t.Errorf("measure %v missing", k)
 			continue
@@ -65,7 +73,7 @@ func checkDelivered(t *testing.T, fake *fakelibrato.Server, totals *loadgen.Tota
 			suffix string
 			q      float64
 		}{{"median", 0.5}, {"perc95", 0.95}, {"perc99", 0.99}} {
-			pm, ok := got[key{k.Name + "." + p.suffix, k.Source, k.Minute}]
+			pm, ok := got[key{k.Name + "." + p.suffix, sourcePrefix + k.Source, k.Minute}]
 			if !ok || pm.Value == nil {
 				t.Errorf("%s.%s %v missing", k.Name, p.suffix, k)
 				continue
@@ -124,7 +132,7 @@ func TestLibratoEndToEnd(t *testing.T) {
 			if took > 25*time.Second {
 				t.Errorf("shutdown took %v", took)
 			}
-			checkDelivered(t, fake, gen.Totals())
+			checkDeliveredAs(t, fake, gen.Totals(), "myapp.")
 			for _, r := range fake.Requests() {
 				if r.UserAgent != "drainmeter/"+version {
 					t.Fatalf("User-Agent %q", r.UserAgent)

@@ -42,7 +42,7 @@ func TestSIGHUPIgnored(t *testing.T) {
 	if _, err := s.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.out)
 	}
-	if want := "kind=count name=hits source=web.1 value=100"; !strings.Contains(s.out.String(), want) {
+	if want := "kind=count name=hits source=web.1 app=app value=100"; !strings.Contains(s.out.String(), want) {
 		t.Errorf("the minute closed at SIGTERM lacks %q:\n%s", want, s.out)
 	}
 }
