@@ -293,7 +293,7 @@ func TestDashboardsModel(t *testing.T) {
 // range window under 2 minutes (minutes arrive once a minute).
 func queryProblems(expr string) []string {
 	var out []string
-	expr = bracedVarRE.ReplaceAllString(expr, "$${1}") // ${x} is $x
+	expr = bracedVarRE.ReplaceAllString(expr, "$$${1}") // ${x} is $x
 	for _, m := range selectorRE.FindAllStringSubmatch(expr, -1) {
 		rollup := ""
 		for _, mm := range matcherRE.FindAllStringSubmatch(m[2], -1) {
