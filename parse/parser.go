@@ -362,6 +362,7 @@ var (
 	nameRouterStatus   = [5][]byte{[]byte("router.status.1xx"), []byte("router.status.2xx"), []byte("router.status.3xx"),
 		[]byte("router.status.4xx"), []byte("router.status.5xx")} // by statusClass's class
 	nameDynoCrashes    = []byte("dyno.crashes")
+	nameDynoRestarts   = []byte("dyno.restarts")
 	nameLogplexDropped = []byte("logplex.dropped")
 	nameLogplexLost    = []byte("logplex.lost")
 )
@@ -427,7 +428,8 @@ func statusClass(status []byte) bool {
 	return len(status) == 3 && '1' <= status[0] && status[0] <= '5' && isDigit(status[1]) && isDigit(status[2])
 }
 
-// dynoLine handles the dyno manager's lines: R-code errors and crashes.
+// dynoLine handles the dyno manager's lines: R-code errors, crashes and
+// restarts.
 func (p *Parser) dynoLine(emit func(*Measurement), msg []byte, t time.Time, hasType bool) {
 	if bytes.HasPrefix(msg, []byte("Error R")) {
 		i := len("Error R")
@@ -442,8 +444,16 @@ func (p *Parser) dynoLine(emit func(*Measurement), msg []byte, t time.Time, hasT
 		}
 		return
 	}
-	if bytes.HasPrefix(msg, []byte("State changed from ")) && bytes.HasSuffix(msg, []byte(" to crashed")) {
-		p.emit(emit, Count, nameDynoCrashes, 1, nil, nil, t, hasType)
+	if rest, ok := bytes.CutPrefix(msg, []byte("State changed from ")); ok {
+		switch {
+		case bytes.HasSuffix(rest, []byte(" to crashed")):
+			p.emit(emit, Count, nameDynoCrashes, 1, nil, nil, t, hasType)
+		case bytes.Equal(rest, []byte("up to starting")) || bytes.Equal(rest, []byte("crashed to starting")):
+			// A running or crashed dyno starting again: heroku restart,
+			// the daily cycling, a crash's automatic restart. A new dyno
+			// (from down) is no restart.
+			p.emit(emit, Count, nameDynoRestarts, 1, nil, nil, t, hasType)
+		}
 	}
 }
 

@@ -388,6 +388,7 @@ func TestDashboardsEndToEnd(t *testing.T) {
 		for _, dyno := range []string{"web.1", "web.2"} {
 			b.WriteString(herokuLine(ts, "heroku", dyno, "Error R15 (Memory quota vastly exceeded)"))
 			b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from up to crashed"))
+			b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from crashed to starting"))
 		}
 		b.WriteString(herokuLine(ts, "app", "api", "Release v74 created by user ops@example.com"))
 		b.WriteString(herokuLine(ts, "app", "api", "Deploy d706b4a by user ops@example.com"))
