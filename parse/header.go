@@ -20,11 +20,9 @@ type Header struct {
 	BadTime bool
 }
 
-// ParseHeader splits a syslog frame (without its octet count) into its header
+// parseHeader splits a syslog frame (without its octet count) into its header
 // and message. It reports false when the frame is not <PRI>VERSION followed
 // by five space-separated header fields.
-func ParseHeader(frame []byte) (Header, bool) { return parseHeader(frame, nil) }
-
 func parseHeader(frame []byte, tc *timeCache) (Header, bool) {
 	var h Header
 	b := frame

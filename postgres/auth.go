@@ -394,14 +394,3 @@ func (c *DrainCache) Cached(id string) (*Drain, bool) {
 	}
 	return e.drain, true
 }
-
-// Known returns every drain in the cache.
-func (c *DrainCache) Known() []*Drain {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*Drain, 0, len(c.known))
-	for _, e := range c.known {
-		out = append(out, e.drain)
-	}
-	return out
-}

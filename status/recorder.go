@@ -55,16 +55,3 @@ func (r *Recorder) Take() []Delta {
 	}
 	return out
 }
-
-// Putback returns deltas that could not be stored, so that the next Take
-// includes them.
-func (r *Recorder) Putback(ds []Delta) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, d := range ds {
-		r.last[d.Drain] = r.last[d.Drain].Sub(d.Counts)
-		if !d.LastBatch.IsZero() {
-			r.batch[d.Drain] = time.Time{}
-		}
-	}
-}
