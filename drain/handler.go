@@ -7,6 +7,30 @@
 // body read to its end (the gzip trailer checked, the last chunk received)
 // has its id claimed and its measurements handed to the Sink, in one call,
 // so a request whose body was cut counts nothing and its retry counts once.
+//
+// ServeHTTP takes a request through four steps, and any step's error to
+// fail (refusal.go), the one place that picks the answer's status, the
+// drain's counter and the log line:
+//
+//   - admit: the credentials, the Content-Type, Content-Encoding and
+//     Content-Length, the body's deadline, and its first bytes; nothing of
+//     the request's memory is taken before then.
+//   - read (readLogplex): the body read whole through the readers of body.go
+//     (limits, gzip, the slow-body deadline, each byte charged to the
+//     drain's memory share as it arrives, memory.go), its frames parsed
+//     into a batch of measurements.
+//   - claim: the batch's id, if it has one, recorded as counted; a retry
+//     of a batch already counted is answered 200 and counts nothing.
+//   - count: the batch handed to the Sink, its drain's counters added.
+//
+// A second input — OTLP/HTTP logs from Heroku Fir telemetry drains — is a
+// second read step beside readLogplex: its handler admits a request with
+// its own mediaTypes (application/x-protobuf, application/json), reads the
+// body through the same readers and memory accounting (reqState.open and
+// finish) and passes each log record's text to the same parse.Parser, then
+// claims with an empty id (OTLP batches have none: at-least-once) and
+// counts. What it adds is its own answers: an OTLP response body, and a
+// google.rpc.Status body where fail writes a line of text.
 package drain
 
 import (
@@ -19,7 +43,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,172 +247,157 @@ func (st *reqState) copyBytes(b []byte) []byte {
 	return st.arena[n:len(st.arena):len(st.arena)]
 }
 
-// bodyReader counts what it reads and keeps the first error of the request
-// body itself (a broken connection, a body over the limit), which a frame
-// reader would otherwise report as a framing error.
-type bodyReader struct {
-	r     io.Reader
-	n     int64
-	err   error
-	first []byte // read before the request's state was taken: returned first
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if len(b.first) > 0 && len(p) > 0 {
-		n := copy(p, b.first)
-		b.first = b.first[n:]
-		b.n += int64(n)
-		return n, nil
-	}
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
-	}
-	return n, err
-}
-
-// errDecompressedTooLarge is a gzip body that inflates past the limit.
-var errDecompressedTooLarge = errors.New("decompressed body too large")
-
-// limitReader is io.LimitReader that fails loudly at the limit.
-type limitReader struct {
-	r    io.Reader
-	left int64
-	err  error // the decompressor's own error (corrupt or cut data)
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		l.err = errDecompressedTooLarge
-		return 0, l.err
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if err != nil && err != io.EOF && l.err == nil {
-		l.err = err
-	}
-	return n, err
-}
-
-// isGzip reports whether a Content-Encoding is gzip; ok=false for an
-// encoding drainmeter cannot read.
-func encoding(h string) (gz, ok bool) {
-	switch strings.ToLower(strings.TrimSpace(h)) {
-	case "", "identity":
-		return false, true
-	case "gzip", "x-gzip":
-		return true, true
-	}
-	return false, false
-}
-
+// ServeHTTP answers a logplex batch in four steps — admit, read, claim,
+// count — and any step's error through fail.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	arrived := time.Now()
+	a, err := h.admit(w, r, time.Now(), logplexTypes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id := h.batchID(r, &a)
+	st := h.states.Get().(*reqState)
+	defer h.putState(st)
+	st.batch, st.arena = st.batch[:0], st.arena[:0]
+	st.begin(h.share(a.d.ID), h.cfg.MaxDrainBytes, a.gz)
+	defer st.end()
+	fr, err := h.readLogplex(r, &a, st)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	fresh, err := h.claim(r.Context(), &a, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if fresh {
+		h.count(&a, st.batch, fr, st.p, st.rejects)
+	} else {
+		a.ds.Add(stats.Duplicates, 1)
+	}
+	h.accepted(r)
+	reply(w, http.StatusOK)
+}
+
+// admitted is a request whose credentials name a drain, whose headers are
+// acceptable, and whose body's first bytes arrived: nothing of its memory
+// is taken before then (a slow sender holds a goroutine, not a buffer).
+type admitted struct {
+	d      Drain
+	ds     *stats.Drain // the drain's counters
+	user   string       // the Basic-auth user name (the sending app, on the built-in drain)
+	now    time.Time    // when its batch is counted
+	gz     bool         // the body is gzip
+	body   io.Reader    // the body after its first bytes, bounded by MaxBodyBytes
+	first  [1]byte      // the body's first bytes
+	nfirst int
+}
+
+// mediaTypes is what Content-Types an input accepts (the media type only;
+// a request without one is accepted), and the refusal of any other.
+type mediaTypes struct {
+	ok    func(mediaType string) bool
+	other *refusal
+}
+
+// logplexTypes are logplex's and log-shuttle's Content-Types.
+var logplexTypes = mediaTypes{
+	ok: func(mt string) bool {
+		return mt == "application/logplex-1" || mt == "text/plain" || mt == "application/octet-stream"
+	},
+	other: reasonContentType,
+}
+
+// admit checks a request that arrived at arrived — its credentials (wrong
+// ones are answered RefusalDelay after its arrival, whether the drain id
+// exists or not: no oracle of ids), its Content-Type (types), its
+// Content-Encoding and its Content-Length — sets its body's deadline, and
+// waits for the body's first bytes.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, arrived time.Time, types mediaTypes) (admitted, error) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		// Nothing to guess: answered at once. Counted on the built-in
 		// drain when there is one (any user name is its), else as unknown.
 		d, _, _ := h.auth.Authenticate(r.Context(), "", "")
-		h.refuse(w, r, h.refusalDrain(d.ID), reasonNoCredentials)
-		return
+		return admitted{}, refused(h.refusalDrain(d.ID), reasonNoCredentials)
 	}
 	d, ok, err := h.auth.Authenticate(r.Context(), user, pass)
 	if err != nil {
-		ds := h.refusalDrain(d.ID)
 		if errors.Is(err, ErrBusy) {
-			h.refuse(w, r, ds, reasonLookupsBusy, "err", err)
-		} else {
-			h.refuse(w, r, ds, reasonAuthUnavailable, "err", err)
+			return admitted{}, refused(h.refusalDrain(d.ID), reasonLookupsBusy, "err", err)
 		}
-		return
+		return admitted{}, refused(h.refusalDrain(d.ID), reasonAuthUnavailable, "err", err)
 	}
 	if !ok {
-		// Answered RefusalDelay after its arrival, whether the drain id
-		// exists or not (no oracle of ids), its body unread.
-		h.delayUntil(r, arrived.Add(h.cfg.RefusalDelay))
-		h.refuse(w, r, h.refusalDrain(d.ID), reasonBadCredentials, "user", text.Clip(user, MaxLoggedNameBytes))
-		return
+		h.delayUntil(r, arrived.Add(h.cfg.RefusalDelay)) // its body unread
+		return admitted{}, refused(h.refusalDrain(d.ID), reasonBadCredentials, "user", text.Clip(user, MaxLoggedNameBytes))
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
-		if mt != "application/logplex-1" && mt != "text/plain" && mt != "application/octet-stream" {
-			h.refuse(w, r, h.stats.Drain(d.ID), reasonContentType)
-			return
+		if !types.ok(mt) {
+			return admitted{}, refused(h.stats.Drain(d.ID), types.other)
 		}
 	}
 	gz, known := encoding(r.Header.Get("Content-Encoding"))
 	if !known {
-		h.refuse(w, r, h.stats.Drain(d.ID), reasonContentEncoding)
-		return
+		return admitted{}, refused(h.stats.Drain(d.ID), reasonContentEncoding)
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
-		h.refuse(w, r, h.stats.Drain(d.ID), reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
-		return
+		return admitted{}, refused(h.stats.Drain(d.ID), reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
 	}
-	// The body's deadline: a minimum rate after a grace.
-	expect := r.ContentLength
-	if expect < 0 {
-		expect = h.cfg.MaxBodyBytes
-	}
-	setReadDeadline(w, arrived.Add(h.cfg.BodyGrace+time.Duration(float64(expect)/float64(h.cfg.MinBodyRate)*float64(time.Second))))
-	// Nothing of the request's memory is taken before its body's first
-	// bytes arrive: a slow sender holds a goroutine, not a buffer.
+	h.bodyDeadline(w, r, arrived)
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	var first [1]byte
 	nfirst, err := body.Read(first[:])
 	if err != nil && err != io.EOF {
-		h.finishUnread(w, r, d.ID, 0, err, "body")
-		return
+		return admitted{}, &readError{ds: h.stats.Drain(d.ID), what: "body", err: err}
 	}
+	a := admitted{d: d, user: user, gz: gz, body: body, first: first, nfirst: nfirst}
+	a.ds = h.stats.Drain(d.ID)
+	a.ds.SeenApp(text.Clip(user, MaxLoggedNameBytes))
+	a.now = h.now()
+	return a, nil
+}
 
-	ds := h.stats.Drain(d.ID)
-	ds.SeenApp(text.Clip(user, MaxLoggedNameBytes))
-	now := h.now()
-
+// batchID returns the id that recognizes a retried logplex batch (empty:
+// none), keyed by the sending app on the built-in drain.
+func (h *Handler) batchID(r *http.Request, a *admitted) string {
 	id := r.Header.Get("Logplex-Frame-Id")
 	if id == "" {
 		id = r.Header.Get("X-Request-Id") // log-shuttle
 	}
 	if len(id) > MaxIDBytes {
-		ds.Add(stats.IDsIgnored, 1)
+		a.ds.Add(stats.IDsIgnored, 1)
 		id = ""
 	}
-	if id != "" && user != d.ID {
-		id = appKey(user) + ":" + id // the built-in drain: one id space per sending app
+	if id != "" && a.user != a.d.ID {
+		id = appKey(a.user) + ":" + id // the built-in drain: one id space per sending app
 	}
+	return id
+}
 
-	st := h.states.Get().(*reqState)
-	defer h.putState(st)
-	st.batch, st.arena = st.batch[:0], st.arena[:0]
-	st.begin(h.share(d.ID), h.cfg.MaxDrainBytes, gz)
-	defer st.end()
+// frames counts a logplex batch's frames.
+type frames struct {
+	accepted, badHeader, oversized, framing uint64
+}
+
+// readLogplex reads and parses a logplex body whole into st.batch, with
+// the losses log-shuttle reports in headers. An error means the body could
+// not be read whole, or its memory share could not hold it: nothing of it
+// counts.
+func (h *Handler) readLogplex(r *http.Request, a *admitted, st *reqState) (frames, error) {
+	var fr frames
 	if st.refused != nil {
-		h.refuseMemory(w, r, ds, st.refused)
-		return
+		return fr, memoryFailure(a.ds, st.refused, st.limit)
 	}
-	st.first = first
-	st.body = bodyReader{r: body, first: st.first[:nfirst]}
-	var src io.Reader = &st.body
-	if gz {
-		if st.zr == nil {
-			st.zr = new(gzip.Reader)
-		}
-		if err := st.zr.Reset(src); err != nil {
-			h.finishUnread(w, r, d.ID, st.body.n, err, "gzip header")
-			return
-		}
-		st.unzip = limitReader{r: st.zr, left: h.cfg.MaxDecompressedBytes}
-		src = &st.unzip
+	src, err := st.open(a, h.cfg.MaxDecompressedBytes)
+	if err != nil {
+		return fr, err
 	}
-	st.meter = meter{r: src, st: st}
-	src = &st.meter
 	q := r.URL.Query()
-	opts := parse.Options{Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
-		RouteMetrics: d.RouteMetrics, Routes: d.Routes, App: d.App}
+	opts := parse.Options{Prefix: a.d.Prefix, SourcePrefix: a.d.SourcePrefix, ProcessTypes: a.d.ProcessTypes,
+		RouteMetrics: a.d.RouteMetrics, Routes: a.d.Routes, App: a.d.App}
 	if q.Has("prefix") {
 		opts.Prefix = q.Get("prefix")
 	}
@@ -399,84 +407,69 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.p.Reset(opts)
 	st.rejects = st.rejects[:0]
 	st.fr.Reset(src)
-
-	var accepted, badHeader uint64
 	for st.fr.Next() {
-		if st.p.Frame(st.fr.Bytes(), now, st.collect) {
-			accepted++
+		if st.p.Frame(st.fr.Bytes(), a.now, st.collect) {
+			fr.accepted++
 		} else {
-			badHeader++
+			fr.badHeader++
 		}
 		st.chargeGrowth()
 	}
-	oversized := uint64(st.fr.Oversized())
+	fr.oversized = uint64(st.fr.Oversized())
 	ferr := st.fr.Err()
-	// Read the rest, whatever happened: only a body read to its end (the
-	// gzip trailer checked, the last chunk received) counts.
-	if st.refused == nil {
-		_, _ = io.Copy(io.Discard, src)
+	if err := st.finish(a, src); err != nil {
+		return fr, err
 	}
-	if gz && st.refused == nil {
-		_, _ = io.Copy(io.Discard, &st.body) // anything after the gzip stream
-	}
-	if st.refused != nil { // the rest is not read: the connection is closed after the answer
-		h.refuseMemory(w, r, ds, st.refused)
-		return
-	}
-	if err := st.body.err; err != nil {
-		h.finishUnread(w, r, d.ID, st.body.n, err, "body")
-		return
-	}
-	if gz && st.unzip.err != nil {
-		h.finishUnread(w, r, d.ID, st.body.n, st.unzip.err, "gzip body")
-		return
-	}
-
-	var framing uint64
 	if ferr != nil {
 		// Bad framing in a complete body: the frames before it count; the
 		// rest of the batch is counted as rejected (logplex's count tells
 		// how many there were, when it is believable).
-		framing = 1
+		fr.framing = 1
 		if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 32); err == nil && n <= maxMsgCount {
-			if seen := accepted + badHeader + oversized; n > seen+1 {
-				framing = n - seen
+			if seen := fr.accepted + fr.badHeader + fr.oversized; n > seen+1 {
+				fr.framing = n - seen
 			}
 		}
-		h.logs.Sampled(slog.LevelInfo, "drain frame rejected", "bad framing", "drain", d.ID, "err", ferr, "frames_before", accepted, "rejected", framing)
+		h.logs.Sampled(slog.LevelInfo, "drain frame rejected", "bad framing", "drain", a.d.ID, "err", ferr, "frames_before", fr.accepted, "rejected", fr.framing)
 	}
-	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != accepted+badHeader+oversized+framing {
-		ds.Add(stats.MsgCountMismatch, 1)
+	if n, err := strconv.ParseUint(r.Header.Get("Logplex-Msg-Count"), 10, 64); err == nil && n != fr.accepted+fr.badHeader+fr.oversized+fr.framing {
+		a.ds.Add(stats.MsgCountMismatch, 1)
 	}
 	// log-shuttle reports its own losses in headers: counted as its L12
 	// and L13 lines are (once, when the batch carries both).
 	st.p.Losses(lossHeader(r.Header, "Logshuttle-Drops", "Logplex-Drop-Count"),
-		lossHeader(r.Header, "Logshuttle-Lost", "Logplex-Lost-Count"), now, st.collect)
+		lossHeader(r.Header, "Logshuttle-Lost", "Logplex-Lost-Count"), a.now, st.collect)
+	return fr, nil
+}
 
-	// The whole batch is read: claim its id, then count it.
-	if id != "" && h.dedup != nil {
-		fresh, err := h.dedup.Claim(r.Context(), d.ID, id, now)
-		if err != nil {
-			h.refuse(w, r, ds, reasonDedupUnavailable, "err", err)
-			return
-		}
-		if !fresh {
-			ds.Add(stats.Duplicates, 1)
-			h.accepted(r)
-			reply(w, http.StatusOK)
-			return
-		}
+// claim reports whether a batch read whole is new (id empty: no id, so
+// new), and records its id as counted. An error means it could not tell.
+func (h *Handler) claim(ctx context.Context, a *admitted, id string) (bool, error) {
+	if id == "" || h.dedup == nil {
+		return true, nil
 	}
-	h.sink.Add(now, ds, st.batch)
+	fresh, err := h.dedup.Claim(ctx, a.d.ID, id, a.now)
+	if err != nil {
+		return false, refused(a.ds, reasonDedupUnavailable, "err", err)
+	}
+	return fresh, nil
+}
+
+// count hands a new batch's measurements to the Sink and counts the batch
+// on its drain: its frames, and what the parser rejected and was told of;
+// the first refused pairs (rejects) go to Config.Refusals.
+func (h *Handler) count(a *admitted, batch []parse.Measurement, fr frames, p *parse.Parser, rejects []Refusal) {
+	ds, now := a.ds, a.now
+	h.sink.Add(now, ds, batch)
 	ds.Batch(now)
 	ds.Add(stats.Requests, 1)
-	ds.Add(stats.FramesAccepted, accepted)
-	ds.Add(stats.FramesRejected, badHeader+oversized+framing)
-	ds.Add(stats.RejectedBadHeader, badHeader)
-	ds.Add(stats.RejectedOversized, oversized)
-	ds.Add(stats.RejectedFraming, framing)
-	ds.Add(stats.Measurements, uint64(len(st.batch)))
-	rj := &st.p.Rejects
+	ds.Add(stats.FramesAccepted, fr.accepted)
+	ds.Add(stats.FramesRejected, fr.badHeader+fr.oversized+fr.framing)
+	ds.Add(stats.RejectedBadHeader, fr.badHeader)
+	ds.Add(stats.RejectedOversized, fr.oversized)
+	ds.Add(stats.RejectedFraming, fr.framing)
+	ds.Add(stats.Measurements, uint64(len(batch)))
+	rj := &p.Rejects
 	ds.Add(stats.PairsRejected, rj.Total()-rj[parse.BadHeader])
 	ds.Add(stats.PairsBadValue, rj[parse.BadValue])
 	ds.Add(stats.PairsEmptyName, rj[parse.EmptyName])
@@ -484,14 +477,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ds.Add(stats.PairsLongMember, rj[parse.LongMember])
 	ds.Add(stats.PairsUnterminatedQuote, rj[parse.UnterminatedQuote])
 	ds.Add(stats.PairsLongName, rj[parse.LongName])
-	ds.Add(stats.LogplexDropped, st.p.Dropped)
-	ds.Add(stats.LogplexLost, st.p.Lost)
-	ds.Add(stats.BadTimestamp, st.p.BadTimestamps)
-	if len(st.rejects) > 0 && h.cfg.Refusals != nil {
-		h.cfg.Refusals.Refused(d.ID, now, st.rejects)
+	ds.Add(stats.LogplexDropped, p.Dropped)
+	ds.Add(stats.LogplexLost, p.Lost)
+	ds.Add(stats.BadTimestamp, p.BadTimestamps)
+	if len(rejects) > 0 && h.cfg.Refusals != nil {
+		h.cfg.Refusals.Refused(a.d.ID, now, rejects)
 	}
-	h.accepted(r)
-	reply(w, http.StatusOK)
 }
 
 func (h *Handler) accepted(r *http.Request) {
@@ -519,18 +510,6 @@ func (h *Handler) putState(st *reqState) {
 	if st.reusable() {
 		h.states.Put(st)
 	}
-}
-
-// refuseMemory answers a request that its memory share cannot hold: 413
-// for one that alone is too large (logplex drops it; a retry would fail the
-// same way), 503 and Retry-After when the drain's or the process's share is
-// full (logplex retries).
-func (h *Handler) refuseMemory(w http.ResponseWriter, r *http.Request, ds *stats.Drain, err error) {
-	if errors.Is(err, errRequestTooLarge) {
-		h.refuse(w, r, ds, reasonRequestOverShare, "limit_bytes", h.cfg.MaxDrainBytes)
-		return
-	}
-	h.refuse(w, r, ds, reasonBudgetFull)
 }
 
 // appKey is what keys an app's batch ids in the built-in drain, which
@@ -563,33 +542,6 @@ func lossHeader(h http.Header, names ...string) uint64 {
 		}
 	}
 	return 0
-}
-
-// finishUnread answers a request whose body could not be read whole:
-// nothing of it counts, so that the sender's retry counts once.
-func (h *Handler) finishUnread(w http.ResponseWriter, r *http.Request, drain string, read int64, err error, what string) {
-	var tooBig *http.MaxBytesError
-	ds := h.stats.Drain(drain)
-	switch {
-	case errors.As(err, &tooBig):
-		h.refuse(w, r, ds, reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
-	case errors.Is(err, errDecompressedTooLarge):
-		h.refuse(w, r, ds, reasonDecompressedTooLarge, "limit_bytes", h.cfg.MaxDecompressedBytes)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// Slower than the minimum rate: cut, and answered 503 in case it
-		// is a real sender on a bad network (logplex retries).
-		h.refuse(w, r, ds, reasonSlowBody, "read_bytes", read)
-	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
-		// The bytes all arrived but are not gzip: a retry would fail the same way.
-		h.logs.Sampled(slog.LevelInfo, "drain refused", "corrupt "+what, "drain", drain, "err", err)
-		closeAfter(w, r)
-		reply(w, http.StatusBadRequest)
-	default:
-		// The connection broke (or the gzip stream was cut): nothing counts.
-		h.logs.Sampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", drain, "err", err, "read_bytes", read)
-		closeAfter(w, r)
-		reply(w, http.StatusBadRequest)
-	}
 }
 
 // reply answers with an empty body and an explicit Content-Length: logplex's

@@ -2,7 +2,6 @@ package drain
 
 import (
 	"errors"
-	"io"
 	"unsafe"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
@@ -126,22 +125,6 @@ func (st *reqState) chargeGrowth() {
 	if n > 0 {
 		st.charge(int64(n))
 	}
-}
-
-// meter charges every byte read through it to its request, and stops the
-// body once the request is refused.
-type meter struct {
-	r  io.Reader
-	st *reqState
-}
-
-func (m *meter) Read(p []byte) (int, error) {
-	if err := m.st.refused; err != nil {
-		return 0, err
-	}
-	n, err := m.r.Read(p)
-	m.st.charge(int64(n))
-	return n, err
 }
 
 // reusable reports whether the state is worth keeping for another request.

@@ -1,8 +1,11 @@
 package drain
 
 import (
+	"compress/gzip"
+	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -47,6 +50,92 @@ var (
 	reasonSlowBody = &refusal{http.StatusServiceUnavailable, "body slower than the minimum rate",
 		"drainmeter: request body too slow (below the minimum rate); retry later", stats.SlowBody}
 )
+
+// failure is a refusal of a request, with the drain it is counted on and
+// what its log line says besides the reason: the error the steps of a
+// request (admit, read, claim) return, which fail answers.
+type failure struct {
+	why  *refusal
+	ds   *stats.Drain
+	args []any // logged after the drain and the status
+}
+
+func (f *failure) Error() string { return f.why.log }
+
+// refused returns the failure of a request for why, counted on ds.
+func refused(ds *stats.Drain, why *refusal, args ...any) error {
+	return &failure{why: why, ds: ds, args: args}
+}
+
+// readError is a body that could not be read whole (what: "body", "gzip
+// header" or "gzip body"; read: the bytes of it that arrived): nothing of
+// it counts, so that the sender's retry counts once.
+type readError struct {
+	ds   *stats.Drain
+	what string
+	read int64
+	err  error
+}
+
+func (e *readError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// memoryFailure is a request that its memory share cannot hold (err is
+// errRequestTooLarge or errBudgetFull): 413 for one that alone is too
+// large (logplex drops it; a retry would fail the same way), 503 and
+// Retry-After when the drain's or the process's share is full (logplex
+// retries). limit is the most one request may hold (Config.MaxDrainBytes).
+func memoryFailure(ds *stats.Drain, err error, limit int64) error {
+	if errors.Is(err, errRequestTooLarge) {
+		return refused(ds, reasonRequestOverShare, "limit_bytes", limit)
+	}
+	return refused(ds, reasonBudgetFull)
+}
+
+// fail answers a request that is not counted, the one place that maps
+// what went wrong to the answer's status, the drain's counter and the log
+// line: a failure as its refusal says; a readError as the refusal of its
+// cause (a body too large, or too slow), or else 400, logged but not
+// counted as a refusal (the body was corrupt or cut: the sender retries or
+// drops it, as the client it is).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var f *failure
+	if errors.As(err, &f) {
+		h.refuse(w, r, f.ds, f.why, f.args...)
+		return
+	}
+	var re *readError
+	if !errors.As(err, &re) {
+		// No step returns anything else: answered so that the sender
+		// retries, nothing counted.
+		h.logs.Sampled(slog.LevelError, "drain request failed", "internal error", "err", err)
+		closeAfter(w, r)
+		w.Header().Set("Retry-After", "1")
+		reply(w, http.StatusServiceUnavailable)
+		return
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(re.err, &tooBig):
+		h.refuse(w, r, re.ds, reasonBodyTooLarge, "limit_bytes", h.cfg.MaxBodyBytes)
+	case errors.Is(re.err, errDecompressedTooLarge):
+		h.refuse(w, r, re.ds, reasonDecompressedTooLarge, "limit_bytes", h.cfg.MaxDecompressedBytes)
+	case errors.Is(re.err, os.ErrDeadlineExceeded):
+		// Slower than the minimum rate: cut, and answered 503 in case it
+		// is a real sender on a bad network (logplex retries).
+		h.refuse(w, r, re.ds, reasonSlowBody, "read_bytes", re.read)
+	case errors.Is(re.err, gzip.ErrChecksum), errors.Is(re.err, gzip.ErrHeader):
+		// The bytes all arrived but are not gzip: a retry would fail the same way.
+		h.logs.Sampled(slog.LevelInfo, "drain refused", "corrupt "+re.what, "drain", re.ds.ID, "err", re.err)
+		closeAfter(w, r)
+		reply(w, http.StatusBadRequest)
+	default:
+		// The connection broke (or the gzip stream was cut): nothing counts.
+		h.logs.Sampled(slog.LevelInfo, "drain body unread; nothing counted", "cut short", "drain", re.ds.ID, "err", re.err, "read_bytes", re.read)
+		closeAfter(w, r)
+		reply(w, http.StatusBadRequest)
+	}
+}
 
 // refusalDrain returns the counters a refusal is counted on: the drain
 // named (id), or UnknownDrain.
