@@ -247,40 +247,64 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 		delete(p.leases, lc.key)
 		p.mu.Unlock()
 	}()
+	d, o, mn, ok := p.load(ctx, lc)
+	if !ok {
+		return
+	}
+	key := o.EncodingKey()
+	job, ok := p.build(lc, d, o, mn, key)
+	if !ok {
+		return
+	}
+	p.sendJob(ctx, stop, lc, d, o, mn, job, key)
+}
+
+// load returns the lane's drain, outlet and next minute; ok=false when
+// there is nothing to post now (the lane is released for later, or removed
+// with its outlet).
+func (p *Poster) load(ctx context.Context, lc *laneClaim) (d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, ok bool) {
 	d, o, err := p.outletOf(ctx, lc)
 	if err != nil {
 		p.log.Warn("lanes: cannot load the drain's outlets; later", "drain", lc.key.drain, "err", err)
 		p.release(lc.key, laneUpdate{wait: 5 * time.Second, attempts: lc.attempts, state: lc.state})
-		return
+		return nil, nil, nil, false
 	}
 	if o == nil {
 		// The outlet was removed (or the drain is unknown here): its lane goes.
 		p.log.Info("lanes: the drain no longer has this outlet; its lane is removed", "drain", lc.key.drain, "outlet", lc.key.outlet)
 		p.exec(`DELETE FROM lanes WHERE drain_id = $1 AND outlet = $2 AND lease_owner = $3`, lc.key.drain, lc.key.outlet, p.cfg.Owner)
-		return
+		return nil, nil, nil, false
 	}
-	mn, err := p.nextMinute(ctx, lc)
+	mn, err = p.nextMinute(ctx, lc)
 	if err != nil || mn == nil {
 		if err != nil {
 			p.log.Error("lanes: cannot read the next minute", "drain", lc.key.drain, "err", err)
 		}
 		p.release(lc.key, laneUpdate{wait: p.cfg.Poll, attempts: lc.attempts, state: lc.state})
-		return
+		return nil, nil, nil, false
 	}
-	key := o.EncodingKey()
+	return d, o, mn, true
+}
+
+// build encodes the minute for the outlet (key: its encoding), resumed at
+// the request the lane recorded when it was cut off in the middle of this
+// minute; ok=false when the minute cannot be built (it is dropped, and
+// counted).
+func (p *Poster) build(lc *laneClaim, d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, key string) (job *outlet.Job, ok bool) {
 	var prev *outlet.Totals
+	var err error
 	if outlet.SameTotals(lc.encoding, key) && lc.totals != nil {
 		if prev, err = outlet.DecodeTotals(lc.totals); err != nil {
 			p.log.Error("lanes: running totals unreadable; starting them anew", "drain", d.ID, "outlet", o.Kind, "err", err)
 			prev = nil
 		}
 	}
-	job, err := p.send.Build(d, o, mn, prev)
+	job, err = p.send.Build(d, o, mn, prev)
 	if err != nil {
 		p.log.Error("lanes: cannot build the minute; dropped", "drain", d.ID, "outlet", o.Kind, "err", err)
 		p.stats.Drain(d.ID).Add(stats.PostDropped, uint64(len(mn.Series)))
 		p.finish(lc.key, mn.Start, nil, "", laneUpdate{state: string(outlet.StateGivingUp), lastError: err.Error(), dropped: uint64(len(mn.Series))})
-		return
+		return nil, false
 	}
 	if lc.chunkMinute != nil && *lc.chunkMinute == mn.Start && lc.encoding == key {
 		items := 0
@@ -292,6 +316,13 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 		// arrived already, whichever dyno sent them.
 		job.SetUncertain(lc.uncertain)
 	}
+	return job, true
+}
+
+// sendJob sends the minute's requests one by one, recording the lane's
+// progress after each, until it is finished, must wait (a retry, a pause),
+// is stopped, or the lease is about to pass to another dyno.
+func (p *Poster) sendJob(ctx context.Context, stop <-chan struct{}, lc *laneClaim, d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, job *outlet.Job, key string) {
 	st := outlet.Status{State: outlet.State(lc.state)}
 	if st.State == outlet.StatePaused {
 		st.PauseReason = lc.pauseReason

@@ -463,92 +463,25 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, s
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if len(batch) == 0 {
-		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, boundIdleTx); err != nil {
-				return err
-			}
-			if err := p.writeStatus(ctx, tx, st); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
-				WHERE id = $1`, p.cfg.Writer, swept)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("partials: heartbeat: %w", err)
-		}
-		return nil
+		return p.heartbeat(ctx, swept, st)
 	}
-	sort.SliceStable(batch, func(i, j int) bool {
-		if batch[i].drain != batch[j].drain {
-			return batch[i].drain < batch[j].drain
-		}
-		return batch[i].minute < batch[j].minute
-	})
-	var drains []string
-	for i, r := range batch {
-		if i == 0 || r.drain != batch[i-1].drain {
-			drains = append(drains, r.drain)
-		}
-	}
+	drains := sortByDrain(batch)
 	var shifts []shift
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		shifts = shifts[:0]
 		if _, err := tx.Exec(ctx, boundIdleTx); err != nil {
 			return err
 		}
-		// Lock the drains' rows (shared with other writers; the sealer
-		// waits), in one order for every writer, and read how far each is
-		// sealed.
-		if _, err := tx.Exec(ctx, `INSERT INTO drain_rollups (drain_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, drains); err != nil {
-			return err
-		}
-		sealed := map[string]int64{}
-		rows, err := tx.Query(ctx, `SELECT drain_id, sealed_through FROM drain_rollups WHERE drain_id = ANY($1) ORDER BY drain_id FOR SHARE`, drains)
+		sealed, err := sealedThrough(ctx, tx, drains)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var d string
-			var s int64
-			if err := rows.Scan(&d, &s); err != nil {
-				rows.Close()
-				return err
-			}
-			sealed[d] = s
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		w, err := watermark(ctx, tx, p.cfg.Silence, p.now(), p.cfg.Grace)
 		if err != nil {
 			return err
 		}
-		ds := make([]string, len(batch))
-		ms := make([]int64, len(batch))
-		data := make([][]byte, len(batch))
-		from := make([]*int64, len(batch))
-		for i, r := range batch {
-			ds[i], ms[i], data[i] = r.drain, r.minute, r.data
-			if s := sealed[r.drain]; r.minute <= s {
-				// Its minute is sealed (and maybe posted): the drain's next
-				// unsealed minute takes it.
-				to := max(s+60, w)
-				ms[i], from[i] = to, &batch[i].minute
-				shifts = append(shifts, shift{drain: r.drain, from: r.minute, to: to, measurements: r.measurements})
-			}
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO partials (drain_id, minute, writer, data, shifted_from)
-			SELECT d, m, $5, x, f FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS t(d, m, x, f)`,
-			ds, ms, data, from, p.cfg.Writer); err != nil {
+		if shifts, err = p.insertPartials(ctx, tx, batch, sealed, w, shifts); err != nil {
 			return err
-		}
-		for _, s := range shifts {
-			if _, err := tx.Exec(ctx, `INSERT INTO shifts (drain_id, from_minute, to_minute, measurements, writer) VALUES ($1, $2, $3, $4, $5)`,
-				s.drain, s.from, s.to, s.measurements, p.cfg.Writer); err != nil {
-				return err
-			}
 		}
 		if err := p.writeStatus(ctx, tx, st); err != nil {
 			return err
@@ -566,6 +499,104 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, s
 			"minute", minuteString(s.from), "posted_with", minuteString(s.to), "measurements", s.measurements)
 	}
 	return nil
+}
+
+// heartbeat writes the status counters and the watermark, without
+// partials, in one transaction.
+func (p *Partials) heartbeat(ctx context.Context, swept int64, st statusRows) error {
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, boundIdleTx); err != nil {
+			return err
+		}
+		if err := p.writeStatus(ctx, tx, st); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE writers SET closed_through = greatest(closed_through, $2), heartbeat_at = now(), gone_at = NULL
+				WHERE id = $1`, p.cfg.Writer, swept)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("partials: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// sortByDrain sorts a batch by drain, then minute, and returns its drains
+// in that order.
+func sortByDrain(batch []partialRow) []string {
+	sort.SliceStable(batch, func(i, j int) bool {
+		if batch[i].drain != batch[j].drain {
+			return batch[i].drain < batch[j].drain
+		}
+		return batch[i].minute < batch[j].minute
+	})
+	var drains []string
+	for i, r := range batch {
+		if i == 0 || r.drain != batch[i-1].drain {
+			drains = append(drains, r.drain)
+		}
+	}
+	return drains
+}
+
+// sealedThrough locks the drains' rows (shared with other writers; the
+// sealer waits), in one order for every writer, and reads how far each is
+// sealed.
+func sealedThrough(ctx context.Context, tx pgx.Tx, drains []string) (map[string]int64, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO drain_rollups (drain_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, drains); err != nil {
+		return nil, err
+	}
+	sealed := map[string]int64{}
+	rows, err := tx.Query(ctx, `SELECT drain_id, sealed_through FROM drain_rollups WHERE drain_id = ANY($1) ORDER BY drain_id FOR SHARE`, drains)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var d string
+		var s int64
+		if err := rows.Scan(&d, &s); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		sealed[d] = s
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return sealed, nil
+}
+
+// insertPartials inserts the batch's partials; one whose minute is sealed
+// (and maybe posted) is inserted with its drain's next unsealed minute, at
+// the watermark w or later, and appended to shifts with its shift.
+func (p *Partials) insertPartials(ctx context.Context, tx pgx.Tx, batch []partialRow, sealed map[string]int64, w int64, shifts []shift) ([]shift, error) {
+	ds := make([]string, len(batch))
+	ms := make([]int64, len(batch))
+	data := make([][]byte, len(batch))
+	from := make([]*int64, len(batch))
+	for i, r := range batch {
+		ds[i], ms[i], data[i] = r.drain, r.minute, r.data
+		if s := sealed[r.drain]; r.minute <= s {
+			// Its minute is sealed (and maybe posted): the drain's next
+			// unsealed minute takes it.
+			to := max(s+60, w)
+			ms[i], from[i] = to, &batch[i].minute
+			shifts = append(shifts, shift{drain: r.drain, from: r.minute, to: to, measurements: r.measurements})
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO partials (drain_id, minute, writer, data, shifted_from)
+			SELECT d, m, $5, x, f FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS t(d, m, x, f)`,
+		ds, ms, data, from, p.cfg.Writer); err != nil {
+		return shifts, err
+	}
+	for _, s := range shifts {
+		if _, err := tx.Exec(ctx, `INSERT INTO shifts (drain_id, from_minute, to_minute, measurements, writer) VALUES ($1, $2, $3, $4, $5)`,
+			s.drain, s.from, s.to, s.measurements, p.cfg.Writer); err != nil {
+			return shifts, err
+		}
+	}
+	return shifts, nil
 }
 
 // watermark returns the start of the latest minute that every live writer

@@ -61,6 +61,41 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now()
+	snap := s.header(now)
+	byID, order, err := s.drainList(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	since := floorMinute(now.Add(-s.cfg.Window).Unix())
+	var unknown **status.Refusals
+	if id == "" {
+		unknown = &snap.Unknown
+	}
+	if err := s.counters(ctx, byID, since, unknown); err != nil {
+		return nil, err
+	}
+	if err := s.linesPerMinute(ctx, byID, now); err != nil {
+		return nil, err
+	}
+	if err := s.activity(ctx, byID); err != nil {
+		return nil, err
+	}
+	if err := s.openSeries(ctx, byID, snap); err != nil {
+		return nil, err
+	}
+	if err := s.lanes(ctx, byID); err != nil {
+		return nil, err
+	}
+	for _, did := range order {
+		snap.Drains = append(snap.Drains, *byID[did])
+	}
+	sort.Slice(snap.Drains, func(i, j int) bool { return snap.Drains[i].Name < snap.Drains[j].Name })
+	return snap, nil
+}
+
+// header returns a snapshot without its drains: the version, the store and
+// the state of the database, the dedup and the partials' queue.
+func (s *StatusSource) header(now time.Time) *status.Snapshot {
 	snap := &status.Snapshot{Version: s.cfg.Version, Store: "postgres", Database: "ok", Dedup: "shared", Now: now.UTC(),
 		Window: s.cfg.Window.String()}
 	snap.Database = s.db()
@@ -73,9 +108,16 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	if s.dedup() {
 		snap.Dedup = "local"
 	}
+	return snap
+}
+
+// drainList returns the drains a snapshot shows, empty, by id and in the
+// order they were listed: every drain (and the built-in one), or drain id
+// only.
+func (s *StatusSource) drainList(ctx context.Context, id string) (map[string]*status.Drain, []string, error) {
 	list, err := s.drains.List(ctx, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byID := map[string]*status.Drain{}
 	var order []string
@@ -95,21 +137,17 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	if s.cfg.Builtin != "" {
 		add(s.cfg.Builtin, s.cfg.Builtin)
 	}
+	return byID, order, nil
+}
 
-	since := floorMinute(now.Add(-s.cfg.Window).Unix())
-	var unknown **status.Refusals
-	if id == "" {
-		unknown = &snap.Unknown
-	}
-	if err := s.counters(ctx, byID, since, unknown); err != nil {
-		return nil, err
-	}
+// linesPerMinute fills each drain's frames of the last 60 minutes.
+func (s *StatusSource) linesPerMinute(ctx context.Context, byID map[string]*status.Drain, now time.Time) error {
 	first := floorMinute(now.Unix()) - 59*60
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, minute, coalesce((counters ->> 'frames')::bigint, 0) FROM drain_counters WHERE minute >= $1`, first)
 	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
-	err = forRows(rows, func(r pgx.Rows) error {
+	return forRows(rows, func(r pgx.Rows) error {
 		var did string
 		var minute, frames int64
 		if err := r.Scan(&did, &minute, &frames); err != nil {
@@ -120,14 +158,15 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 		}
 		return nil
 	})
+}
+
+// activity fills each drain's last batch and the apps seen sending to it.
+func (s *StatusSource) activity(ctx context.Context, byID map[string]*status.Drain) error {
+	rows, err := s.pool.Query(ctx, `SELECT drain_id, last_batch_at, apps FROM drain_activity`)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("status: %w", err)
 	}
-	rows, err = s.pool.Query(ctx, `SELECT drain_id, last_batch_at, apps FROM drain_activity`)
-	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	err = forRows(rows, func(r pgx.Rows) error {
+	return forRows(rows, func(r pgx.Rows) error {
 		var did string
 		var last *time.Time
 		var apps []string
@@ -144,15 +183,17 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	rows, err = s.pool.Query(ctx, `SELECT w.key, sum(w.value::bigint), (SELECT count(*) FROM writers
+}
+
+// openSeries fills each drain's open series, summed over the live dynos,
+// and the number of live dynos.
+func (s *StatusSource) openSeries(ctx context.Context, byID map[string]*status.Drain, snap *status.Snapshot) error {
+	rows, err := s.pool.Query(ctx, `SELECT w.key, sum(w.value::bigint), (SELECT count(*) FROM writers
 			WHERE gone_at IS NULL AND heartbeat_at > now() - $1 * interval '1 millisecond')
 		FROM writers, jsonb_each_text(open_series) AS w
 		WHERE gone_at IS NULL AND heartbeat_at > now() - $1 * interval '1 millisecond' GROUP BY w.key`, s.cfg.Silence.Milliseconds())
 	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
 	err = forRows(rows, func(r pgx.Rows) error {
 		var did string
@@ -167,22 +208,15 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if snap.Dynos == 0 {
 		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM writers WHERE gone_at IS NULL AND heartbeat_at > now() - $1 * interval '1 millisecond'`,
 			s.cfg.Silence.Milliseconds()).Scan(&snap.Dynos); err != nil {
-			return nil, fmt.Errorf("status: %w", err)
+			return fmt.Errorf("status: %w", err)
 		}
 	}
-	if err := s.lanes(ctx, byID); err != nil {
-		return nil, err
-	}
-	for _, did := range order {
-		snap.Drains = append(snap.Drains, *byID[did])
-	}
-	sort.Slice(snap.Drains, func(i, j int) bool { return snap.Drains[i].Name < snap.Drains[j].Name })
-	return snap, nil
+	return nil
 }
 
 // counters sums every dyno's counters since a minute.
