@@ -7,7 +7,7 @@ import (
 )
 
 // The Platform API's audit lines (APP-NAME "app", PROCID "api"), as logplex
-// delivers them (conventions.md section 9):
+// delivers them (README, "Deploy markers"):
 //
 //	Release v138 created by user foo@bar        count heroku.releases, sample heroku.release.version 138, event
 //	Deploy d706b4a by user ned@x                count heroku.deploys, event

@@ -40,10 +40,10 @@
 // never cut, so two names that differ only after byte 255 stay apart.
 //
 // Heroku's own lines (APP-NAME "heroku": router, dyno manager, logplex;
-// log-shuttle's L12/L13) produce the series described in conventions.md
-// section 5. The source of a measurement is, in order: the first non-empty
-// source= of the line (Heroku's legacy heroku.<app>.<dyno>.<uuid> becomes
-// <dyno>), the router's dyno=, a PROCID that is a dyno name, or none.
+// log-shuttle's L12/L13) produce the series in README's "What you get".
+// The source of a measurement is, in order: the first non-empty source= of
+// the line (Heroku's legacy heroku.<app>.<dyno>.<uuid> becomes <dyno>), the
+// router's dyno=, a PROCID that is a dyno name, or none.
 //
 // With Options.RouteMetrics, a router line also gives per-route series
 // (section 8): measure router.service and counts router.requests and

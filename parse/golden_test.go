@@ -38,10 +38,10 @@ func describe(p *Parser, frame []byte) string {
 	return out.String()
 }
 
-// TestHerokuFrames parses every frame of testdata/heroku-frames.txt (a copy of
-// shared/testdata/heroku-frames.txt) and compares the whole output with
-// testdata/heroku-frames.golden, which was written down by hand and checked
-// against conventions.md.
+// TestHerokuFrames parses every frame of testdata/heroku-frames.txt
+// (real-shaped frames of every kind Heroku sends) and compares the whole
+// output with testdata/heroku-frames.golden, which was written down by hand
+// and checked against README's "What you get".
 func TestHerokuFrames(t *testing.T) {
 	got := parseFrames(t, NewParser(Options{ProcessTypes: true}), false)
 	golden(t, "testdata/heroku-frames.golden", got)

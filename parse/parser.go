@@ -238,7 +238,7 @@ func (p *Parser) Message(h Header, recv time.Time, emit func(*Measurement)) {
 		p.reject(UnterminatedQuote, p.sc.b[p.sc.start:])
 	}
 
-	// The source, in the order conventions.md section 4 gives.
+	// The source, in the order the package doc gives.
 	var raw []byte
 	switch {
 	case kv.haveSource:

@@ -11,7 +11,7 @@ import (
 )
 
 // RouteMode says whether, and how, router lines also become per-route
-// series (conventions.md section 8).
+// series (README, "Per-route latency").
 type RouteMode uint8
 
 // The route modes.

@@ -1,9 +1,10 @@
 // Package fakelibrato is a Librato metrics API for tests: a real HTTP server
-// that validates requests the way Librato did (reference/librato.md section
-// 5), stores what it accepts, records every request, and can be told to fail.
+// that validates requests the way Librato's legacy metrics API did (POST
+// /v1/metrics, gauges and counters, its limits and error bodies), stores what
+// it accepts, records every request, and can be told to fail.
 //
 // It also takes annotations, POST /v1/annotations/NAME, as Librato's API
-// documented them (reference/librato.md does not cover them): a JSON or
+// documented them: a JSON or
 // form body with title (required), and optional source, description,
 // start_time and end_time (unix seconds), links; NAME and source in the
 // metric-name alphabet; answered 201 Created with the event and a Location.

@@ -1,7 +1,8 @@
 // Package fakeotlp is an OTLP/HTTP metrics receiver for tests: an
 // http.Handler (serve it with httptest) that decodes requests with the
 // official types and validates them like a real receiver
-// (reference/outlets.md §3), stores what it accepts, records every request,
+// (the OTLP/HTTP specification's checks, and Prometheus' and the
+// collector's), stores what it accepts, records every request,
 // and can be told to fail.
 //
 // Every request is checked, and refused with 400 (415 for the media type)

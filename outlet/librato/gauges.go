@@ -177,7 +177,7 @@ func Summaries(m *rollup.Minute, percentiles []float64) (sums []rollup.Summary, 
 }
 
 // SeriesName is a series' Librato name. Librato has only names and sources,
-// so a series' dimensions go into its name (conventions.md section 8):
+// so a series' dimensions go into its name (README, "Per-route latency"):
 // after the component "router" of a router series
 // (router.route.GET.users._id.service for router.service with route
 // "GET /users/:id"), at the end of any other name; each dimension is its

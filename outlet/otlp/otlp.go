@@ -1,4 +1,5 @@
-// Package otlp is the OTLP/HTTP metrics outlet (reference/outlets.md §1): a
+// Package otlp is the OTLP/HTTP metrics outlet (README, "Where to see your
+// metrics"; the OTLP/HTTP specification's metrics export): a
 // closed minute of a drain becomes MetricsData (wire-identical to
 // ExportMetricsServiceRequest), marshalled deterministically, gzipped and
 // POSTed to the URL the user configured, in requests of at most
@@ -724,7 +725,7 @@ func (b *Backend) Send(ctx context.Context, o *outlet.Outlet, r *outlet.Request)
 }
 
 // answer decides what a receiver's answer means: the one place statuses
-// are read (reference/outlets.md §1.1).
+// are read (the table in README, "How each outlet treats answers").
 func answer(resp *outlet.Response, points int) outlet.Result {
 	res := outlet.Result{Status: resp.Status, RetryAfter: resp.RetryAfter}
 	switch s := resp.Status; {

@@ -447,8 +447,8 @@ func mapsEqual(a, b map[int]uint64) bool {
 }
 
 // TestBucketsMatchOTelPlacement: a value v lands in the bucket whose OTLP
-// bounds (base^i, base^(i+1)] hold it, except exact powers of two, one
-// bucket above (accepted by reference/outlets.md §1.4).
+// bounds (base^i, base^(i+1)] hold it (exact powers of two, on a bound,
+// are TestExpHistogramBoundaryBuckets').
 func TestBucketsMatchOTelPlacement(t *testing.T) {
 	for _, v := range []float64{1.01, 3, 7.5, 1000, 0.001, 123456.789} {
 		m := minuteOf(t, "d1", goldenStart, []parse.Measurement{meas(parse.Measure, "m", "", v, goldenStart)})
@@ -744,7 +744,7 @@ func TestPartialSuccess(t *testing.T) {
 	}
 }
 
-// TestAnswers is the status → outcome table of reference/outlets.md §1.1,
+// TestAnswers is the OTLP column of README's "How each outlet treats answers",
 // through a real HTTP round trip; it also checks the request's headers and
 // that no header value reaches a message.
 func TestAnswers(t *testing.T) {
