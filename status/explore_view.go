@@ -27,20 +27,12 @@ func (h *handler) metricsJSON(w http.ResponseWriter, r *http.Request) { h.metric
 
 func (h *handler) metrics(w http.ResponseWriter, r *http.Request, asJSON bool) {
 	id := r.PathValue("id")
-	if !drainIDRE.MatchString(id) || h.cfg.Explorer == nil {
+	if h.cfg.Explorer == nil {
 		h.fail(w, http.StatusNotFound, asJSON, "")
 		return
 	}
-	if !h.admitOwner(w, r, id, asJSON) {
-		return
-	}
-	snap, ok := h.snapshot(w, r, id, asJSON)
+	snap, ok := h.drainSnapshot(w, r, id, asJSON)
 	if !ok {
-		return
-	}
-	snap = clean(snap, id, h.addCommand(r.Host))
-	if len(snap.Drains) == 0 {
-		h.fail(w, http.StatusNotFound, asJSON, "")
 		return
 	}
 	x, err := h.cfg.Explorer.Explore(r.Context(), id)
@@ -510,34 +502,7 @@ func lineChart(n *NameView) lineChartView {
 	v.Max, v.BarMax = num(hi), count(uint64(peak))
 	step := float64(lineChartW) / 60
 	for _, k := range keys {
-		var b strings.Builder
-		run := 0 // points in the current segment
-		for i, s := range n.History {
-			if s.Count == 0 { // absent: the line breaks
-				if run == 1 {
-					b.WriteString(" h4")
-				}
-				run = 0
-				continue
-			}
-			y := 4 + (1-(k.get(s)-lo)/(hi-lo))*(lineChartH-8)
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			if run == 0 {
-				b.WriteByte('M')
-			} else {
-				b.WriteByte('L')
-			}
-			b.WriteString(fmtFloat(float64(i)*step + step/2))
-			b.WriteByte(' ')
-			b.WriteString(fmtFloat(y))
-			run++
-		}
-		if run == 1 {
-			b.WriteString(" h4")
-		}
-		v.Lines = append(v.Lines, lineView{Key: k.key, Label: k.label, Path: b.String()})
+		v.Lines = append(v.Lines, lineView{Key: k.key, Label: k.label, Path: linePath(n.History, k.get, lo, hi, step)})
 	}
 	for i, s := range n.History {
 		bh := 0.0
@@ -603,39 +568,46 @@ func sourceChart(n *NameView, hist map[string][]Spark) lineChartView {
 	v.Max = num(hi)
 	step := float64(lineChartW) / 60
 	for i, s := range srcs {
-		var b strings.Builder
-		run := 0
-		for j, p := range s.spark {
-			if p.Count == 0 {
-				if run == 1 {
-					b.WriteString(" h4")
-				}
-				run = 0
-				continue
-			}
-			y := 4 + (1-(get(p)-lo)/(hi-lo))*(lineChartH-8)
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			if run == 0 {
-				b.WriteByte('M')
-			} else {
-				b.WriteByte('L')
-			}
-			b.WriteString(fmtFloat(float64(j)*step + step/2))
-			b.WriteByte(' ')
-			b.WriteString(fmtFloat(y))
-			run++
-		}
-		if run == 1 {
-			b.WriteString(" h4")
-		}
-		v.Lines = append(v.Lines, lineView{Key: "src-" + strconv.Itoa(i), Label: s.name, Path: b.String()})
+		v.Lines = append(v.Lines, lineView{Key: "src-" + strconv.Itoa(i), Label: s.name, Path: linePath(s.spark, get, lo, hi, step)})
 	}
 	v.Title = fmt.Sprintf("%s of %s per source over the last 60 minutes: %s (top of the scale %s).", what, n.Name,
 		strings.Join(lineLabels(v.Lines), ", "), v.Max)
 	v.What = what
 	return v
+}
+
+// linePath is an SVG path through the minutes of hist that have data,
+// scaled from lo..hi to the chart's height, one step wide each: absent
+// minutes break the line, and a lone point is drawn as a short dash.
+func linePath(hist []Spark, get func(Spark) float64, lo, hi, step float64) string {
+	var b strings.Builder
+	run := 0 // points in the current segment
+	for i, s := range hist {
+		if s.Count == 0 { // absent: the line breaks
+			if run == 1 {
+				b.WriteString(" h4")
+			}
+			run = 0
+			continue
+		}
+		y := 4 + (1-(get(s)-lo)/(hi-lo))*(lineChartH-8)
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if run == 0 {
+			b.WriteByte('M')
+		} else {
+			b.WriteByte('L')
+		}
+		b.WriteString(fmtFloat(float64(i)*step + step/2))
+		b.WriteByte(' ')
+		b.WriteString(fmtFloat(y))
+		run++
+	}
+	if run == 1 {
+		b.WriteString(" h4")
+	}
+	return b.String()
 }
 
 func lineLabels(ls []lineView) []string {

@@ -166,20 +166,8 @@ func (h *handler) statusJSON(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) drainPage(w http.ResponseWriter, r *http.Request) {
 	id, asJSON := strings.CutSuffix(r.PathValue("id"), ".json")
-	if !drainIDRE.MatchString(id) {
-		h.fail(w, http.StatusNotFound, asJSON, "")
-		return
-	}
-	if !h.admitOwner(w, r, id, asJSON) {
-		return
-	}
-	snap, ok := h.snapshot(w, r, id, asJSON)
+	snap, ok := h.drainSnapshot(w, r, id, asJSON)
 	if !ok {
-		return
-	}
-	snap = clean(snap, id, h.addCommand(r.Host))
-	if len(snap.Drains) == 0 {
-		h.fail(w, http.StatusNotFound, asJSON, "")
 		return
 	}
 	if asJSON {
@@ -331,6 +319,29 @@ func (h *handler) signedIn(r *http.Request) {
 }
 
 // snapshot asks the Source, and answers 503 itself on an error.
+// drainSnapshot is what a drain's pages show of id, for its owner or the
+// admin, cleaned of every other drain; it has answered (404, 401, 503) and
+// reports false when there is nothing to show.
+func (h *handler) drainSnapshot(w http.ResponseWriter, r *http.Request, id string, asJSON bool) (*Snapshot, bool) {
+	if !drainIDRE.MatchString(id) {
+		h.fail(w, http.StatusNotFound, asJSON, "")
+		return nil, false
+	}
+	if !h.admitOwner(w, r, id, asJSON) {
+		return nil, false
+	}
+	snap, ok := h.snapshot(w, r, id, asJSON)
+	if !ok {
+		return nil, false
+	}
+	snap = clean(snap, id, h.addCommand(r.Host))
+	if len(snap.Drains) == 0 {
+		h.fail(w, http.StatusNotFound, asJSON, "")
+		return nil, false
+	}
+	return snap, true
+}
+
 func (h *handler) snapshot(w http.ResponseWriter, r *http.Request, id string, asJSON bool) (*Snapshot, bool) {
 	snap, err := h.src.Snapshot(r.Context(), id)
 	if err == nil && snap == nil {
