@@ -58,34 +58,23 @@ func (c Config) withDefaults() Config {
 	if c.UserAgent == "" {
 		c.UserAgent = d.UserAgent
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.MaxAge <= 0 {
-		c.MaxAge = d.MaxAge
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = d.MinBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = d.MaxBackoff
-	}
-	if c.AuthProbe <= 0 {
-		c.AuthProbe = d.AuthProbe
-	}
-	if c.MaxRetryAfter <= 0 {
-		c.MaxRetryAfter = d.MaxRetryAfter
-	}
-	if c.MaxUncertain <= 0 {
-		c.MaxUncertain = d.MaxUncertain
-	}
-	if c.SplitFloor <= 0 {
-		c.SplitFloor = d.SplitFloor
-	}
+	orDefault(&c.Timeout, d.Timeout)
+	orDefault(&c.Workers, d.Workers)
+	orDefault(&c.MaxAge, d.MaxAge)
+	orDefault(&c.MinBackoff, d.MinBackoff)
+	orDefault(&c.MaxBackoff, d.MaxBackoff)
+	orDefault(&c.AuthProbe, d.AuthProbe)
+	orDefault(&c.MaxRetryAfter, d.MaxRetryAfter)
+	orDefault(&c.MaxUncertain, d.MaxUncertain)
+	orDefault(&c.SplitFloor, d.SplitFloor)
 	return c
+}
+
+// orDefault sets *v to d unless it is positive.
+func orDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Response is what Post read of an answer.
