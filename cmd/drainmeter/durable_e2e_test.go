@@ -104,6 +104,19 @@ func (c *cluster) remove(s *server) {
 	}
 }
 
+// restart stops web i (s) with SIGTERM, out of the live set, and starts
+// it again after pause: a deploy of one dyno mid-run.
+func (c *cluster) restart(i int, s *server, pause time.Duration) func() {
+	return func() {
+		c.remove(s)
+		if _, err := s.stop(c.t); err != nil {
+			c.t.Errorf("web.%d exit: %v\n%s", i, err, s.out)
+		}
+		time.Sleep(pause)
+		c.start(i)
+	}
+}
+
 func (c *cluster) live() []*server {
 	c.mu.Lock()
 	defer c.mu.Unlock()

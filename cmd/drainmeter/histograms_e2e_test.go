@@ -146,15 +146,7 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 		{"--name", "shop-summary", "--remote-write-url", prom.WriteURL()}, // the default, for comparison
 	})
 	c.start(1)
-	w2 := c.start(2)
-	restart := func() {
-		c.remove(w2)
-		if _, err := w2.stop(t); err != nil {
-			t.Errorf("web.2 exit: %v\n%s", err, w2.out)
-		}
-		time.Sleep(2 * time.Second)
-		c.start(2)
-	}
+	restart := c.restart(2, c.start(2), 2*time.Second)
 	totals := c.load(23, 130*time.Second, 15, 40, 0.05, map[time.Duration]func(){75 * time.Second: restart})
 	r := runningTotals(totals)
 	waitPosted(t, dsn, 2, r.minutes[len(r.minutes)-1], 2*time.Minute)

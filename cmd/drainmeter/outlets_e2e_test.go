@@ -208,15 +208,7 @@ func TestRemoteWriteEndToEnd(t *testing.T) {
 		{"--name", "shop-vm", "--remote-write-url", vm.WriteURL()},
 	})
 	c.start(1)
-	w2 := c.start(2)
-	restart := func() {
-		c.remove(w2)
-		if _, err := w2.stop(t); err != nil {
-			t.Errorf("web.2 exit: %v\n%s", err, w2.out)
-		}
-		time.Sleep(2 * time.Second)
-		c.start(2)
-	}
+	restart := c.restart(2, c.start(2), 2*time.Second)
 	totals := c.load(21, 130*time.Second, 15, 40, 0.05, map[time.Duration]func(){75 * time.Second: restart})
 	r := runningTotals(totals)
 	waitPosted(t, dsn, 2, r.minutes[len(r.minutes)-1], 2*time.Minute)
