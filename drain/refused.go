@@ -29,14 +29,12 @@ const (
 	maxTokenValue       = 24 // bytes of its value kept
 )
 
-// metricKeyPrefixes are the keys of pairs that carry a metric.
-var metricKeyPrefixes = []string{"measure#", "count#", "sample#", "unique#", "measure.", "count.", "sample.", "unique."}
-
 // refusalOf returns what the status pages may keep of a refused text: the
-// metric token of a pair (its key and the start of its value), or the
-// start of a name for long_name. Anything else (a whole frame, a message,
-// a bare value) is not kept: ok is false.
-func refusalOf(r parse.Reason, text []byte) (Refusal, bool) {
+// metric token of a pair (its key and the start of its value) with the
+// series name p would have given it, or the start of a name for long_name.
+// Anything else (a whole frame, a message, a bare value) is not kept: ok is
+// false.
+func refusalOf(p *parse.Parser, r parse.Reason, text []byte) (Refusal, bool) {
 	if r == parse.BadHeader {
 		return Refusal{}, false
 	}
@@ -51,20 +49,9 @@ func refusalOf(r parse.Reason, text []byte) (Refusal, bool) {
 		return Refusal{Reason: r.String(), Token: printable(word, maxTokenKey)}, len(word) > 0
 	}
 	key, val, hasVal := strings.Cut(string(word), "=")
-	name := ""
-	for _, p := range metricKeyPrefixes {
-		if strings.HasPrefix(key, p) {
-			name = key[len(p):]
-			break
-		}
-	}
-	if name == "" && !strings.HasSuffix(key, "#") && !strings.HasSuffix(key, ".") {
-		switch key {
-		case "connect", "service", "bytes":
-			name = "router." + key
-		default:
-			return Refusal{}, false
-		}
+	name, ok := p.RefusedName([]byte(key))
+	if !ok {
+		return Refusal{}, false
 	}
 	tok := printable([]byte(key), maxTokenKey)
 	if hasVal {
@@ -100,7 +87,7 @@ func (st *reqState) onReject(r parse.Reason, text []byte) {
 	if len(st.rejects) >= maxRefusalsPerBatch {
 		return
 	}
-	if rf, ok := refusalOf(r, text); ok {
+	if rf, ok := refusalOf(st.p, r, text); ok {
 		st.rejects = append(st.rejects, rf)
 	}
 }

@@ -39,9 +39,17 @@ func TestRefusalOf(t *testing.T) {
 		{parse.BadValue, "Hello jane@example.com measure=x", "", "", false}, // an l2met v1 line's message
 		{parse.BadValue, "abc", "", "", false},                              // a bare value
 	} {
-		got, ok := refusalOf(c.reason, []byte(c.text))
+		got, ok := refusalOf(parse.NewParser(parse.Options{}), c.reason, []byte(c.text))
 		if ok != c.ok || got.Token != c.token || got.Name != c.name || ok && got.Reason != c.reason.String() {
 			t.Errorf("%v %q: %+v %v, want %q %q %v", c.reason, c.text, got, ok, c.token, c.name, c.ok)
+		}
+	}
+	// A drain with a prefix: the name is the series' (shop.db.latency),
+	// the one its explorer page shows, the token what the line said.
+	p := parse.NewParser(parse.Options{Prefix: "shop"})
+	for text, name := range map[string]string{"measure#db.latency=abc": "shop.db.latency", "service=abc": "shop.router.service", "measure#=1": ""} {
+		if got, ok := refusalOf(p, parse.BadValue, []byte(text)); !ok || got.Name != name || got.Token != text {
+			t.Errorf("prefix shop, %q: %+v %v, want name %q", text, got, ok, name)
 		}
 	}
 }

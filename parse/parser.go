@@ -538,6 +538,26 @@ func (p *Parser) prefixSource(dst, src []byte) []byte {
 	return dst
 }
 
+// RefusedName is the series name that a refused pair's key would have
+// given under the parser's options (the drain's prefix applied), for the
+// status pages: "" for a pair without a name (count#=1). ok is false when
+// the key names no metric at all.
+func (p *Parser) RefusedName(key []byte) (name string, ok bool) {
+	_, n, ok := metricKey(key)
+	if !ok {
+		switch string(key) {
+		case "connect", "service", "bytes": // a router line's
+			n = append([]byte("router."), key...)
+		default:
+			return "", false
+		}
+	}
+	if len(n) == 0 || p.opts.Prefix == "" {
+		return string(n), true
+	}
+	return p.opts.Prefix + "." + string(n), true
+}
+
 // metricKey splits a key into its kind and name.
 func metricKey(k []byte) (Kind, []byte, bool) {
 	if !maybeMetricKey(k) {
