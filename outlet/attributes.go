@@ -11,7 +11,7 @@ import (
 
 // Attribute is one of the user's own attributes of a drain's series
 // (OTEL_RESOURCE_ATTRIBUTES, drains add|set --attribute K=V): an OTLP
-// resource attribute, and a remote-write label named AttributeLabel(Key).
+// resource attribute, and a remote-write label named PromLabelName(Key).
 type Attribute struct {
 	Key, Value string
 }
@@ -29,26 +29,6 @@ const (
 var reservedLabels = map[string]bool{
 	"__name__": true, "job": true, "source": true, "route": true, "drainmeter_rollup": true,
 	"quantile": true, "le": true,
-}
-
-// AttributeLabel is the remote-write label name of an attribute key:
-// [a-zA-Z_][a-zA-Z0-9_]*, every other character _, a leading digit
-// prefixed _ (deployment.environment.name → deployment_environment_name).
-func AttributeLabel(key string) string {
-	var b strings.Builder
-	b.Grow(len(key) + 1)
-	if key == "" || (key[0] >= '0' && key[0] <= '9') {
-		b.WriteByte('_')
-	}
-	for _, c := range key {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-			b.WriteRune(c)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
 }
 
 // CheckAttribute says what is wrong with one attribute, if anything: an
@@ -69,7 +49,7 @@ func CheckAttribute(a Attribute) error {
 	case a.Key == "service.name":
 		return errors.New("attribute service.name: that is the drain's name (APP_NAME or OTEL_SERVICE_NAME; drains set --name)")
 	}
-	if l := AttributeLabel(a.Key); reservedLabels[l] || strings.HasPrefix(l, "__") {
+	if l := PromLabelName(a.Key); reservedLabels[l] || strings.HasPrefix(l, "__") {
 		return fmt.Errorf("attribute %s: the label %s is drainmeter's own (job, source, route, drainmeter_rollup, quantile, le, __*)", a.Key, l)
 	}
 	return nil
@@ -86,7 +66,7 @@ func CheckAttributes(as []Attribute) error {
 		if err := CheckAttribute(a); err != nil {
 			return err
 		}
-		l := AttributeLabel(a.Key)
+		l := PromLabelName(a.Key)
 		if other, ok := labels[l]; ok {
 			return fmt.Errorf("attributes %s and %s are the same label %s", other, a.Key, l)
 		}

@@ -49,11 +49,11 @@ func TestCheckAttributes(t *testing.T) {
 	if err := CheckAttributes(many); err == nil {
 		t.Error("too many accepted")
 	}
-	if got := AttributeLabel("deployment.environment.name"); got != "deployment_environment_name" {
-		t.Errorf("AttributeLabel = %s", got)
+	if got := PromLabelName("deployment.environment.name"); got != "deployment_environment_name" {
+		t.Errorf("PromLabelName = %s", got)
 	}
-	if got := AttributeLabel("1x"); got != "_1x" {
-		t.Errorf("AttributeLabel = %s", got)
+	if got := PromLabelName("1x"); got != "_1x" {
+		t.Errorf("PromLabelName = %s", got)
 	}
 }
 

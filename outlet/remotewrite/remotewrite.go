@@ -50,7 +50,7 @@
 //	                   route (a route series), app (the whole-app rollup), dyno (any
 //	                   other source) or none
 //	…                  the drain's own Attributes, each key made a label name
-//	                   (outlet.AttributeLabel; checked never to be one of these)
+//	                   (outlet.PromLabelName; checked never to be one of these)
 //	quantile           measures' quantile series only
 //	…                  one label per dimension: the key made a label name
 //	                   ([a-zA-Z_][a-zA-Z0-9_]*, other characters become _, a
@@ -223,7 +223,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 	}
 	for _, a := range d.Attributes { // checked: none is one of drainmeter's labels
 		if a.Value != "" {
-			job.attrs = append(job.attrs, label{outlet.AttributeLabel(a.Key), strings.ToValidUTF8(a.Value, "\uFFFD")})
+			job.attrs = append(job.attrs, label{outlet.PromLabelName(a.Key), strings.ToValidUTF8(a.Value, "\uFFFD")})
 		}
 	}
 	enc := outlet.Encoded{Totals: next}
@@ -597,34 +597,11 @@ func dimLabels(dims string) []label {
 	return ls
 }
 
-// MetricName makes s a valid Prometheus metric name,
-// [a-zA-Z_:][a-zA-Z0-9_:]*: every other character becomes _, and a leading
-// digit gets a _ prefix.
-func MetricName(s string) string { return sanitize(s, true) }
+// MetricName makes s a valid Prometheus metric name (outlet.PromMetricName).
+func MetricName(s string) string { return outlet.PromMetricName(s) }
 
-// LabelName makes s a valid Prometheus label name, [a-zA-Z_][a-zA-Z0-9_]*,
-// the same way.
-func LabelName(s string) string { return sanitize(s, false) }
-
-func sanitize(s string, colon bool) string {
-	if s == "" {
-		return "_"
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 1)
-	if s[0] >= '0' && s[0] <= '9' {
-		b.WriteByte('_')
-	}
-	for _, c := range s { // an invalid UTF-8 byte is one RuneError: one _
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', colon && c == ':':
-			b.WriteRune(c)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
+// LabelName makes s a valid Prometheus label name (outlet.PromLabelName).
+func LabelName(s string) string { return outlet.PromLabelName(s) }
 
 // The wire format (remote write 1.0):
 //
