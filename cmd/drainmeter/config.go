@@ -464,24 +464,41 @@ func parseHeaders(s string) ([]outlet.Header, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(pair, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
+		if !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("entry %d is not key=value", i+1)
 		}
-		if !postgres.HeaderName(k) {
-			// Not quoted: a mistyped "Authorization: Basic …=" would be in it.
-			return nil, fmt.Errorf("entry %d: the key is not a header name (key=value, the key a token such as Authorization)", i+1)
+		h, err := parseHeader(k, v)
+		if errors.Is(err, errNotHeaderName) {
+			return nil, fmt.Errorf("entry %d: %w", i+1, err)
+		} else if err != nil {
+			return nil, err
 		}
-		dv, err := url.PathUnescape(strings.TrimSpace(v))
-		if err != nil {
-			return nil, fmt.Errorf("header %s: the value is not percent-encoded correctly", k)
-		}
-		if strings.ContainsAny(dv, "\r\n\x00") {
-			return nil, fmt.Errorf("header %s: the value has a line break", k)
-		}
-		out = append(out, outlet.Header{Name: k, Value: dv})
+		out = append(out, h)
 	}
 	return out, nil
+}
+
+var errNotHeaderName = errors.New("the key is not a header name (key=value, the key a token such as Authorization)")
+
+// parseHeader reads one header as the OpenTelemetry SDK reads an entry of
+// OTEL_EXPORTER_OTLP_HEADERS: name a token, value percent-decoded
+// (Basic%20… is Basic …), no line break. The config vars and the drains
+// flags read headers this one way. Errors never quote the value: it may be
+// a secret.
+func parseHeader(name, value string) (outlet.Header, error) {
+	name = strings.TrimSpace(name)
+	if !postgres.HeaderName(name) {
+		// Not quoted: a mistyped "Authorization: Basic …=" would be in it.
+		return outlet.Header{}, errNotHeaderName
+	}
+	v, err := url.PathUnescape(strings.TrimSpace(value))
+	if err != nil {
+		return outlet.Header{}, fmt.Errorf("header %s: the value is not percent-encoded correctly", name)
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return outlet.Header{}, fmt.Errorf("header %s: the value has a line break", name)
+	}
+	return outlet.Header{Name: name, Value: v}, nil
 }
 
 // mergeHeaders returns base with over's headers replacing those of the

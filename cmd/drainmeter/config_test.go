@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -337,6 +338,27 @@ func TestConfigHistogramOptions(t *testing.T) {
 		r, ok2 := d.Outlet(outlet.RemoteWrite)
 		if !ok || !ok2 || o.MaxBuckets != tc.wantMax || r.Native() != tc.wantNative {
 			t.Errorf("%+v: outlets %+v", tc, d.Outlets)
+		}
+	}
+}
+
+// TestHeaderFlagsReadLikeTheConfig: `drains add|set --otlp-header` takes
+// what OTEL_EXPORTER_OTLP_HEADERS takes (Grafana's Basic%20… pasted as is),
+// with the same refusals; values never appear in an error.
+func TestHeaderFlagsReadLikeTheConfig(t *testing.T) {
+	sr := &secretReader{stdin: strings.NewReader("")}
+	got, err := headerFlags("otlp-header", optList{v: []string{"Authorization=Basic%20c2VjcmV0", "X-Scope-OrgID=tenant 1"}, set: true}, sr)
+	if err != nil || len(got) != 2 || got[0].Value != "Basic c2VjcmV0" || got[1].Value != "tenant 1" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	cfg, err := parseHeaders("Authorization=Basic%20c2VjcmV0,X-Scope-OrgID=tenant 1")
+	if err != nil || !slices.Equal(cfg, got) {
+		t.Errorf("config %+v %v, flags %+v", cfg, err, got)
+	}
+	for _, bad := range []string{"Authorization: Basic c2VjcmV0=", "Authorization=Basic%zzc2VjcmV0", "Authorization=a%0Db"} {
+		_, err := headerFlags("otlp-header", optList{v: []string{bad}, set: true}, sr)
+		if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "--otlp-header number 1") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

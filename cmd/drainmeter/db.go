@@ -311,7 +311,11 @@ func headerFlags(flag string, l optList, sr *secretReader) ([]outlet.Header, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, outlet.Header{Name: strings.TrimSpace(k), Value: v})
+		h, err := parseHeader(k, v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s number %d: %w", flag, i+1, err)
+		}
+		out = append(out, h)
 	}
 	return out, nil
 }
