@@ -186,7 +186,8 @@ func TestParseInputShapes(t *testing.T) {
 }
 
 // TestParseRollupFormats: --rollup --format shows the names as that
-// outlet sends them, read back from the outlet's own request.
+// outlet sends them, read back from the outlet's own request, the whole-app
+// rollups included.
 func TestParseRollupFormats(t *testing.T) {
 	in := "2024-05-01T12:34:01.000001+00:00 app[web.1]: measure#db.latency=4ms count#jobs.done=2 sample#queue=12\n"
 	for _, tc := range []struct {
@@ -194,12 +195,21 @@ func TestParseRollupFormats(t *testing.T) {
 		want string
 	}{
 		{[]string{"--rollup"}, "" + // log, the default: as drainmeter web prints them
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency drainmeter.rollup=app unit=ms count=1 sum=4 min=4 max=4 sum_squares=16 p50=4 p95=4 p99=4\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web unit=ms count=1 sum=4 min=4 max=4 sum_squares=16 p50=4 p95=4 p99=4\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=measure name=db.latency source=web.1 unit=ms count=1 sum=4 min=4 max=4 sum_squares=16 p50=4 p95=4 p99=4\n" +
+			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done drainmeter.rollup=app value=2\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=web value=2\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=count name=jobs.done source=web.1 value=2\n" +
 			"at=rollup drain=local minute=2024-05-01T12:34:00Z kind=sample name=queue source=web.1 value=12\n"},
 		{[]string{"--rollup", "--format", "prometheus", "--process-types=false"}, "" +
+			`db_latency{drainmeter_rollup="app",job="local",quantile="0"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="app",job="local",quantile="0.5"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="app",job="local",quantile="0.95"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="app",job="local",quantile="0.99"} 4 1714566900000` + "\n" +
+			`db_latency{drainmeter_rollup="app",job="local",quantile="1"} 4 1714566900000` + "\n" +
+			`db_latency_sum{drainmeter_rollup="app",job="local"} 4 1714566900000` + "\n" +
+			`db_latency_count{drainmeter_rollup="app",job="local"} 1 1714566900000` + "\n" +
 			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0",source="web.1"} 4 1714566900000` + "\n" +
 			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0.5",source="web.1"} 4 1714566900000` + "\n" +
 			`db_latency{drainmeter_rollup="dyno",job="local",quantile="0.95",source="web.1"} 4 1714566900000` + "\n" +
@@ -207,11 +217,14 @@ func TestParseRollupFormats(t *testing.T) {
 			`db_latency{drainmeter_rollup="dyno",job="local",quantile="1",source="web.1"} 4 1714566900000` + "\n" +
 			`db_latency_sum{drainmeter_rollup="dyno",job="local",source="web.1"} 4 1714566900000` + "\n" +
 			`db_latency_count{drainmeter_rollup="dyno",job="local",source="web.1"} 1 1714566900000` + "\n" +
+			`jobs_done_total{drainmeter_rollup="app",job="local"} 2 1714566900000` + "\n" +
 			`jobs_done_total{drainmeter_rollup="dyno",job="local",source="web.1"} 2 1714566900000` + "\n" +
 			`queue{drainmeter_rollup="dyno",job="local",source="web.1"} 12 1714566900000` + "\n"},
 		{[]string{"--rollup", "--format", "otlp", "--process-types=false", "--otlp-temporality", "delta"}, "" +
 			"resource cloud.provider=heroku service.name=local\n" +
+			"metric=db.latency type=exponential_histogram temporality=delta drainmeter.rollup=app count=1 sum=4 min=4 max=4 scale=6 time=2024-05-01T12:35:00Z\n" +
 			"metric=db.latency type=exponential_histogram temporality=delta drainmeter.rollup=dyno source=web.1 count=1 sum=4 min=4 max=4 scale=6 time=2024-05-01T12:35:00Z\n" +
+			"metric=jobs.done type=sum temporality=delta monotonic=true drainmeter.rollup=app value=2 time=2024-05-01T12:35:00Z\n" +
 			"metric=jobs.done type=sum temporality=delta monotonic=true drainmeter.rollup=dyno source=web.1 value=2 time=2024-05-01T12:35:00Z\n" +
 			"metric=queue type=gauge drainmeter.rollup=dyno source=web.1 value=12 time=2024-05-01T12:35:00Z\n"},
 	} {

@@ -38,7 +38,8 @@ rejects by reason. Lines read but no measurement in them: exit status 1.
 
 --rollup prints each closed minute (once the input's timestamps are --grace
 past its end, or at the end of the input) as an outlet would send it, names
-included, per dyno (web.1) and per process type (web), with the prefixes:
+included, per dyno (web.1), per process type (web) and for the whole app
+(drainmeter.rollup=app; not for Librato, which sums sources itself), with the prefixes:
   --format log         the log outlet's lines, as drainmeter web prints them (the default)
   --format prometheus  remote write's series: name{labels} value timestamp_ms
   --format otlp        OTLP's metrics, one data point a line (--otlp-temporality delta for delta)
@@ -141,7 +142,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		eventAt time.Time // the latest timestamp read: --rollup's clock
 	)
 	if *roll {
-		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62, MaxRoutesPerDrain: 1 << 30})
+		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62, MaxRoutesPerDrain: 1 << 30, AppRollup: true})
 		ds = stats.NewRegistry().Drain("local")
 	}
 	var lines, measurements, unpostable uint64
@@ -156,7 +157,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 				}
 				continue
 			}
-			sums := mn.Summaries(percentiles)
+			sums, _ := librato.Summaries(mn, percentiles) // as the Librato outlet sends them: no app rollup
 			for i := range sums {
 				gauges, skipped, _ := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
 				unpostable += uint64(skipped)
@@ -494,7 +495,7 @@ func parseProcLine(line []byte) (parse.Header, bool) {
 		h.App, h.ProcID, h.Msg = app, proc, msg
 		return h, true
 	}
-	if !isDynoName(head) {
+	if !parse.IsDynoName(head) {
 		return h, false
 	}
 	h.App, h.ProcID, h.Msg = []byte("app"), head, msg
@@ -523,21 +524,6 @@ func isProcName(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-// isDynoName reports whether b is a dyno's name: a process type, a dot and
-// a number (web.1, worker.12).
-func isDynoName(b []byte) bool {
-	typ, num, ok := bytes.Cut(b, []byte("."))
-	if !ok || !isWord(typ) || len(num) == 0 || len(num) > 6 || !(typ[0] >= 'a' && typ[0] <= 'z' || typ[0] >= 'A' && typ[0] <= 'Z') {
-		return false
-	}
-	for _, c := range num {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // octetCount peeks at "LEN <" and, if it is there, consumes "LEN ".
