@@ -490,7 +490,7 @@ func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *St
 		return Step{Action: Wait, Wait: time.Second}
 	}
 	if reason := pauseReason(res, ex, r, s.cfg.SplitFloor); reason != "" {
-		if reason == PauseNotAPI { // the page's title, not its markup
+		if ex.html != "" { // the page's title, not its markup (a 404 page too)
 			res.Message = ex.html
 		}
 		return s.pause(d, o, st, res, reason, attempts)
