@@ -536,7 +536,8 @@ func readEnvVars() []string {
 
 // ownedPrefixes are the prefixes of drainmeter's variables: a variable
 // with one of them that drainmeter does not read is a typo (or a setting
-// it does not have), and start-up says so.
+// it does not have), and start-up says so; so is any other variable within
+// two edits of a name drainmeter reads.
 var ownedPrefixes = []string{"DRAIN", "REMOTE_WRITE", "OTEL_", "OTLP_", "LIBRATO_", "OUTLET_", "ROUTE",
 	"MAX_", "PARTIAL_", "ROLLUP_", "STATUS_", "SELF_METRIC", "PERCENTILE", "PROCESS_TYPE", "SHUTDOWN_", "WRITER_",
 	"SOURCE_PREFIX", "ADMIN_PASS", "MEMORY_BUDGET"}
@@ -564,14 +565,16 @@ func envWarnings(environ []string) []string {
 		for _, p := range ownedPrefixes {
 			owned = owned || strings.HasPrefix(upper, p)
 		}
-		if !owned {
-			continue
-		}
 		best, dist := "", 1<<30
 		for _, k := range known {
 			if d := editDistance(upper, k); d < dist {
 				best, dist = k, d
 			}
+		}
+		if !owned && (dist > 2 || len(upper) < 5 || len(best) < 5) {
+			// Not drainmeter's, and no near miss of a name it reads
+			// (GRCAE, COUNTER_HLOD, LOG_LEVL are).
+			continue
 		}
 		switch {
 		case upper == best:

@@ -33,10 +33,15 @@ func TestEnvWarnings(t *testing.T) {
 		"PATH=/bin", "HOME=/root", "DYNO=web.1", "HEROKU_APP_ID=1", "GOGC=100", "WEB_CONCURRENCY=2", // not drainmeter's
 		"HEROKU_APP_DEFAULT_DOMAIN_NAME=x.herokuapp.com", // read by drains add
 		"MAX_SERIES_PER_DRIAN=10",
+		"GRCAE=5s", "COUNTER_HLOD=1m", "LOG_LEVL=debug", // near misses of names without a prefix of their own
+		"LANG=C.UTF-8", "SHLVL=1", "HOSTNAME=x", "DATABASE_CONNECTION_POOL_URL=postgres://x", "REDIS_URL=redis://x", // not near any
 	})
 	want := []string{
+		"COUNTER_HLOD is not a drainmeter setting (ignored): did you mean COUNTER_HOLD?",
 		"DRAIN_SECRETS is not a drainmeter setting (ignored): did you mean DRAIN_SECRET?",
+		"GRCAE is not a drainmeter setting (ignored): did you mean GRACE?",
 		"LIBRATO_TOKENS is not a drainmeter setting (ignored): did you mean LIBRATO_TOKEN?",
+		"LOG_LEVL is not a drainmeter setting (ignored): did you mean LOG_LEVEL?",
 		"MAX_SERIES_PER_DRIAN is not a drainmeter setting (ignored): did you mean MAX_SERIES_PER_DRAIN?",
 		"OTEL_EXPORTER_OTLP_ENDPIONT is not a drainmeter setting (ignored): did you mean OTEL_EXPORTER_OTLP_ENDPOINT?",
 		"OUTLET_TIMEOUTS is not a drainmeter setting (ignored): did you mean OUTLET_TIMEOUT?",
