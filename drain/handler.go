@@ -325,6 +325,9 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, arrived time.Tim
 	d, ok, err := h.auth.Authenticate(r.Context(), user, pass)
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
+			// Failed credentials rate-limited: answered as late as a
+			// wrong secret, whatever ran out (no oracle of ids).
+			h.delayUntil(r, arrived.Add(h.cfg.RefusalDelay))
 			return admitted{}, refused(h.refusalDrain(d.ID), reasonLookupsBusy, "err", err)
 		}
 		return admitted{}, refused(h.refusalDrain(d.ID), reasonAuthUnavailable, "err", err)

@@ -30,7 +30,7 @@ var (
 	reasonBadCredentials = &refusal{http.StatusUnauthorized, "bad credentials",
 		"drainmeter: wrong drain id or secret (after `drains rotate-secret --finish`, only the new drain URL works)", stats.Unauthorized}
 	reasonLookupsBusy = &refusal{http.StatusServiceUnavailable, "busy; retry later",
-		"drainmeter: too many lookups of unknown drain ids right now; retry later", stats.Unavailable}
+		"drainmeter: too many failed credentials right now; retry later", stats.Unavailable}
 	reasonAuthUnavailable = &refusal{http.StatusServiceUnavailable, "cannot look the drain up",
 		"drainmeter: cannot check the credentials right now (database unavailable); retry later", stats.Unavailable}
 	reasonDedupUnavailable = &refusal{http.StatusServiceUnavailable, "dedup unavailable",

@@ -210,6 +210,17 @@ type tokenBucket struct {
 	last        time.Time
 }
 
+// peek returns the tokens the bucket would hold at now, taking none.
+func (b *tokenBucket) peek(now time.Time) float64 {
+	if b.last.IsZero() {
+		return b.burst
+	}
+	if d := now.Sub(b.last); d > 0 {
+		return min(b.burst, b.tokens+d.Seconds()*b.rate)
+	}
+	return b.tokens
+}
+
 // take reports whether an event is allowed at now, and counts it if so.
 func (b *tokenBucket) take(now time.Time) bool {
 	if b.last.IsZero() {
@@ -310,6 +321,22 @@ func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
 }
 
 // takeLocked takes one of Recheck's lookups from the budget. c.mu is held.
+// Crowded reports whether failed credentials are being rate-limited now:
+// the lookups of ids it does not hold, or the re-checks of drains it does,
+// are over their rate. The drain endpoint then answers every credential
+// failure alike (503, after the same delay), so that which budget ran out
+// never tells whether an id exists.
+func (c *DrainCache) Crowded() bool {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	budget := c.budget
+	if d := now.Sub(c.filled); d > 0 {
+		budget = min(RecheckRate, budget+d.Seconds()*RecheckRate)
+	}
+	return budget < 1 || c.lookups.peek(now) < 1
+}
+
 func (c *DrainCache) takeLocked(now time.Time) bool {
 	if d := now.Sub(c.filled); d > 0 {
 		c.budget = min(RecheckRate, c.budget+d.Seconds()*RecheckRate)

@@ -31,6 +31,10 @@ type tenants struct {
 	now            func() time.Time
 }
 
+// errCrowded is every credential failure while failed credentials are
+// rate-limited: one answer, whichever limit ran out.
+var errCrowded = fmt.Errorf("%w: too many failed credentials; retry later", drain.ErrBusy)
+
 func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {
 	// A refusal names the drain the credentials named, if it exists: the
 	// built-in drain for a user name that is no drain id (any is its).
@@ -49,28 +53,39 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	if t.cache == nil || !looksLikeDrainID(user) {
 		return refused, false, nil
 	}
+	// A failure while failed credentials are rate-limited is answered as
+	// "busy" (503, after the refusal delay, as every credential failure),
+	// whether the id exists or not: which limit ran out would tell.
+	fail := func(d drain.Drain) (drain.Drain, bool, error) {
+		if t.cache.Crowded() {
+			return d, false, errCrowded
+		}
+		return d, false, nil
+	}
 	d, err := t.cache.Lookup(ctx, user)
 	if errors.Is(err, postgres.ErrLookupLimited) {
-		return drain.Drain{}, false, fmt.Errorf("%w: %w", drain.ErrBusy, err)
+		return drain.Drain{}, false, errCrowded
 	}
 	if err != nil {
 		return drain.Drain{}, false, err // the handler answers 503: logplex retries
 	}
 	if d == nil {
-		return drain.Drain{}, false, nil
+		return fail(drain.Drain{})
 	}
 	if d.DisabledAt != nil {
-		return drain.Drain{ID: d.ID}, false, nil
+		return fail(drain.Drain{ID: d.ID})
 	}
 	if !d.CheckSecret(pass, t.now()) {
 		// Maybe a secret rotated since the entry was cached: read the drain
 		// again (rate-limited), so that the new URL works at once.
 		id := d.ID
-		if d, err = t.cache.Recheck(ctx, user); err != nil {
+		if d, err = t.cache.Recheck(ctx, user); errors.Is(err, postgres.ErrRecheckBusy) {
+			return drain.Drain{ID: id}, false, errCrowded
+		} else if err != nil {
 			return drain.Drain{ID: id}, false, err // 503: logplex retries
 		}
 		if d == nil || d.DisabledAt != nil || !d.CheckSecret(pass, t.now()) {
-			return drain.Drain{ID: id}, false, nil
+			return fail(drain.Drain{ID: id})
 		}
 	}
 	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
