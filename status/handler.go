@@ -11,6 +11,7 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -203,52 +204,99 @@ func (h *handler) open() bool {
 }
 
 // FailedSignInRate and FailedSignInBurst bound the failed sign-ins to the
-// pages (admin password or drain secret), the process over: beyond them
-// any sign-in is answered 429 without its password being checked, so that
-// ADMIN_PASSWORD cannot be guessed faster.
+// pages (admin password or drain secret) of one client: beyond them its
+// sign-ins are answered 429 without their password being checked, so that
+// ADMIN_PASSWORD cannot be guessed faster. All clients together are bounded
+// at FailedSignInAll times that: one client's guesses never lock another
+// (the admin) out, and many clients' guesses stay bounded.
 const (
 	FailedSignInRate  = 5 // a second
 	FailedSignInBurst = 20
+	FailedSignInAll   = 10
+	maxGuessClients   = 10_000
 )
 
-// guessLimit is a token bucket of failed sign-ins.
+// guessLimit holds token buckets of failed sign-ins: one per client and
+// one for all of them.
 type guessLimit struct {
-	mu     sync.Mutex
+	mu  sync.Mutex
+	all guessBucket
+	per map[string]*guessBucket
+}
+
+type guessBucket struct {
 	tokens float64
 	last   time.Time
 }
 
-// allowed reports whether a sign-in may be checked now.
-func (g *guessLimit) allowed(now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refillLocked(now)
-	return g.tokens >= 1
+// refill adds what rate a second earned since the last call, up to burst.
+func (b *guessBucket) refill(now time.Time, rate, burst float64) {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
 }
 
-// failed spends a token for a failed sign-in.
-func (g *guessLimit) failed(now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refillLocked(now)
-	g.tokens = max(g.tokens-1, 0)
+// bucketsLocked refills and returns client's bucket and the shared one.
+func (g *guessLimit) bucketsLocked(client string, now time.Time) (*guessBucket, *guessBucket) {
+	g.all.refill(now, FailedSignInRate*FailedSignInAll, FailedSignInBurst*FailedSignInAll)
+	b := g.per[client]
+	if b == nil {
+		if g.per == nil || len(g.per) >= maxGuessClients {
+			g.per = map[string]*guessBucket{} // forget them all: the shared bucket still bounds
+		}
+		b = &guessBucket{}
+		g.per[client] = b
+	}
+	b.refill(now, FailedSignInRate, FailedSignInBurst)
+	return b, &g.all
 }
 
-func (g *guessLimit) refillLocked(now time.Time) {
-	if g.last.IsZero() {
-		g.tokens = FailedSignInBurst
-	} else if d := now.Sub(g.last); d > 0 {
-		g.tokens = min(FailedSignInBurst, g.tokens+d.Seconds()*FailedSignInRate)
+// allowed reports whether a sign-in of client may be checked now.
+func (g *guessLimit) allowed(client string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, all := g.bucketsLocked(client, now)
+	return b.tokens >= 1 && all.tokens >= 1
+}
+
+// failed spends a token of client's, and one of all, for a failed sign-in.
+func (g *guessLimit) failed(client string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, all := g.bucketsLocked(client, now)
+	b.tokens, all.tokens = max(b.tokens-1, 0), max(all.tokens-1, 0)
+}
+
+// client names who sent r, for the sign-in limits: on a dyno the address
+// Heroku's router appended to X-Forwarded-For (the last one: a client can
+// only put others before it), elsewhere the connection's address.
+func (h *handler) client(r *http.Request) string {
+	if h.cfg.OnDyno {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = strings.TrimSpace(last); last != "" {
+				return last
+			}
+		}
 	}
-	if now.After(g.last) {
-		g.last = now
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
 	}
+	return r.RemoteAddr
 }
 
 // limited answers 429 (and returns true) when a request brings
-// credentials while failed sign-ins are over their rate.
+// credentials while its client's failed sign-ins are over their rate.
 func (h *handler) limited(w http.ResponseWriter, r *http.Request, asJSON bool) bool {
-	if _, _, ok := r.BasicAuth(); !ok || h.guesses.allowed(time.Now()) {
+	if _, _, ok := r.BasicAuth(); !ok || h.guesses.allowed(h.client(r), time.Now()) {
 		return false
 	}
 	h.refusals.Sampled(slog.LevelWarn, "status: sign-in refused", "too many failed sign-ins; not checked")
@@ -271,7 +319,7 @@ func (h *handler) admitAdmin(w http.ResponseWriter, r *http.Request, asJSON bool
 		h.fail(w, http.StatusForbidden, asJSON, "")
 	default:
 		if _, _, ok := r.BasicAuth(); ok {
-			h.guesses.failed(time.Now())
+			h.guesses.failed(h.client(r), time.Now())
 			h.refusals.Sampled(slog.LevelWarn, "status: sign-in refused", "wrong password")
 		}
 		h.fail(w, http.StatusUnauthorized, asJSON, "drainmeter")
@@ -302,7 +350,7 @@ func (h *handler) admitOwner(w http.ResponseWriter, r *http.Request, id string, 
 		h.fail(w, http.StatusServiceUnavailable, asJSON, "")
 		return false
 	case !ok:
-		h.guesses.failed(time.Now())
+		h.guesses.failed(h.client(r), time.Now())
 		h.refusals.Sampled(slog.LevelWarn, "status: owner refused", "bad credentials", "drain", id)
 		h.fail(w, http.StatusUnauthorized, asJSON, realm)
 		return false
@@ -318,7 +366,6 @@ func (h *handler) signedIn(r *http.Request) {
 	}
 }
 
-// snapshot asks the Source, and answers 503 itself on an error.
 // drainSnapshot is what a drain's pages show of id, for its owner or the
 // admin, cleaned of every other drain; it has answered (404, 401, 503) and
 // reports false when there is nothing to show.
@@ -342,6 +389,7 @@ func (h *handler) drainSnapshot(w http.ResponseWriter, r *http.Request, id strin
 	return snap, true
 }
 
+// snapshot asks the Source, and answers 503 itself on an error.
 func (h *handler) snapshot(w http.ResponseWriter, r *http.Request, id string, asJSON bool) (*Snapshot, bool) {
 	snap, err := h.src.Snapshot(r.Context(), id)
 	if err == nil && snap == nil {

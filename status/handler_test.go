@@ -644,3 +644,28 @@ func TestGuessingLimited(t *testing.T) {
 		t.Fatalf("no credentials: %d", res.StatusCode)
 	}
 }
+
+// TestGuessingLocksOutNoOneElse: on a dyno each client is the address
+// Heroku's router appended to X-Forwarded-For; one client's flood of wrong
+// passwords (whatever it puts before that address) never keeps the admin
+// out, and all clients together are bounded too.
+func TestGuessingLocksOutNoOneElse(t *testing.T) {
+	e := newTestEnv(t, adminConfig())
+	for i := range 100 {
+		e.get(t, "/status.json", "admin", fmt.Sprintf("guess-%d", i), fmt.Sprintf("X-Forwarded-For: 10.0.0.%d, 203.0.113.9", i))
+	}
+	if res := e.get(t, "/status.json", "admin", "guess-x", "X-Forwarded-For: 203.0.113.9"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the flooding client: %d, want 429", res.StatusCode)
+	}
+	if res := e.get(t, "/status.json", "admin", testAdmin, "X-Forwarded-For: 198.51.100.7"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the admin, from elsewhere, during the flood: %d", res.StatusCode)
+	}
+	// Many clients: no more than the shared bound is checked.
+	codes := map[int]int{}
+	for i := range 2000 {
+		codes[e.get(t, "/status.json", "admin", "guess", fmt.Sprintf("X-Forwarded-For: 198.18.%d.%d", i/250, i%250)).StatusCode]++
+	}
+	if n := codes[http.StatusUnauthorized]; n > FailedSignInBurst*FailedSignInAll+50 || codes[http.StatusTooManyRequests] == 0 {
+		t.Fatalf("2000 clients' guesses answered %v, want at most ~%d checked", codes, FailedSignInBurst*FailedSignInAll)
+	}
+}
