@@ -276,3 +276,31 @@ func bucketsOf(t *testing.T, p *promtest.Prometheus, expr string, at time.Time, 
 	}
 	return out
 }
+
+// TestNativeHistogramFirstMinute: with counters held (COUNTER_HOLD), a new
+// native histogram is preceded by an empty one a minute before, as a
+// counter by a 0, so that increase() and rate() see its first minute.
+func TestNativeHistogramFirstMinute(t *testing.T) {
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{NativeHistograms: true})
+	first := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	minutes, values := nativeWorkload(t, first)
+	b := newBackend(Config{Hold: time.Hour})
+	o := &outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms}
+	enc, err := b.Encode(drain, o, minutes[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := post(t, b, prom.WriteURL(), enc); slices.ContainsFunc(st, func(s int) bool { return s/100 != 2 }) {
+		t.Fatalf("Prometheus answered %v", st)
+	}
+	if got := one(t, prom, `histogram_count(db_latency{source="web.1"})`, first); got != 0 {
+		t.Errorf("the minute before the first: histogram_count %v, want 0", got)
+	}
+	want := float64(len(values[0]["web.1"]))
+	if got := one(t, prom, `histogram_count(db_latency{source="web.1"}) - histogram_count(db_latency{source="web.1"} offset 1m)`, first.Add(time.Minute)); got != want {
+		t.Errorf("the first minute's count over the minute before: %v, want %v", got, want)
+	}
+	if got := one(t, prom, `histogram_count(increase(db_latency{source="web.1"}[90s]))`, first.Add(time.Minute)); !(got >= want) {
+		t.Errorf("increase over the first minute: %v, want at least %v", got, want)
+	}
+}

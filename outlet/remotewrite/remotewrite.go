@@ -196,6 +196,7 @@ type promSeries struct {
 	value   float64
 	hist    []byte // a native histogram's Histogram fields but its timestamp; nil: a sample
 	zero    bool   // a counter's first sample: a 0 a minute before it first
+	zeroH   []byte // with zero, for a native histogram: the empty histogram sent then
 	counter bool   // a count's _total, a measure's _sum or _count or native histogram
 }
 
@@ -215,6 +216,9 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		next = prev.AdvanceBuckets(m, int64(b.cfg.Forget/time.Second), NativeMaxBuckets)
 	} else {
 		next = prev.Advance(m, int64(b.cfg.Forget/time.Second))
+		for _, r := range next.Series { // copies: running buckets of a native past never come back
+			r.Hist = nil
+		}
 	}
 	next.Trim(outlet.DefaultMaxTotals, m.Start)
 	job := drainLabels{job: d.Name}
@@ -236,7 +240,12 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		g := seriesOf(job, s, r, false, native)
 		if hold > 0 && r != nil && r.Start == m.Start {
 			for i := range g {
-				g[i].zero = g[i].counter && g[i].hist == nil
+				g[i].zero = g[i].counter
+				if g[i].zero && g[i].hist != nil {
+					// An empty histogram of the same schema a minute
+					// before: rate() and increase() see the first minute.
+					g[i].zeroH = appendHistogram(nil, &outlet.Hist{Scale: r.Hist.Scale}, 0)
+				}
 			}
 		}
 		if i := slices.IndexFunc(g, func(p promSeries) bool { return taken[string(p.labels)] }); i >= 0 {
@@ -711,14 +720,19 @@ func appendLabels(b []byte, ls []label) []byte {
 func appendTimeSeries(b []byte, p promSeries, ts int64) []byte {
 	if p.hist != nil {
 		hist := len(p.hist) + protowire.SizeTag(15) + protowire.SizeVarint(uint64(ts))
+		size := len(p.labels) + protowire.SizeTag(4) + protowire.SizeBytes(hist)
+		zeroTs := ts - 60_000
+		zero := len(p.zeroH) + protowire.SizeTag(15) + protowire.SizeVarint(uint64(zeroTs))
+		if p.zero {
+			size += protowire.SizeTag(4) + protowire.SizeBytes(zero)
+		}
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(len(p.labels)+protowire.SizeTag(4)+protowire.SizeBytes(hist)))
+		b = protowire.AppendVarint(b, uint64(size))
 		b = append(b, p.labels...)
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(hist))
-		b = append(b, p.hist...)
-		b = protowire.AppendTag(b, 15, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(ts))
+		if p.zero { // histograms in time order
+			b = appendHistogramAt(b, zero, p.zeroH, zeroTs)
+		}
+		return appendHistogramAt(b, hist, p.hist, ts)
 	}
 	sample := protowire.SizeTag(1) + protowire.SizeFixed64() + protowire.SizeTag(2) + protowire.SizeVarint(uint64(ts))
 	size := len(p.labels) + protowire.SizeTag(2) + protowire.SizeBytes(sample)
@@ -734,6 +748,16 @@ func appendTimeSeries(b []byte, p promSeries, ts int64) []byte {
 		b = appendSample(b, zeroSample, 0, zeroTs)
 	}
 	return appendSample(b, sample, p.value, ts)
+}
+
+// appendHistogramAt appends a TimeSeries field 4 of size bytes: the
+// Histogram fields fields and timestamp ts.
+func appendHistogramAt(b []byte, size int, fields []byte, ts int64) []byte {
+	b = protowire.AppendTag(b, 4, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b = append(b, fields...)
+	b = protowire.AppendTag(b, 15, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(ts))
 }
 
 // appendSample appends a TimeSeries field 2 of size bytes.
