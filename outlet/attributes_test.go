@@ -64,7 +64,8 @@ func TestTotalsTrim(t *testing.T) {
 	}
 	tt.Series["z"] = &Running{Last: 600}
 	tt.Series["y"] = &Running{Last: 600}
-	if n := tt.Trim(4, 600); n != 8 || len(tt.Series) != 4 {
+	one := RunningBytes("a", &Running{})
+	if n := tt.Trim(4*one, 600); n != 8 || len(tt.Series) != 4 {
 		t.Fatalf("trimmed %d, %d left", n, len(tt.Series))
 	}
 	for _, k := range []string{"i", "j", "y", "z"} {
@@ -74,5 +75,17 @@ func TestTotalsTrim(t *testing.T) {
 	}
 	if n := tt.Trim(1, 600); n != 2 || tt.Series["y"] == nil || tt.Series["z"] == nil {
 		t.Errorf("the minute's own series must stay: trimmed %d, left %v", n, len(tt.Series))
+	}
+	// Native histograms count their buckets: fewer of them fit.
+	h := &Totals{Minute: 600, Series: map[string]*Running{}}
+	for i := range 10 {
+		r := &Running{Last: int64(60 * i), Hist: &Hist{Pos: map[int]uint64{}}}
+		for b := range 100 {
+			r.Hist.Pos[b] = 1
+		}
+		h.Series[string(rune('a'+i))] = r
+	}
+	if n := h.Trim(4*one, 600); n != 10 {
+		t.Errorf("histograms of 100 buckets in 4 counters' bytes: trimmed %d, want all 10", n)
 	}
 }

@@ -2,18 +2,36 @@ package outlet
 
 import "sort"
 
-// DefaultMaxTotals is the most series whose running totals a lane keeps
-// (Totals.Trim): with about 200 bytes each, 10 MB per lane at most,
-// however long COUNTER_HOLD and whatever the churn of series.
-const DefaultMaxTotals = 50_000
+// DefaultMaxTotalsBytes bounds the running totals a lane keeps
+// (Totals.Trim), in bytes as RunningBytes counts them: 10 MB per lane,
+// however long COUNTER_HOLD, whatever the churn of series — about 50 000
+// counters or summaries, fewer native histograms (each bucket counts).
+const DefaultMaxTotalsBytes = 10 << 20
+
+// RunningBytes estimates what one series' running totals hold in memory:
+// the entry and its key, and a native histogram's buckets (map entries).
+func RunningBytes(key string, r *Running) int64 {
+	n := int64(160 + len(key))
+	if r.Hist != nil {
+		n += 96 + 48*int64(len(r.Hist.Pos)+len(r.Hist.Neg))
+	}
+	return n
+}
 
 // Trim forgets the running totals of the series that moved longest ago
-// until at most max remain; the series of minute keep (the one just
-// applied) are never forgotten. A forgotten counter that comes back starts
-// again from 0, which receivers read as a counter reset. It returns how
-// many it forgot.
-func (t *Totals) Trim(max int, keep int64) int {
-	if t == nil || max <= 0 || len(t.Series) <= max {
+// until they hold at most max bytes (RunningBytes); the series of minute
+// keep (the one just applied) are never forgotten. A forgotten counter
+// that comes back starts again from 0, which receivers read as a counter
+// reset. It returns how many it forgot.
+func (t *Totals) Trim(max int64, keep int64) int {
+	if t == nil || max <= 0 {
+		return 0
+	}
+	var total int64
+	for k, r := range t.Series {
+		total += RunningBytes(k, r)
+	}
+	if total <= max {
 		return 0
 	}
 	type old struct {
@@ -34,9 +52,10 @@ func (t *Totals) Trim(max int, keep int64) int {
 	})
 	n := 0
 	for _, o := range olds {
-		if len(t.Series) <= max {
+		if total <= max {
 			break
 		}
+		total -= RunningBytes(o.key, t.Series[o.key])
 		delete(t.Series, o.key)
 		n++
 	}

@@ -171,7 +171,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 		// A minute with a negative value goes out as gauges, and stays out
 		// of the Summary's running count and sum, which must not go below 0.
 		bl.totals = prev.AdvanceExcept(m, int64(b.cfg.Forget/time.Second), func(s *rollup.Series) bool { return s.Min < 0 })
-		bl.totals.Trim(outlet.DefaultMaxTotals, m.Start)
+		bl.totals.Trim(outlet.DefaultMaxTotalsBytes, m.Start)
 		enc.Totals = bl.totals
 		enc.KeptOut = bl.totals.KeptOut // a negative count minute: the running total holds
 	default:

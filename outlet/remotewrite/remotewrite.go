@@ -220,7 +220,7 @@ func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, pr
 			r.Hist = nil
 		}
 	}
-	next.Trim(outlet.DefaultMaxTotals, m.Start)
+	next.Trim(outlet.DefaultMaxTotalsBytes, m.Start)
 	job := drainLabels{job: d.Name}
 	if job.job == "" {
 		job.job = d.ID
