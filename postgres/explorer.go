@@ -113,8 +113,13 @@ func NewExplorerSource(pool *pgxpool.Pool, retention time.Duration, now func() t
 	return &ExplorerSource{pool: pool, retention: retention, now: now}
 }
 
+// topNames selects the $3 busiest names of drain $1 since minute $2 (as
+// "top"), for the queries it opens.
+const topNames = `WITH top AS (SELECT name FROM explorer_names WHERE drain_id = $1 AND minute >= $2
+	GROUP BY name ORDER BY sum(count) DESC, name LIMIT $3) `
+
 // Explore returns drain id's explorer: the names of its last 60 sealed
-// minutes.
+// minutes, the busiest MaxExplorerHour of them.
 func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explore, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -134,8 +139,14 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 	first := last - 59*60
 	names := map[string]*status.NameView{}
 	if last != 0 {
-		rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (name) name, minute, detail FROM explorer_names
-			WHERE drain_id = $1 AND minute >= $2 ORDER BY name, minute DESC`, id, first)
+		// The busiest names of the hour, at most MaxExplorerHour of them.
+		if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT name) FROM explorer_names WHERE drain_id = $1 AND minute >= $2`,
+			id, first).Scan(&x.Hidden); err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+		x.Hidden = max(x.Hidden-status.MaxExplorerHour, 0)
+		rows, err := s.pool.Query(ctx, topNames+`SELECT DISTINCT ON (n.name) n.name, n.minute, n.detail FROM explorer_names n JOIN top USING (name)
+			WHERE n.drain_id = $1 AND n.minute >= $2 ORDER BY n.name, n.minute DESC`, id, first, status.MaxExplorerHour)
 		if err != nil {
 			return nil, fmt.Errorf("explorer: %w", err)
 		}
@@ -160,8 +171,8 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 		if err != nil {
 			return nil, fmt.Errorf("explorer: %w", err)
 		}
-		rows, err = s.pool.Query(ctx, `SELECT name, minute, count, value, p50, p95, p99 FROM explorer_names
-			WHERE drain_id = $1 AND minute >= $2`, id, first)
+		rows, err = s.pool.Query(ctx, topNames+`SELECT n.name, n.minute, n.count, n.value, n.p50, n.p95, n.p99 FROM explorer_names n JOIN top USING (name)
+			WHERE n.drain_id = $1 AND n.minute >= $2`, id, first, status.MaxExplorerHour)
 		if err != nil {
 			return nil, fmt.Errorf("explorer: %w", err)
 		}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"testing"
 	"time"
 
@@ -68,5 +69,34 @@ func TestExplorerSummaryWrittenOnce(t *testing.T) {
 	}
 	if empty, err := NewExplorerSource(r.pool, time.Hour, time.Now).Explore(ctx, "other"); err != nil || len(empty.Names) != 0 || len(empty.Refused) != 0 {
 		t.Errorf("another drain: %+v %v", empty, err)
+	}
+}
+
+// TestExplorerReadsTheBusiestNames: names that change every minute cannot
+// make a page read them all: the busiest status.MaxExplorerHour of the hour
+// are shown, the rest counted as hidden.
+func TestExplorerReadsTheBusiestNames(t *testing.T) {
+	pool := pgtest.MustPool(t, pgtest.NewDatabase(t, true))
+	ctx := context.Background()
+	m := time.Now().Truncate(time.Minute).Add(-5 * time.Minute).Unix()
+	n := status.MaxExplorerHour + 10
+	if _, err := pool.Exec(ctx, `INSERT INTO explorer_minutes (drain_id, minute, names, omitted) VALUES ('d', $1, $2, 0)`, m, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO explorer_names (drain_id, minute, name, kind, sources, count, value, detail)
+		SELECT 'd', $1, 'n' || i, 'count', 1, i, i, '{"kind":"count"}' FROM generate_series(1, $2) AS i`, m, n); err != nil {
+		t.Fatal(err)
+	}
+	x, err := NewExplorerSource(pool, time.Hour, time.Now).Explore(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.Names) != status.MaxExplorerHour || x.Hidden != 10 {
+		t.Fatalf("%d names shown, %d hidden; want %d and 10", len(x.Names), x.Hidden, status.MaxExplorerHour)
+	}
+	for _, nv := range x.Names {
+		if nv.Name == "n1" || nv.Name == "n10" {
+			t.Errorf("%s, among the quietest, shown", nv.Name)
+		}
 	}
 }

@@ -27,6 +27,11 @@ import (
 // omitted, and the pages say so.
 const MaxExplorerNames = 500
 
+// MaxExplorerHour bounds the names of the hour one explorer page reads
+// from Postgres (the busiest over the hour): names that change every
+// minute cannot make a page read 30 000.
+const MaxExplorerHour = 2000
+
 // maxBreakdown bounds the sources and the routes kept per name and minute
 // (the busiest first).
 const maxBreakdown = 20

@@ -128,6 +128,7 @@ type metricsView struct {
 	Names      []nameRowView
 	Omitted    int
 	MemoryFull int
+	Hidden     int
 	Refused    []refusedPairView
 	Overflowed []overflowView
 }
@@ -194,7 +195,7 @@ func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metri
 		DrainID: d.ID, DrainName: cmp.Or(d.Name, d.ID), Back: "../" + d.ID, Store: x.Store,
 		LastMinute: formatTime(x.Now, x.LastMinute), Filter: filter, Sort: sortBy,
 		SortName: link("q", filter), SortVolume: link("q", filter, "sort", "volume"),
-		JSONPath: "metrics.json", Omitted: x.Omitted, MemoryFull: x.MemoryFull, Shown: len(x.Names),
+		JSONPath: "metrics.json", Omitted: x.Omitted, MemoryFull: x.MemoryFull, Hidden: x.Hidden, Shown: len(x.Names),
 	}
 	var last int64
 	if x.LastMinute != nil {

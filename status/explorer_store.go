@@ -25,8 +25,11 @@ type Explore struct {
 	// Omitted counts the names of the last minute left out: over
 	// MaxExplorerNames per minute (the busiest are kept), or over the
 	// explorer's share of MEMORY_BUDGET (MemoryFull of them).
-	Omitted    int          `json:"omitted"`
-	MemoryFull int          `json:"memory_full"`
+	Omitted    int `json:"omitted"`
+	MemoryFull int `json:"memory_full"`
+	// Hidden counts the names of the hour left out of a Postgres-backed
+	// explorer beyond its MaxExplorerHour busiest.
+	Hidden     int          `json:"hidden"`
 	Refused    []Refused    `json:"refused"`    // the last refused pairs, newest first
 	Overflowed []Overflowed `json:"overflowed"` // names refused by the series caps, newest first
 }
