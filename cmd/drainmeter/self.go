@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/drainmeter/drainmeter/outlet"
@@ -62,15 +63,22 @@ func (s *selfMetrics) observe(now time.Time, deltas []status.Delta) {
 }
 
 // flush adds a minute's self-metrics, stamped at, for every drain this
-// process has seen (zeros included: a quiet drain shows as 0 frames),
-// except drains whose only outlet is the log (the status page shows the
-// same, and `heroku logs` stays readable).
+// process has seen and every drain with a lane (zeros included: a quiet
+// drain shows as 0 frames, also after a restart, so that an alert on
+// silence keeps firing), except drains whose only outlet is the log (the
+// status page shows the same, and `heroku logs` stays readable).
 func (s *selfMetrics) flush(at time.Time) {
 	waiting := map[string][]outlet.Status{}
 	for _, l := range s.lanes() {
 		waiting[l.Drain] = append(waiting[l.Drain], l)
 	}
-	for _, d := range s.reg.All() {
+	drains := s.reg.All()
+	for id := range waiting {
+		if !slices.ContainsFunc(drains, func(d *stats.Drain) bool { return d.ID == id }) {
+			drains = append(drains, s.reg.Drain(id))
+		}
+	}
+	for _, d := range drains {
 		if od, ok := s.dest.Drain(d.ID); !ok || (len(od.Outlets) == 1 && od.Outlets[0].Kind == outlet.Log) {
 			continue
 		}
