@@ -314,14 +314,9 @@ func Posted(kind, name string, native bool) PostedNames {
 }
 
 // nativeHistograms reports whether the drain's remote-write outlet sends
-// measures as native histograms (its configuration says so: ConfigDesc).
+// measures as native histograms.
 func nativeHistograms(d *Drain) bool {
-	for _, o := range d.Outlets {
-		if o.Kind == string(outlet.RemoteWrite) && strings.Contains(o.Config, ", native histograms") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(d.Outlets, func(o Outlet) bool { return o.Kind == string(outlet.RemoteWrite) && o.Native })
 }
 
 func parseKind(s string) parse.Kind {

@@ -348,9 +348,10 @@ func TestNum(t *testing.T) {
 // TestPostedNamesNative: a drain whose remote-write outlet sends native
 // histograms shows a measure's names as that outlet posts them.
 func TestPostedNamesNative(t *testing.T) {
-	d := &Drain{Outlets: []Outlet{{Kind: "remotewrite", Config: ConfigDesc(&outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms})}}}
-	if !nativeHistograms(d) || nativeHistograms(&Drain{Outlets: []Outlet{{Kind: "remotewrite", Config: ConfigDesc(&outlet.Outlet{Kind: outlet.RemoteWrite})}}}) {
-		t.Fatalf("native histograms not told from the configuration %q", d.Outlets[0].Config)
+	native := &outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms}
+	d := &Drain{Outlets: []Outlet{{Kind: "remotewrite", Native: native.Native()}}}
+	if !nativeHistograms(d) || nativeHistograms(&Drain{Outlets: []Outlet{{Kind: "remotewrite", Native: (&outlet.Outlet{Kind: outlet.RemoteWrite}).Native()}}}) {
+		t.Fatalf("native histograms not told from the outlet %+v", d.Outlets[0])
 	}
 	if got := Posted("measure", "db.latency", true).RemoteWrite; !slices.Equal(got, []string{"db_latency", "db_latency_min", "db_latency_max"}) {
 		t.Errorf("native: %v", got)

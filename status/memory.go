@@ -221,7 +221,7 @@ func Outlets(d *outlet.Drain, lanes []outlet.Status) []Outlet {
 	if d != nil {
 		for i := range out {
 			if o, ok := d.Outlet(outlet.Kind(out[i].Kind)); ok {
-				out[i].Config = ConfigDesc(o)
+				out[i].Config, out[i].Native = ConfigDesc(o), o.Native()
 			}
 		}
 	}

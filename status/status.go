@@ -87,10 +87,12 @@ type Drain struct {
 
 // Outlet is one outlet of a drain.
 type Outlet struct {
-	Kind           string     `json:"kind"`   // log, librato, otlp, remotewrite
-	Target         string     `json:"target"` // the endpoint, without credentials
-	Config         string     `json:"config"` // which configuration the lane runs: its version and options
-	State          string     `json:"state"`  // ok, retrying, uncertain, paused, giving_up
+	Kind   string `json:"kind"`   // log, librato, otlp, remotewrite
+	Target string `json:"target"` // the endpoint, without credentials
+	Config string `json:"config"` // which configuration the lane runs: its version and options
+	// Native: a remote-write outlet sends measures as native histograms.
+	Native         bool       `json:"native_histograms,omitempty"`
+	State          string     `json:"state"` // ok, retrying, uncertain, paused, giving_up
 	LastPostAt     *time.Time `json:"last_post_at"`
 	MinutesWaiting int        `json:"minutes_waiting"`
 	LastError      string     `json:"last_error"` // never a secret
