@@ -34,10 +34,12 @@ const (
 // Marker returns the rollup marker of a series of source source and
 // dimensions dims, processType its Series.ProcessType.
 func Marker(source, dims string, processType bool) string {
+	if dims != "" {
+		if v, ok := parse.DimValue(dims, parse.RollupDim); ok {
+			return v
+		}
+	}
 	switch {
-	case dims != "" && hasDim(dims, parse.RollupDim):
-		v, _ := parse.DimValue(dims, parse.RollupDim)
-		return v
 	case processType:
 		return RollupProcessType
 	case dims != "" && dimSet(dims, parse.RouteDim):

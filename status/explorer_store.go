@@ -3,6 +3,7 @@ package status
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -417,7 +418,7 @@ func (e *ExplorerStore) Explore(_ context.Context, id string) (*Explore, error) 
 			}
 		}
 		if by := d.refusedBy[name]; len(by) > 0 {
-			nv.Refused = maps(by)
+			nv.Refused = maps.Clone(by)
 		}
 		nv.Late = d.lateBy[name]
 		out.Names = append(out.Names, nv)
@@ -469,14 +470,6 @@ func addSourceSpark(out map[string][]Spark, p Point, i int, m int64) {
 
 // AddSourceSpark is addSourceSpark for other sources (Postgres).
 func AddSourceSpark(out map[string][]Spark, p Point, i int, m int64) { addSourceSpark(out, p, i, m) }
-
-func maps(m map[string]uint64) map[string]uint64 {
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 // FinishExplore sorts an explorer by name, fills in the posted names and
 // makes its lists non-nil.
