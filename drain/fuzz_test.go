@@ -37,7 +37,7 @@ func FuzzGzipFrames(f *testing.F) {
 		bodies := budget.NewShare("bodies", 1<<20)
 		sink := &countSink{}
 		reg := stats.NewRegistry()
-		h := NewHandler(Config{MaxBodyBytes: 64 << 10, MaxFrameBytes: 512, Bodies: bodies}, NewSecretAuth(Drain{ID: "d"}, "pw"),
+		h := NewHandler(Config{MaxBodyBytes: 64 << 10, MaxFrameBytes: 512, Bodies: bodies}, NewSecretAuth(Caller{ID: "d"}, "pw"),
 			sink, nil, reg, slog.New(slog.DiscardHandler), func() time.Time { return at })
 		send := func(b []byte, gz bool) (status, measurements int) {
 			req := httptest.NewRequest(http.MethodPost, "/logs", bytes.NewReader(b))

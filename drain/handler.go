@@ -12,7 +12,8 @@
 // fail (refusal.go), the one place that picks the answer's status, the
 // drain's counter and the log line:
 //
-//   - admit: the credentials, the Content-Type, Content-Encoding and
+//   - admit: the credentials (an Authenticator names the Caller: the drain
+//     and how its series are named), the Content-Type, Content-Encoding and
 //     Content-Length, the body's deadline, and its first bytes; nothing of
 //     the request's memory is taken before then.
 //   - read (readLogplex): the body read whole through the readers of body.go
@@ -55,8 +56,9 @@ import (
 	"github.com/drainmeter/drainmeter/stats"
 )
 
-// Drain is an authenticated drain: where its series go and how they are named.
-type Drain struct {
+// Caller is the drain a request authenticated as: which drain it is and how
+// its series are named.
+type Caller struct {
 	ID           string // the key of its series and counters
 	Prefix       string // metric name prefix (the drain URL's ?prefix= overrides it)
 	SourcePrefix string // source prefix (the drain URL's ?source-prefix= overrides it)
@@ -76,7 +78,7 @@ type Drain struct {
 // empty — and an error only when it could not tell (a database outage),
 // which the handler answers with 503 so that logplex retries.
 type Authenticator interface {
-	Authenticate(ctx context.Context, user, password string) (d Drain, ok bool, err error)
+	Authenticate(ctx context.Context, user, password string) (d Caller, ok bool, err error)
 }
 
 // ErrBusy is what an Authenticator returns (wrapped) when it will not look
@@ -87,7 +89,7 @@ var ErrBusy = errors.New("drain: busy")
 // Sink takes one batch of a drain's measurements. The measurements and
 // their bytes are valid only during the call.
 type Sink interface {
-	Add(now time.Time, d *stats.Drain, ms []parse.Measurement)
+	Add(now time.Time, d *stats.Counters, ms []parse.Measurement)
 }
 
 // Deduper remembers the ids of batches already counted.
@@ -284,13 +286,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // acceptable, and whose body's first bytes arrived: nothing of its memory
 // is taken before then (a slow sender holds a goroutine, not a buffer).
 type admitted struct {
-	d      Drain
-	ds     *stats.Drain // the drain's counters
-	user   string       // the Basic-auth user name (the sending app, on the built-in drain)
-	now    time.Time    // when its batch is counted
-	gz     bool         // the body is gzip
-	body   io.Reader    // the body after its first bytes, bounded by MaxBodyBytes
-	first  [1]byte      // the body's first bytes
+	d      Caller
+	ds     *stats.Counters // the drain's counters
+	user   string          // the Basic-auth user name (the sending app, on the built-in drain)
+	now    time.Time       // when its batch is counted
+	gz     bool            // the body is gzip
+	body   io.Reader       // the body after its first bytes, bounded by MaxBodyBytes
+	first  [1]byte         // the body's first bytes
 	nfirst int
 }
 

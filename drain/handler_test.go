@@ -23,7 +23,7 @@ import (
 
 type countSink struct{ n int }
 
-func (c *countSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) { c.n += len(ms) }
+func (c *countSink) Add(_ time.Time, _ *stats.Counters, ms []parse.Measurement) { c.n += len(ms) }
 
 func TestRecentIDs(t *testing.T) {
 	r := NewRecentIDs(time.Hour, 1000)
@@ -49,7 +49,7 @@ func TestRecentIDs(t *testing.T) {
 
 func TestQueryPrefixes(t *testing.T) {
 	sink := &recordSink{}
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", Prefix: "cfg"}, "pw"), sink, nil,
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Caller{ID: "d", Prefix: "cfg"}, "pw"), sink, nil,
 		stats.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
 	msg := "<190>1 2024-05-01T12:34:01Z host app web.1 - count#a\n"
 	body := strconv.Itoa(len(msg)) + " " + msg
@@ -64,7 +64,7 @@ func TestQueryPrefixes(t *testing.T) {
 
 type recordSink struct{ names []string }
 
-func (r *recordSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+func (r *recordSink) Add(_ time.Time, _ *stats.Counters, ms []parse.Measurement) {
 	for _, m := range ms {
 		r.names = append(r.names, string(m.Name)+" "+string(m.Source))
 	}
@@ -87,7 +87,7 @@ func BenchmarkDrain(b *testing.B) {
 				cfg.Bodies, cfg.MaxDrainBytes = mem.Bodies, mem.BodiesPerDrain()
 			}
 			at := time.Now()
-			h := NewHandler(cfg, NewSecretAuth(Drain{ID: "d", ProcessTypes: true}, "pw"), sink, nil,
+			h := NewHandler(cfg, NewSecretAuth(Caller{ID: "d", ProcessTypes: true}, "pw"), sink, nil,
 				stats.NewRegistry(), slog.New(slog.DiscardHandler), func() time.Time { return at })
 			gen := loadgen.New(1, 4)
 			const frames = 100
@@ -163,7 +163,7 @@ func TestCutBodyCountsNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &countSink{}
 			reg := stats.NewRegistry()
-			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
+			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Caller{ID: "d"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
 				reg, slog.New(slog.DiscardHandler), func() time.Time { return at })
 			send := func(body io.Reader) int {
 				req := httptest.NewRequest(http.MethodPost, "/logs", body)
@@ -210,7 +210,7 @@ func TestHostileHeaders(t *testing.T) {
 	frame := []byte(strconv.Itoa(len(msg)) + " " + msg)
 	sink := &countSink{}
 	reg := stats.NewRegistry()
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Caller{ID: "d"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
 		reg, slog.New(slog.DiscardHandler), func() time.Time { return at })
 	send := func(body []byte, hdr map[string]string) int {
 		req := httptest.NewRequest(http.MethodPost, "/logs", bytes.NewReader(body))
@@ -261,7 +261,7 @@ func TestHostileHeaders(t *testing.T) {
 
 type valueSink struct{ got []string }
 
-func (v *valueSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+func (v *valueSink) Add(_ time.Time, _ *stats.Counters, ms []parse.Measurement) {
 	for _, m := range ms {
 		s := fmt.Sprintf("%s %s=%g", m.Kind, m.Name, m.Value)
 		if len(m.Dims) > 0 {
@@ -306,7 +306,7 @@ func TestLogShuttle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &valueSink{}
 			reg := stats.NewRegistry()
-			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", Prefix: "p"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
+			h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Caller{ID: "d", Prefix: "p"}, "pw"), sink, NewRecentIDs(time.Hour, 100),
 				reg, slog.New(slog.DiscardHandler), func() time.Time { return at })
 			for range 2 { // log-shuttle retries with the same X-Request-Id
 				body := []byte(tc.body)
@@ -345,7 +345,7 @@ func TestLogShuttle(t *testing.T) {
 // and the route dimension survives the copy into the batch.
 func TestRoutesThroughTheHandler(t *testing.T) {
 	sink := &valueSink{}
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Drain{ID: "d", RouteMetrics: parse.RoutesTemplates, Routes: []string{"/users/:id"}}, "pw"),
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20}, NewSecretAuth(Caller{ID: "d", RouteMetrics: parse.RoutesTemplates, Routes: []string{"/users/:id"}}, "pw"),
 		sink, nil, stats.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
 	var body string
 	for _, p := range []string{"/users/42", "/other/1"} {

@@ -20,8 +20,8 @@ import (
 // drainsAuth knows drains by user name, password "pw".
 type drainsAuth struct{}
 
-func (drainsAuth) Authenticate(_ context.Context, user, pass string) (Drain, bool, error) {
-	return Drain{ID: user}, pass == "pw", nil
+func (drainsAuth) Authenticate(_ context.Context, user, pass string) (Caller, bool, error) {
+	return Caller{ID: user}, pass == "pw", nil
 }
 
 // heldSink records the most bytes the bodies share held while a batch was
@@ -32,7 +32,7 @@ type heldSink struct {
 	held  int64
 }
 
-func (s *heldSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+func (s *heldSink) Add(_ time.Time, _ *stats.Counters, ms []parse.Measurement) {
 	s.n += len(ms)
 	s.held = max(s.held, s.share.Used())
 }
@@ -127,7 +127,7 @@ func TestBodiesBudget(t *testing.T) {
 func TestRefusalsSampled(t *testing.T) {
 	var logs bytes.Buffer
 	at := time.Now()
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20, RefusalDelay: -1}, NewSecretAuth(Drain{ID: "d"}, "pw"), &countSink{}, nil, stats.NewRegistry(),
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20, RefusalDelay: -1}, NewSecretAuth(Caller{ID: "d"}, "pw"), &countSink{}, nil, stats.NewRegistry(),
 		slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return at })
 	user := strings.Repeat("é", 20000) + "\nlevel=ERROR msg=forged"
 	for i := range 1000 {

@@ -56,14 +56,14 @@ var (
 // request (admit, read, claim) return, which fail answers.
 type failure struct {
 	why  *refusal
-	ds   *stats.Drain
+	ds   *stats.Counters
 	args []any // logged after the drain and the status
 }
 
 func (f *failure) Error() string { return f.why.log }
 
 // refused returns the failure of a request for why, counted on ds.
-func refused(ds *stats.Drain, why *refusal, args ...any) error {
+func refused(ds *stats.Counters, why *refusal, args ...any) error {
 	return &failure{why: why, ds: ds, args: args}
 }
 
@@ -71,7 +71,7 @@ func refused(ds *stats.Drain, why *refusal, args ...any) error {
 // header" or "gzip body"; read: the bytes of it that arrived): nothing of
 // it counts, so that the sender's retry counts once.
 type readError struct {
-	ds   *stats.Drain
+	ds   *stats.Counters
 	what string
 	read int64
 	err  error
@@ -85,7 +85,7 @@ func (e *readError) Unwrap() error { return e.err }
 // large (logplex drops it; a retry would fail the same way), 503 and
 // Retry-After when the drain's or the process's share is full (logplex
 // retries). limit is the most one request may hold (Config.MaxDrainBytes).
-func memoryFailure(ds *stats.Drain, err error, limit int64) error {
+func memoryFailure(ds *stats.Counters, err error, limit int64) error {
 	if errors.Is(err, errRequestTooLarge) {
 		return refused(ds, reasonRequestOverShare, "limit_bytes", limit)
 	}
@@ -139,7 +139,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // refusalDrain returns the counters a refusal is counted on: the drain
 // named (id), or UnknownDrain.
-func (h *Handler) refusalDrain(id string) *stats.Drain {
+func (h *Handler) refusalDrain(id string) *stats.Counters {
 	if id == "" {
 		id = UnknownDrain
 	}
@@ -147,7 +147,7 @@ func (h *Handler) refusalDrain(id string) *stats.Drain {
 }
 
 // refuse answers r with why, counts it on ds and logs it (sampled).
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ds *stats.Drain, why *refusal, args ...any) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ds *stats.Counters, why *refusal, args ...any) {
 	ds.Refused(why.count, time.Now())
 	h.logs.Sampled(slog.LevelWarn, "drain refused", why.log, append([]any{"drain", ds.ID, "status", why.status}, args...)...)
 	closeAfter(w, r)

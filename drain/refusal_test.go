@@ -23,11 +23,11 @@ import (
 // which names no drain.
 type ghostAuth struct{}
 
-func (ghostAuth) Authenticate(_ context.Context, user, pass string) (Drain, bool, error) {
+func (ghostAuth) Authenticate(_ context.Context, user, pass string) (Caller, bool, error) {
 	if user == "ghost" {
-		return Drain{}, false, nil
+		return Caller{}, false, nil
 	}
-	return Drain{ID: user}, pass == "pw", nil
+	return Caller{ID: user}, pass == "pw", nil
 }
 
 // rawServer serves h on loopback over a real connection, as net/http does
@@ -235,7 +235,7 @@ type lockedSink struct {
 	n  int
 }
 
-func (s *lockedSink) Add(_ time.Time, _ *stats.Drain, ms []parse.Measurement) {
+func (s *lockedSink) Add(_ time.Time, _ *stats.Counters, ms []parse.Measurement) {
 	s.mu.Lock()
 	s.n += len(ms)
 	s.mu.Unlock()

@@ -65,7 +65,7 @@ func (r *refusalRec) Refused(_ string, _ time.Time, rs []Refusal) {
 // a batch without any hands nothing.
 func TestRefusalsOfCountedBatches(t *testing.T) {
 	rec := &refusalRec{}
-	h := NewHandler(Config{MaxBodyBytes: 1 << 20, Refusals: rec}, NewSecretAuth(Drain{ID: "d"}, "pw"), &countSink{},
+	h := NewHandler(Config{MaxBodyBytes: 1 << 20, Refusals: rec}, NewSecretAuth(Caller{ID: "d"}, "pw"), &countSink{},
 		NewRecentIDs(time.Hour, 100), stats.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
 	post := func(id, msg string) {
 		t.Helper()

@@ -25,7 +25,7 @@ func NewLogBackend(w io.Writer, percentiles []float64) *LogBackend {
 
 // Encode renders the minute's lines as one request: a line per series,
 // then a line per event.
-func (b *LogBackend) Encode(d *Drain, _ *Outlet, m *rollup.Minute, _ *Totals) (Encoded, error) {
+func (b *LogBackend) Encode(d *Destination, _ *Outlet, m *rollup.Minute, _ *Totals) (Encoded, error) {
 	sums := m.Summaries(b.Percentiles)
 	if len(sums) == 0 && len(m.Events) == 0 {
 		return Encoded{}, nil

@@ -3,7 +3,8 @@
 // outlet/otlp, outlet/remotewrite, and the log outlet in this package) only
 // turn a minute into requests and say what an answer means.
 //
-// A drain has one or more outlets. Each (drain, outlet) pair is a lane: its
+// A drain's Destination (from Destinations, by drain id) names it and lists
+// its outlets. Each (drain, outlet) pair is a lane: its
 // minutes go out strictly in order, one request in flight, each minute's
 // requests built once and re-sent identically on retry (Prometheus refuses a
 // changed or out-of-order sample, OTLP receivers an out-of-order point). A
@@ -69,7 +70,7 @@ type Header struct {
 	Name, Value string
 }
 
-// Outlet is one configured destination of a drain. Its credentials (Token,
+// Outlet is one configured receiver of a drain's metrics. Its credentials (Token,
 // Headers, the userinfo of URL) are secrets: never log or show them; use
 // Redacted.
 type Outlet struct {
@@ -215,8 +216,9 @@ func SameTotals(a, b string) bool {
 	return totals(a) == totals(b)
 }
 
-// Drain is what outlets need to know of a drain.
-type Drain struct {
+// Destination is what outlets need to know of a drain: who posts (its id,
+// name and attributes) and where (its outlets).
+type Destination struct {
 	ID        string
 	Name      string // the app's name: OTLP service.name, Prometheus job
 	Namespace string // OTLP service.namespace; empty: none
@@ -227,7 +229,7 @@ type Drain struct {
 }
 
 // Outlet returns the drain's outlet of kind k.
-func (d *Drain) Outlet(k Kind) (*Outlet, bool) {
+func (d *Destination) Outlet(k Kind) (*Outlet, bool) {
 	for i := range d.Outlets {
 		if d.Outlets[i].Kind == k {
 			return &d.Outlets[i], true
@@ -236,10 +238,10 @@ func (d *Drain) Outlet(k Kind) (*Outlet, bool) {
 	return nil, false
 }
 
-// Destinations finds a drain's current configuration. Implementations cache
+// Destinations finds a drain's current Destination. Implementations cache
 // it; a change reaches every process within the cache's TTL.
 type Destinations interface {
-	Drain(id string) (*Drain, bool)
+	Drain(id string) (*Destination, bool)
 }
 
 // Request is one request of a minute, built once by a backend.
@@ -309,7 +311,7 @@ type Backend interface {
 	// modify m or prev, and must be deterministic: the same inputs give the
 	// same bodies (a durable lane taken over by another dyno rebuilds the
 	// minute and resumes where the first stopped).
-	Encode(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (Encoded, error)
+	Encode(d *Destination, o *Outlet, m *rollup.Minute, prev *Totals) (Encoded, error)
 	// Send posts one request with o's current credentials.
 	Send(ctx context.Context, o *Outlet, r *Request) Result
 }

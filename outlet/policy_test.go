@@ -228,7 +228,7 @@ func TestAnswerPolicy(t *testing.T) {
 				s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg,
 					slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 				o := outletAt(kind, rcv.srv.URL)
-				d := &outlet.Drain{ID: "d1", Name: "app", Outlets: []outlet.Outlet{o}}
+				d := &outlet.Destination{ID: "d1", Name: "app", Outlets: []outlet.Outlet{o}}
 				job, err := s.Build(d, &o, testMinute(t, 3), nil)
 				if err != nil {
 					t.Fatal(err)
@@ -303,7 +303,7 @@ func TestConnectionRefusedIsNotUncertain(t *testing.T) {
 	reg := stats.NewRegistry()
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, slog.New(slog.DiscardHandler), time.Now)
 	o := outletAt(outlet.OTLP, "http://"+addr)
-	d := &outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{o}}
+	d := &outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}}
 	job, _ := s.Build(d, &o, testMinute(t, 2), nil)
 	var st outlet.Status
 	step := s.Step(context.Background(), d, &o, job, &st, 0)
@@ -324,7 +324,7 @@ func TestUncertainBound(t *testing.T) {
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg,
 		slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 	o := outletAt(outlet.RemoteWrite, rcv.srv.URL)
-	d := &outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{o}}
+	d := &outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}}
 	job, _ := s.Build(d, &o, testMinute(t, 4), nil)
 	points := job.Points()
 	var st outlet.Status
@@ -367,7 +367,7 @@ func TestShutdownDoesNotResendUncertain(t *testing.T) {
 	logs := &syncBuf{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	o := outletAt(outlet.OTLP, rcv.srv.URL)
-	dests := outlettest.NewDests(&outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{o}})
+	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}})
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, log, time.Now)
 	e := outlet.NewEngine(s, dests, reg, log, time.Now)
 	e.Start()
@@ -400,7 +400,7 @@ func TestTooLargeFloor(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	o := outletAt(outlet.OTLP, rcv.srv.URL)
 	o.Temporality = outlet.Cumulative
-	dests := outlettest.NewDests(&outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{o}})
+	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}})
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, log, time.Now)
 	e := outlet.NewEngine(s, dests, reg, log, time.Now)
 	e.Start()
@@ -460,7 +460,7 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 	reg := stats.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
 	o := outlet.Outlet{Kind: outlet.RemoteWrite, URL: srv.URL + "/api/v1/push"} // Mimir's path
-	dests := outlettest.NewDests(&outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{o}})
+	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}})
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, log, time.Now)
 	e := outlet.NewEngine(s, dests, reg, log, time.Now)
 	e.Start()
@@ -485,7 +485,7 @@ func TestWrongURLPausesUntilFixed(t *testing.T) {
 		return st.State == outlet.StatePaused && st.PauseReason == outlet.PauseWrongURL && st.Waiting == 3 &&
 			strings.Contains(st.LastError, "HTTP 404")
 	})
-	dests.Update("d1", func(d *outlet.Drain) { d.Outlets[0].URL = srv.URL + "/api/v1/write"; d.Outlets[0].Version++ })
+	dests.Update("d1", func(d *outlet.Destination) { d.Outlets[0].URL = srv.URL + "/api/v1/write"; d.Outlets[0].Version++ })
 	wait("resumed", func(st outlet.Status) bool { return st.State == outlet.StateOK && st.Waiting == 0 })
 	n := 0
 	hits.Range(func(_, v any) bool {
@@ -529,7 +529,7 @@ func TestRealReceiversWrongPlace(t *testing.T) {
 			cfg.Timeout = 5 * time.Second
 			reg := stats.NewRegistry()
 			s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg, slog.New(slog.DiscardHandler), time.Now)
-			d := &outlet.Drain{ID: "d1", Name: "app", Outlets: []outlet.Outlet{tc.o}}
+			d := &outlet.Destination{ID: "d1", Name: "app", Outlets: []outlet.Outlet{tc.o}}
 			job, err := s.Build(d, &tc.o, testMinute(t, 3), nil)
 			if err != nil {
 				t.Fatal(err)

@@ -388,7 +388,7 @@ func NewSender(cfg Config, backends map[Kind]Backend, reg *stats.Registry, log *
 func (s *Sender) Config() Config { return s.cfg }
 
 // Build encodes minute m for outlet o of drain d, after running state prev.
-func (s *Sender) Build(d *Drain, o *Outlet, m *rollup.Minute, prev *Totals) (*Job, error) {
+func (s *Sender) Build(d *Destination, o *Outlet, m *rollup.Minute, prev *Totals) (*Job, error) {
 	b := s.backends[o.Kind]
 	if b == nil {
 		return nil, fmt.Errorf("outlet: no %s backend", o.Kind)
@@ -447,7 +447,7 @@ func (s *Sender) Stale(minute int64) bool {
 }
 
 // DropJob gives up on the rest of a job, counting its points as dropped.
-func (s *Sender) DropJob(d *Drain, o *Outlet, job *Job, st *Status, why string) {
+func (s *Sender) DropJob(d *Destination, o *Outlet, job *Job, st *Status, why string) {
 	n := job.Points()
 	job.Next, job.asGauges, job.keptOut = len(job.Reqs), 0, 0 // nothing sent: nothing sent as gauges either
 	s.stats.Drain(d.ID).Add(stats.PostDropped, uint64(n))
@@ -461,7 +461,7 @@ func (s *Sender) DropJob(d *Drain, o *Outlet, job *Job, st *Status, why string) 
 
 // Step sends the job's next request (the lane's one request in flight) and
 // updates st. attempts is how many times that request failed before.
-func (s *Sender) Step(ctx context.Context, d *Drain, o *Outlet, job *Job, st *Status, attempts int) Step {
+func (s *Sender) Step(ctx context.Context, d *Destination, o *Outlet, job *Job, st *Status, attempts int) Step {
 	if job.Done() {
 		return s.finished(d, o, job, st)
 	}
@@ -620,7 +620,7 @@ func pauseReason(res Result, ex *exchange, r *Request, splitFloor int) string {
 
 // pause stops the lane until its outlet's configuration changes, or a
 // probe (every AuthProbe) is answered otherwise; its minutes are kept.
-func (s *Sender) pause(d *Drain, o *Outlet, st *Status, res Result, reason string, attempts int) Step {
+func (s *Sender) pause(d *Destination, o *Outlet, st *Status, res Result, reason string, attempts int) Step {
 	now := s.now()
 	if st.State != StatePaused || st.PauseReason != reason {
 		s.log.Error("outlet: posting paused until the outlet's configuration changes (probing every "+s.cfg.AuthProbe.String()+
@@ -635,7 +635,7 @@ func (s *Sender) pause(d *Drain, o *Outlet, st *Status, res Result, reason strin
 // uncertain deals with a request that got no answer after it was sent: it
 // may have arrived, so it is sent again only after a long wait
 // (UncertainWait), and at most MaxUncertain times.
-func (s *Sender) uncertain(d *Drain, o *Outlet, job *Job, st *Status, res Result, attempts int) Step {
+func (s *Sender) uncertain(d *Destination, o *Outlet, job *Job, st *Status, res Result, attempts int) Step {
 	r := job.Reqs[job.Next]
 	now := s.now()
 	job.uncertain++
@@ -675,7 +675,7 @@ func (s *Sender) UncertainWait(n int) time.Duration {
 // GiveUpUncertain gives up, at shutdown, on a request that got no answer
 // after it was sent, instead of sending it again (it may have arrived; it
 // was counted as uncertain). It reports whether there was one.
-func (s *Sender) GiveUpUncertain(d *Drain, o *Outlet, job *Job, st *Status) bool {
+func (s *Sender) GiveUpUncertain(d *Destination, o *Outlet, job *Job, st *Status) bool {
 	if job.uncertain == 0 || job.Done() {
 		return false
 	}
@@ -688,7 +688,7 @@ func (s *Sender) GiveUpUncertain(d *Drain, o *Outlet, job *Job, st *Status) bool
 }
 
 // finished counts what the backend left out of a delivered job.
-func (s *Sender) finished(d *Drain, o *Outlet, job *Job, st *Status) Step {
+func (s *Sender) finished(d *Destination, o *Outlet, job *Job, st *Status) Step {
 	if job.skipped > 0 {
 		s.stats.Drain(d.ID).Add(stats.PostRejected, uint64(job.skipped))
 		st.Rejected += uint64(job.skipped)

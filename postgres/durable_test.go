@@ -41,7 +41,7 @@ type recBackend struct {
 	sends int
 }
 
-func (b *recBackend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+func (b *recBackend) Encode(d *outlet.Destination, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	hits := 0.0
 	for _, s := range m.Series {
 		hits += s.Sum
@@ -92,7 +92,7 @@ func newRig(t *testing.T, kinds ...outlet.Kind) *durableRig {
 	for _, k := range kinds {
 		outs = append(outs, outlet.Outlet{Kind: k})
 	}
-	r.dests.Put(&outlet.Drain{ID: "d", Outlets: outs})
+	r.dests.Put(&outlet.Destination{ID: "d", Outlets: outs})
 	backends := map[outlet.Kind]outlet.Backend{}
 	for _, k := range outlet.Kinds {
 		backends[k] = r.backend
@@ -383,7 +383,7 @@ type splitBackend struct {
 	fail bool
 }
 
-func (b *splitBackend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+func (b *splitBackend) Encode(d *outlet.Destination, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	var items []string
 	for i := range b.N {
 		items = append(items, fmt.Sprintf("%d.%d", m.Start, i))
@@ -480,7 +480,7 @@ func TestPausedLaneResumesOnNewCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.dests.Put(&outlet.Drain{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Librato, User: "u", Token: "bad", Version: 1}}})
+	r.dests.Put(&outlet.Destination{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Librato, User: "u", Token: "bad", Version: 1}}})
 	m := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
 	w := r.writer("web.1.a", m)
 	w.Closed([]*rollup.Minute{partialOf(d.ID, m, 9)})
@@ -499,7 +499,7 @@ func TestPausedLaneResumesOnNewCredentials(t *testing.T) {
 	if _, err := NewDrains(r.pool, keys).Set(ctx, d.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "good"}}}); err != nil {
 		t.Fatal(err)
 	}
-	r.dests.Update(d.ID, func(d *outlet.Drain) { d.Outlets[0].Token, d.Outlets[0].Version = "good", 2 })
+	r.dests.Update(d.ID, func(d *outlet.Destination) { d.Outlets[0].Token, d.Outlets[0].Version = "good", 2 })
 	r.drainLanes(r.poster("web.2.b", time.Minute))
 	if got := r.backend.posted(); len(got) != 1 || !strings.HasSuffix(got[0], " 9") {
 		t.Fatalf("posted %q", got)

@@ -23,8 +23,8 @@ func TestEnsureLanesFromTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The cache still says log; the database has OTLP now.
-	stale := outlettest.NewDests(&outlet.Drain{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Log}}},
-		&outlet.Drain{ID: "default", Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite}}})
+	stale := outlettest.NewDests(&outlet.Destination{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.Log}}},
+		&outlet.Destination{ID: "default", Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite}}})
 	if _, err := drains.Set(ctx, d.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, URL: "https://otlp.example.com/v1/metrics"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestEnsureLanesFromTheDatabase(t *testing.T) {
 	if _, err := pool.Exec(ctx, `DELETE FROM lanes`); err != nil {
 		t.Fatal(err)
 	}
-	stale.Put(&outlet.Drain{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.OTLP}}})
+	stale.Put(&outlet.Destination{ID: d.ID, Outlets: []outlet.Outlet{{Kind: outlet.OTLP}}})
 	if got, want := lanes(d.ID), []string{"log", "otlp"}; !slices.Equal(got, want) {
 		t.Errorf("after removing every outlet: lanes %q, want %q", got, want)
 	}

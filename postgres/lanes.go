@@ -21,7 +21,7 @@ import (
 // cache (when a lane's outlet is newer in the database than in the cache).
 type Reloader interface {
 	outlet.Destinations
-	Reload(ctx context.Context, id string) (*outlet.Drain, bool, error)
+	Reload(ctx context.Context, id string) (*outlet.Destination, bool, error)
 }
 
 // PosterConfig configures the durable lanes.
@@ -219,7 +219,7 @@ func (p *Poster) leaseLeft(k laneKey) time.Duration {
 
 // outletOf finds the lane's outlet as configured now, reloading the drain
 // when the database has a newer version than the cache.
-func (p *Poster) outletOf(ctx context.Context, lc *laneClaim) (*outlet.Drain, *outlet.Outlet, error) {
+func (p *Poster) outletOf(ctx context.Context, lc *laneClaim) (*outlet.Destination, *outlet.Outlet, error) {
 	d, ok := p.dest.Drain(lc.key.drain)
 	var o *outlet.Outlet
 	if ok {
@@ -262,7 +262,7 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 // load returns the lane's drain, outlet and next minute; ok=false when
 // there is nothing to post now (the lane is released for later, or removed
 // with its outlet).
-func (p *Poster) load(ctx context.Context, lc *laneClaim) (d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, ok bool) {
+func (p *Poster) load(ctx context.Context, lc *laneClaim) (d *outlet.Destination, o *outlet.Outlet, mn *rollup.Minute, ok bool) {
 	d, o, err := p.outletOf(ctx, lc)
 	if err != nil {
 		p.log.Warn("lanes: cannot load the drain's outlets; later", "drain", lc.key.drain, "err", err)
@@ -290,7 +290,7 @@ func (p *Poster) load(ctx context.Context, lc *laneClaim) (d *outlet.Drain, o *o
 // the request the lane recorded when it was cut off in the middle of this
 // minute; ok=false when the minute cannot be built (it is dropped, and
 // counted).
-func (p *Poster) build(lc *laneClaim, d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, key string) (job *outlet.Job, ok bool) {
+func (p *Poster) build(lc *laneClaim, d *outlet.Destination, o *outlet.Outlet, mn *rollup.Minute, key string) (job *outlet.Job, ok bool) {
 	var prev *outlet.Totals
 	var err error
 	if outlet.SameTotals(lc.encoding, key) && lc.totals != nil {
@@ -322,7 +322,7 @@ func (p *Poster) build(lc *laneClaim, d *outlet.Drain, o *outlet.Outlet, mn *rol
 // sendJob sends the minute's requests one by one, recording the lane's
 // progress after each, until it is finished, must wait (a retry, a pause),
 // is stopped, or the lease is about to pass to another dyno.
-func (p *Poster) sendJob(ctx context.Context, stop <-chan struct{}, lc *laneClaim, d *outlet.Drain, o *outlet.Outlet, mn *rollup.Minute, job *outlet.Job, key string) {
+func (p *Poster) sendJob(ctx context.Context, stop <-chan struct{}, lc *laneClaim, d *outlet.Destination, o *outlet.Outlet, mn *rollup.Minute, job *outlet.Job, key string) {
 	st := outlet.Status{State: outlet.State(lc.state)}
 	if st.State == outlet.StatePaused {
 		st.PauseReason = lc.pauseReason

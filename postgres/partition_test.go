@@ -110,7 +110,7 @@ func TestWriterCutOffMidWriteDoesNotBlockSealing(t *testing.T) {
 	}
 	cut := time.Now()
 
-	dests := outlettest.NewDests(&outlet.Drain{ID: "d", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
+	dests := outlettest.NewDests(&outlet.Destination{ID: "d", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
 	sealer := NewSealer(SealerConfig{Grace: 0, Silence: time.Minute}, direct, dests, reg, log, time.Now)
 	var sealed int
 	for time.Since(cut) < 25*time.Second && sealed == 0 {

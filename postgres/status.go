@@ -114,19 +114,19 @@ func (s *StatusSource) header(now time.Time) *status.Snapshot {
 // drainList returns the drains a snapshot shows, empty, by id and in the
 // order they were listed: every drain (and the built-in one), or drain id
 // only.
-func (s *StatusSource) drainList(ctx context.Context, id string) (map[string]*status.Drain, []string, error) {
+func (s *StatusSource) drainList(ctx context.Context, id string) (map[string]*status.Report, []string, error) {
 	list, err := s.drains.List(ctx, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	byID := map[string]*status.Drain{}
+	byID := map[string]*status.Report{}
 	var order []string
 	add := func(did, name string) {
 		if id != "" && did != id {
 			return
 		}
 		if byID[did] == nil {
-			byID[did] = &status.Drain{ID: did, Name: name, Apps: []string{}, LinesPerMinute: make([]uint64, 60),
+			byID[did] = &status.Report{ID: did, Name: name, Apps: []string{}, LinesPerMinute: make([]uint64, 60),
 				Rejected: map[string]uint64{}, Outlets: []status.Outlet{}}
 			order = append(order, did)
 		}
@@ -141,7 +141,7 @@ func (s *StatusSource) drainList(ctx context.Context, id string) (map[string]*st
 }
 
 // linesPerMinute fills each drain's frames of the last 60 minutes.
-func (s *StatusSource) linesPerMinute(ctx context.Context, byID map[string]*status.Drain, now time.Time) error {
+func (s *StatusSource) linesPerMinute(ctx context.Context, byID map[string]*status.Report, now time.Time) error {
 	first := floorMinute(now.Unix()) - 59*60
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, minute, coalesce((counters ->> 'frames')::bigint, 0) FROM drain_counters WHERE minute >= $1`, first)
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *StatusSource) linesPerMinute(ctx context.Context, byID map[string]*stat
 }
 
 // activity fills each drain's last batch and the apps seen sending to it.
-func (s *StatusSource) activity(ctx context.Context, byID map[string]*status.Drain) error {
+func (s *StatusSource) activity(ctx context.Context, byID map[string]*status.Report) error {
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, last_batch_at, apps FROM drain_activity`)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
@@ -187,7 +187,7 @@ func (s *StatusSource) activity(ctx context.Context, byID map[string]*status.Dra
 
 // openSeries fills each drain's open series, summed over the live dynos,
 // and the number of live dynos.
-func (s *StatusSource) openSeries(ctx context.Context, byID map[string]*status.Drain, snap *status.Snapshot) error {
+func (s *StatusSource) openSeries(ctx context.Context, byID map[string]*status.Report, snap *status.Snapshot) error {
 	rows, err := s.pool.Query(ctx, `SELECT w.key, sum(w.value::bigint), (SELECT count(*) FROM writers
 			WHERE gone_at IS NULL AND heartbeat_at > now() - $1 * interval '1 millisecond')
 		FROM writers, jsonb_each_text(open_series) AS w
@@ -220,7 +220,7 @@ func (s *StatusSource) openSeries(ctx context.Context, byID map[string]*status.D
 }
 
 // counters sums every dyno's counters since a minute.
-func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Drain, since int64, unknown **status.Refusals) error {
+func (s *StatusSource) counters(ctx context.Context, byID map[string]*status.Report, since int64, unknown **status.Refusals) error {
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, c.key, sum(c.value::bigint) FROM drain_counters, jsonb_each_text(counters) AS c
 		WHERE minute >= $1 GROUP BY drain_id, c.key`, since)
 	if err != nil {
@@ -303,7 +303,7 @@ func (s *StatusSource) Lanes(ctx context.Context) ([]outlet.Status, error) {
 }
 
 // lanes fills each drain's outlets from its lanes and its configuration.
-func (s *StatusSource) lanes(ctx context.Context, byID map[string]*status.Drain) error {
+func (s *StatusSource) lanes(ctx context.Context, byID map[string]*status.Report) error {
 	lanes, err := s.laneStatuses(ctx)
 	if err != nil {
 		return err

@@ -25,8 +25,8 @@ func TestStatusSumsEveryDyno(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.dests.Put(&outlet.Drain{ID: shop.ID, Name: "shop", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "https://u:p@otlp.example.com/v1/metrics"}}})
-	r.dests.Put(&outlet.Drain{ID: idle.ID, Name: "idle", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
+	r.dests.Put(&outlet.Destination{ID: shop.ID, Name: "shop", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "https://u:p@otlp.example.com/v1/metrics"}}})
+	r.dests.Put(&outlet.Destination{ID: idle.ID, Name: "idle", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
 	now := time.Now()
 	delta := func(frames, badHeader uint64, app string) status.Delta {
 		var c stats.Snapshot
@@ -49,7 +49,7 @@ func TestStatusSumsEveryDyno(t *testing.T) {
 	if len(snap.Drains) != 2 || snap.Dynos != 2 {
 		t.Fatalf("%d drains, %d dynos", len(snap.Drains), snap.Dynos)
 	}
-	var got, waiting status.Drain
+	var got, waiting status.Report
 	for _, d := range snap.Drains {
 		if d.ID == shop.ID {
 			got = d

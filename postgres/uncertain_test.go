@@ -115,7 +115,7 @@ func TestPauseReasonRecorded(t *testing.T) {
 // statusBackend answers every request with one status.
 type statusBackend struct{ status int }
 
-func (b *statusBackend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+func (b *statusBackend) Encode(d *outlet.Destination, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	return outlet.Encoded{Reqs: []*outlet.Request{{Body: []byte("minute"), Points: 1}}}, nil
 }
 

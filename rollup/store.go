@@ -143,7 +143,7 @@ func (s *Store) drain(id string) *drainState {
 // and kind-conflicting measurements are counted on d and skipped; the
 // measurements of routes over the cap go to route "other" and are counted
 // as overflow. Events are kept with their minute.
-func (s *Store) Add(now time.Time, d *stats.Drain, ms []parse.Measurement) {
+func (s *Store) Add(now time.Time, d *stats.Counters, ms []parse.Measurement) {
 	if len(ms) == 0 {
 		return
 	}

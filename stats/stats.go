@@ -1,7 +1,7 @@
 // Package stats holds per-drain counters that every stage of the pipeline
 // adds to: the drain (frames, rejects), the rollup (late, future, overflow)
-// and the outlet (posted, dropped). Counters are atomic; a Registry hands out
-// one *Drain per drain id.
+// and the outlet (posted, dropped). A drain's counts are a Counters (atomic);
+// a Registry hands out one per drain id.
 package stats
 
 import (
@@ -100,8 +100,8 @@ func CounterByName(name string) (Counter, bool) {
 
 func (c Counter) String() string { return counterNames[c] }
 
-// Drain is the set of counters of one drain.
-type Drain struct {
+// Counters is the set of counters of one drain.
+type Counters struct {
 	ID        string
 	c         [NumCounters]atomic.Uint64
 	lastBatch atomic.Int64 // unix nanoseconds of the last batch counted
@@ -115,7 +115,7 @@ type Drain struct {
 const maxApps = 32
 
 // SeenApp records the name of an app that sent to this drain.
-func (d *Drain) SeenApp(app string) {
+func (d *Counters) SeenApp(app string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, a := range d.apps {
@@ -129,14 +129,14 @@ func (d *Drain) SeenApp(app string) {
 }
 
 // Apps returns the app names seen, in the order first seen.
-func (d *Drain) Apps() []string {
+func (d *Counters) Apps() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]string(nil), d.apps...)
 }
 
 // Batch records that a batch was counted at t.
-func (d *Drain) Batch(t time.Time) {
+func (d *Counters) Batch(t time.Time) {
 	n := t.UnixNano()
 	for {
 		old := d.lastBatch.Load()
@@ -147,7 +147,7 @@ func (d *Drain) Batch(t time.Time) {
 }
 
 // LastBatch returns when the last batch was counted (zero: never).
-func (d *Drain) LastBatch() time.Time {
+func (d *Counters) LastBatch() time.Time {
 	n := d.lastBatch.Load()
 	if n == 0 {
 		return time.Time{}
@@ -160,7 +160,7 @@ func (d *Drain) LastBatch() time.Time {
 var RefusalCounters = []Counter{Unauthorized, TooLarge, Unsupported, Busy, Unavailable, SlowBody}
 
 // Refused counts a request refused at t under c (one of RefusalCounters).
-func (d *Drain) Refused(c Counter, t time.Time) {
+func (d *Counters) Refused(c Counter, t time.Time) {
 	d.c[c].Add(1)
 	n := t.UnixNano()
 	for {
@@ -172,7 +172,7 @@ func (d *Drain) Refused(c Counter, t time.Time) {
 }
 
 // LastRefused returns when a request was last refused (zero: never).
-func (d *Drain) LastRefused() time.Time {
+func (d *Counters) LastRefused() time.Time {
 	n := d.lastRefus.Load()
 	if n == 0 {
 		return time.Time{}
@@ -181,20 +181,20 @@ func (d *Drain) LastRefused() time.Time {
 }
 
 // Add adds n to counter c.
-func (d *Drain) Add(c Counter, n uint64) {
+func (d *Counters) Add(c Counter, n uint64) {
 	if n != 0 {
 		d.c[c].Add(n)
 	}
 }
 
 // Get returns the current value of c.
-func (d *Drain) Get(c Counter) uint64 { return d.c[c].Load() }
+func (d *Counters) Get(c Counter) uint64 { return d.c[c].Load() }
 
 // Snapshot is a copy of a drain's counters.
 type Snapshot [NumCounters]uint64
 
 // Snapshot copies the counters.
-func (d *Drain) Snapshot() Snapshot {
+func (d *Counters) Snapshot() Snapshot {
 	var s Snapshot
 	for i := range s {
 		s[i] = d.c[i].Load()
@@ -216,17 +216,17 @@ func (s Snapshot) IsZero() bool { return s == Snapshot{} }
 // Registry hands out the counters of each drain.
 type Registry struct {
 	mu     sync.RWMutex
-	drains map[string]*Drain
+	drains map[string]*Counters
 
 	logMu  sync.Mutex
 	logged map[string]Snapshot // what the last summary lines covered
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{drains: make(map[string]*Drain)} }
+func NewRegistry() *Registry { return &Registry{drains: make(map[string]*Counters)} }
 
 // Drain returns the counters of drain id, creating them on first use.
-func (r *Registry) Drain(id string) *Drain {
+func (r *Registry) Drain(id string) *Counters {
 	r.mu.RLock()
 	d := r.drains[id]
 	r.mu.RUnlock()
@@ -236,14 +236,14 @@ func (r *Registry) Drain(id string) *Drain {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d = r.drains[id]; d == nil {
-		d = &Drain{ID: id}
+		d = &Counters{ID: id}
 		r.drains[id] = d
 	}
 	return d
 }
 
 // Lookup returns the counters of drain id if it has any.
-func (r *Registry) Lookup(id string) (*Drain, bool) {
+func (r *Registry) Lookup(id string) (*Counters, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	d, ok := r.drains[id]
@@ -251,9 +251,9 @@ func (r *Registry) Lookup(id string) (*Drain, bool) {
 }
 
 // All returns every drain's counters, ordered by id.
-func (r *Registry) All() []*Drain {
+func (r *Registry) All() []*Counters {
 	r.mu.RLock()
-	out := make([]*Drain, 0, len(r.drains))
+	out := make([]*Counters, 0, len(r.drains))
 	for _, d := range r.drains {
 		out = append(out, d)
 	}

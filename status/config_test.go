@@ -9,7 +9,7 @@ import (
 // TestOutletsShowTheirConfiguration: each outlet of a drain says which
 // configuration its lane runs, never a credential.
 func TestOutletsShowTheirConfiguration(t *testing.T) {
-	d := &outlet.Drain{ID: "d1", Outlets: []outlet.Outlet{
+	d := &outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{
 		{Kind: outlet.OTLP, URL: "https://otlp.example.com/v1/metrics", Version: 3, Temporality: outlet.Delta, PercentileGauges: true,
 			Headers: []outlet.Header{{Name: "Authorization", Value: "Bearer s3cret"}}},
 		{Kind: outlet.RemoteWrite, URL: "https://u:pw@prom.example.com/api/v1/write", Version: 7},

@@ -315,7 +315,7 @@ func Posted(kind, name string, native bool) PostedNames {
 
 // nativeHistograms reports whether the drain's remote-write outlet sends
 // measures as native histograms.
-func nativeHistograms(d *Drain) bool {
+func nativeHistograms(d *Report) bool {
 	return slices.ContainsFunc(d.Outlets, func(o Outlet) bool { return o.Kind == string(outlet.RemoteWrite) && o.Native })
 }
 

@@ -349,8 +349,8 @@ func TestNum(t *testing.T) {
 // histograms shows a measure's names as that outlet posts them.
 func TestPostedNamesNative(t *testing.T) {
 	native := &outlet.Outlet{Kind: outlet.RemoteWrite, Histograms: outlet.NativeHistograms}
-	d := &Drain{Outlets: []Outlet{{Kind: "remotewrite", Native: native.Native()}}}
-	if !nativeHistograms(d) || nativeHistograms(&Drain{Outlets: []Outlet{{Kind: "remotewrite", Native: (&outlet.Outlet{Kind: outlet.RemoteWrite}).Native()}}}) {
+	d := &Report{Outlets: []Outlet{{Kind: "remotewrite", Native: native.Native()}}}
+	if !nativeHistograms(d) || nativeHistograms(&Report{Outlets: []Outlet{{Kind: "remotewrite", Native: (&outlet.Outlet{Kind: outlet.RemoteWrite}).Native()}}}) {
 		t.Fatalf("native histograms not told from the outlet %+v", d.Outlets[0])
 	}
 	if got := Posted("measure", "db.latency", true).RemoteWrite; !slices.Equal(got, []string{"db_latency", "db_latency_min", "db_latency_max"}) {

@@ -176,7 +176,7 @@ type overflowView struct {
 	Link string
 }
 
-func (h *handler) metricsView(d *Drain, x *Explore, filter, sortBy string) metricsView {
+func (h *handler) metricsView(d *Report, x *Explore, filter, sortBy string) metricsView {
 	base := "metrics"
 	link := func(params ...string) string {
 		v := url.Values{}
@@ -402,7 +402,7 @@ const (
 	barsH      = 40 // the count bars, under the lines
 )
 
-func (h *handler) metricView(d *Drain, x *Explore, n *NameView, byDyno bool, hist map[string][]Spark) metricView {
+func (h *handler) metricView(d *Report, x *Explore, n *NameView, byDyno bool, hist map[string][]Spark) metricView {
 	q := url.Values{"name": {n.Name}}
 	v := metricView{
 		Title: n.Name + " · " + cmp.Or(d.Name, d.ID) + " · drainmeter", CSS: h.css, Open: h.open(), Version: h.cfg.Version,

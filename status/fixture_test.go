@@ -56,7 +56,7 @@ func testSnapshot() *Snapshot {
 		Now:      testNow,
 		Window:   "24h",
 		Dynos:    2,
-		Drains: []Drain{
+		Drains: []Report{
 			{
 				ID:             activeID,
 				Name:           activeName,
@@ -112,7 +112,7 @@ func (s *fakeSource) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 	out := *s.snap
 	out.Drains = slices.Clone(s.snap.Drains)
 	if id != "" && !s.ignoreID {
-		out.Drains = slices.DeleteFunc(out.Drains, func(d Drain) bool { return d.ID != id })
+		out.Drains = slices.DeleteFunc(out.Drains, func(d Report) bool { return d.ID != id })
 	}
 	return &out, nil
 }

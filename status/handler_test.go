@@ -555,7 +555,7 @@ func TestPageDatabaseReadOnly(t *testing.T) {
 
 func TestAddCommand(t *testing.T) {
 	waiting := func(id, name, cmd string) *Snapshot {
-		return &Snapshot{Now: testNow, Drains: []Drain{{ID: id, Name: name, AddCommand: cmd}}}
+		return &Snapshot{Now: testNow, Drains: []Report{{ID: id, Name: name, AddCommand: cmd}}}
 	}
 	for _, c := range []struct {
 		name string

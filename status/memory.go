@@ -13,7 +13,7 @@ import (
 )
 
 // FillCounters sets a drain's counters from a snapshot of them.
-func FillCounters(d *Drain, s stats.Snapshot) {
+func FillCounters(d *Report, s stats.Snapshot) {
 	d.Frames = s[stats.FramesAccepted]
 	d.FramesRejected = s[stats.FramesRejected]
 	d.Duplicates = s[stats.Duplicates]
@@ -179,7 +179,7 @@ func (m *Memory) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 			snap.Unknown = &Refusals{Refused: RefusedCounts(ds.Snapshot()), LastRefusedAt: timePtr(ds.LastRefused())}
 			continue
 		}
-		d := Drain{ID: did, Name: did, Apps: ds.Apps(), LastBatchAt: timePtr(ds.LastBatch()), LastRefusedAt: timePtr(ds.LastRefused()),
+		d := Report{ID: did, Name: did, Apps: ds.Apps(), LastBatchAt: timePtr(ds.LastBatch()), LastRefusedAt: timePtr(ds.LastRefused()),
 			LinesPerMinute: m.History.Last60(did, now), OpenSeries: open[did]}
 		if d.Apps == nil {
 			d.Apps = []string{}
@@ -199,7 +199,7 @@ func (m *Memory) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 
 // Outlets lists a drain's outlets: lanes where they exist, configured
 // outlets (that have posted nothing yet) otherwise.
-func Outlets(d *outlet.Drain, lanes []outlet.Status) []Outlet {
+func Outlets(d *outlet.Destination, lanes []outlet.Status) []Outlet {
 	out := []Outlet{}
 	seen := map[outlet.Kind]bool{}
 	for _, l := range lanes {

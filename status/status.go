@@ -1,8 +1,8 @@
 // Package status is what drainmeter tells its users about their drains: the
 // status page (GET /), each drain owner's page (GET /drains/{id}), and the
-// same data as JSON. A Source gathers a Snapshot — in memory from this
-// process's counters, or with a database from every dyno's counters in
-// Postgres — and the handlers render it.
+// same data as JSON. A Source gathers a Snapshot (a Report per drain) — in
+// memory from this process's counters, or with a database from every dyno's
+// counters in Postgres — and the handlers render it.
 package status
 
 import (
@@ -22,7 +22,7 @@ type Snapshot struct {
 	Now      time.Time `json:"generated_at"`
 	Window   string    `json:"window"` // what the counters cover, e.g. "24h"
 	Dynos    int       `json:"dynos"`  // web processes whose counters are included
-	Drains   []Drain   `json:"drains"`
+	Drains   []Report  `json:"drains"`
 
 	// PartialsQueued is how many partial minutes this dyno holds in memory
 	// for Postgres (postgres only).
@@ -47,9 +47,9 @@ type Refusals struct {
 	LastRefusedAt *time.Time        `json:"last_refused_at"`
 }
 
-// Drain is one drain's status. The counters cover Snapshot.Window, summed
-// over every dyno (a dyno that died still counts).
-type Drain struct {
+// Report is one drain's status, as the pages show it. The counters cover
+// Snapshot.Window, summed over every dyno (a dyno that died still counts).
+type Report struct {
 	ID             string     `json:"id"`
 	Name           string     `json:"name"`
 	Apps           []string   `json:"apps"`          // the apps seen sending (Basic-auth user names)
@@ -113,7 +113,7 @@ type Outlet struct {
 }
 
 // Attributes lists a drain's own attributes as K=V.
-func Attributes(d *outlet.Drain) []string {
+func Attributes(d *outlet.Destination) []string {
 	out := []string{}
 	if d != nil {
 		for _, a := range d.Attributes {

@@ -24,9 +24,9 @@ const quietAfter = 5 * time.Minute
 // and errors, and an add command with its secret elided for each drain
 // still waiting for its first batch (built by addCommand when the Source
 // gave none).
-func clean(snap *Snapshot, id string, addCommand func(*Drain) string) *Snapshot {
+func clean(snap *Snapshot, id string, addCommand func(*Report) string) *Snapshot {
 	out := *snap
-	out.Drains = make([]Drain, 0, len(snap.Drains))
+	out.Drains = make([]Report, 0, len(snap.Drains))
 	for _, d := range snap.Drains {
 		if id != "" && d.ID != id {
 			continue
@@ -87,7 +87,7 @@ func lastMinutes(v []uint64) []uint64 {
 // the drain URL on this app's URL (or the request's host), its secret
 // elided. The built-in drain's user part is the sending app's name and
 // its password read from this app's DRAIN_SECRET by the shell.
-func (h *handler) addCommand(host string) func(*Drain) string {
+func (h *handler) addCommand(host string) func(*Report) string {
 	base := cleanBaseURL(h.cfg.BaseURL)
 	if base == "" {
 		if !hostRE.MatchString(host) {
@@ -96,7 +96,7 @@ func (h *handler) addCommand(host string) func(*Drain) string {
 		base = "https://" + host
 	}
 	scheme, rest, _ := strings.Cut(base, "://")
-	return func(d *Drain) string {
+	return func(d *Report) string {
 		app := d.Name
 		if !appNameRE.MatchString(app) || d.ID == BuiltinDrainID && app == BuiltinDrainName {
 			app = "APP" // the app to add the drain to: the user's, unknown yet
@@ -336,7 +336,7 @@ func ago(d time.Duration) string {
 	}
 }
 
-func newDrainView(d *Drain, now time.Time, link bool) drainView {
+func newDrainView(d *Report, now time.Time, link bool) drainView {
 	v := drainView{
 		ID:         d.ID,
 		Name:       cmp.Or(d.Name, d.ID),
@@ -459,7 +459,7 @@ const (
 	barStep     = chartWidth / Minutes
 )
 
-func chart(d *Drain, now time.Time) chartView {
+func chart(d *Report, now time.Time) chartView {
 	v := chartView{ID: "chart-" + d.ID, Width: chartWidth, Height: chartHeight}
 	var peak, total uint64
 	for _, n := range d.LinesPerMinute {
@@ -503,7 +503,7 @@ func chart(d *Drain, now time.Time) chartView {
 // unrecorded marks the chart's minutes from since on as not yet recorded:
 // the dyno could not write their counters, so a figure there is not the
 // minute's (it is often 0), and says so rather than showing a number.
-func unrecorded(v chartView, d *Drain, now, since time.Time) chartView {
+func unrecorded(v chartView, d *Report, now, since time.Time) chartView {
 	start := now.Truncate(time.Minute)
 	first := -1
 	for i := range v.Bars {

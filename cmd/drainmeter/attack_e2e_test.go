@@ -165,7 +165,7 @@ func TestAttack(t *testing.T) {
 	}
 
 	// Counts: the good drain's exact, the attacker's refusals counted.
-	drainStatus := func(d [2]string) status.Drain {
+	drainStatus := func(d [2]string) status.Report {
 		st, body := get(t, s.url+"/drains/"+d[0]+".json", d[0], d[1])
 		var snap status.Snapshot
 		if st != 200 || json.Unmarshal([]byte(body), &snap) != nil || len(snap.Drains) != 1 {
@@ -173,7 +173,7 @@ func TestAttack(t *testing.T) {
 		}
 		return snap.Drains[0]
 	}
-	var gd status.Drain
+	var gd status.Report
 	eventually(t, 20*time.Second, "the good drain's counters written", func() bool {
 		gd = drainStatus(good)
 		return gd.Frames >= uint64(g.Frames)

@@ -333,7 +333,7 @@ func TestConfigHistogramOptions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v", tc, err)
 		}
-		d := &outlet.Drain{Outlets: c.outlets}
+		d := &outlet.Destination{Outlets: c.outlets}
 		o, ok := d.Outlet(outlet.OTLP)
 		r, ok2 := d.Outlet(outlet.RemoteWrite)
 		if !ok || !ok2 || o.MaxBuckets != tc.wantMax || r.Native() != tc.wantNative {

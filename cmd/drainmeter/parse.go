@@ -137,7 +137,7 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var (
 		line    []byte
 		store   *rollup.Store
-		ds      *stats.Drain
+		ds      *stats.Counters
 		batch   []parse.Measurement
 		eventAt time.Time // the latest timestamp read: --rollup's clock
 	)

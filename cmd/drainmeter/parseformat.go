@@ -29,7 +29,7 @@ import (
 // receiver gets.
 type rollupPrinter struct {
 	format  string // log, prometheus or otlp
-	drain   *outlet.Drain
+	drain   *outlet.Destination
 	outlet  outlet.Outlet
 	backend outlet.Backend
 	prev    *outlet.Totals // the running totals after the last minute printed
@@ -39,7 +39,7 @@ type rollupPrinter struct {
 var parseFormats = []string{"log", "prometheus", "otlp", "librato"}
 
 func newRollupPrinter(format string, temporality outlet.Temporality, pctGauges bool, percentiles []float64, name string) (*rollupPrinter, error) {
-	p := &rollupPrinter{format: format, drain: &outlet.Drain{ID: "local", Name: name}}
+	p := &rollupPrinter{format: format, drain: &outlet.Destination{ID: "local", Name: name}}
 	switch format {
 	case "log":
 		p.outlet = outlet.Outlet{Kind: outlet.Log}

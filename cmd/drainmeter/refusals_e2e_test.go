@@ -107,7 +107,7 @@ func TestRefusalsVisibleEndToEnd(t *testing.T) {
 	// Counted: 2 + n (the old secret's tries) 401 and one 415 on myapp; one
 	// 401 on the built-in drain; one on the unknown drain.
 	var snap status.Snapshot
-	drainOf := func(id string) *status.Drain {
+	drainOf := func(id string) *status.Report {
 		for i := range snap.Drains {
 			if snap.Drains[i].ID == id {
 				return &snap.Drains[i]

@@ -208,13 +208,13 @@ func TestRoutesEndToEnd(t *testing.T) {
 	})
 }
 
-func drainOf(s *status.Snapshot, id string) status.Drain {
+func drainOf(s *status.Snapshot, id string) status.Report {
 	for _, d := range s.Drains {
 		if d.ID == id {
 			return d
 		}
 	}
-	return status.Drain{}
+	return status.Report{}
 }
 
 // vmRSS returns a web process's resident set, in KiB.

@@ -74,7 +74,7 @@ func (s *selfMetrics) flush(at time.Time) {
 	}
 	drains := s.reg.All()
 	for id := range waiting {
-		if !slices.ContainsFunc(drains, func(d *stats.Drain) bool { return d.ID == id }) {
+		if !slices.ContainsFunc(drains, func(d *stats.Counters) bool { return d.ID == id }) {
 			drains = append(drains, s.reg.Drain(id))
 		}
 	}

@@ -17,8 +17,8 @@ import (
 func TestSelfMetricsOfSilentDrains(t *testing.T) {
 	store := rollup.NewStore(rollup.Config{Grace: time.Second})
 	dests := outlettest.NewDests(
-		&outlet.Drain{ID: "quiet", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "http://127.0.0.1:1/v1/metrics"}}},
-		&outlet.Drain{ID: "logged", Outlets: []outlet.Outlet{{Kind: outlet.Log}}},
+		&outlet.Destination{ID: "quiet", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "http://127.0.0.1:1/v1/metrics"}}},
+		&outlet.Destination{ID: "logged", Outlets: []outlet.Outlet{{Kind: outlet.Log}}},
 	)
 	s := &selfMetrics{store: store, dest: dests, reg: stats.NewRegistry(), lanes: func() []outlet.Status {
 		return []outlet.Status{{Drain: "quiet", Kind: outlet.OTLP}, {Drain: "logged", Kind: outlet.Log}}

@@ -35,10 +35,10 @@ type tenants struct {
 // rate-limited: one answer, whichever limit ran out.
 var errCrowded = fmt.Errorf("%w: too many failed credentials; retry later", drain.ErrBusy)
 
-func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Drain, bool, error) {
+func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Caller, bool, error) {
 	// A refusal names the drain the credentials named, if it exists: the
 	// built-in drain for a user name that is no drain id (any is its).
-	var refused drain.Drain
+	var refused drain.Caller
 	if t.builtin != nil {
 		if d, ok, _ := t.builtin.Authenticate(ctx, user, pass); ok {
 			if t.appName == "" {
@@ -56,7 +56,7 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	// A failure while failed credentials are rate-limited is answered as
 	// "busy" (503, after the refusal delay, as every credential failure),
 	// whether the id exists or not: which limit ran out would tell.
-	fail := func(d drain.Drain) (drain.Drain, bool, error) {
+	fail := func(d drain.Caller) (drain.Caller, bool, error) {
 		if t.cache.Crowded() {
 			return d, false, errCrowded
 		}
@@ -64,31 +64,31 @@ func (t *tenants) Authenticate(ctx context.Context, user, pass string) (drain.Dr
 	}
 	d, err := t.cache.Lookup(ctx, user)
 	if errors.Is(err, postgres.ErrLookupLimited) {
-		return drain.Drain{}, false, errCrowded
+		return drain.Caller{}, false, errCrowded
 	}
 	if err != nil {
-		return drain.Drain{}, false, err // the handler answers 503: logplex retries
+		return drain.Caller{}, false, err // the handler answers 503: logplex retries
 	}
 	if d == nil {
-		return fail(drain.Drain{})
+		return fail(drain.Caller{})
 	}
 	if d.DisabledAt != nil {
-		return fail(drain.Drain{ID: d.ID})
+		return fail(drain.Caller{ID: d.ID})
 	}
 	if !d.CheckSecret(pass, t.now()) {
 		// Maybe a secret rotated since the entry was cached: read the drain
 		// again (rate-limited), so that the new URL works at once.
 		id := d.ID
 		if d, err = t.cache.Recheck(ctx, user); errors.Is(err, postgres.ErrRecheckBusy) {
-			return drain.Drain{ID: id}, false, errCrowded
+			return drain.Caller{ID: id}, false, errCrowded
 		} else if err != nil {
-			return drain.Drain{ID: id}, false, err // 503: logplex retries
+			return drain.Caller{ID: id}, false, err // 503: logplex retries
 		}
 		if d == nil || d.DisabledAt != nil || !d.CheckSecret(pass, t.now()) {
-			return fail(drain.Drain{ID: id})
+			return fail(drain.Caller{ID: id})
 		}
 	}
-	return drain.Drain{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
+	return drain.Caller{ID: d.ID, Prefix: d.Prefix, SourcePrefix: d.SourcePrefix, ProcessTypes: d.ProcessTypes,
 		RouteMetrics: d.RouteMetrics, Routes: d.Routes}, true, nil
 }
 
@@ -102,7 +102,7 @@ func looksLikeDrainID(s string) bool {
 }
 
 // Drain returns a drain's outlets as configured now (outlet.Destinations).
-func (t *tenants) Drain(id string) (*outlet.Drain, bool) {
+func (t *tenants) Drain(id string) (*outlet.Destination, bool) {
 	if id == builtinDrain {
 		return t.builtinDrain(), true
 	}
@@ -127,7 +127,7 @@ func (t *tenants) Drain(id string) (*outlet.Drain, bool) {
 }
 
 // Reload reads a drain's outlets from the database now.
-func (t *tenants) Reload(ctx context.Context, id string) (*outlet.Drain, bool, error) {
+func (t *tenants) Reload(ctx context.Context, id string) (*outlet.Destination, bool, error) {
 	if id == builtinDrain || t.cache == nil {
 		d, ok := t.Drain(id)
 		return d, ok, nil
@@ -142,8 +142,8 @@ func (t *tenants) Reload(ctx context.Context, id string) (*outlet.Drain, bool, e
 	return t.outletDrain(d), true, nil
 }
 
-func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Drain {
-	od := &outlet.Drain{ID: d.ID, Name: d.Name, Attributes: d.Attributes, Outlets: slices.Clone(d.Outlets)}
+func (t *tenants) outletDrain(d *postgres.Drain) *outlet.Destination {
+	od := &outlet.Destination{ID: d.ID, Name: d.Name, Attributes: d.Attributes, Outlets: slices.Clone(d.Outlets)}
 	for i := range od.Outlets {
 		if od.Outlets[i].Kind == outlet.Librato {
 			od.Outlets[i].URL = t.libratoURL
@@ -169,8 +169,8 @@ func builtinApp(user string) string {
 // (parse.AppDim), which the outlets make their service.name and job, and
 // the series of no app (drainmeter's self-metrics) are the drain's own,
 // named status.BuiltinDrainName: never an app chosen when posting.
-func (t *tenants) builtinDrain() *outlet.Drain {
-	d := &outlet.Drain{ID: builtinDrain, Name: t.appName, Attributes: t.attributes, Outlets: slices.Clone(t.builtinOutlets)}
+func (t *tenants) builtinDrain() *outlet.Destination {
+	d := &outlet.Destination{ID: builtinDrain, Name: t.appName, Attributes: t.attributes, Outlets: slices.Clone(t.builtinOutlets)}
 	if d.Name == "" {
 		d.Name = status.BuiltinDrainName
 	}

@@ -128,7 +128,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		dedup = shared
 	}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
-		tn.builtin = drain.NewSecretAuth(drain.Drain{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
+		tn.builtin = drain.NewSecretAuth(drain.Caller{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
 			ProcessTypes: cfg.ProcessTypes, RouteMetrics: cfg.routeMode, Routes: cfg.routes}, cfg.DrainSecret)
 	}
 

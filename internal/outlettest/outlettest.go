@@ -24,12 +24,12 @@ import (
 // `drains set` would. It hands out copies.
 type Dests struct {
 	mu sync.Mutex
-	m  map[string]*outlet.Drain
+	m  map[string]*outlet.Destination
 }
 
 // NewDests returns destinations holding the drains.
-func NewDests(drains ...*outlet.Drain) *Dests {
-	d := &Dests{m: map[string]*outlet.Drain{}}
+func NewDests(drains ...*outlet.Destination) *Dests {
+	d := &Dests{m: map[string]*outlet.Destination{}}
 	for _, dr := range drains {
 		d.m[dr.ID] = dr
 	}
@@ -37,7 +37,7 @@ func NewDests(drains ...*outlet.Drain) *Dests {
 }
 
 // Drain returns a copy of drain id.
-func (d *Dests) Drain(id string) (*outlet.Drain, bool) {
+func (d *Dests) Drain(id string) (*outlet.Destination, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dr, ok := d.m[id]
@@ -50,20 +50,20 @@ func (d *Dests) Drain(id string) (*outlet.Drain, bool) {
 }
 
 // Reload is Drain (postgres.Reloader).
-func (d *Dests) Reload(_ context.Context, id string) (*outlet.Drain, bool, error) {
+func (d *Dests) Reload(_ context.Context, id string) (*outlet.Destination, bool, error) {
 	dr, ok := d.Drain(id)
 	return dr, ok, nil
 }
 
 // Put adds or replaces a drain.
-func (d *Dests) Put(dr *outlet.Drain) {
+func (d *Dests) Put(dr *outlet.Destination) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.m[dr.ID] = dr
 }
 
 // Update changes drain id in place.
-func (d *Dests) Update(id string, f func(*outlet.Drain)) {
+func (d *Dests) Update(id string, f func(*outlet.Destination)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f(d.m[id])
@@ -82,7 +82,7 @@ func BenchmarkPostMinute100k(b *testing.B, be outlet.Backend, o outlet.Outlet) {
 	}))
 	defer sink.Close()
 	o.URL = sink.URL + o.URL
-	d := &outlet.Drain{ID: "d", Name: "shop"}
+	d := &outlet.Destination{ID: "d", Name: "shop"}
 	ctx := context.Background()
 	var reqs, bytes int
 	for b.Loop() {

@@ -32,11 +32,11 @@ func TestSanitizedNamesMerge(t *testing.T) {
 	before := m.Series["a/b\x00web.1"].Sum
 
 	b := New(nil, []float64{50})
-	enc, err := b.Encode(&outlet.Drain{ID: "d1"}, &outlet.Outlet{}, m, nil)
+	enc, err := b.Encode(&outlet.Destination{ID: "d1"}, &outlet.Outlet{}, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := b.Encode(&outlet.Drain{ID: "d1"}, &outlet.Outlet{}, m, nil)
+	again, _ := b.Encode(&outlet.Destination{ID: "d1"}, &outlet.Outlet{}, m, nil)
 	if len(enc.Reqs) != 1 || !bytes.Equal(enc.Reqs[0].Body, again.Reqs[0].Body) {
 		t.Fatal("Encode is not deterministic")
 	}

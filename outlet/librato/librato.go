@@ -69,7 +69,7 @@ type annotation struct {
 // Series whose names Librato takes for one are merged (Summaries); series
 // with numbers Librato cannot take, or of another kind than the series
 // they would merge with, are left out (and counted as rejected).
-func (b *Backend) Encode(d *outlet.Drain, _ *outlet.Outlet, m *rollup.Minute, _ *outlet.Totals) (outlet.Encoded, error) {
+func (b *Backend) Encode(d *outlet.Destination, _ *outlet.Outlet, m *rollup.Minute, _ *outlet.Totals) (outlet.Encoded, error) {
 	sums, merged := Summaries(m, b.percentiles)
 	gauges, skipped, collided := Gauges(m.Start, sums, b.percentiles)
 	enc := outlet.Encoded{Skipped: skipped + merged + collided}

@@ -75,9 +75,9 @@ func newHarness(t *testing.T, cfg outlet.Config) *harness {
 	}
 	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &syncWriter{w: &bytes.Buffer{}},
 		dests: outlettest.NewDests(
-			&outlet.Drain{ID: "d1", Outlets: lib("u1@example.com", "tok1")},
-			&outlet.Drain{ID: "d2", Outlets: lib("u2@example.com", "tok2")},
-			&outlet.Drain{ID: "bad", Outlets: lib("nobody", "x")},
+			&outlet.Destination{ID: "d1", Outlets: lib("u1@example.com", "tok1")},
+			&outlet.Destination{ID: "d2", Outlets: lib("u2@example.com", "tok2")},
+			&outlet.Destination{ID: "bad", Outlets: lib("nobody", "x")},
 		)}
 	log := slog.New(slog.NewTextHandler(h.logs, nil))
 	client := outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)
@@ -275,7 +275,7 @@ func TestNewCredentialsResumeAtOnce(t *testing.T) {
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10)})
 	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start.Add(time.Minute), 10)})
-	h.dests.Update("bad", func(d *outlet.Drain) { d.Outlets[0].User, d.Outlets[0].Token = "u2@example.com", "tok2" })
+	h.dests.Update("bad", func(d *outlet.Destination) { d.Outlets[0].User, d.Outlets[0].Token = "u2@example.com", "tok2" })
 	waitFor(t, "both minutes posted", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 20 })
 	if s := laneState(h, "bad"); s != outlet.StateOK {
 		t.Errorf("state %q", s)
@@ -309,7 +309,7 @@ func TestShutdownPostsPending(t *testing.T) {
 // (another dyno took it over) rebuilds exactly the part not yet accepted.
 func TestTailIsTheSplitPart(t *testing.T) {
 	b := New(outlet.NewClient("drainmeter/test", time.Second, time.Now), []float64{50, 95, 99})
-	d := &outlet.Drain{ID: "d1"}
+	d := &outlet.Destination{ID: "d1"}
 	o := &outlet.Outlet{Kind: outlet.Librato}
 	enc, err := b.Encode(d, o, bigMinute(t, "d1", time.Now().Truncate(time.Minute), 200), nil)
 	if err != nil || len(enc.Reqs) != 1 {
@@ -336,7 +336,7 @@ func TestNetworkErrorHidesTheURL(t *testing.T) {
 	u := strings.Replace(srv.URL, "http://", "http://user-secret@", 1) + "/?key=query-secret"
 	srv.Close()
 	b := New(outlet.NewClient("drainmeter/test", time.Second, time.Now), []float64{50})
-	enc, err := b.Encode(&outlet.Drain{ID: "d1"}, &outlet.Outlet{Kind: outlet.Librato}, bigMinute(t, "d1", time.Now().Truncate(time.Minute), 1), nil)
+	enc, err := b.Encode(&outlet.Destination{ID: "d1"}, &outlet.Outlet{Kind: outlet.Librato}, bigMinute(t, "d1", time.Now().Truncate(time.Minute), 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

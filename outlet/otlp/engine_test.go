@@ -64,7 +64,7 @@ func newHarness(t *testing.T, p fakeotlp.Personality, temp outlet.Temporality) *
 	t.Cleanup(srv.Close)
 	cfg := engineConfig()
 	h := &harness{fake: fake, reg: stats.NewRegistry(), logs: &syncWriter{},
-		dests: outlettest.NewDests(&outlet.Drain{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
+		dests: outlettest.NewDests(&outlet.Destination{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
 			Kind: outlet.OTLP, URL: srv.URL + "/v1/metrics", Temporality: temp,
 			Headers: []outlet.Header{{Name: "Authorization", Value: "Bearer x"}},
 		}}})}
@@ -458,7 +458,7 @@ func TestPausedUntilNewCredentials(t *testing.T) {
 	if strings.Contains(h.logs.String(), "Bearer") {
 		t.Errorf("credentials logged:\n%s", h.logs)
 	}
-	h.dests.Update("d1", func(d *outlet.Drain) {
+	h.dests.Update("d1", func(d *outlet.Destination) {
 		d.Outlets[0].Headers = []outlet.Header{{Name: "Authorization", Value: "Bearer good"}}
 	})
 	h.wait(t, w)
@@ -543,7 +543,7 @@ func TestTemporalitySwitchStartsNewTotals(t *testing.T) {
 	start := time.Now().Truncate(time.Minute).Add(-5 * time.Minute)
 	post := func(i int, temp outlet.Temporality, want uint64) {
 		t.Helper()
-		h.dests.Update("d1", func(d *outlet.Drain) { d.Outlets[0].Temporality = temp })
+		h.dests.Update("d1", func(d *outlet.Destination) { d.Outlets[0].Temporality = temp })
 		at := start.Add(time.Duration(i) * time.Minute)
 		h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", at, []parse.Measurement{
 			outlettest.Meas(parse.Count, "c", "web.1", 5, at)})})
@@ -566,7 +566,7 @@ func TestRedirectPauses(t *testing.T) {
 	h := newHarness(t, fakeotlp.Strict, outlet.Delta)
 	redirect := httptest.NewServer(http.RedirectHandler("https://elsewhere.example.com/v1/metrics", http.StatusMovedPermanently))
 	t.Cleanup(redirect.Close)
-	h.dests.Update("d1", func(d *outlet.Drain) { d.Outlets[0].URL = redirect.URL + "/v1/metrics" })
+	h.dests.Update("d1", func(d *outlet.Destination) { d.Outlets[0].URL = redirect.URL + "/v1/metrics" })
 	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
 	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", start, []parse.Measurement{
 		outlettest.Meas(parse.Count, "c", "web.1", 5, start)})})

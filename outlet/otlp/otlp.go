@@ -157,7 +157,7 @@ type head struct {
 
 // Encode builds minute m of drain d: its points, then requests of at most
 // MaxBytes each. It is a function of (d, o.Temporality, m, prev) alone.
-func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+func (b *Backend) Encode(d *outlet.Destination, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	var enc outlet.Encoded
 	bl := builder{start: nanos(m.Start), time: nanos(m.Start + 60), percentiles: b.cfg.Percentiles, pctGauges: o.PercentileGauges,
 		maxBuckets: o.MaxBuckets}
@@ -258,7 +258,7 @@ func (bl *builder) held(s *rollup.Series, r *outlet.Running) series {
 
 func nanos(unix int64) uint64 { return uint64(unix) * uint64(time.Second) }
 
-func newHead(d *outlet.Drain, version string) *head {
+func newHead(d *outlet.Destination, version string) *head {
 	name := d.Name
 	if name == "" {
 		name = d.ID

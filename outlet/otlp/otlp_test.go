@@ -82,7 +82,7 @@ func prevTotals(t *testing.T, start time.Time) *outlet.Totals {
 	return (*outlet.Totals)(nil).Advance(m, 3600)
 }
 
-var testDrain = &outlet.Drain{ID: "d1", Name: "my-app", Namespace: "eu"}
+var testDrain = &outlet.Destination{ID: "d1", Name: "my-app", Namespace: "eu"}
 
 func otlpOutlet(url string, temp outlet.Temporality) *outlet.Outlet {
 	return &outlet.Outlet{Kind: outlet.OTLP, URL: url, Temporality: temp,

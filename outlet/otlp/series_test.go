@@ -18,7 +18,7 @@ import (
 
 // postMinutes encodes minutes in order as a lane does and posts them to the
 // fake receiver, failing on any refusal.
-func postMinutes(t *testing.T, b *Backend, d *outlet.Drain, temp outlet.Temporality, minutes []*rollup.Minute) *fakeotlp.Server {
+func postMinutes(t *testing.T, b *Backend, d *outlet.Destination, temp outlet.Temporality, minutes []*rollup.Minute) *fakeotlp.Server {
 	t.Helper()
 	fake := fakeotlp.New(fakeotlp.Strict)
 	srv := httptest.NewServer(fake)
@@ -112,7 +112,7 @@ func TestAppsAreResources(t *testing.T) {
 	if len(minutes) != 1 {
 		t.Fatalf("%d minutes", len(minutes))
 	}
-	fake := postMinutes(t, newBackend(Config{}), &outlet.Drain{ID: "default", Name: "drainmeter"}, outlet.Cumulative, minutes)
+	fake := postMinutes(t, newBackend(Config{}), &outlet.Destination{ID: "default", Name: "drainmeter"}, outlet.Cumulative, minutes)
 	var got []string
 	for _, p := range fake.Points() {
 		if p.Metric != "jobs.done" && p.Metric != "router.requests" && p.Metric != "drainmeter.frames" {

@@ -34,7 +34,7 @@ func holdMinutes(t *testing.T, first time.Time, n int) []*rollup.Minute {
 
 // postHeld encodes minutes in order as a lane does and posts every request to
 // Prometheus, failing on any answer but 204.
-func postHeld(t *testing.T, b *Backend, d *outlet.Drain, url string, minutes []*rollup.Minute) {
+func postHeld(t *testing.T, b *Backend, d *outlet.Destination, url string, minutes []*rollup.Minute) {
 	t.Helper()
 	o := &outlet.Outlet{Kind: outlet.RemoteWrite, URL: url}
 	var prev *outlet.Totals
@@ -63,8 +63,8 @@ func TestCounterHoldPrometheus(t *testing.T) {
 	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{})
 	first := time.Now().Truncate(time.Minute).Add(-40 * time.Minute)
 	minutes := holdMinutes(t, first, 32)
-	postHeld(t, newBackend(Config{Hold: time.Hour}), &outlet.Drain{ID: "d1", Name: "held"}, prom.WriteURL(), minutes)
-	postHeld(t, newBackend(Config{}), &outlet.Drain{ID: "d1", Name: "unheld"}, prom.WriteURL(), minutes)
+	postHeld(t, newBackend(Config{Hold: time.Hour}), &outlet.Destination{ID: "d1", Name: "held"}, prom.WriteURL(), minutes)
+	postHeld(t, newBackend(Config{}), &outlet.Destination{ID: "d1", Name: "unheld"}, prom.WriteURL(), minutes)
 
 	minute := func(k int) time.Time { return first.Add(time.Duration(k) * time.Minute) }
 	for _, rollupKind := range []string{"dyno", "process_type"} {

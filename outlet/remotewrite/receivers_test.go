@@ -68,7 +68,7 @@ func newHarness(t *testing.T, urls map[string]string) *harness {
 	t.Helper()
 	d := outlettest.NewDests()
 	for id, u := range urls {
-		d.Put(&outlet.Drain{ID: id, Name: "app-" + id, Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite, URL: u}}})
+		d.Put(&outlet.Destination{ID: id, Name: "app-" + id, Outlets: []outlet.Outlet{{Kind: outlet.RemoteWrite, URL: u}}})
 	}
 	cfg := outlet.DefaultConfig
 	cfg.UserAgent = "drainmeter/test"
@@ -146,7 +146,7 @@ func (w *workload) minute(t *testing.T, drain string, i int) *rollup.Minute {
 
 // encode encodes minutes [0, n) of the workload as the lane does, returning
 // the encodings and the total of their points.
-func (w *workload) encode(t *testing.T, drain *outlet.Drain, n int) ([]outlet.Encoded, uint64) {
+func (w *workload) encode(t *testing.T, drain *outlet.Destination, n int) ([]outlet.Encoded, uint64) {
 	b := newBackend(Config{})
 	var prev *outlet.Totals
 	var encs []outlet.Encoded
@@ -199,7 +199,7 @@ func TestRealReceivers(t *testing.T) {
 	for i := range n {
 		h.engine.Closed([]*rollup.Minute{w.minute(t, "p", i), w.minute(t, "v", i)})
 	}
-	encs, points := w.encode(t, &outlet.Drain{ID: "p", Name: "app-p"}, n)
+	encs, points := w.encode(t, &outlet.Destination{ID: "p", Name: "app-p"}, n)
 	h.wait(t, "every minute posted", func() bool {
 		return h.reg.Drain("p").Get(stats.Posted) == points && h.reg.Drain("v").Get(stats.Posted) == points
 	})
@@ -329,7 +329,7 @@ func TestRealReceivers(t *testing.T) {
 		if got := one(t, `count_over_time(jobs_done_total{drainmeter_rollup="dyno"}[15m])`, n-1); got != n {
 			t.Errorf("Prometheus: %v samples after the re-post, want %d", got, n)
 		}
-		vencs, _ := w.encode(t, &outlet.Drain{ID: "v", Name: "app-v"}, n)
+		vencs, _ := w.encode(t, &outlet.Destination{ID: "v", Name: "app-v"}, n)
 		o.URL = vm.WriteURL()
 		if res := b.Send(t.Context(), o, vencs[n-1].Reqs[0]); res.Outcome != outlet.Accepted || res.Status != http.StatusNoContent {
 			t.Fatalf("VictoriaMetrics: %+v", res)

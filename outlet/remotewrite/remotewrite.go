@@ -208,7 +208,7 @@ const NativeMaxBuckets = 1024
 
 // Encode builds minute m: its series (running totals advanced from prev)
 // and stale markers for what prev's last minute had and m has not.
-func (b *Backend) Encode(d *outlet.Drain, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
+func (b *Backend) Encode(d *outlet.Destination, o *outlet.Outlet, m *rollup.Minute, prev *outlet.Totals) (outlet.Encoded, error) {
 	native := o != nil && o.Native()
 	m = merged(m, prev)
 	var next *outlet.Totals

@@ -30,7 +30,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // base is the start of the fixed minutes: 2025-01-01T00:00:00Z.
 var base = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-var drain = &outlet.Drain{ID: "d1", Name: "myapp"}
+var drain = &outlet.Destination{ID: "d1", Name: "myapp"}
 
 func minuteOf(t testing.TB, drain string, start time.Time, ms []parse.Measurement) *rollup.Minute {
 	t.Helper()
@@ -169,34 +169,34 @@ func TestLabels(t *testing.T) {
 	at := base.Add(5 * time.Second)
 	for _, tc := range []struct {
 		name  string
-		drain outlet.Drain
+		drain outlet.Destination
 		m     []parse.Measurement
 		want  []string
 	}{
-		{"dyno source", outlet.Drain{ID: "d1", Name: "app"},
+		{"dyno source", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Sample, "mem", "web.1", 1, at)},
 			[]string{`mem{drainmeter_rollup="dyno",job="app",source="web.1"}`}},
-		{"no source, no name: job is the drain's ID", outlet.Drain{ID: "d1"},
+		{"no source, no name: job is the drain's ID", outlet.Destination{ID: "d1"},
 			[]parse.Measurement{meas(parse.Sample, "mem", "", 1, at)},
 			[]string{`mem{drainmeter_rollup="none",job="d1"}`}},
-		{"process-type rollup", outlet.Drain{ID: "d1", Name: "app"},
+		{"process-type rollup", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{withType(meas(parse.Count, "hits", "web.2", 1, at), "web")},
 			[]string{`hits_total{drainmeter_rollup="process_type",job="app",source="web"}`,
 				`hits_total{drainmeter_rollup="dyno",job="app",source="web.2"}`}},
-		{"verbatim source", outlet.Drain{ID: "d1", Name: "app"},
+		{"verbatim source", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Sample, "db.size", `HEROKU_POSTGRESQL "RED"`, 1, at)},
 			[]string{`db_size{drainmeter_rollup="dyno",job="app",source="HEROKU_POSTGRESQL \"RED\""}`}},
-		{"a source that is not UTF-8 made valid (two such: one series)", outlet.Drain{ID: "d1", Name: "app"},
+		{"a source that is not UTF-8 made valid (two such: one series)", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Sample, "mem", "w\xffb", 1, at), meas(parse.Sample, "mem", "w\xfeb", 2, at)},
 			[]string{`mem{drainmeter_rollup="dyno",job="app",source="w�b"}`}},
-		{"dims: sanitized, clashing names exported_, empty values left out", outlet.Drain{ID: "d1", Name: "app"},
+		{"dims: sanitized, clashing names exported_, empty values left out", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{withDims(meas(parse.Sample, "x", "web.1", 1, at),
 				"__x", "1", "drainmeter_rollup", "2", "quantile", "3", "route", "", "source", "4", "status.code", "200")},
 			[]string{`x{drainmeter_rollup="dyno",exported___x="1",exported_drainmeter_rollup="2",exported_quantile="3",exported_source="4",job="app",source="web.1",status_code="200"}`}},
-		{"dims that give the same label: the first kept", outlet.Drain{ID: "d1", Name: "app"},
+		{"dims that give the same label: the first kept", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{withDims(meas(parse.Sample, "x", "", 1, at), "a-b", "1", "a.b", "2", "a_b", "3")},
 			[]string{`x{a_b="1",drainmeter_rollup="none",job="app"}`}},
-		{"measure", outlet.Drain{ID: "d1", Name: "app"},
+		{"measure", outlet.Destination{ID: "d1", Name: "app"},
 			[]parse.Measurement{meas(parse.Measure, "lat", "", 4, at), meas(parse.Measure, "lat", "", 2, at)},
 			[]string{
 				`lat{drainmeter_rollup="none",job="app",quantile="0"}`,
@@ -206,7 +206,7 @@ func TestLabels(t *testing.T) {
 				`lat{drainmeter_rollup="none",job="app",quantile="1"}`,
 				`lat_sum{drainmeter_rollup="none",job="app"}`,
 				`lat_count{drainmeter_rollup="none",job="app"}`}},
-		{"unique", outlet.Drain{ID: "d1", Name: "app"},
+		{"unique", outlet.Destination{ID: "d1", Name: "app"},
 			uniques("users.active", "web.1", at, "u1", "u2"),
 			[]string{`users_active{drainmeter_rollup="dyno",job="app",source="web.1"}`}},
 	} {

@@ -26,7 +26,7 @@ func TestAppsAndAttributes(t *testing.T) {
 		meas(parse.Count, "drainmeter.frames", "", 4, start),
 	})
 	rollup.AddAppRollups(mn)
-	d := &outlet.Drain{ID: "default", Name: "drainmeter", Attributes: []outlet.Attribute{{Key: "deployment.environment.name", Value: "production"}}}
+	d := &outlet.Destination{ID: "default", Name: "drainmeter", Attributes: []outlet.Attribute{{Key: "deployment.environment.name", Value: "production"}}}
 	enc, err := newBackend(Config{}).Encode(d, nil, mn, nil)
 	if err != nil {
 		t.Fatal(err)
