@@ -3,6 +3,8 @@ package outlet
 import (
 	"strings"
 	"testing"
+
+	"github.com/drainmeter/drainmeter/internal/budget"
 )
 
 func TestParseResourceAttributes(t *testing.T) {
@@ -87,5 +89,46 @@ func TestTotalsTrim(t *testing.T) {
 	}
 	if n := h.Trim(4*one, 600); n != 10 {
 		t.Errorf("histograms of 100 buckets in 4 counters' bytes: trimmed %d, want all 10", n)
+	}
+}
+
+func TestTotalsCharge(t *testing.T) {
+	one := RunningBytes("a", &Running{})
+	totals := func(n int, last int64) *Totals {
+		tt := &Totals{Series: map[string]*Running{}}
+		for i := range n {
+			tt.Series[string(rune('a'+i))] = &Running{Last: last + int64(i)}
+		}
+		return tt
+	}
+	share := budget.NewShare("totals", 10*one)
+	// Two lanes: the first takes 6, the second gets the 4 left.
+	a, b := totals(6, 0), totals(8, 0)
+	ca, fa := a.Charge(share, 0, 5)
+	cb, fb := b.Charge(share, 0, 7)
+	if ca != 6*one || fa != 0 || cb != 4*one || fb != 4 || share.Used() != 10*one {
+		t.Fatalf("charged %d (forgot %d) and %d (forgot %d), used %d", ca/one, fa, cb/one, fb, share.Used()/one)
+	}
+	for _, k := range []string{"e", "f", "g", "h"} {
+		if b.Series[k] == nil {
+			t.Errorf("%s forgotten: the newest are kept", k)
+		}
+	}
+	// The first shrinks: what it gave back is free again.
+	delete(a.Series, "a")
+	delete(a.Series, "b")
+	if ca, _ = a.Charge(share, ca, 5); ca != 4*one || share.Used() != 8*one {
+		t.Errorf("after shrinking: charged %d, used %d", ca/one, share.Used()/one)
+	}
+	// Totals bigger than the whole share keep only what fits, even of the
+	// minute's own series.
+	big := totals(20, 100)
+	cbig, forgot := big.Charge(share, 0, 100)
+	if cbig != 2*one || forgot != 18 || share.Used() != 10*one {
+		t.Errorf("charged %d, forgot %d, used %d", cbig/one, forgot, share.Used()/one)
+	}
+	// No share: nothing is forgotten.
+	if c, f := totals(30, 0).Charge(nil, 0, 0); c != 30*one || f != 0 {
+		t.Errorf("without a share: charged %d, forgot %d", c/one, f)
 	}
 }

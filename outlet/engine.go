@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
 )
@@ -19,12 +20,13 @@ import (
 // lane that has waited longest, so that one lane's backlog does not hold up
 // the others.
 type Engine struct {
-	send   *Sender
-	dest   Destinations
-	stats  *stats.Registry
-	log    *slog.Logger
-	now    func() time.Time
-	forget int64
+	send        *Sender
+	dest        Destinations
+	stats       *stats.Registry
+	log         *slog.Logger
+	now         func() time.Time
+	forget      int64
+	totalsShare *budget.Share // the lanes' running totals are charged to it (ChargeTotals)
 
 	mu      sync.Mutex
 	lanes   map[laneKey]*lane
@@ -49,6 +51,7 @@ type lane struct {
 	building bool     // a minute was taken from the queue and is being built
 	job      *Job
 	totals   *Totals
+	charged  int64 // totals' bytes, charged to the engine's totalsShare
 	next     time.Time
 	busy     bool
 	pausedOn string // the Fingerprint the receiver refused
@@ -77,6 +80,12 @@ func NewEngine(s *Sender, dest Destinations, reg *stats.Registry, log *slog.Logg
 	return &Engine{send: s, dest: dest, stats: reg, log: log, now: now, forget: int64(s.cfg.MaxAge / time.Second),
 		lanes: map[laneKey]*lane{}, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
 }
+
+// ChargeTotals charges the lanes' running totals, kept from one minute to
+// the next, to share (the memory budget's): a lane whose totals do not fit
+// forgets the series that moved longest ago (Totals.Charge). Call it
+// before Start.
+func (e *Engine) ChargeTotals(share *budget.Share) { e.totalsShare = share }
 
 // Start starts the workers; they run until Shutdown.
 func (e *Engine) Start() {
@@ -313,6 +322,11 @@ func (e *Engine) finishJob(l *lane, st *Status) {
 	// A job that keeps no running state (delta, Librato) ends any:
 	// switching back to cumulative starts new running totals.
 	l.totals = l.job.Totals
+	var forgot int
+	if l.charged, forgot = l.totals.Charge(e.totalsShare, l.charged, l.minute.start); forgot > 0 {
+		e.log.Warn("outlet: running totals trimmed to fit the memory budget's totals share; those counters restart from 0 when they come back",
+			"drain", l.key.drain, "outlet", l.key.kind, "series", forgot, "share", e.totalsShare.String())
+	}
 	l.job, l.minute = nil, queued{}
 	l.next, l.pausedOn = time.Time{}, ""
 	st.Attempts = 0

@@ -1,6 +1,10 @@
 package outlet
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/drainmeter/drainmeter/internal/budget"
+)
 
 // DefaultMaxTotalsBytes bounds the running totals a lane keeps
 // (Totals.Trim), in bytes as RunningBytes counts them: 10 MB per lane,
@@ -60,4 +64,51 @@ func (t *Totals) Trim(max int64, keep int64) int {
 		n++
 	}
 	return n
+}
+
+// Bytes is what t holds in memory, as RunningBytes counts it.
+func (t *Totals) Bytes() int64 {
+	if t == nil {
+		return 0
+	}
+	var n int64
+	for k, r := range t.Series {
+		n += RunningBytes(k, r)
+	}
+	return n
+}
+
+// Charge fits a lane's running totals into the memory budget's share for
+// them (MEMORY_BUDGET's totals share; nil: no limit). held is what the
+// lane has charged so far (for its totals before this minute); Charge
+// acquires or gives back the difference and returns what is charged now.
+// When the share cannot give what t needs, t forgets the series that moved
+// longest ago — the series of minute keep last — until it fits, and forgot
+// says how many: such a counter that comes back starts again from 0, which
+// receivers read as a counter reset. What was posted is not changed: t is
+// the state after the minute, used for the next one.
+func (t *Totals) Charge(share *budget.Share, held int64, keep int64) (charged int64, forgot int) {
+	need := t.Bytes()
+	if need <= held {
+		share.Release(held - need)
+		return need, 0
+	}
+	if share.TryAcquire(need - held) {
+		return need, 0
+	}
+	room := held + max(share.Limit()-share.Used(), 0)
+	forgot = t.Trim(max(room, 1), keep)
+	if t.Bytes() > room {
+		forgot += t.Trim(max(room, 1), -1) // not even the minute's own series fit
+	}
+	need = t.Bytes()
+	if need > held && !share.TryAcquire(need-held) {
+		// Other lanes took the room meanwhile: keep what is already held.
+		forgot += t.Trim(max(held, 1), -1)
+		need = t.Bytes()
+	}
+	if need <= held {
+		share.Release(held - need)
+	}
+	return need, forgot
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -34,6 +35,11 @@ type PosterConfig struct {
 	// StatusRetention is how long the status pages' per-minute counters
 	// are kept (STATUS_RETENTION).
 	StatusRetention time.Duration
+	// Totals is the memory budget's share for running totals: a lane's
+	// totals after the minute it posts are charged to it while it posts;
+	// a lane whose totals do not fit forgets the series that moved longest
+	// ago (outlet.Totals.Charge) before they are stored. nil: no limit.
+	Totals *budget.Share
 }
 
 // Poster runs the lanes in the durable mode: every web runs one, and each
@@ -255,6 +261,14 @@ func (p *Poster) post(ctx context.Context, stop <-chan struct{}, lc *laneClaim) 
 	job, ok := p.build(lc, d, o, mn, key)
 	if !ok {
 		return
+	}
+	// The minute's requests are built: trimming the totals now changes only
+	// what is stored for the next minute, never a body sent (or resent).
+	charged, forgot := job.Totals.Charge(p.cfg.Totals, 0, mn.Start)
+	defer p.cfg.Totals.Release(charged)
+	if forgot > 0 {
+		p.log.Warn("lanes: running totals trimmed to fit the memory budget's totals share; those counters restart from 0 when they come back",
+			"drain", d.ID, "outlet", o.Kind, "series", forgot, "share", p.cfg.Totals.String())
 	}
 	p.sendJob(ctx, stop, lc, d, o, mn, job, key)
 }

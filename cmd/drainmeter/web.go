@@ -160,6 +160,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 	var poster *postgres.Poster
 	if pool == nil {
 		engine = outlet.NewEngine(sender, tn, reg, log, time.Now)
+		engine.ChargeTotals(mem.Totals)
 		engine.Start()
 		sink = explored{explorer, engine}
 	} else {
@@ -179,7 +180,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout, AppRollup: true}, pool, tn, reg, log, time.Now)
 		poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention,
-			StatusRetention: cfg.StatusRetention},
+			StatusRetention: cfg.StatusRetention, Totals: mem.Totals},
 			pool, sender, tn, reg, log, time.Now)
 		if err := poster.ResumeBuiltin(ctx, builtinDrain, tn.builtinDrain().Outlets); err != nil {
 			return err

@@ -14,8 +14,10 @@
 //	Dedup     10 % of B   the ids of recent batches
 //	Conns      5 % of B   open connections (MAX_CONNECTIONS = Conns / ConnBytes by default)
 //	Explorer   3 % of B   the metrics explorer's last hour of closed minutes, per drain and name
+//	Totals     4 % of B   the outlets' running totals (held counters, cumulative sums and
+//	                      buckets), from one minute to the next
 //
-// The last 12 % is left to what is not accounted: the runtime, goroutine
+// The last 8 % is left to what is not accounted: the runtime, goroutine
 // stacks, outlets' pending minutes, the status history, and the garbage
 // collector's slack (the web sets the Go memory limit to B).
 package budget
@@ -115,6 +117,7 @@ type Budget struct {
 	Dedup    int64  // the ids of recent batches
 	Conns    int64  // open connections, at ConnBytes each
 	Explorer *Share // the metrics explorer's history (status.ExplorerStore)
+	Totals   *Share // the outlets' running totals (outlet.Totals.Charge)
 }
 
 // New divides total bytes into the shares.
@@ -128,6 +131,7 @@ func New(total int64) *Budget {
 		Dedup:    pct(10),
 		Conns:    pct(5),
 		Explorer: NewShare("explorer", pct(3)),
+		Totals:   NewShare("totals", pct(4)),
 	}
 }
 
