@@ -28,7 +28,7 @@ func TestHeldTotalsChargedToBudget(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	reg, logs := stats.NewRegistry(), &syncWriter{}
-	dests := outlettest.NewDests(&outlet.Drain{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
+	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
 		Kind: outlet.OTLP, URL: srv.URL + "/v1/metrics", Temporality: outlet.Cumulative}}})
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	cfg := engineConfig()
