@@ -463,8 +463,8 @@ func parseHeaders(s string) ([]outlet.Header, error) {
 		if strings.TrimSpace(pair) == "" {
 			continue
 		}
-		k, v, ok := strings.Cut(pair, "=")
-		if !ok || strings.TrimSpace(k) == "" {
+		k, v, ok := cutHeader(pair)
+		if !ok {
 			return nil, fmt.Errorf("entry %d is not key=value", i+1)
 		}
 		h, err := parseHeader(k, v)
@@ -478,13 +478,20 @@ func parseHeaders(s string) ([]outlet.Header, error) {
 	return out, nil
 }
 
+// cutHeader splits one header entry, name=value, at its first "=": ok is
+// false without one, or without a name. parseHeader then reads the two.
+func cutHeader(entry string) (name, value string, ok bool) {
+	name, value, ok = strings.Cut(entry, "=")
+	return name, value, ok && strings.TrimSpace(name) != ""
+}
+
 var errNotHeaderName = errors.New("the key is not a header name (key=value, the key a token such as Authorization)")
 
 // parseHeader reads one header as the OpenTelemetry SDK reads an entry of
 // OTEL_EXPORTER_OTLP_HEADERS: name a token, value percent-decoded
 // (Basic%20… is Basic …), no line break. The config vars and the drains
-// flags read headers this one way. Errors never quote the value: it may be
-// a secret.
+// flags read headers this one way (cutHeader, then parseHeader). Errors
+// never quote the value: it may be a secret.
 func parseHeader(name, value string) (outlet.Header, error) {
 	name = strings.TrimSpace(name)
 	if !postgres.HeaderName(name) {

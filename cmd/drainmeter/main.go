@@ -59,9 +59,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "parse":
 		err = runParse(ctx, args[1:], stdin, stdout, stderr)
 	case "migrate":
-		err = runMigrate(ctx, args[1:], stdout)
+		err = runMigrate(ctx, args[1:], os.Getenv, stdout)
 	case "drains":
-		err = runDrains(ctx, args[1:], stdin, stdout, stderr)
+		err = runDrains(ctx, args[1:], os.Getenv, stdin, stdout, stderr)
 	case "keys":
 		err = runKeys(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+const drainsRmUsage = `usage: drainmeter drains rm ID|NAME
+
+Removes a drain: its URL stops working within DRAIN_CACHE_TTL; minutes
+already accepted are still posted.
+`
+
+// rm removes a drain.
+func (c *drainsCmd) rm(ctx context.Context, args []string) error {
+	target, err := c.parse(c.flagSet("rm"), drainsRmUsage, args, true)
+	if err != nil {
+		return err
+	}
+	drains, done, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	d, err := drains.Remove(ctx, target)
+	if err != nil {
+		return drainErr(err, target)
+	}
+	fmt.Fprintf(c.stdout, "drain %s (%s) removed: its URL stops working within DRAIN_CACHE_TTL\n", d.Name, d.ID)
+	return nil
+}
