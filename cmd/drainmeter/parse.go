@@ -56,23 +56,58 @@ route="GET /users/:id" label (and in Librato's names).
 flags:
 `
 
-// runParse is the local tool: stdin in, measurements or rollups out.
+// runParse is the local tool: stdin in, measurements or rollups out. Its
+// steps: the flags (parseFlags), the input (inputReader), the parser and
+// the rollups (parseRun), the output (the measurement's line, or the
+// minute as --format's outlet sends it) and the summary.
 func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	opts, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) { // the usage went to stdout
+		return nil
+	} else if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	r := newParseRun(opts, w, stderr)
+	if err := r.read(ctx, newInputReader(stdin)); err != nil {
+		return err
+	}
+	return r.finish()
+}
+
+// parseOpts are parse's flags, and what is read from them.
+type parseOpts struct {
+	asJSON, roll, processTypes, pctGauges                                 bool
+	prefix, sourcePrefix, pcts, routes, routeMetrics, format, temporality string
+	grace                                                                 time.Duration
+
+	percentiles []float64
+	routeList   []string
+	routeMode   parse.RouteMode
+	printer     *rollupPrinter // --format's; nil for librato, which parse prints itself
+}
+
+// parseFlags reads parse's flags. --help prints the usage to stdout and
+// returns flag.ErrHelp; a bad flag prints it to stderr and returns
+// errUsage.
+func parseFlags(args []string, stdout, stderr io.Writer) (*parseOpts, error) {
+	o := &parseOpts{}
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // printed below: to stdout when asked for
-	asJSON := fs.Bool("json", false, "print each measurement as one line of JSON")
-	roll := fs.Bool("rollup", false, "print per-minute rollups, as --format's outlet sends them, instead of measurements")
-	prefix := fs.String("prefix", "", "metric name prefix")
-	sourcePrefix := fs.String("source-prefix", "", "source prefix")
-	grace := fs.Duration("grace", 90*time.Second, "with --rollup: print a minute once the input's timestamps are this far past its end")
-	pcts := fs.String("percentiles", "50,95,99", "with --rollup: percentiles to report")
-	processTypes := fs.Bool("process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
-	routes := fs.String("routes", "", "route templates, comma-separated, first match wins: /users/:id,/api/* (with --route-metrics)")
-	routeMetrics := fs.String("route-metrics", "", "per-route series of router lines: off, templates or auto (default: templates with --routes, else off)")
-	format := fs.String("format", "log", "with --rollup: as which outlet sends them: log (the log outlet's lines), prometheus (remote write's series), otlp (OTLP's metrics and points) or librato (Librato's gauges)")
-	temporality := fs.String("otlp-temporality", "cumulative", "with --format otlp: cumulative or delta")
-	pctGauges := fs.Bool("otlp-percentile-gauges", false, "with --format otlp: also the percentiles as gauges NAME.p50 …")
+	fs.BoolVar(&o.asJSON, "json", false, "print each measurement as one line of JSON")
+	fs.BoolVar(&o.roll, "rollup", false, "print per-minute rollups, as --format's outlet sends them, instead of measurements")
+	fs.StringVar(&o.prefix, "prefix", "", "metric name prefix")
+	fs.StringVar(&o.sourcePrefix, "source-prefix", "", "source prefix")
+	fs.DurationVar(&o.grace, "grace", 90*time.Second, "with --rollup: print a minute once the input's timestamps are this far past its end")
+	fs.StringVar(&o.pcts, "percentiles", "50,95,99", "with --rollup: percentiles to report")
+	fs.BoolVar(&o.processTypes, "process-types", true, "with --rollup: also roll web.1, web.2 … into a 'web' series")
+	fs.StringVar(&o.routes, "routes", "", "route templates, comma-separated, first match wins: /users/:id,/api/* (with --route-metrics)")
+	fs.StringVar(&o.routeMetrics, "route-metrics", "", "per-route series of router lines: off, templates or auto (default: templates with --routes, else off)")
+	fs.StringVar(&o.format, "format", "log", "with --rollup: as which outlet sends them: log (the log outlet's lines), prometheus (remote write's series), otlp (OTLP's metrics and points) or librato (Librato's gauges)")
+	fs.StringVar(&o.temporality, "otlp-temporality", "cumulative", "with --format otlp: cumulative or delta")
+	fs.BoolVar(&o.pctGauges, "otlp-percentile-gauges", false, "with --format otlp: also the percentiles as gauges NAME.p50 …")
 	if err := fs.Parse(args); err != nil {
 		out := stderr
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,127 +117,92 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fs.SetOutput(out)
 		fs.PrintDefaults()
 		if out == stdout {
-			return nil
+			return nil, flag.ErrHelp
 		}
-		return errUsage
+		return nil, errUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "parse: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return nil, errUsage
 	}
-	percentiles, err := parsePercentiles(*pcts)
-	if err != nil {
+	return o, o.check(fs)
+}
+
+// check reads the values of the flags set in fs: percentiles, routes, and
+// the printer of --format.
+func (o *parseOpts) check(fs *flag.FlagSet) error {
+	var err error
+	if o.percentiles, err = parsePercentiles(o.pcts); err != nil {
 		return fmt.Errorf("parse: --percentiles: %w", err)
 	}
-	routeList, err := parse.ParseRoutes(*routes)
-	if err != nil {
+	if o.routeList, err = parse.ParseRoutes(o.routes); err != nil {
 		return fmt.Errorf("parse: --routes: %w", err)
 	}
-	routeMode, err := parse.ParseRouteMode(*routeMetrics)
-	if err != nil {
+	if o.routeMode, err = parse.ParseRouteMode(o.routeMetrics); err != nil {
 		return fmt.Errorf("parse: --route-metrics: %w", err)
 	}
-	if *routeMetrics == "" && len(routeList) > 0 {
-		routeMode = parse.RoutesTemplates
+	if o.routeMetrics == "" && len(o.routeList) > 0 {
+		o.routeMode = parse.RoutesTemplates
 	}
 	formatSet := false
 	fs.Visit(func(f *flag.Flag) {
 		formatSet = formatSet || f.Name == "format" || f.Name == "otlp-temporality" || f.Name == "otlp-percentile-gauges"
 	})
-	if formatSet && !*roll {
+	if formatSet && !o.roll {
 		return errors.New("parse: --format and the --otlp flags go with --rollup")
 	}
-	var printer *rollupPrinter
-	if *format != "librato" {
-		temp := outlet.Temporality(strings.ToLower(*temporality))
-		if temp != outlet.Cumulative && temp != outlet.Delta {
-			return fmt.Errorf("parse: --otlp-temporality %q: cumulative or delta", *temporality)
-		}
-		if printer, err = newRollupPrinter(*format, temp, *pctGauges, percentiles, "local"); err != nil {
-			return fmt.Errorf("parse: %w", err)
-		}
+	if o.format == "librato" {
+		return nil
 	}
+	temp := outlet.Temporality(strings.ToLower(o.temporality))
+	if temp != outlet.Cumulative && temp != outlet.Delta {
+		return fmt.Errorf("parse: --otlp-temporality %q: cumulative or delta", o.temporality)
+	}
+	if o.printer, err = newRollupPrinter(o.format, temp, o.pctGauges, o.percentiles, "local"); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	return nil
+}
 
-	w := bufio.NewWriter(stdout)
-	defer w.Flush()
-	p := parse.NewParser(parse.Options{Prefix: *prefix, SourcePrefix: *sourcePrefix, ProcessTypes: *roll && *processTypes,
-		RouteMetrics: routeMode, Routes: routeList})
-	p.OnReject = func(r parse.Reason, text []byte) {
+// parseRun is one run of parse: the parser, with --rollup the rollups, and
+// the counts of the summary.
+type parseRun struct {
+	opts   *parseOpts
+	w      *bufio.Writer // stdout
+	stderr io.Writer
+	p      *parse.Parser
+
+	store   *rollup.Store // with --rollup
+	ds      *stats.Counters
+	batch   []parse.Measurement // a frame's measurements, for the store
+	eventAt time.Time           // the latest timestamp read: --rollup's clock
+	line    []byte              // a measurement's line
+
+	lines, measurements, unpostable uint64
+	rejects                         map[string]uint64 // by reason, besides the parser's
+	printErr                        error             // the first error of --format's printer
+}
+
+func newParseRun(o *parseOpts, w *bufio.Writer, stderr io.Writer) *parseRun {
+	r := &parseRun{opts: o, w: w, stderr: stderr, rejects: map[string]uint64{}}
+	r.p = parse.NewParser(parse.Options{Prefix: o.prefix, SourcePrefix: o.sourcePrefix, ProcessTypes: o.roll && o.processTypes,
+		RouteMetrics: o.routeMode, Routes: o.routeList})
+	r.p.OnReject = func(reason parse.Reason, text []byte) {
 		if len(text) > 200 {
 			text = text[:200]
 		}
-		fmt.Fprintf(stderr, "reject reason=%s text=%q\n", r, text)
+		fmt.Fprintf(stderr, "reject reason=%s text=%q\n", reason, text)
 	}
+	if o.roll {
+		r.store = rollup.NewStore(rollup.Config{Grace: o.grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62, MaxRoutesPerDrain: 1 << 30, AppRollup: true})
+		r.ds = stats.NewRegistry().Drain("local")
+	}
+	return r
+}
 
-	var (
-		line    []byte
-		store   *rollup.Store
-		ds      *stats.Counters
-		batch   []parse.Measurement
-		eventAt time.Time // the latest timestamp read: --rollup's clock
-	)
-	if *roll {
-		store = rollup.NewStore(rollup.Config{Grace: *grace, MaxSeriesPerDrain: 1 << 30, MaxFuture: 1 << 62, MaxRoutesPerDrain: 1 << 30, AppRollup: true})
-		ds = stats.NewRegistry().Drain("local")
-	}
-	var lines, measurements, unpostable uint64
-	rejects := map[string]uint64{}
-	var printErr error
-	printMinutes := func(ms []*rollup.Minute) {
-		var b []byte
-		for _, mn := range ms {
-			if printer != nil {
-				if err := printer.print(w, mn); err != nil && printErr == nil {
-					printErr = err
-				}
-				continue
-			}
-			sums, _ := librato.Summaries(mn, percentiles) // as the Librato outlet sends them: no app rollup
-			for i := range sums {
-				gauges, skipped, _ := librato.Gauges(mn.Start, sums[i:i+1], percentiles)
-				unpostable += uint64(skipped)
-				for j := range gauges {
-					b = appendGauge(b[:0], mn.Drain, mn.Start, sums[i].Kind, &gauges[j])
-					_, _ = w.Write(b)
-				}
-			}
-			events := mn.SortedEvents()
-			for i := range events {
-				b = rollup.AppendEventLogfmt(b[:0], mn.Drain, mn.Start, &events[i])
-				_, _ = w.Write(b)
-			}
-		}
-	}
-	emit := func(m *parse.Measurement) {
-		measurements++
-		switch {
-		case *roll:
-			c := *m
-			c.Name, c.Unit, c.Source = clone(m.Name), clone(m.Unit), clone(m.Source)
-			c.TypeSource, c.Member, c.Dims = clone(m.TypeSource), clone(m.Member), clone(m.Dims)
-			batch = append(batch, c)
-			if m.Time.After(eventAt) {
-				eventAt = m.Time
-			}
-		case *asJSON:
-			line = append(m.AppendJSON(line[:0]), '\n')
-			_, _ = w.Write(line)
-		default:
-			line = appendMeasurementLogfmt(line[:0], m)
-			_, _ = w.Write(line)
-		}
-	}
-	afterFrame := func() {
-		if !*roll || len(batch) == 0 {
-			return
-		}
-		store.Add(eventAt, ds, batch)
-		batch = batch[:0]
-		printMinutes(store.Flush(eventAt))
-		_ = w.Flush()
-	}
-
-	in := newInputReader(stdin)
+// read parses the input's records until its end (or ctx's).
+func (r *parseRun) read(ctx context.Context, in *inputReader) error {
+	emit := r.emit
 	for ctx.Err() == nil {
 		rec, err := in.next()
 		if err != nil {
@@ -212,46 +212,118 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fmt.Errorf("parse: reading stdin: %w", err)
 		}
 		now := time.Now()
-		lines++
+		r.lines++
 		switch rec.kind {
 		case recFrame:
-			p.Frame(rec.data, now, emit)
+			r.p.Frame(rec.data, now, emit)
 		case recHerokuLogs:
-			p.Message(rec.header, now, emit)
+			r.p.Message(rec.header, now, emit)
 		case recBare:
-			before, rejected := measurements, p.Rejects.Total()
-			p.Message(rec.header, now, emit)
-			if measurements == before && p.Rejects.Total() == rejected {
-				rejects["unrecognized_line"]++
-				fmt.Fprintf(stderr, "reject reason=unrecognized_line text=%q\n", truncate(rec.data, 200))
+			before, rejected := r.measurements, r.p.Rejects.Total()
+			r.p.Message(rec.header, now, emit)
+			if r.measurements == before && r.p.Rejects.Total() == rejected {
+				r.rejects["unrecognized_line"]++
+				fmt.Fprintf(r.stderr, "reject reason=unrecognized_line text=%q\n", truncate(rec.data, 200))
 			}
 		case recUnknown:
-			rejects[rec.reason]++
-			fmt.Fprintf(stderr, "reject reason=%s text=%q\n", rec.reason, truncate(rec.data, 200))
+			r.rejects[rec.reason]++
+			fmt.Fprintf(r.stderr, "reject reason=%s text=%q\n", rec.reason, truncate(rec.data, 200))
 		}
-		afterFrame()
-		if !*roll {
-			_ = w.Flush() // a stream (heroku logs -t) shows up line by line
-		}
-	}
-	if *roll {
-		printMinutes(store.FlushAll())
-		if n := ds.Get(stats.Late); n > 0 {
-			fmt.Fprintf(stderr, "late=%d measurements arrived after their minute was printed (out of order by more than --grace)\n", n)
+		r.afterFrame()
+		if !r.opts.roll {
+			_ = r.w.Flush() // a stream (heroku logs -t) shows up line by line
 		}
 	}
-	_ = w.Flush() // the rollups before the summary
-	if printErr != nil {
-		return fmt.Errorf("parse: %w", printErr)
+	return nil
+}
+
+// emit prints a measurement, or with --rollup keeps a copy for the store.
+func (r *parseRun) emit(m *parse.Measurement) {
+	r.measurements++
+	switch {
+	case r.opts.roll:
+		c := *m
+		c.Name, c.Unit, c.Source = clone(m.Name), clone(m.Unit), clone(m.Source)
+		c.TypeSource, c.Member, c.Dims = clone(m.TypeSource), clone(m.Member), clone(m.Dims)
+		r.batch = append(r.batch, c)
+		if m.Time.After(r.eventAt) {
+			r.eventAt = m.Time
+		}
+	case r.opts.asJSON:
+		r.line = append(m.AppendJSON(r.line[:0]), '\n')
+		_, _ = r.w.Write(r.line)
+	default:
+		r.line = appendMeasurementLogfmt(r.line[:0], m)
+		_, _ = r.w.Write(r.line)
 	}
-	for r := parse.Reason(0); r < parse.NumReasons; r++ {
-		if n := p.Rejects[r]; n > 0 {
-			rejects[r.String()] += n
+}
+
+// afterFrame, with --rollup, adds the frame's measurements to the store
+// and prints the minutes that closed.
+func (r *parseRun) afterFrame() {
+	if !r.opts.roll || len(r.batch) == 0 {
+		return
+	}
+	r.store.Add(r.eventAt, r.ds, r.batch)
+	r.batch = r.batch[:0]
+	r.printMinutes(r.store.Flush(r.eventAt))
+	_ = r.w.Flush()
+}
+
+// printMinutes prints closed minutes as --format's outlet sends them.
+func (r *parseRun) printMinutes(ms []*rollup.Minute) {
+	for _, mn := range ms {
+		if r.opts.printer == nil {
+			r.printLibrato(mn)
+			continue
+		}
+		if err := r.opts.printer.print(r.w, mn); err != nil && r.printErr == nil {
+			r.printErr = err
 		}
 	}
-	fmt.Fprintln(stderr, parseSummary(lines, measurements, unpostable, rejects))
-	if lines > 0 && measurements == 0 {
-		return fmt.Errorf("parse: no measurement in the input (%d lines): lines need measure#, count#, sample# or unique# keys, router or runtime metrics (drainmeter parse --help)", lines)
+}
+
+// printLibrato prints a minute as the Librato outlet sends it: its gauges
+// (no app rollup), and its events.
+func (r *parseRun) printLibrato(mn *rollup.Minute) {
+	var b []byte
+	sums, _ := librato.Summaries(mn, r.opts.percentiles)
+	for i := range sums {
+		gauges, skipped, _ := librato.Gauges(mn.Start, sums[i:i+1], r.opts.percentiles)
+		r.unpostable += uint64(skipped)
+		for j := range gauges {
+			b = appendGauge(b[:0], mn.Drain, mn.Start, sums[i].Kind, &gauges[j])
+			_, _ = r.w.Write(b)
+		}
+	}
+	events := mn.SortedEvents()
+	for i := range events {
+		b = rollup.AppendEventLogfmt(b[:0], mn.Drain, mn.Start, &events[i])
+		_, _ = r.w.Write(b)
+	}
+}
+
+// finish prints the minutes still open (--rollup), then the summary on
+// stderr. Input without a measurement is an error.
+func (r *parseRun) finish() error {
+	if r.opts.roll {
+		r.printMinutes(r.store.FlushAll())
+		if n := r.ds.Get(stats.Late); n > 0 {
+			fmt.Fprintf(r.stderr, "late=%d measurements arrived after their minute was printed (out of order by more than --grace)\n", n)
+		}
+	}
+	_ = r.w.Flush() // the rollups before the summary
+	if r.printErr != nil {
+		return fmt.Errorf("parse: %w", r.printErr)
+	}
+	for reason := parse.Reason(0); reason < parse.NumReasons; reason++ {
+		if n := r.p.Rejects[reason]; n > 0 {
+			r.rejects[reason.String()] += n
+		}
+	}
+	fmt.Fprintln(r.stderr, parseSummary(r.lines, r.measurements, r.unpostable, r.rejects))
+	if r.lines > 0 && r.measurements == 0 {
+		return fmt.Errorf("parse: no measurement in the input (%d lines): lines need measure#, count#, sample# or unique# keys, router or runtime metrics (drainmeter parse --help)", r.lines)
 	}
 	return nil
 }
