@@ -184,14 +184,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var selected []phase
-	for _, p := range phases {
-		if *only == "" || slices.Contains(strings.Split(*only, ","), p.name) {
-			selected = append(selected, p)
-		}
-	}
-	if len(selected) == 0 {
-		return fmt.Errorf("--only %q names no phase", *only)
+	selected, err := selectPhases(*only)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxRun)
 	defer cancel()
@@ -204,36 +199,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		a.fresh = &ft
 	}
-	rep := &Report{}
-	var good *prober
-	var goodDone chan struct{}
-	stopGood := func() {}
-	if *rawGood != "" {
-		gt, err := parseTarget(*rawGood)
-		if err != nil {
-			return err
-		}
-		good = newProber(gt)
-		gctx, gcancel := context.WithCancel(ctx)
-		goodDone = make(chan struct{})
-		go func() { defer close(goodDone); good.run(gctx) }()
-		stopGood = func() { gcancel(); <-goodDone }
-		time.Sleep(500 * time.Millisecond) // a few batches before the attack
+	good, stopGood, err := startGood(ctx, *rawGood)
+	if err != nil {
+		return err
 	}
+	rep := &Report{}
 	for _, p := range selected {
 		if ctx.Err() != nil {
 			break
 		}
-		if good != nil {
-			good.setPhase(p.name)
-		}
-		a.resetPeakRSS()
-		start := time.Now()
-		pr := p.run(ctx, a)
-		pr.Name = p.name
-		pr.Seconds = time.Since(start).Seconds()
-		time.Sleep(*pause)
-		pr.PeakRSSBytes, pr.RSSAfterBytes = a.memory()
+		pr := a.runPhase(ctx, p, good, *pause)
 		rep.Phases = append(rep.Phases, *pr)
 		if !*asJSON {
 			printPhase(stdout, pr)
@@ -251,14 +226,67 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.PeakRSSBytes = max(rep.PeakRSSBytes, p.PeakRSSBytes)
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	return writeReport(stdout, rep, *asJSON)
+}
+
+// selectPhases is the phases --only names, in their order; all without it.
+func selectPhases(only string) ([]phase, error) {
+	var selected []phase
+	for _, p := range phases {
+		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
+			selected = append(selected, p)
+		}
+	}
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("--only %q names no phase", only)
+	}
+	return selected, nil
+}
+
+// startGood starts the well-behaved drain of --good (none without it),
+// and lets it send a few batches before the attack. stop ends it.
+func startGood(ctx context.Context, raw string) (good *prober, stop func(), err error) {
+	if raw == "" {
+		return nil, func() {}, nil
+	}
+	gt, err := parseTarget(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	good = newProber(gt)
+	gctx, gcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); good.run(gctx) }()
+	time.Sleep(500 * time.Millisecond) // a few batches before the attack
+	return good, func() { gcancel(); <-done }, nil
+}
+
+// runPhase runs one phase, then waits pause and reads the target's memory.
+func (a *attacker) runPhase(ctx context.Context, p phase, good *prober, pause time.Duration) *PhaseReport {
+	if good != nil {
+		good.setPhase(p.name)
+	}
+	a.resetPeakRSS()
+	start := time.Now()
+	pr := p.run(ctx, a)
+	pr.Name = p.name
+	pr.Seconds = time.Since(start).Seconds()
+	time.Sleep(pause)
+	pr.PeakRSSBytes, pr.RSSAfterBytes = a.memory()
+	return pr
+}
+
+// writeReport ends the output: the whole report as JSON, or (the phases
+// printed as they ended) the good drain's line.
+func writeReport(w io.Writer, rep *Report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	if rep.Good != nil {
 		g := rep.Good
-		fmt.Fprintf(stdout, "good drain: %d batches (%d frames), %d not accepted, %d retries, slowest %.0f ms, %d over 1 s; statuses %v\n",
+		fmt.Fprintf(w, "good drain: %d batches (%d frames), %d not accepted, %d retries, slowest %.0f ms, %d over 1 s; statuses %v\n",
 			g.Batches, g.Frames, g.Failed, g.Retries, g.MaxLatencyMs, g.Over1s, g.Statuses)
 	}
 	return nil
