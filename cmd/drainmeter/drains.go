@@ -83,6 +83,9 @@ type drainsCmd struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+
+	drains  *postgres.Drains // the drains table, once open
+	closeDB func()           // closes its connections; runDrains calls it
 }
 
 // drainsCommands are the drains commands by name.
@@ -111,10 +114,14 @@ func runDrains(ctx context.Context, args []string, getenv func(string) string, s
 		return errUsage
 	}
 	c := &drainsCmd{env: readCLIEnv(getenv), stdin: stdin, stdout: stdout, stderr: stderr}
-	if err := run(c, ctx, args[1:]); !errors.Is(err, flag.ErrHelp) { // help went to stdout
-		return err
+	err := run(c, ctx, args[1:])
+	if c.closeDB != nil {
+		c.closeDB()
 	}
-	return nil
+	if errors.Is(err, flag.ErrHelp) { // the usage went to stdout
+		return nil
+	}
+	return err
 }
 
 // flagSet is a new FlagSet for command name: its errors go to stderr, its
@@ -172,31 +179,32 @@ func (c *drainsCmd) printUsage(w io.Writer, fs *flag.FlagSet, usage string) {
 	fmt.Fprint(w, "\n"+drainsFooter)
 }
 
-// open connects to the drains table: DATABASE_URL, sealed with
-// DRAINMETER_KEY. As web does, it applies pending migrations first: right
-// after Postgres is attached, this may run before any web has started on
-// it. The func returned closes the connections.
-func (c *drainsCmd) open(ctx context.Context) (*postgres.Drains, func(), error) {
+// open connects to the drains table (c.drains): DATABASE_URL, sealed
+// with DRAINMETER_KEY. As web does, it applies pending migrations first:
+// right after Postgres is attached, this may run before any web has
+// started on it.
+func (c *drainsCmd) open(ctx context.Context) error {
 	if err := c.env.requireDB(); err != nil {
-		return nil, nil, err
+		return err
 	}
 	keys, err := postgres.ParseKeyring(c.env.key)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	pool, err := openDB(ctx, c.env.databaseURL)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
+	c.closeDB = pool.Close
 	applied, err := migrations.ApplyWith(ctx, pool, migrations.Options{Log: newLogger(c.stderr, "info")})
 	for _, v := range applied {
 		fmt.Fprintf(c.stderr, "applied migration %s\n", v)
 	}
 	if err != nil {
-		pool.Close()
-		return nil, nil, err
+		return err
 	}
-	return postgres.NewDrains(pool, keys), pool.Close, nil
+	c.drains = postgres.NewDrains(pool, keys)
+	return nil
 }
 
 // attributesDesc lists a drain's attributes, K=V,… (- for none).

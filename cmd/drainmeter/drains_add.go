@@ -35,12 +35,10 @@ func (c *drainsCmd) add(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	d, secret, err := drains.Add(ctx, spec)
+	d, secret, err := c.drains.Add(ctx, spec)
 	if err != nil {
 		return drainErr(err, f.name.v)
 	}

@@ -243,12 +243,7 @@ func (f *drainFlags) otlpOutlet(sr *secretReader, stderr io.Writer) (postgres.Ou
 	if err != nil {
 		return postgres.OutletSpec{}, err
 	}
-	if u != "" {
-		for _, w := range endpointWarnings(outlet.OTLP, u) {
-			fmt.Fprintln(stderr, "warning:", w)
-		}
-	}
-	hs, err := headerFlags("otlp-header", f.otlpHeaders, sr)
+	hs, err := outletHeaders(outlet.OTLP, u, "otlp-header", f.otlpHeaders, sr, stderr)
 	if err != nil {
 		return postgres.OutletSpec{}, err
 	}
@@ -273,12 +268,7 @@ func (f *drainFlags) remoteWriteOutlet(sr *secretReader, stderr io.Writer) (post
 	if err != nil {
 		return postgres.OutletSpec{}, err
 	}
-	if u != "" {
-		for _, w := range endpointWarnings(outlet.RemoteWrite, u) {
-			fmt.Fprintln(stderr, "warning:", w)
-		}
-	}
-	hs, err := headerFlags("remote-write-header", f.rwHeaders, sr)
+	hs, err := outletHeaders(outlet.RemoteWrite, u, "remote-write-header", f.rwHeaders, sr, stderr)
 	if err != nil {
 		return postgres.OutletSpec{}, err
 	}
@@ -291,4 +281,15 @@ func (f *drainFlags) remoteWriteOutlet(sr *secretReader, stderr io.Writer) (post
 		o.Histograms = &h
 	}
 	return o, nil
+}
+
+// outletHeaders warns on stderr when a known receiver would answer the
+// outlet's URL u with 404, then reads its header flags.
+func outletHeaders(kind outlet.Kind, u, flag string, l optList, sr *secretReader, stderr io.Writer) ([]outlet.Header, error) {
+	if u != "" {
+		for _, w := range endpointWarnings(kind, u) {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+	}
+	return headerFlags(flag, l, sr)
 }

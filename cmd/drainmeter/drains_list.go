@@ -19,12 +19,10 @@ func (c *drainsCmd) list(ctx context.Context, args []string) error {
 	if _, err := c.parse(fs, drainsListUsage, args, false); err != nil {
 		return err
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	list, err := drains.List(ctx, *all)
+	list, err := c.drains.List(ctx, *all)
 	if err != nil {
 		return err
 	}

@@ -16,12 +16,10 @@ func (c *drainsCmd) reencrypt(ctx context.Context, args []string) error {
 	if _, err := c.parse(c.flagSet("reencrypt"), drainsReencryptUsage, args, false); err != nil {
 		return err
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	n, err := drains.Reencrypt(ctx)
+	n, err := c.drains.Reencrypt(ctx)
 	if err != nil {
 		return err
 	}

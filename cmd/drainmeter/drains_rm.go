@@ -17,12 +17,10 @@ func (c *drainsCmd) rm(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	d, err := drains.Remove(ctx, target)
+	d, err := c.drains.Remove(ctx, target)
 	if err != nil {
 		return drainErr(err, target)
 	}

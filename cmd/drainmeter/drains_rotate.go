@@ -51,12 +51,10 @@ func (c *drainsCmd) rotateSecret(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	d, secret, err := drains.RotateSecret(ctx, target, *overlap)
+	d, secret, err := c.drains.RotateSecret(ctx, target, *overlap)
 	if err != nil {
 		return drainErr(err, target)
 	}
@@ -66,12 +64,10 @@ func (c *drainsCmd) rotateSecret(ctx context.Context, args []string) error {
 
 // finishRotation ends the overlap of a drain's last rotation.
 func (c *drainsCmd) finishRotation(ctx context.Context, target string) error {
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
-	d, ended, err := drains.FinishRotation(ctx, target)
+	d, ended, err := c.drains.FinishRotation(ctx, target)
 	if err != nil {
 		return drainErr(err, target)
 	}

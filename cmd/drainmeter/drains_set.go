@@ -39,16 +39,14 @@ func (c *drainsCmd) set(ctx context.Context, args []string) error {
 	for _, k := range remove.v {
 		spec.Remove = append(spec.Remove, outlet.Kind(strings.ToLower(k)))
 	}
-	drains, done, err := c.open(ctx)
-	if err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
-	defer done()
 	if !f.name.set && len(spec.Outlets) == 0 && len(spec.Remove) == 0 && !f.prefix.set && !f.sourcePrefix.set && !f.processTypes.set &&
 		!f.routes.set && !f.routeMetrics.set && !f.attrs.set && !rmAttrs.set {
 		return errors.New("drains set: nothing to change (see drainmeter drains set --help)")
 	}
-	d, err := drains.Set(ctx, target, spec)
+	d, err := c.drains.Set(ctx, target, spec)
 	if err != nil {
 		return drainErr(err, target)
 	}
