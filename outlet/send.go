@@ -422,7 +422,7 @@ func (s *Sender) Resume(o *Outlet, job *Job, chunk, items int) {
 	// Cannot happen: only a Splitter's parts have an offset. Sending the
 	// whole request again may count its first items twice: say so.
 	s.log.Warn("outlet: cannot resume inside a split request; sending it whole", "outlet", o.Kind,
-		"minute", minuteString(job.Minute), "request", chunk, "items", items)
+		"minute", rollup.MinuteString(job.Minute), "request", chunk, "items", items)
 }
 
 // Action is what a lane does after a step.
@@ -455,7 +455,7 @@ func (s *Sender) DropJob(d *Destination, o *Outlet, job *Job, st *Status, why st
 	if n > 0 {
 		st.State, st.LastError, st.LastErrorAt = StateGivingUp, why, s.now()
 		s.log.Warn("outlet: measurements dropped", "drain", d.ID, "outlet", o.Kind,
-			"minute", minuteString(job.Minute), "measurements", n, "reason", why)
+			"minute", rollup.MinuteString(job.Minute), "measurements", n, "reason", why)
 	}
 }
 
@@ -478,7 +478,7 @@ func (s *Sender) Step(ctx context.Context, d *Destination, o *Outlet, job *Job, 
 	res.Message, res.Warning = scrub(o, res.Message), scrub(o, res.Warning)
 	ds := s.stats.Drain(d.ID)
 	now := s.now()
-	minute := minuteString(job.Minute)
+	minute := rollup.MinuteString(job.Minute)
 	if res.Outcome == Retry && ((res.Status == 0 && ex.wrote.Load()) || res.Status == http.StatusGatewayTimeout) {
 		// No answer to a request that was sent (a gateway's 504 is the
 		// same: its upstream may have stored it).
@@ -646,7 +646,7 @@ func (s *Sender) uncertain(d *Destination, o *Outlet, job *Job, st *Status, res 
 	if job.uncertain > s.cfg.MaxUncertain {
 		st.State, st.Attempts, st.NextAttempt = StateGivingUp, 0, time.Time{}
 		s.log.Error("outlet: no answer to a request sent "+strconv.Itoa(job.uncertain)+" times; not sent again (it may have arrived)",
-			"drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute), "measurements", r.Points, "err", res.Message)
+			"drain", d.ID, "outlet", o.Kind, "minute", rollup.MinuteString(job.Minute), "measurements", r.Points, "err", res.Message)
 		job.advance()
 		if job.Done() {
 			return s.finished(d, o, job, st)
@@ -656,7 +656,7 @@ func (s *Sender) uncertain(d *Destination, o *Outlet, job *Job, st *Status, res 
 	wait := s.UncertainWait(job.uncertain)
 	st.State, st.Attempts, st.NextAttempt = StateUncertain, attempts+1, now.Add(wait)
 	s.log.Warn("outlet: no answer to a request that was sent; it may have arrived: sent again later", "drain", d.ID,
-		"outlet", o.Kind, "minute", minuteString(job.Minute), "status", res.Status, "measurements", r.Points,
+		"outlet", o.Kind, "minute", rollup.MinuteString(job.Minute), "status", res.Status, "measurements", r.Points,
 		"sent", job.uncertain, "max_sends", s.cfg.MaxUncertain+1, "retry_in", wait.Round(time.Second), "err", res.Message)
 	return Step{Action: Wait, Wait: wait}
 }
@@ -681,7 +681,7 @@ func (s *Sender) GiveUpUncertain(d *Destination, o *Outlet, job *Job, st *Status
 	}
 	r := job.Reqs[job.Next]
 	s.log.Warn("outlet: shutting down: a request that got no answer is not sent again (it may have arrived)", "drain", d.ID,
-		"outlet", o.Kind, "minute", minuteString(job.Minute), "measurements", r.Points)
+		"outlet", o.Kind, "minute", rollup.MinuteString(job.Minute), "measurements", r.Points)
 	job.advance()
 	st.State, st.Attempts, st.NextAttempt = StateOK, 0, time.Time{}
 	return true
@@ -693,19 +693,19 @@ func (s *Sender) finished(d *Destination, o *Outlet, job *Job, st *Status) Step 
 		s.stats.Drain(d.ID).Add(stats.PostRejected, uint64(job.skipped))
 		st.Rejected += uint64(job.skipped)
 		st.LastError, st.LastErrorAt = job.note, s.now()
-		s.log.Warn("outlet: series left out", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+		s.log.Warn("outlet: series left out", "drain", d.ID, "outlet", o.Kind, "minute", rollup.MinuteString(job.Minute),
 			"series", job.skipped, "reason", job.note)
 		job.skipped = 0
 	}
 	if job.asGauges > 0 {
 		s.stats.Drain(d.ID).Add(stats.AsGauges, uint64(job.asGauges))
-		s.log.Info("outlet: measures sent as gauges", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+		s.log.Info("outlet: measures sent as gauges", "drain", d.ID, "outlet", o.Kind, "minute", rollup.MinuteString(job.Minute),
 			"series", job.asGauges, "reason", job.note)
 		job.asGauges = 0
 	}
 	if job.keptOut > 0 {
 		s.stats.Drain(d.ID).Add(stats.KeptOut, uint64(job.keptOut))
-		s.log.Info("outlet: series kept out of monotonic totals", "drain", d.ID, "outlet", o.Kind, "minute", minuteString(job.Minute),
+		s.log.Info("outlet: series kept out of monotonic totals", "drain", d.ID, "outlet", o.Kind, "minute", rollup.MinuteString(job.Minute),
 			"series", job.keptOut, "reason", KeptOutReason)
 		job.keptOut = 0
 	}
@@ -731,5 +731,3 @@ func (s *Sender) Backoff(n int) time.Duration {
 	}
 	return d/2 + rand.N(d/2+1)
 }
-
-func minuteString(m int64) string { return time.Unix(m, 0).UTC().Format(time.RFC3339) }

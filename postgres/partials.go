@@ -43,19 +43,6 @@ type PartialsConfig struct {
 	MaxBytes int           // partials held in memory while Postgres is unreachable; beyond, the oldest are dropped
 }
 
-// ClosedThrough is the start of the latest minute a store with this grace
-// has closed at now: every minute starting at or before it is closed.
-func ClosedThrough(now time.Time, grace time.Duration) int64 {
-	return floorMinute(now.Add(-grace).Unix() - 60)
-}
-
-func floorMinute(unix int64) int64 {
-	if unix < 0 && unix%60 != 0 {
-		return unix - unix%60 - 60
-	}
-	return unix - unix%60
-}
-
 // Partials writes partial minutes to Postgres: it is the rollup's Sink in
 // the durable mode. Closed only encodes and queues; Run writes the queue in
 // batches, one transaction each, and with it the writer's watermark: how far
@@ -120,7 +107,7 @@ func NewPartials(cfg PartialsConfig, pool *pgxpool.Pool, reg *stats.Registry, lo
 	}
 	return &Partials{cfg: cfg, pool: pool, stats: reg, log: log, now: now, wake: make(chan struct{}, 1),
 		counters: map[counterKey]stats.Snapshot{}, activity: map[string]activity{}, open: map[string]int{},
-		swept:  ClosedThrough(now(), cfg.Grace),
+		swept:  rollup.ClosedThrough(now(), cfg.Grace),
 		outage: newOutage(log, "partials: cannot write to Postgres; holding them in memory", "partials: Postgres writes succeed again; caught up")}
 }
 
@@ -165,7 +152,7 @@ func (p *Partials) Closed(minutes []*rollup.Minute) {
 // deltas) at now, and its open series per drain, for the status pages: they
 // are added to Postgres with the next write, every dyno's summed.
 func (p *Partials) Record(now time.Time, deltas []status.Delta, open map[string]int) {
-	minute := floorMinute(now.Unix())
+	minute := rollup.FloorMinute(now.Unix())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, d := range deltas {
@@ -188,7 +175,7 @@ func (p *Partials) Record(now time.Time, deltas []status.Delta, open map[string]
 // Swept records that the store closed every minute it could at now and
 // handed them to Closed: the watermark the next write records.
 func (p *Partials) Swept(now time.Time) {
-	w := ClosedThrough(now, p.cfg.Grace)
+	w := rollup.ClosedThrough(now, p.cfg.Grace)
 	p.mu.Lock()
 	if w > p.swept {
 		p.swept = w
@@ -496,7 +483,7 @@ func (p *Partials) write(ctx context.Context, batch []partialRow, swept int64, s
 	for _, s := range shifts {
 		p.stats.Drain(s.drain).Add(stats.LateShifted, s.measurements)
 		p.log.Warn("partial arrived after its minute was sealed; posted with a later minute", "drain", s.drain,
-			"minute", minuteString(s.from), "posted_with", minuteString(s.to), "measurements", s.measurements)
+			"minute", rollup.MinuteString(s.from), "posted_with", rollup.MinuteString(s.to), "measurements", s.measurements)
 	}
 	return nil
 }
@@ -608,11 +595,9 @@ func watermark(ctx context.Context, q querier, silence time.Duration, now time.T
 	if err != nil {
 		return 0, fmt.Errorf("watermark: %w", err)
 	}
-	clock := ClosedThrough(now, grace)
+	clock := rollup.ClosedThrough(now, grace)
 	if w == nil || *w > clock {
 		return clock, nil
 	}
 	return *w, nil
 }
-
-func minuteString(m int64) string { return time.Unix(m, 0).UTC().Format(time.RFC3339) }

@@ -124,16 +124,16 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 				ids = append(ids, p.id)
 				part, err := rollup.DecodeMinute(drain, minute, p.data)
 				if err != nil {
-					s.log.Error("sealer: unreadable partial skipped", "drain", drain, "minute", minuteString(minute), "err", err)
+					s.log.Error("sealer: unreadable partial skipped", "drain", drain, "minute", rollup.MinuteString(minute), "err", err)
 					continue
 				}
 				if part.Repaired > 0 {
 					s.log.Warn("sealer: series with a sum that is not finite left out (stored before values were bounded)",
-						"drain", drain, "minute", minuteString(minute), "series", part.Repaired)
+						"drain", drain, "minute", rollup.MinuteString(minute), "series", part.Repaired)
 				}
 				conflicts, err := merged.Merge(part)
 				if err != nil {
-					s.log.Error("sealer: partial could not be merged", "drain", drain, "minute", minuteString(minute), "err", err)
+					s.log.Error("sealer: partial could not be merged", "drain", drain, "minute", rollup.MinuteString(minute), "err", err)
 				}
 				s.stats.Drain(drain).Add(stats.KindConflict, uint64(conflicts))
 			}
@@ -151,7 +151,7 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 				// except for partials an older version wrote: move them on.
 				to := max(sealedThrough, w) + 60
 				s.log.Error("sealer: partials for a sealed minute; moved to a later minute", "drain", drain,
-					"minute", minuteString(minute), "to", minuteString(to))
+					"minute", rollup.MinuteString(minute), "to", rollup.MinuteString(to))
 				if _, err := tx.Exec(ctx, `UPDATE partials SET minute = $2, shifted_from = coalesce(shifted_from, minute) WHERE id = ANY($1)`,
 					ids[len(ids)-(j-i):], to); err != nil {
 					return err

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drainmeter/drainmeter/outlet"
+	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
 	"github.com/drainmeter/drainmeter/status"
 )
@@ -66,7 +67,7 @@ func (s *StatusSource) Snapshot(ctx context.Context, id string) (*status.Snapsho
 	if err != nil {
 		return nil, err
 	}
-	since := floorMinute(now.Add(-s.cfg.Window).Unix())
+	since := rollup.FloorMinute(now.Add(-s.cfg.Window).Unix())
 	var unknown **status.Refusals
 	if id == "" {
 		unknown = &snap.Unknown
@@ -142,7 +143,7 @@ func (s *StatusSource) drainList(ctx context.Context, id string) (map[string]*st
 
 // linesPerMinute fills each drain's frames of the last 60 minutes.
 func (s *StatusSource) linesPerMinute(ctx context.Context, byID map[string]*status.Report, now time.Time) error {
-	first := floorMinute(now.Unix()) - 59*60
+	first := rollup.FloorMinute(now.Unix()) - 59*60
 	rows, err := s.pool.Query(ctx, `SELECT drain_id, minute, coalesce((counters ->> 'frames')::bigint, 0) FROM drain_counters WHERE minute >= $1`, first)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)

@@ -148,21 +148,19 @@ func (s *Store) Add(now time.Time, d *stats.Counters, ms []parse.Measurement) {
 		return
 	}
 	ds := s.drain(d.ID)
-	nowNs := now.UnixNano()
-	futureNs := nowNs + int64(s.cfg.MaxFuture)
-	graceNs := int64(s.cfg.Grace)
+	horizon := now.Round(0).Add(s.cfg.MaxFuture) // on the wall clock, as measurements are
+	closed := ClosedThrough(now, s.cfg.Grace)
 	var late, future, overflow, conflict uint64
 
 	ds.mu.Lock()
 	for i := range ms {
 		m := &ms[i]
-		tNs := m.Time.UnixNano()
-		if tNs > futureNs {
+		if m.Time.After(horizon) {
 			future++
 			continue
 		}
-		start := floorMinute(m.Time.Unix())
-		if start <= ds.closedThrough || nowNs >= (start+60)*1e9+graceNs {
+		start := FloorMinute(m.Time.Unix())
+		if start <= ds.closedThrough || start <= closed {
 			late++
 			ds.noteLate(m.Name)
 			continue
@@ -358,18 +356,10 @@ func (mn *Minute) addEvent(m *parse.Measurement) bool {
 	return true
 }
 
-func floorMinute(unix int64) int64 {
-	if unix < 0 && unix%60 != 0 {
-		return unix - unix%60 - 60
-	}
-	return unix - unix%60
-}
-
 // Flush closes and returns every minute whose grace period has passed at now.
 func (s *Store) Flush(now time.Time) []*Minute {
-	return s.flush(func(start int64) bool {
-		return now.UnixNano() >= (start+60)*1e9+int64(s.cfg.Grace)
-	})
+	closed := ClosedThrough(now, s.cfg.Grace)
+	return s.flush(func(start int64) bool { return start <= closed })
 }
 
 // FlushAll closes and returns every open minute, as at shutdown. Later
