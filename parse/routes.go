@@ -43,6 +43,42 @@ func ParseRouteMode(s string) (RouteMode, error) {
 	return RoutesOff, fmt.Errorf("route metrics %q: off, templates or auto", s)
 }
 
+// The route rule's errors (CheckRoutes).
+var (
+	// ErrRoutesOff: templates are set while route metrics are off, so no
+	// line uses them. A configuration that sets both is told; a drain in
+	// the database may keep its templates while its route metrics are
+	// turned off (drains set --route-metrics off).
+	ErrRoutesOff = errors.New("route templates are set but route metrics are off")
+	// ErrNoRouteTemplates: templates mode without templates would put
+	// every request in route "other".
+	ErrNoRouteTemplates = errors.New("route metrics templates needs --routes (or --route-metrics auto)")
+)
+
+// CheckRoutes is the rule between a route mode and its templates:
+// templates mode needs templates (ErrNoRouteTemplates); templates with the
+// mode off are used by no line (ErrRoutesOff).
+func CheckRoutes(mode RouteMode, templates []string) error {
+	switch {
+	case mode == RoutesTemplates && len(templates) == 0:
+		return ErrNoRouteTemplates
+	case mode == RoutesOff && len(templates) > 0:
+		return ErrRoutesOff
+	}
+	return nil
+}
+
+// ImpliedRouteMode is the route mode once templates are given without a
+// mode: templates given alone turn route metrics that are off to
+// templates (drains add|set --routes, parse --routes); any other mode is
+// kept.
+func ImpliedRouteMode(mode RouteMode, templates []string) RouteMode {
+	if mode == RoutesOff && len(templates) > 0 {
+		return RoutesTemplates
+	}
+	return mode
+}
+
 // Limits of per-route series.
 const (
 	MaxRouteTemplates     = 200  // templates per drain

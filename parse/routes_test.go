@@ -318,3 +318,40 @@ func TestLosses(t *testing.T) {
 		t.Errorf("header only: %q, dropped %d", got, p.Dropped)
 	}
 }
+
+// The route rule, as the config (ROUTES, ROUTE_METRICS), the drains
+// command and the parse command apply it.
+func TestCheckRoutes(t *testing.T) {
+	some := []string{"/users/:id"}
+	for _, c := range []struct {
+		mode      RouteMode
+		templates []string
+		want      error
+	}{
+		{RoutesOff, nil, nil},
+		{RoutesOff, some, ErrRoutesOff},
+		{RoutesTemplates, nil, ErrNoRouteTemplates},
+		{RoutesTemplates, []string{}, ErrNoRouteTemplates},
+		{RoutesTemplates, some, nil},
+		{RoutesAuto, nil, nil},
+		{RoutesAuto, some, nil},
+	} {
+		if got := CheckRoutes(c.mode, c.templates); got != c.want {
+			t.Errorf("CheckRoutes(%s, %q) = %v, want %v", c.mode, c.templates, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		mode, want RouteMode
+		templates  []string
+	}{
+		{RoutesOff, RoutesTemplates, some},
+		{RoutesOff, RoutesOff, nil},
+		{RoutesAuto, RoutesAuto, some},
+		{RoutesTemplates, RoutesTemplates, some},
+		{RoutesTemplates, RoutesTemplates, nil},
+	} {
+		if got := ImpliedRouteMode(c.mode, c.templates); got != c.want {
+			t.Errorf("ImpliedRouteMode(%s, %q) = %s, want %s", c.mode, c.templates, got, c.want)
+		}
+	}
+}

@@ -352,21 +352,20 @@ func (d *Drains) Add(ctx context.Context, s Spec) (*Drain, string, error) {
 }
 
 // routes returns a drain's route templates and mode once s is applied to
-// the current ones: routes given to a drain whose route metrics are off
-// turn them to templates; templates mode needs templates.
+// the current ones, by parse's rule (ImpliedRouteMode, CheckRoutes).
 func (s Spec) routes(cur []string, mode parse.RouteMode) ([]string, parse.RouteMode, error) {
 	routes := cur
 	if s.Routes != nil {
 		routes = *s.Routes
-		if s.RouteMetrics == nil && mode == parse.RoutesOff && len(routes) > 0 {
-			mode = parse.RoutesTemplates
+		if s.RouteMetrics == nil {
+			mode = parse.ImpliedRouteMode(mode, routes)
 		}
 	}
 	if s.RouteMetrics != nil {
 		mode = *s.RouteMetrics
 	}
-	if mode == parse.RoutesTemplates && len(routes) == 0 {
-		return nil, 0, errors.New("route metrics templates needs --routes (or --route-metrics auto)")
+	if err := parse.CheckRoutes(mode, routes); err != nil && !errors.Is(err, parse.ErrRoutesOff) {
+		return nil, 0, err // a drain keeps its templates while its route metrics are off
 	}
 	if routes == nil {
 		routes = []string{}

@@ -204,9 +204,10 @@ func (c *Config) validate(p *problems) {
 		c.routes = routes
 	}
 	if p.ok("ROUTES", "ROUTE_METRICS") {
-		check(len(c.routes) > 0 && c.routeMode == parse.RoutesOff, "ROUTES",
+		err := parse.CheckRoutes(c.routeMode, c.routes)
+		check(errors.Is(err, parse.ErrRoutesOff), "ROUTES",
 			"ROUTES is set but ROUTE_METRICS is off: set ROUTE_METRICS=templates (or auto) to get per-route series")
-		check(len(c.routes) == 0 && c.routeMode == parse.RoutesTemplates, "ROUTES",
+		check(errors.Is(err, parse.ErrNoRouteTemplates), "ROUTES",
 			"ROUTE_METRICS=templates needs ROUTES (comma-separated templates such as /users/:id,/api/*), or use auto")
 	}
 	check(c.OutletWorkers < 1, "OUTLET_WORKERS", "OUTLET_WORKERS=%d must be at least 1", c.OutletWorkers)

@@ -141,8 +141,8 @@ func (o *parseOpts) check(fs *flag.FlagSet) error {
 	if o.routeMode, err = parse.ParseRouteMode(o.routeMetrics); err != nil {
 		return fmt.Errorf("parse: --route-metrics: %w", err)
 	}
-	if o.routeMetrics == "" && len(o.routeList) > 0 {
-		o.routeMode = parse.RoutesTemplates
+	if o.routeMetrics == "" {
+		o.routeMode = parse.ImpliedRouteMode(o.routeMode, o.routeList)
 	}
 	formatSet := false
 	fs.Visit(func(f *flag.Flag) {
