@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -137,30 +136,14 @@ type OutletSpec struct {
 	// gauges. nil leaves it as it is.
 	PercentileGauges *bool
 	// MaxBuckets (OTLP): buckets a side of an exponential histogram before
-	// it is downscaled (CheckMaxBuckets). nil leaves it as it is.
+	// it is downscaled (outlet.CheckMaxBuckets). nil leaves it as it is.
 	MaxBuckets *int
 	// Histograms (remote write): measures as summaries or native
 	// histograms. nil leaves it as it is.
 	Histograms *outlet.Histograms
 }
 
-// CheckMaxBuckets checks an OTLP outlet's bucket cap: 2 (the least the
-// OpenTelemetry SDK takes) to outlet.MaxMaxBuckets.
-func CheckMaxBuckets(n int) error {
-	if n < 2 || n > outlet.MaxMaxBuckets {
-		return fmt.Errorf("%d buckets: 2 to %d (160, the OpenTelemetry SDK's, is the default; 1000 keeps scale 6 for 1 ms to 10 s)", n, outlet.MaxMaxBuckets)
-	}
-	return nil
-}
-
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
-
-// headerNameRe is an HTTP header name (RFC 9110 token).
-var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-
-// HeaderName reports whether s is an HTTP header name (an RFC 9110 token of
-// at most 100 bytes).
-func HeaderName(s string) bool { return headerNameRe.MatchString(s) }
 
 // idLikeRe is what a drain id looks like ("d" and 16 hex digits): no
 // drain may be named so, since commands that take an id or a name would
@@ -220,16 +203,16 @@ func (s Spec) validate() error {
 
 func (o OutletSpec) validate() error {
 	if o.URL != "" {
-		if err := CheckEndpoint(o.URL); err != nil {
+		if err := outlet.CheckEndpoint(o.URL); err != nil {
 			return fmt.Errorf("%s URL: %w", o.Kind, err)
 		}
 	}
 	for i, h := range o.Headers {
-		if !headerNameRe.MatchString(h.Name) {
+		if !outlet.HeaderName(h.Name) {
 			// Not quoted: a mistyped "Name: secret" would be in it.
 			return fmt.Errorf("%s header %d: the name is not a header name (NAME=VALUE, the name a token such as Authorization)", o.Kind, i+1)
 		}
-		if strings.ContainsAny(h.Value, "\r\n\x00") || len(h.Value) > 8192 {
+		if !outlet.HeaderValue(h.Value) || len(h.Value) > outlet.MaxHeaderValueBytes {
 			return fmt.Errorf("%s header %s: the value has a line break or is too long", o.Kind, h.Name)
 		}
 	}
@@ -245,7 +228,7 @@ func (o OutletSpec) validate() error {
 			return fmt.Errorf("OTLP temporality %q: cumulative or delta", o.Temporality)
 		}
 		if o.MaxBuckets != nil {
-			if err := CheckMaxBuckets(*o.MaxBuckets); err != nil {
+			if err := outlet.CheckMaxBuckets(*o.MaxBuckets); err != nil {
 				return fmt.Errorf("OTLP max buckets: %w", err)
 			}
 		}
@@ -272,21 +255,6 @@ func (o OutletSpec) validate() error {
 	}
 	if o.Kind != outlet.Librato && (o.User != "" || o.Token != "") {
 		return fmt.Errorf("%s outlets take credentials as headers or in the URL, not --librato-*", o.Kind)
-	}
-	return nil
-}
-
-// CheckEndpoint checks an outlet URL: http(s), with a host; no fragment.
-func CheckEndpoint(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL") // url's own error would print the URL, credentials and all
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", outlet.RedactURL(s))
-	}
-	if u.Fragment != "" {
-		return errors.New("a URL with a #fragment")
 	}
 	return nil
 }

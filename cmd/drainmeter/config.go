@@ -398,7 +398,7 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 				"(often port 4318; 4317 is gRPC) and set it to http/protobuf or unset it", protoVar, proto)
 			good = false
 		}
-		if err := postgres.CheckEndpoint(endpoint); err != nil {
+		if err := outlet.CheckEndpoint(endpoint); err != nil {
 			p.add(name, "%s: %v", name, err)
 			good = false
 		}
@@ -413,7 +413,7 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 			good = false
 		}
 		headers = mergeHeaders(headers, specific)
-		if err := postgres.CheckMaxBuckets(c.OTLPMaxBuckets); err != nil {
+		if err := outlet.CheckMaxBuckets(c.OTLPMaxBuckets); err != nil {
 			p.add("OTLP_MAX_BUCKETS", "OTLP_MAX_BUCKETS: %v", err)
 			good = false
 		}
@@ -429,7 +429,7 @@ func (c *Config) builtinOutlets(p *problems) []outlet.Outlet {
 	}
 	if c.RemoteWriteURL != "" {
 		good := true
-		if err := postgres.CheckEndpoint(c.RemoteWriteURL); err != nil {
+		if err := outlet.CheckEndpoint(c.RemoteWriteURL); err != nil {
 			p.add("REMOTE_WRITE_URL", "REMOTE_WRITE_URL: %v", err)
 			good = false
 		}
@@ -495,7 +495,7 @@ var errNotHeaderName = errors.New("the key is not a header name (key=value, the 
 // never quote the value: it may be a secret.
 func parseHeader(name, value string) (outlet.Header, error) {
 	name = strings.TrimSpace(name)
-	if !postgres.HeaderName(name) {
+	if !outlet.HeaderName(name) {
 		// Not quoted: a mistyped "Authorization: Basic …=" would be in it.
 		return outlet.Header{}, errNotHeaderName
 	}
@@ -503,7 +503,7 @@ func parseHeader(name, value string) (outlet.Header, error) {
 	if err != nil {
 		return outlet.Header{}, fmt.Errorf("header %s: the value is not percent-encoded correctly", name)
 	}
-	if strings.ContainsAny(v, "\r\n\x00") {
+	if !outlet.HeaderValue(v) {
 		return outlet.Header{}, fmt.Errorf("header %s: the value has a line break", name)
 	}
 	return outlet.Header{Name: name, Value: v}, nil
