@@ -30,7 +30,7 @@ const (
 	FramesRejected                  // frames rejected: bad header, bad framing, oversized
 	MsgCountMismatch                // batches whose Logplex-Msg-Count disagreed with the frames read
 	Measurements                    // measurements handed to the rollup
-	PairsRejected                   // pairs rejected by the parser (see the parse reasons)
+	PairsRejected                   // pairs rejected by the parser (by reason: PairRejects)
 	Late                            // measurements for a minute already closed
 	Future                          // measurements stamped more than 5 minutes ahead
 	Overflow                        // measurements refused by the series guards (series per minute, the drain's memory share), folded into route other by the routes cap, or events past 100 a minute
@@ -52,18 +52,18 @@ const (
 
 	BadTimestamp // frames whose timestamp could not be read (neither RFC 3339 nor "-"): counted at their receive time
 
-	// Other refusals of requests (see drain/refusal.go).
+	// Other refusals of requests (see drain/refusal.go; named in Refusals).
 	Unauthorized // requests answered 401: no credentials, or wrong ones
 	Unsupported  // requests answered 415: a Content-Type or Content-Encoding drainmeter cannot read
 	Unavailable  // requests answered 503 because the database could not tell (credentials, batch ids) or unknown ids were looked up too fast
 	SlowBody     // requests whose body came slower than the minimum rate: cut, answered 503
 
-	// Frames rejected, by reason (they add up to FramesRejected).
+	// Frames rejected, by reason (they add up to FramesRejected; named in FrameRejects).
 	RejectedBadHeader // the syslog header could not be read
 	RejectedOversized // longer than the frame limit (64 KiB): skipped
 	RejectedFraming   // after a bad length or a cut frame: the rest of the batch
 
-	// Pairs rejected, by reason (they add up to PairsRejected).
+	// Pairs rejected, by reason (they add up to PairsRejected; named in PairRejects).
 	PairsBadValue          // a value that is not a number
 	PairsEmptyName         // measure#=1
 	PairsEmptyMember       // unique#x=
@@ -154,10 +154,6 @@ func (d *Counters) LastBatch() time.Time {
 	}
 	return time.Unix(0, n)
 }
-
-// RefusalCounters are the counters of requests refused (answered 401,
-// 413, 415 or 503).
-var RefusalCounters = []Counter{Unauthorized, TooLarge, Unsupported, Busy, Unavailable, SlowBody}
 
 // Refused counts a request refused at t under c (one of RefusalCounters).
 func (d *Counters) Refused(c Counter, t time.Time) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drainmeter/drainmeter/stats"
 )
 
 // The explorer's pages:
@@ -241,25 +243,9 @@ func breakable(s string) template.HTML {
 	return template.HTML(b.String()) // every part escaped
 }
 
-// reasonText says what a refusal reason means.
+// reasonText says what a refused pair's reason means.
 func reasonText(r string) string {
-	switch r {
-	case "bad_value":
-		return "not a number"
-	case "empty_name":
-		return "no metric name"
-	case "empty_member":
-		return "no member"
-	case "long_member":
-		return "member over 128 bytes"
-	case "unterminated_quote":
-		return "a quote never closed"
-	case "long_name":
-		return "name over 255 bytes"
-	case "bad_timestamp":
-		return "unusable timestamp"
-	}
-	return strings.ReplaceAll(r, "_", " ")
+	return cmp.Or(stats.ReasonText(stats.PairRejects, r), strings.ReplaceAll(r, "_", " "))
 }
 
 // figures are a minute's figures, by kind.

@@ -28,12 +28,7 @@ func FillCounters(d *Report, s stats.Snapshot) {
 	d.LogplexDropped = s[stats.LogplexDropped]
 	d.LogplexLost = s[stats.LogplexLost]
 	d.Refused = RefusedCounts(s)
-	d.Rejected = map[string]uint64{}
-	for c, name := range rejectReasons {
-		if s[c] > 0 {
-			d.Rejected[name] = s[c]
-		}
-	}
+	d.Rejected = s.Rejected()
 }
 
 // RefusedCounts returns the refusal counters of a snapshot that are not
@@ -46,14 +41,6 @@ func RefusedCounts(s stats.Snapshot) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-// rejectReasons names the counters of rejected frames and pairs by reason.
-var rejectReasons = map[stats.Counter]string{
-	stats.RejectedBadHeader: "bad_header", stats.RejectedOversized: "oversized", stats.RejectedFraming: "framing",
-	stats.PairsBadValue: "bad_value", stats.PairsEmptyName: "empty_name", stats.PairsEmptyMember: "empty_member",
-	stats.PairsLongMember: "long_member", stats.PairsUnterminatedQuote: "unterminated_quote",
-	stats.PairsLongName: "long_name",
 }
 
 // FromLane converts an outlet lane's status.

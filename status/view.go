@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drainmeter/drainmeter/stats"
 )
 
 // Minutes is how many minutes of lines per minute the pages show.
@@ -416,22 +418,12 @@ func newDrainView(d *Report, now time.Time, link bool) drainView {
 	return v
 }
 
-// refusedLabels say what each kind of refusal answered.
-var refusedLabels = map[string]string{
-	"unauthorized": "401 unauthorized (no or wrong credentials)",
-	"too_large":    "413 too large",
-	"unsupported":  "415 unsupported Content-Type or Content-Encoding",
-	"busy":         "503 busy (memory for bodies full)",
-	"unavailable":  "503 unavailable (database, or too many unknown ids)",
-	"slow_body":    "503 body below the minimum rate",
-}
-
 // refusedView lists refusals by kind, the most first.
 func refusedView(m map[string]uint64) []reasonView {
 	var out []reasonView
 	for k, n := range m {
 		if n > 0 {
-			out = append(out, reasonView{Reason: cmp.Or(refusedLabels[k], k), Key: k, Count: count(n), n: n})
+			out = append(out, reasonView{Reason: cmp.Or(stats.ReasonText(stats.Refusals, k), k), Key: k, Count: count(n), n: n})
 		}
 	}
 	slices.SortFunc(out, func(a, b reasonView) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.Key, b.Key)) })
