@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// RecentIDs is an in-memory Deduper: the ids of batches seen in the last
-// TTL, kept in two generations that rotate every TTL/2, so an id is
+// RecentIDs is the in-memory Deduper: the batch ids claimed in the last
+// TTL, kept in two generations that rotate every TTL/2, so a claim is
 // remembered for between TTL/2 and TTL. A generation that reaches its
 // bound — maxIDs ids, or half of maxBytes — rotates early (its ids are then
 // remembered for less), so memory stays within two generations.
@@ -43,12 +43,13 @@ func idBytes(key string) int64 { return int64(len(key)) + 64 }
 
 func key(drain, id string) string { return drain + "\x00" + id }
 
-// Claim reports whether id is new for drain and records it (Deduper).
+// Claim claims id for drain and reports whether the claim is the first
+// (Deduper).
 func (r *RecentIDs) Claim(_ context.Context, drain, id string, now time.Time) (bool, error) {
 	return r.Mark(drain, id, now), nil
 }
 
-// Seen reports whether id is remembered for drain, without recording it.
+// Seen reports whether id is claimed for drain, without claiming it.
 func (r *RecentIDs) Seen(drain, id string) bool {
 	k := key(drain, id)
 	r.mu.Lock()
@@ -58,7 +59,8 @@ func (r *RecentIDs) Seen(drain, id string) bool {
 	return cur || prev
 }
 
-// Mark records id for drain and reports whether it was new.
+// Mark claims id for drain and reports whether the claim is the first:
+// Claim without a context (postgres.Claims keeps its dyno's claims here).
 func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 	k := key(drain, id)
 	r.mu.Lock()
@@ -81,7 +83,7 @@ func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 	return true
 }
 
-// Forget forgets id (a claim whose batch was not counted after all).
+// Forget drops the claim of id (its batch was not counted after all).
 func (r *RecentIDs) Forget(drain, id string) {
 	k := key(drain, id)
 	r.mu.Lock()

@@ -92,7 +92,10 @@ type Sink interface {
 	Add(now time.Time, d *stats.Counters, ms []parse.Measurement)
 }
 
-// Deduper remembers the ids of batches already counted.
+// Deduper claims batch ids (Logplex-Frame-Id, or X-Request-Id): a batch
+// counts only when its id's claim is the first; a later claim of the same
+// id is a duplicate, a retry already counted. RecentIDs claims in this
+// process's memory; postgres.Claims across dynos.
 type Deduper interface {
 	// Claim reports whether the batch id is new for the drain, and records
 	// it as counted: the caller counts the batch at once if it is. It is

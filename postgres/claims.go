@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// LocalIDs is the in-memory set of batch ids a dyno has seen
+// LocalIDs is the batch ids this dyno has claimed, in memory
 // (drain.RecentIDs).
 type LocalIDs interface {
 	Seen(drain, id string) bool
@@ -27,9 +27,9 @@ type ClaimsConfig struct {
 	MaxIDs  int           // ids held for a later write while Postgres is unreachable
 }
 
-// Claims decides, across web dynos, whether a batch was counted: a batch's
-// Logplex-Frame-Id (or X-Request-Id) is claimed in Postgres (frames_seen)
-// before its measurements count, so a retry that reaches another dyno at
+// Claims is the Deduper shared by the web dynos: a batch's id
+// (Logplex-Frame-Id, or X-Request-Id) is claimed in Postgres (the table
+// frames_seen) before its measurements count, so a retry that reaches another dyno at
 // once, while the first attempt is still being counted, counts once.
 //
 // Claims from concurrent requests are group-committed: one INSERT … ON
@@ -49,17 +49,17 @@ type Claims struct {
 
 	mu       sync.Mutex
 	pending  []*claim
-	backlog  []seenID // claimed in memory, to write when Postgres is back
+	backlog  []batchID // claimed in memory, to write when Postgres is back
 	dropped  int
 	wake     chan struct{}
 	degraded atomic.Bool
 	outage   *outage
 }
 
-type seenID struct{ drain, id string }
+type batchID struct{ drain, id string }
 
 type claim struct {
-	seenID
+	batchID
 	fresh bool
 	err   error
 	done  chan struct{}
@@ -81,8 +81,8 @@ func NewClaims(cfg ClaimsConfig, pool *pgxpool.Pool, local LocalIDs, log *slog.L
 // Degraded reports whether claims are being decided in memory only.
 func (c *Claims) Degraded() bool { return c.degraded.Load() }
 
-// Claim reports whether the batch id is new for the drain and records it
-// (drain.Deduper).
+// Claim claims the batch id for the drain and reports whether the claim is
+// the first (drain.Deduper).
 func (c *Claims) Claim(ctx context.Context, drain, id string, now time.Time) (bool, error) {
 	if c.local.Seen(drain, id) {
 		return false, nil
@@ -90,7 +90,7 @@ func (c *Claims) Claim(ctx context.Context, drain, id string, now time.Time) (bo
 	if c.degraded.Load() {
 		return c.claimLocally(drain, id, now), nil
 	}
-	cl := &claim{seenID: seenID{drain, id}, done: make(chan struct{})}
+	cl := &claim{batchID: batchID{drain, id}, done: make(chan struct{})}
 	c.mu.Lock()
 	c.pending = append(c.pending, cl)
 	c.mu.Unlock()
@@ -126,7 +126,7 @@ func (c *Claims) claimLocally(drain, id string, now time.Time) bool {
 		c.backlog = c.backlog[1:]
 		c.dropped++
 	}
-	c.backlog = append(c.backlog, seenID{drain, id})
+	c.backlog = append(c.backlog, batchID{drain, id})
 	c.mu.Unlock()
 	return true
 }
@@ -181,12 +181,12 @@ func (c *Claims) commit(ctx context.Context) {
 	}
 	// The same id twice in one batch (two copies of a batch at once): the
 	// first claim decides, the others are duplicates.
-	first := map[seenID]*claim{}
-	var keys []seenID
+	first := map[batchID]*claim{}
+	var keys []batchID
 	for _, cl := range batch {
-		if first[cl.seenID] == nil {
-			first[cl.seenID] = cl
-			keys = append(keys, cl.seenID)
+		if first[cl.batchID] == nil {
+			first[cl.batchID] = cl
+			keys = append(keys, cl.batchID)
 		}
 	}
 	// One order for every dyno: two dynos inserting the same ids in
@@ -198,12 +198,12 @@ func (c *Claims) commit(ctx context.Context) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	won := map[seenID]bool{}
+	won := map[batchID]bool{}
 	rows, err := c.pool.Query(qctx, `INSERT INTO frames_seen (drain_id, frame_id)
 		SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING RETURNING drain_id, frame_id`, drains, ids)
 	if err == nil {
 		for rows.Next() {
-			var k seenID
+			var k batchID
 			if err = rows.Scan(&k.drain, &k.id); err != nil {
 				break
 			}
@@ -222,7 +222,7 @@ func (c *Claims) commit(ctx context.Context) {
 	}
 	for _, cl := range batch {
 		cl.err = err
-		cl.fresh = err == nil && first[cl.seenID] == cl && won[cl.seenID]
+		cl.fresh = err == nil && first[cl.batchID] == cl && won[cl.batchID]
 		close(cl.done)
 	}
 }
@@ -290,7 +290,7 @@ func (c *Claims) writeBacklog(ctx context.Context) {
 
 // compareIDs orders ids by drain, then id: the one order in which every
 // dyno inserts them.
-func compareIDs(a, b seenID) int {
+func compareIDs(a, b batchID) int {
 	if c := strings.Compare(a.drain, b.drain); c != 0 {
 		return c
 	}
