@@ -123,82 +123,127 @@ const topNames = `WITH top AS (SELECT name FROM explorer_names WHERE drain_id = 
 func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explore, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	now := s.now()
-	x := &status.Explore{Drain: id, Store: "postgres", Now: now.UTC()}
+	x := &status.Explore{Drain: id, Store: "postgres", Now: s.now().UTC()}
+	if err := s.explore(ctx, id, x); err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	return status.FinishExplore(x), nil
+}
+
+// explore fills x in steps: the drain's last minute, the busiest names of
+// the hour up to it (their last minute and their history), what was late
+// or refused of each, and the last refused pairs and overflowed names.
+func (s *ExplorerSource) explore(ctx context.Context, id string, x *status.Explore) error {
+	last, err := s.lastMinute(ctx, id, x)
+	if err != nil {
+		return err
+	}
+	names := map[string]*status.NameView{}
+	if last != 0 {
+		first := last - 59*60
+		if err := s.hourNames(ctx, id, first, x, names); err != nil {
+			return err
+		}
+		if err := s.hourHistory(ctx, id, first, names); err != nil {
+			return err
+		}
+	}
+	if err := s.nameCounts(ctx, id, names); err != nil {
+		return err
+	}
+	for _, nv := range names {
+		x.Names = append(x.Names, *nv)
+	}
+	if x.Refused, err = s.lastRefused(ctx, id); err != nil {
+		return err
+	}
+	x.Overflowed, err = s.lastOverflowed(ctx, id)
+	return err
+}
+
+// lastMinute returns the start of the drain's last minute in the explorer
+// (0: none) and sets x's LastMinute and Omitted from it.
+func (s *ExplorerSource) lastMinute(ctx context.Context, id string, x *status.Explore) (int64, error) {
 	var last int64
 	var omitted int
 	err := s.pool.QueryRow(ctx, `SELECT minute, omitted FROM explorer_minutes WHERE drain_id = $1 ORDER BY minute DESC LIMIT 1`, id).Scan(&last, &omitted)
 	switch {
 	case err == pgx.ErrNoRows:
+		return 0, nil
 	case err != nil:
-		return nil, fmt.Errorf("explorer: %w", err)
-	default:
-		t := time.Unix(last, 0).UTC()
-		x.LastMinute, x.Omitted = &t, omitted
+		return 0, err
 	}
-	first := last - 59*60
-	names := map[string]*status.NameView{}
-	if last != 0 {
-		// The busiest names of the hour, at most MaxExplorerHour of them.
-		if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT name) FROM explorer_names WHERE drain_id = $1 AND minute >= $2`,
-			id, first).Scan(&x.Hidden); err != nil {
-			return nil, fmt.Errorf("explorer: %w", err)
-		}
-		x.Hidden = max(x.Hidden-status.MaxExplorerHour, 0)
-		rows, err := s.pool.Query(ctx, topNames+`SELECT DISTINCT ON (n.name) n.name, n.minute, n.detail FROM explorer_names n JOIN top USING (name)
-			WHERE n.drain_id = $1 AND n.minute >= $2 ORDER BY n.name, n.minute DESC`, id, first, status.MaxExplorerHour)
-		if err != nil {
-			return nil, fmt.Errorf("explorer: %w", err)
-		}
-		err = forRows(rows, func(r pgx.Rows) error {
-			var name string
-			var minute int64
-			var detail []byte
-			if err := r.Scan(&name, &minute, &detail); err != nil {
-				return err
-			}
-			nv := &status.NameView{Name: name, LastAt: time.Unix(minute, 0).UTC(), History: make([]status.Spark, 60)}
-			if err := json.Unmarshal(detail, &nv.Last); err != nil {
-				return err
-			}
-			nv.Kind, nv.Unit, nv.Sources = nv.Last.Kind, nv.Last.Unit, nv.Last.Sources
-			for i := range nv.History {
-				nv.History[i].Minute = first + int64(i)*60
-			}
-			names[name] = nv
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("explorer: %w", err)
-		}
-		rows, err = s.pool.Query(ctx, topNames+`SELECT n.name, n.minute, n.count, n.value, n.p50, n.p95, n.p99 FROM explorer_names n JOIN top USING (name)
-			WHERE n.drain_id = $1 AND n.minute >= $2`, id, first, status.MaxExplorerHour)
-		if err != nil {
-			return nil, fmt.Errorf("explorer: %w", err)
-		}
-		err = forRows(rows, func(r pgx.Rows) error {
-			var name string
-			var sp status.Spark
-			if err := r.Scan(&name, &sp.Minute, &sp.Count, &sp.Value, &sp.P50, &sp.P95, &sp.P99); err != nil {
-				return err
-			}
-			if nv := names[name]; nv != nil {
-				if i := (sp.Minute - first) / 60; i >= 0 && i < 60 {
-					nv.History[i] = sp
-					nv.Volume += sp.Count
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("explorer: %w", err)
-		}
+	t := time.Unix(last, 0).UTC()
+	x.LastMinute, x.Omitted = &t, omitted
+	return last, nil
+}
+
+// hourNames reads the busiest names of the hour from first, at most
+// MaxExplorerHour of them, each with its last minute, into names; x.Hidden
+// counts the others.
+func (s *ExplorerSource) hourNames(ctx context.Context, id string, first int64, x *status.Explore, names map[string]*status.NameView) error {
+	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT name) FROM explorer_names WHERE drain_id = $1 AND minute >= $2`,
+		id, first).Scan(&x.Hidden); err != nil {
+		return err
 	}
+	x.Hidden = max(x.Hidden-status.MaxExplorerHour, 0)
+	rows, err := s.pool.Query(ctx, topNames+`SELECT DISTINCT ON (n.name) n.name, n.minute, n.detail FROM explorer_names n JOIN top USING (name)
+		WHERE n.drain_id = $1 AND n.minute >= $2 ORDER BY n.name, n.minute DESC`, id, first, status.MaxExplorerHour)
+	if err != nil {
+		return err
+	}
+	return forRows(rows, func(r pgx.Rows) error {
+		var name string
+		var minute int64
+		var detail []byte
+		if err := r.Scan(&name, &minute, &detail); err != nil {
+			return err
+		}
+		nv := &status.NameView{Name: name, LastAt: time.Unix(minute, 0).UTC(), History: make([]status.Spark, 60)}
+		if err := json.Unmarshal(detail, &nv.Last); err != nil {
+			return err
+		}
+		nv.Kind, nv.Unit, nv.Sources = nv.Last.Kind, nv.Last.Unit, nv.Last.Sources
+		for i := range nv.History {
+			nv.History[i].Minute = first + int64(i)*60
+		}
+		names[name] = nv
+		return nil
+	})
+}
+
+// hourHistory fills the names' minutes of the hour from first, and their
+// volume.
+func (s *ExplorerSource) hourHistory(ctx context.Context, id string, first int64, names map[string]*status.NameView) error {
+	rows, err := s.pool.Query(ctx, topNames+`SELECT n.name, n.minute, n.count, n.value, n.p50, n.p95, n.p99 FROM explorer_names n JOIN top USING (name)
+		WHERE n.drain_id = $1 AND n.minute >= $2`, id, first, status.MaxExplorerHour)
+	if err != nil {
+		return err
+	}
+	return forRows(rows, func(r pgx.Rows) error {
+		var name string
+		var sp status.Spark
+		if err := r.Scan(&name, &sp.Minute, &sp.Count, &sp.Value, &sp.P50, &sp.P95, &sp.P99); err != nil {
+			return err
+		}
+		if nv := names[name]; nv != nil {
+			if i := (sp.Minute - first) / 60; i >= 0 && i < 60 {
+				nv.History[i] = sp
+				nv.Volume += sp.Count
+			}
+		}
+		return nil
+	})
+}
+
+// nameCounts adds to the names what was late of each, and what was
+// refused of each by reason.
+func (s *ExplorerSource) nameCounts(ctx context.Context, id string, names map[string]*status.NameView) error {
 	rows, err := s.pool.Query(ctx, `SELECT name, what, n FROM explorer_name_counts WHERE drain_id = $1`, id)
 	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
+		return err
 	}
-	err = forRows(rows, func(r pgx.Rows) error {
+	return forRows(rows, func(r pgx.Rows) error {
 		var name, reason string
 		var n int64
 		if err := r.Scan(&name, &reason, &n); err != nil {
@@ -214,45 +259,46 @@ func (s *ExplorerSource) Explore(ctx context.Context, id string) (*status.Explor
 		}
 		return nil
 	})
+}
+
+// lastRefused returns the drain's last MaxRefused refused pairs, newest
+// first.
+func (s *ExplorerSource) lastRefused(ctx context.Context, id string) ([]status.Refused, error) {
+	rows, err := s.pool.Query(ctx, `SELECT at, reason, token, name FROM explorer_refused WHERE drain_id = $1 ORDER BY id DESC LIMIT $2`, id, status.MaxRefused)
 	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
+		return nil, err
 	}
-	for _, nv := range names {
-		x.Names = append(x.Names, *nv)
-	}
-	rows, err = s.pool.Query(ctx, `SELECT at, reason, token, name FROM explorer_refused WHERE drain_id = $1 ORDER BY id DESC LIMIT $2`, id, status.MaxRefused)
-	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
-	}
+	var out []status.Refused
 	err = forRows(rows, func(r pgx.Rows) error {
 		var rf status.Refused
 		if err := r.Scan(&rf.At, &rf.Reason, &rf.Token, &rf.Name); err != nil {
 			return err
 		}
 		rf.At = rf.At.UTC()
-		x.Refused = append(x.Refused, rf)
+		out = append(out, rf)
 		return nil
 	})
+	return out, err
+}
+
+// lastOverflowed returns the drain's last MaxOverflowed names refused by
+// the series guards, newest first.
+func (s *ExplorerSource) lastOverflowed(ctx context.Context, id string) ([]status.Overflowed, error) {
+	rows, err := s.pool.Query(ctx, `SELECT at, name FROM explorer_overflowed WHERE drain_id = $1 ORDER BY at DESC, name LIMIT $2`, id, status.MaxOverflowed)
 	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
+		return nil, err
 	}
-	rows, err = s.pool.Query(ctx, `SELECT at, name FROM explorer_overflowed WHERE drain_id = $1 ORDER BY at DESC, name LIMIT $2`, id, status.MaxOverflowed)
-	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
-	}
+	var out []status.Overflowed
 	err = forRows(rows, func(r pgx.Rows) error {
 		var o status.Overflowed
 		if err := r.Scan(&o.At, &o.Name); err != nil {
 			return err
 		}
 		o.At = o.At.UTC()
-		x.Overflowed = append(x.Overflowed, o)
+		out = append(out, o)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("explorer: %w", err)
-	}
-	return status.FinishExplore(x), nil
+	return out, err
 }
 
 // History returns one name's last 60 minutes per source, from the stored
