@@ -21,7 +21,6 @@ import (
 
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
-	"github.com/drainmeter/drainmeter/status"
 )
 
 // WriterID names this process in the partials it writes and the lanes it
@@ -148,10 +147,10 @@ func (p *Partials) Closed(minutes []*rollup.Minute) {
 	p.signal()
 }
 
-// Record queues what this process's counters did (status.Recorder's
+// Record queues what this process's counters did (stats.Recorder's
 // deltas) at now, and its open series per drain, for the status pages: they
 // are added to Postgres with the next write, every dyno's summed.
-func (p *Partials) Record(now time.Time, deltas []status.Delta, open map[string]int) {
+func (p *Partials) Record(now time.Time, deltas []stats.Delta, open map[string]int) {
 	minute := rollup.FloorMinute(now.Unix())
 	p.mu.Lock()
 	defer p.mu.Unlock()

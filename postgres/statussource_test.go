@@ -28,15 +28,15 @@ func TestStatusSumsEveryDyno(t *testing.T) {
 	r.dests.Put(&outlet.Destination{ID: shop.ID, Name: "shop", Outlets: []outlet.Outlet{{Kind: outlet.OTLP, URL: "https://u:p@otlp.example.com/v1/metrics"}}})
 	r.dests.Put(&outlet.Destination{ID: idle.ID, Name: "idle", Outlets: []outlet.Outlet{{Kind: outlet.Log}}})
 	now := time.Now()
-	delta := func(frames, badHeader uint64, app string) status.Delta {
+	delta := func(frames, badHeader uint64, app string) stats.Delta {
 		var c stats.Snapshot
 		c[stats.FramesAccepted], c[stats.RejectedBadHeader], c[stats.FramesRejected] = frames, badHeader, badHeader
-		return status.Delta{Drain: shop.ID, Counts: c, LastBatch: now, Apps: []string{app}}
+		return stats.Delta{Drain: shop.ID, Counts: c, LastBatch: now, Apps: []string{app}}
 	}
 	w1, w2 := r.writer("web.1.a", now), r.writer("web.2.b", now)
-	w1.Record(now, []status.Delta{delta(10, 1, "shop")}, map[string]int{shop.ID: 40})
-	w2.Record(now, []status.Delta{delta(5, 0, "shop-staging")}, map[string]int{shop.ID: 2})
-	w2.Record(now.Add(-time.Minute), []status.Delta{delta(7, 0, "shop-staging")}, map[string]int{shop.ID: 2})
+	w1.Record(now, []stats.Delta{delta(10, 1, "shop")}, map[string]int{shop.ID: 40})
+	w2.Record(now, []stats.Delta{delta(5, 0, "shop-staging")}, map[string]int{shop.ID: 2})
+	w2.Record(now.Add(-time.Minute), []stats.Delta{delta(7, 0, "shop-staging")}, map[string]int{shop.ID: 2})
 	r.flush(w1, w2)
 	if _, err := r.pool.Exec(ctx, `INSERT INTO lanes (drain_id, outlet, state, last_error) VALUES ($1, 'otlp', 'retrying', 'HTTP 503: down')`, shop.ID); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 // Package stats holds per-drain counters that every stage of the pipeline
 // adds to: the drain (frames, rejects), the rollup (late, future, overflow)
 // and the outlet (posted, dropped). A drain's counts are a Counters (atomic);
-// a Registry hands out one per drain id.
+// a Registry hands out one per drain id. The reasons input is turned away
+// are named once, with what the pages say of them (reasons.go); a Recorder
+// turns the counters into per-drain deltas (recorder.go).
 package stats
 
 import (

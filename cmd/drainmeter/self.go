@@ -8,7 +8,6 @@ import (
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
-	"github.com/drainmeter/drainmeter/status"
 )
 
 // selfMetrics posts drainmeter's own per-drain counters through each
@@ -44,7 +43,7 @@ var selfCounts = []struct {
 
 // observe adds the recorder's deltas at now; when now is in a new minute,
 // the previous minute's counts go into the store first.
-func (s *selfMetrics) observe(now time.Time, deltas []status.Delta) {
+func (s *selfMetrics) observe(now time.Time, deltas []stats.Delta) {
 	m := now.Unix() - now.Unix()%60
 	if s.minute != 0 && m != s.minute {
 		s.flush(time.Unix(s.minute+59, 0))

@@ -197,7 +197,7 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// What the status pages show: this process's counters in memory; every
 	// dyno's, summed in Postgres, with a database.
-	recorder := status.NewRecorder(reg)
+	recorder := stats.NewRecorder(reg)
 	var history *status.History
 	var source status.Source
 	var explorerSource status.ExplorerSource = explorer

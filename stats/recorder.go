@@ -1,10 +1,8 @@
-package status
+package stats
 
 import (
 	"sync"
 	"time"
-
-	"github.com/drainmeter/drainmeter/stats"
 )
 
 // Recorder turns this process's counters into deltas: what each drain's
@@ -12,22 +10,22 @@ import (
 // Postgres per minute (so that the pages sum every dyno); the memory mode
 // keeps the last hour of them; self-metrics post them.
 type Recorder struct {
-	reg *stats.Registry
+	reg *Registry
 
 	mu    sync.Mutex
-	last  map[string]stats.Snapshot
+	last  map[string]Snapshot
 	batch map[string]time.Time
 }
 
 // NewRecorder returns a recorder over reg.
-func NewRecorder(reg *stats.Registry) *Recorder {
-	return &Recorder{reg: reg, last: map[string]stats.Snapshot{}, batch: map[string]time.Time{}}
+func NewRecorder(reg *Registry) *Recorder {
+	return &Recorder{reg: reg, last: map[string]Snapshot{}, batch: map[string]time.Time{}}
 }
 
 // Delta is what one drain's counters did since the previous Take.
 type Delta struct {
 	Drain     string
-	Counts    stats.Snapshot
+	Counts    Snapshot
 	LastBatch time.Time // zero: no batch since
 	Apps      []string  // the apps seen so far
 }
