@@ -82,12 +82,3 @@ func (r *RecentIDs) Mark(drain, id string, now time.Time) bool {
 	r.curBytes += idBytes(k)
 	return true
 }
-
-// Forget drops the claim of id (its batch was not counted after all).
-func (r *RecentIDs) Forget(drain, id string) {
-	k := key(drain, id)
-	r.mu.Lock()
-	delete(r.cur, k)
-	delete(r.prev, k)
-	r.mu.Unlock()
-}
