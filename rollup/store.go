@@ -1,8 +1,9 @@
 // Package rollup aggregates measurements per (drain, name, source,
 // dimensions, minute) in memory: exact counts and sums, last samples,
 // mergeable percentile sketches and distinct counts. A minute closes Grace
-// after it ends; closed minutes are swapped out under the drain's lock and
-// summarized after it is released. Series state is bounded in bytes, per
+// after it ends (ClosedThrough in minute.go, the one close rule, which the
+// durable mode's writers follow too); closed minutes are swapped out under
+// the drain's lock and summarized after it is released. Series state is bounded in bytes, per
 // drain across all its open minutes (memory.go). A drain's routes (the
 // route dimension) are capped per minute; its events (deploys, releases,
 // rollbacks) are kept with their minute.
