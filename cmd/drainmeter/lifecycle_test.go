@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,5 +225,41 @@ func TestServeErrorLandsDurable(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`store=(\S+)`).FindStringSubmatch(out.String()); m == nil || m[1] != "postgres" {
 		t.Errorf("listening line: store %v, want postgres", m)
+	}
+}
+
+// TestListenErrorLands: the port is taken. The mode was launched before
+// the listen (consumers first), so the web lands as on SIGTERM and
+// returns the listen error, with none of its goroutines left.
+func TestListenErrorLands(t *testing.T) {
+	taken, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	before := runningLife()
+	t.Setenv("PORT", strconv.Itoa(taken.Addr().(*net.TCPAddr).Port))
+	t.Setenv("DRAIN_SECRET", "s3cret")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	err = serveWeb(context.Background(), cfg, out, nil, net.Listen)
+	if err == nil || !strings.Contains(err.Error(), "web: listen tcp") {
+		t.Errorf("serveWeb returned %v, want the listen error", err)
+	}
+	for _, want := range []string{`level=ERROR msg="shutting down" err="web: listen tcp`, `msg="shutdown complete" open_minutes_closed=0 `} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out.String(), "msg=listening") {
+		t.Errorf("a web that could not listen said it listens:\n%s", out)
+	}
+	for f, n := range runningLife() {
+		if n > before[f] {
+			t.Errorf("%d goroutines in %s still run after the web returned (%d before it started)", n, f, before[f])
+		}
 	}
 }
