@@ -32,9 +32,10 @@ import (
 // memory (memory.go: this process's minutes, posted from its lanes) or
 // durable (durable.go: every dyno's minutes, summed in Postgres, posted by
 // whichever dyno leases a lane). The web picks it once. A mode owns the
-// goroutines behind the store, Log-shuttle's way: Launch starts them,
-// consumers before producers; Land stops them in the reverse order, after
-// the web has stopped taking requests.
+// goroutines behind the store: Launch starts them, consumers before
+// producers (the web's HTTP server, the first producer, starts after it);
+// Land stops them in the reverse order, after the web has stopped taking
+// requests.
 type mode interface {
 	// Dedup remembers batch ids, so that a retried batch counts once.
 	Dedup() drain.Deduper
