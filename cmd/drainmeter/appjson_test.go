@@ -166,7 +166,7 @@ func TestAppJSON(t *testing.T) {
 		if withDB {
 			t.Setenv("DATABASE_URL", "postgres://u:p@db.example.com:5432/d")
 		}
-		if _, err := loadConfig(); err != nil {
+		if _, err := loadOSConfig(); err != nil {
 			t.Errorf("a Deploy (database %v) lacks a variable Config requires: %v", withDB, err)
 		}
 	}

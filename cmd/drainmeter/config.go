@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -101,35 +100,40 @@ type Config struct {
 	outlets     []outlet.Outlet    // the built-in drain's, from the config vars above; none: the log outlet
 	keys        *postgres.Keyring  // DRAINMETER_KEY
 	warnings    []string           // logged at start: typos, ignored variables, URLs that would 404
+	set         map[string]bool    // the variables set in the environment (not their defaults)
 }
 
-// loadConfig reads the environment. It reports every problem at once, one
-// line per variable, and never prints a secret.
-func loadConfig() (Config, error) {
+// loadConfig reads the environment: getenv, and environ ("K=V", as
+// os.Environ) for the variables set, those set to "" included (an error
+// for a number, say) and those it does not read (envWarnings). It reports
+// every problem at once, one line per variable, and never prints a secret.
+func loadConfig(getenv func(string) string, environ []string) (Config, error) {
 	var c Config
 	p := &problems{bad: map[string]bool{}}
-	// envconfig stops at the first value it cannot read: give it one field
-	// at a time, so that every bad value is reported.
+	lookup := lookupIn(getenv, environ)
+	c.set = map[string]bool{}
+	// Every variable is read, so that every bad value is reported.
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range reflect.VisibleFields(v.Type()) {
-		if f.Tag.Get("envconfig") == "" {
+		name := f.Tag.Get("envconfig")
+		if name == "" {
 			continue
 		}
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
-		if err := envconfig.Process("", one.Interface()); err != nil {
+		if _, ok := lookup(name); ok {
+			c.set[name] = true
+		}
+		if err := readVar(f, v.FieldByIndex(f.Index), lookup); err != nil {
 			var pe *envconfig.ParseError
 			if errors.As(err, &pe) {
 				p.add(pe.KeyName, "%s=%q is not a valid %s", pe.KeyName, pe.Value, typeName(pe.TypeName))
 			} else {
-				p.add(f.Tag.Get("envconfig"), "%s: %v", f.Tag.Get("envconfig"), err)
+				p.add(name, "%s: %v", name, err)
 			}
-			p.bad[f.Tag.Get("envconfig")] = true
-			continue
+			p.bad[name] = true
 		}
-		v.FieldByIndex(f.Index).Set(one.Elem().Field(0))
 	}
 	c.validate(p)
-	c.warnings = append(envWarnings(os.Environ()), c.warnings...)
+	c.warnings = append(envWarnings(environ), c.warnings...)
 	return c, p.err()
 }
 

@@ -47,7 +47,7 @@ func TestConfigAllProblems(t *testing.T) {
 	} {
 		t.Setenv(kv[0], kv[1])
 	}
-	_, err := loadConfig()
+	_, err := loadOSConfig()
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -87,7 +87,7 @@ func TestConfigKeyChecked(t *testing.T) {
 		{"too-short", false},
 	} {
 		t.Setenv("DRAINMETER_KEY", tc.key)
-		c, err := loadConfig()
+		c, err := loadOSConfig()
 		if (err == nil) != tc.ok || tc.ok && c.keys == nil {
 			t.Errorf("DRAINMETER_KEY of %d characters: %v", len(tc.key), err)
 		}
@@ -260,7 +260,7 @@ func TestConfigRoutes(t *testing.T) {
 		if tc.max == "" {
 			os.Unsetenv("MAX_ROUTES_PER_DRAIN")
 		}
-		c, err := loadConfig()
+		c, err := loadOSConfig()
 		if got := fmt.Sprint(err); (tc.want == "") != (err == nil) || err != nil && got != tc.want {
 			t.Errorf("%+v: %v, want %q", tc, err, tc.want)
 			continue
@@ -291,7 +291,7 @@ func TestConfigOTLPProtocol(t *testing.T) {
 		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.endpoint)
 		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", tc.generic)
 		t.Setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", tc.metrics)
-		if _, err := loadConfig(); (err == nil) != tc.ok {
+		if _, err := loadOSConfig(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc, err)
 		}
 	}
@@ -323,7 +323,7 @@ func TestConfigHistogramOptions(t *testing.T) {
 		if tc.hists == "" {
 			os.Unsetenv("REMOTE_WRITE_HISTOGRAMS")
 		}
-		c, err := loadConfig()
+		c, err := loadOSConfig()
 		if tc.problem != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.problem) {
 				t.Errorf("%+v: error %v, want %q", tc, err, tc.problem)
@@ -362,3 +362,7 @@ func TestHeaderFlagsReadLikeTheConfig(t *testing.T) {
 		}
 	}
 }
+
+// loadOSConfig is loadConfig over the test process's environment, as main
+// reads it (these tests set it with t.Setenv).
+func loadOSConfig() (Config, error) { return loadConfig(os.Getenv, os.Environ()) }

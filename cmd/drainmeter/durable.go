@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -108,7 +107,7 @@ func (d *durable) openPipeline(ctx context.Context) error {
 	writer := postgres.WriterID(cfg.Dyno)
 	partialBytes := int64(cfg.PartialBufferBytes)
 	if partialBytes > w.mem.Partials {
-		if _, set := os.LookupEnv("PARTIAL_BUFFER_BYTES"); set { // the default just yields to the share
+		if cfg.set["PARTIAL_BUFFER_BYTES"] { // the default just yields to the share
 			log.Warn("PARTIAL_BUFFER_BYTES is more than its share of the memory budget; using the share",
 				"partial_buffer_bytes", cfg.PartialBufferBytes, "share_bytes", w.mem.Partials)
 		}

@@ -88,7 +88,7 @@ func webOnBreakingListener(t *testing.T, env map[string]string) (url string, ln 
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadOSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func webOnBreakingListener(t *testing.T, env map[string]string) (url string, ln 
 	out, run = &syncBuffer{}, &webRun{done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
-		run.err = serveWeb(ctx, cfg, out, nil, listen)
+		run.err = serveWeb(ctx, cfg, out, process{}, listen)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -240,12 +240,12 @@ func TestListenErrorLands(t *testing.T) {
 	before := runningLife()
 	t.Setenv("PORT", strconv.Itoa(taken.Addr().(*net.TCPAddr).Port))
 	t.Setenv("DRAIN_SECRET", "s3cret")
-	cfg, err := loadConfig()
+	cfg, err := loadOSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}
-	err = serveWeb(context.Background(), cfg, out, nil, net.Listen)
+	err = serveWeb(context.Background(), cfg, out, process{}, net.Listen)
 	if err == nil || !strings.Contains(err.Error(), "web: listen tcp") {
 		t.Errorf("serveWeb returned %v, want the listen error", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -12,17 +11,19 @@ import (
 // memoryBudget returns the process's memory budget and where its size
 // came from: MEMORY_BUDGET, or 75 % of the dyno's memory (its cgroup
 // limit, MEMORY_AVAILABLE, or 512 MB). Unless GOMEMLIMIT is set, the Go
-// runtime's memory limit is set to it, so that the garbage collector works
-// harder rather than let the heap's slack take the process past it.
-func memoryBudget(cfg Config) (*budget.Budget, string) {
+// runtime's memory limit is set to it (by setLimit, debug.SetMemoryLimit
+// from main; nil: left alone, as in-process tests do), so that the garbage
+// collector works harder rather than let the heap's slack take the process
+// past it.
+func memoryBudget(cfg Config, setLimit func(int64) int64) (*budget.Budget, string) {
 	total, from := cfg.MemoryBudget, "MEMORY_BUDGET"
 	if total == 0 {
 		mb, _ := strconv.ParseFloat(strings.TrimSpace(cfg.MemoryAvailable), 64) // not a number: unknown
 		dyno, source := budget.DynoMemory(os.DirFS("/sys/fs/cgroup"), int64(mb))
 		total, from = budget.Default(dyno), "75% of "+source
 	}
-	if cfg.GoMemLimit == "" {
-		debug.SetMemoryLimit(total)
+	if cfg.GoMemLimit == "" && setLimit != nil {
+		setLimit(total)
 	}
 	return budget.New(total), from
 }

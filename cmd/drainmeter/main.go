@@ -14,17 +14,62 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 // version is drainmeter's version, sent to Librato in the User-Agent.
 const version = "0.1.0"
 
+// main is the only place that touches the process: its arguments,
+// environment, standard streams, signals, runtime limits and exit code.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	proc := process{environ: os.Environ, setMemoryLimit: debug.SetMemoryLimit, raiseFileLimit: raiseFileLimit}
+	stopHups := func() {}
+	if len(os.Args) > 1 && os.Args[1] == "web" {
+		// Before anything else: a SIGHUP while starting must not kill it either.
+		proc.hangups, stopHups = ignoreHangups()
+	}
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, proc)
+	stopHups()
 	stop()
 	os.Exit(code)
+}
+
+// process is what run takes from the process besides getenv and the
+// standard streams: what is one per process (signals, runtime limits), so
+// that main alone sets it and in-process runs leave it alone. The zero
+// process is an in-process run's: no other variable is set than getenv's,
+// no SIGHUP comes, the runtime's memory limit and the file limit stay as
+// they are (unknown to web).
+type process struct {
+	// environ lists the variables set, "K=V" (os.Environ): a variable set
+	// to "" is set (PORT= is an error, not the default), and the ones
+	// drainmeter does not read are named at start (typos). nil: none but
+	// those getenv answers with a value.
+	environ func() []string
+	// hangups delivers the SIGHUPs that web ignores and logs (ignoreHangups).
+	hangups <-chan os.Signal
+	// setMemoryLimit sets the Go runtime's memory limit (debug.SetMemoryLimit).
+	setMemoryLimit func(int64) int64
+	// raiseFileLimit raises the open-file limit and returns it (0: unknown).
+	raiseFileLimit func() (uint64, error)
+}
+
+func (p process) environOrNil() []string {
+	if p.environ == nil {
+		return nil
+	}
+	return p.environ()
+}
+
+// fileLimit raises the open-file limit if it may, and returns it (0: unknown).
+func (p process) fileLimit() (uint64, error) {
+	if p.raiseFileLimit == nil {
+		return 0, nil
+	}
+	return p.raiseFileLimit()
 }
 
 const usage = `usage: drainmeter <command> [flags]
@@ -46,8 +91,11 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
-// run is the whole program; it returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run is the whole program; it returns the exit code. It reads the
+// environment only through getenv (and proc.environ), stops when ctx is
+// done (SIGTERM or SIGINT in main), and touches no other process-wide
+// state than proc lets it: tests run it in-process, several at once.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, proc process) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -55,7 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var err error
 	switch args[0] {
 	case "web":
-		err = runWeb(ctx, args[1:], stdout)
+		err = runWeb(ctx, args[1:], getenv, proc, stdout)
 	case "parse":
 		err = runParse(ctx, args[1:], stdin, stdout, stderr)
 	case "migrate":

@@ -98,10 +98,12 @@ type web struct {
 }
 
 // newWeb makes what both modes share; nothing runs yet.
-func newWeb(cfg Config, log *slog.Logger, stdout io.Writer) *web {
+// proc is the process's, for its memory and file limits (main's) or none
+// (in-process runs).
+func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
 	w := &web{cfg: cfg, log: log, stdout: stdout, reg: stats.NewRegistry(), ticks: newCrew()}
-	w.mem, w.memFrom = memoryBudget(cfg)
-	nofile, err := raiseFileLimit()
+	w.mem, w.memFrom = memoryBudget(cfg, proc.setMemoryLimit)
+	nofile, err := proc.fileLimit()
 	if err != nil {
 		log.Warn("cannot raise the limit of open files", "err", err, "limit", nofile)
 	}

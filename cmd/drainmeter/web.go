@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +29,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // runWeb serves until ctx is done, then shuts down in order: stop taking
 // requests and finish those in flight, close every open minute, post
 // everything pending, all within SHUTDOWN_TIMEOUT.
-func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
+func runWeb(ctx context.Context, args []string, getenv func(string) string, proc process, stdout io.Writer) error {
 	if len(args) > 0 {
 		if isHelp(args[0]) {
 			fmt.Fprint(stdout, configHelp())
@@ -38,16 +37,14 @@ func runWeb(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("web takes no arguments (configure it with environment variables: drainmeter web --help)")
 	}
-	hups, stopHups := ignoreHangups() // first: a SIGHUP while starting must not kill it either
-	defer stopHups()
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(getenv, proc.environOrNil())
 	if err != nil {
 		if len(cfg.warnings) > 0 { // a typo is often why: REMOTE_WRITE_ULR and REMOTE_WRITE_HEADERS
 			return fmt.Errorf("%w\nwarnings:\n  %s", err, strings.Join(cfg.warnings, "\n  "))
 		}
 		return err
 	}
-	return serveWeb(ctx, cfg, stdout, hups, net.Listen)
+	return serveWeb(ctx, cfg, stdout, proc, net.Listen)
 }
 
 // listenFunc opens the web's listener: net.Listen, or a test's.
@@ -60,12 +57,12 @@ type listenFunc func(network, address string) (net.Listener, error)
 // the launch, a failed listen included, lands the same way: requests
 // finished, every open minute closed, everything pending posted (or, with
 // Postgres, written), within SHUTDOWN_TIMEOUT.
-func serveWeb(ctx context.Context, cfg Config, stdout io.Writer, hups <-chan os.Signal, listen listenFunc) error {
+func serveWeb(ctx context.Context, cfg Config, stdout io.Writer, proc process, listen listenFunc) error {
 	log := newLogger(stdout, cfg.LogLevel)
 	for _, w := range cfg.warnings {
 		log.Warn(w)
 	}
-	w := newWeb(cfg, log, stdout)
+	w := newWeb(cfg, log, stdout, proc)
 	var m mode
 	if cfg.DatabaseURL == "" {
 		m = newMemory(w)
@@ -78,7 +75,7 @@ func serveWeb(ctx context.Context, cfg Config, stdout io.Writer, hups <-chan os.
 	}
 	w.mount(m)
 	m.Launch()
-	err := w.Launch(m, hups, listen)
+	err := w.Launch(m, proc.hangups, listen)
 	if err == nil {
 		err = w.wait(ctx)
 	}
