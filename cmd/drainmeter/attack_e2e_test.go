@@ -72,7 +72,7 @@ func TestAttack(t *testing.T) {
 	good[0], good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
 	fresh := [2]string{} // not used before the unknown-ids phase
 	fresh[0], fresh[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "fresh"))
-	s := startServer(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
+	s := startProcess(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
 		"ADMIN_PASSWORD=attack-admin-password")...)
 	pid := s.cmd.Process.Pid
 	drainURL := func(d [2]string) string {

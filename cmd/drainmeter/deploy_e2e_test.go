@@ -71,7 +71,7 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 	// git push heroku main: the first web dyno boots.
 	drainSecret := herokuSecret()[:48]
 	webEnv := []string{"DRAIN_SECRET=" + drainSecret, "DYNO=web.1"}
-	w := startServer(t, webEnv...)
+	w := startProcess(t, webEnv...)
 	if !strings.Contains(w.out.String(), " store=memory outlets=log ") {
 		t.Errorf("the start-up line does not say where rollups go:\n%s", w.out)
 	}
@@ -89,7 +89,7 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 	// heroku config:set DRAINMETER_KEY=…: a restart, still no database.
 	key := "DRAINMETER_KEY=" + herokuSecret()
 	webEnv = append(webEnv, key)
-	w = startServer(t, webEnv...)
+	w = startProcess(t, webEnv...)
 	if _, err := w.stop(t); err != nil {
 		t.Fatalf("exit with DRAINMETER_KEY and no database: %v\n%s", err, w.out)
 	}
@@ -101,7 +101,7 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 		// Shorter waits than the defaults, so that the minutes are posted
 		// within the test; DRAIN_CACHE_TTL stays at its 30 s.
 		"GRACE=5s", "PARTIAL_FLUSH_INTERVAL=2s", "SHUTDOWN_TIMEOUT=15s")
-	w = startServer(t, webEnv...)
+	w = startProcess(t, webEnv...)
 	if !strings.Contains(w.out.String(), `msg="database migrated" applied=0001_drains,`) {
 		t.Fatalf("web did not migrate the new database:\n%s", w.out)
 	}
@@ -219,7 +219,7 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 // opaque 40-character secret) seals credentials that the web opens.
 func TestDeployOpaqueKey(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pgtest.NewDatabase(t, false), "DRAINMETER_KEY=heroku-made-this-opaque-secret.012345678"} // 40 characters
-	w := startServer(t, append(env, "DYNO=web.1")...)
+	w := startProcess(t, append(env, "DYNO=web.1")...)
 	// No DRAIN_SECRET with a database: no built-in drain, and the start-up
 	// line does not claim an outlet for it.
 	if !strings.Contains(w.out.String(), `store=postgres outlets="none (no built-in drain: DRAIN_SECRET is not set)"`) {

@@ -36,6 +36,10 @@ type cluster struct {
 	secret string
 	drains [][2]string // id, secret
 
+	// process: the webs are processes (startProcess), for tests of what
+	// only a process has (SIGKILL, resident memory); else in-process.
+	process bool
+
 	mu   sync.Mutex
 	webs []*server
 	all  []*server // every web ever started
@@ -84,7 +88,11 @@ func newClusterWith(t *testing.T, dsn string, drains [][]string, extra ...string
 // proxy, say).
 func (c *cluster) start(i int, extra ...string) *server {
 	env := append(append(slices.Clone(c.env), fmt.Sprintf("DYNO=web.%d", i)), extra...)
-	s := startServer(c.t, env...)
+	start := startServer
+	if c.process {
+		start = startProcess
+	}
+	s := start(c.t, env...)
 	c.mu.Lock()
 	c.webs = append(c.webs, s)
 	c.all = append(c.all, s)
@@ -303,6 +311,7 @@ func TestDurablePostgresRestart(t *testing.T) {
 func TestDurableKill9(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, pgtest.NewDatabase(t, false))
+	c.process = true // SIGKILL
 	w1 := c.start(1)
 	w2 := c.start(2)
 	// Load only web.1, then give it two flush intervals and kill it.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,19 +60,90 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// server is a running `drainmeter web`.
+// server is a running `drainmeter web`: run in this process (startServer)
+// or the built binary (startProcess).
 type server struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	url  string // http://127.0.0.1:PORT
-	done chan error
+	cmd    *exec.Cmd          // startProcess: the process
+	cancel context.CancelFunc // startServer: what SIGTERM does in main
+	out    *syncBuffer        // stdout and stderr
+	url    string             // http://127.0.0.1:PORT
+	done   chan error         // the exit, once: nil, or its status as an error
+	exited chan struct{}      // closed at the exit
 }
 
 var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
 
-// startServer starts the binary with only the given environment (plus PATH
-// and PORT=0) and waits until it listens.
+// Most end-to-end tests run drainmeter web in-process (startServer): the
+// program as main runs it, with its own environment, on :0, and stopped by
+// cancelling its context, as SIGTERM does in main. These start the built
+// binary instead (startProcess, or exec.Command(binPath) for one-shot
+// commands), because a real process is what they test:
+//   - TestSIGHUPIgnored: a signal to the process (signals_e2e_test.go);
+//   - TestDeployAsTheREADMESays, TestDeployOpaqueKey (deploy_e2e_test.go):
+//     processes replacing each other on one database, as Heroku's dynos do;
+//   - TestDurableKill9: SIGKILL, what a crash loses;
+//   - TestAttack (attack_e2e_test.go): the process's memory under attack,
+//     its budget and the Go runtime's memory limit, which only main sets;
+//   - TestRoutesEndToEnd: the web processes' resident memory (vmRSS);
+//   - the tests of a command's exit code and its output as a process
+//     (TestWebConfigErrors, TestAttributesRefused, TestMigrateWithoutDatabase,
+//     TestParseCommand, TestHelp, mustCLI's drains commands, the parse and
+//     loud tests): they assert on what a shell sees;
+//   - the chaos run (drainchaos, internal/chaos) kills and restarts
+//     processes.
+
+// startServer runs drainmeter web in this process with only the given
+// environment (plus PATH and PORT=0, as startProcess) and waits until it
+// listens. It stops (cancelled, waited for) when the test ends.
 func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	vars := append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	values := map[string]string{}
+	var environ []string
+	for i, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		values[k] = v
+		if !slices.ContainsFunc(vars[i+1:], func(later string) bool { return strings.HasPrefix(later, k+"=") }) {
+			environ = append(environ, kv) // as exec.Cmd.Env: the last of a name
+		}
+	}
+	getenv := func(k string) string { return values[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
+	pr, pw := io.Pipe()
+	go func() {
+		code := run(ctx, []string{"web"}, getenv, strings.NewReader(""), io.MultiWriter(s.out, pw), s.out,
+			process{environ: func() []string { return environ }})
+		pw.Close()
+		s.done <- exitError(code)
+		close(s.exited)
+	}()
+	s.waitListening(t, pr, cancel)
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.exited:
+		case <-time.After(40 * time.Second):
+			t.Logf("drainmeter web did not return 40 s after its context was cancelled")
+		}
+		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
+			t.Logf("drainmeter output:\n%s", s.out)
+		}
+	})
+	return s
+}
+
+// exitError is run's exit code as startProcess's server reports it.
+func exitError(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return fmt.Errorf("exit status %d", code)
+}
+
+// startProcess starts the binary with only the given environment (plus
+// PATH and PORT=0) and waits until it listens.
+func startProcess(t *testing.T, env ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binPath, "web")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
@@ -81,8 +154,22 @@ func startServer(t *testing.T, env ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	s := &server{cmd: cmd, out: out, done: make(chan error, 1), exited: make(chan struct{})}
+	go func() { s.done <- cmd.Wait(); pw.Close(); close(s.exited) }()
+	s.waitListening(t, pr, func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
+			t.Logf("drainmeter output:\n%s", out)
+		}
+	})
+	return s
+}
+
+// waitListening reads the web's stdout from pr until it says where it
+// listens, and sets s.url; kill ends a web that does not.
+func (s *server) waitListening(t *testing.T, pr *io.PipeReader, kill func()) {
+	t.Helper()
 	port := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -98,25 +185,22 @@ func startServer(t *testing.T, env ...string) *server {
 	case p := <-port:
 		s.url = "http://127.0.0.1:" + p
 	case err := <-s.done:
-		t.Fatalf("drainmeter exited before listening (%v):\n%s", err, out)
+		t.Fatalf("drainmeter exited before listening (%v):\n%s", err, s.out)
 	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("drainmeter did not listen:\n%s", out)
+		kill()
+		t.Fatalf("drainmeter did not listen:\n%s", s.out)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
-			t.Logf("drainmeter output:\n%s", out)
-		}
-	})
-	return s
 }
 
-// stop sends SIGTERM and waits for the exit, returning how long it took.
+// stop asks the web to stop (SIGTERM to a process; in-process, its context
+// cancelled, as main does on SIGTERM) and waits for the exit, returning how
+// long it took.
 func (s *server) stop(t *testing.T) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if s.cmd == nil {
+		s.cancel()
+	} else if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -59,6 +59,7 @@ func TestRoutesEndToEnd(t *testing.T) {
 		{"--name", "scan", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta", "--route-metrics", "auto"},
 	}, "ADMIN_PASSWORD="+admin)
 	shop, scan := c.drains[0], c.drains[1]
+	c.process = true // each web's resident memory (vmRSS)
 	w1 := c.start(1)
 	w2 := c.start(2)
 

@@ -13,7 +13,7 @@ import (
 // closes.
 func TestSIGHUPIgnored(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startProcess(t)
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil { // while it may still be starting its loops
 		t.Fatal(err)
 	}
