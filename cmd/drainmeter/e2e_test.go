@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,6 +336,45 @@ func TestWebDrainOverHTTP(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("shutdown took %v", took)
+	}
+}
+
+// TestInProcessWebLeavesTheProcessAlone: an in-process web reads only the
+// environment run is given (this process's has a bad GRACE and a typo), and
+// sets no process-wide state: the Go runtime's memory limit stays as it
+// was, and a second web beside it runs on its own settings.
+func TestInProcessWebLeavesTheProcessAlone(t *testing.T) {
+	t.Setenv("GRACE", "soon")
+	t.Setenv("REMOTE_WRITE_ULR", "https://prom.example.com/api/v1/write")
+	before := debug.SetMemoryLimit(-1)
+	a := startServer(t, "MEMORY_BUDGET=100000000", "PREFIX=a")
+	b := startServer(t, "MEMORY_BUDGET=200000000", "PREFIX=b", "GRACE=1s")
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("the runtime's memory limit went from %d to %d", before, after)
+	}
+	now := time.Now()
+	for _, s := range []*server{a, b} {
+		if resp := s.do(t, post{user: "app", pass: "x", body: []byte(appLine(now, "web.1", "count#hits=1"))}); resp.StatusCode != 200 {
+			t.Fatalf("POST /logs: %d", resp.StatusCode)
+		}
+		if _, err := s.stop(t); err != nil {
+			t.Fatalf("exit: %v\n%s", err, s.out)
+		}
+	}
+	for _, tc := range []struct {
+		s                *server
+		budget, grace    string
+		prefix, unwanted string
+	}{{a, "memory_budget=100000000", "grace=1m30s", "name=a.hits", "name=b.hits"}, {b, "memory_budget=200000000", "grace=1s", "name=b.hits", "name=a.hits"}} {
+		out := tc.s.out.String()
+		for _, want := range []string{tc.budget, tc.grace, tc.prefix} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, tc.unwanted) || strings.Contains(out, "ULR") {
+			t.Errorf("output has %q or the process's typo:\n%s", tc.unwanted, out)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"testing"
 
 	"github.com/drainmeter/drainmeter/internal/budget"
@@ -31,5 +32,27 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	if got := connectionLimit(0, 1<<20, budget.New(100<<30)); got != maxConnections {
 		t.Errorf("a huge budget: %d connections, want at most %d", got, maxConnections)
+	}
+}
+
+// TestMemoryBudgetSetsTheLimitThroughMain: the Go runtime's memory limit is
+// set to the budget through the hook main gives (debug.SetMemoryLimit),
+// unless GOMEMLIMIT is set; an in-process run gives none and changes nothing.
+func TestMemoryBudgetSetsTheLimitThroughMain(t *testing.T) {
+	var set []int64
+	hook := func(n int64) int64 { set = append(set, n); return n }
+	b, from := memoryBudget(Config{MemoryBudget: 300 << 20}, hook)
+	if from != "MEMORY_BUDGET" || b.Total != 300<<20 || len(set) != 1 || set[0] != 300<<20 {
+		t.Errorf("budget %d from %s; limits set %v", b.Total, from, set)
+	}
+	set = nil
+	memoryBudget(Config{MemoryBudget: 300 << 20, GoMemLimit: "1GiB"}, hook)
+	if len(set) != 0 {
+		t.Errorf("GOMEMLIMIT set, yet the limit was set to %v", set)
+	}
+	before := debug.SetMemoryLimit(-1)
+	memoryBudget(Config{MemoryBudget: 300 << 20}, nil)
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("no hook, yet the runtime's memory limit went from %d to %d", before, after)
 	}
 }
