@@ -86,6 +86,9 @@ var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
 //   - TestAttack (attack_e2e_test.go): the process's memory under attack,
 //     its budget and the Go runtime's memory limit, which only main sets;
 //   - TestRoutesEndToEnd: the web processes' resident memory (vmRSS);
+//   - TestPartitionDoesNotStallTheDrain: latency bounds, which hold for the
+//     binary as built; under go test -race an in-process web is
+//     race-instrumented with the tests, several times slower;
 //   - the tests of a command's exit code and its output as a process
 //     (TestWebConfigErrors, TestAttributesRefused, TestMigrateWithoutDatabase,
 //     TestParseCommand, TestHelp, mustCLI's drains commands, the parse and
