@@ -57,7 +57,8 @@ type process struct {
 	raiseFileLimit func() (uint64, error)
 }
 
-func (p process) environOrNil() []string {
+// environment lists the variables set (nil: no list).
+func (p process) environment() []string {
 	if p.environ == nil {
 		return nil
 	}

@@ -11,8 +11,10 @@ import (
 // ignoreHangups keeps SIGHUP from killing drainmeter web (Go's default for
 // it is to exit at once, losing the open minutes). Some supervisors and
 // terminals send it; it is not a request to stop (SIGTERM and SIGINT are),
-// and there is no configuration to reload. Call the returned stop when
-// the web is done.
+// and there is no configuration to reload. main calls it, for web only,
+// before anything else (a SIGHUP while starting must not kill it either),
+// and the returned stop when the web is done; signals are the process's,
+// so in-process runs never do.
 func ignoreHangups() (hups <-chan os.Signal, stop func()) {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGHUP)

@@ -37,7 +37,7 @@ func runWeb(ctx context.Context, args []string, getenv func(string) string, proc
 		}
 		return fmt.Errorf("web takes no arguments (configure it with environment variables: drainmeter web --help)")
 	}
-	cfg, err := loadConfig(getenv, proc.environOrNil())
+	cfg, err := loadConfig(getenv, proc.environment())
 	if err != nil {
 		if len(cfg.warnings) > 0 { // a typo is often why: REMOTE_WRITE_ULR and REMOTE_WRITE_HEADERS
 			return fmt.Errorf("%w\nwarnings:\n  %s", err, strings.Join(cfg.warnings, "\n  "))
