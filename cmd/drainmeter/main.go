@@ -108,9 +108,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "parse":
 		err = runParse(ctx, args[1:], stdin, stdout, stderr)
 	case "migrate":
-		err = runMigrate(ctx, args[1:], os.Getenv, stdout)
+		err = runMigrate(ctx, args[1:], getenv, stdout)
 	case "drains":
-		err = runDrains(ctx, args[1:], os.Getenv, stdin, stdout, stderr)
+		err = runDrains(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "keys":
 		err = runKeys(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
