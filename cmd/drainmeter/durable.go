@@ -14,6 +14,7 @@ import (
 	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/stats"
 	"github.com/drainmeter/drainmeter/status"
+	"github.com/drainmeter/drainmeter/tenant"
 )
 
 // durable is the mode with a database (DATABASE_URL): closed and open
@@ -36,6 +37,8 @@ type durable struct {
 	sealer     *postgres.Sealer
 	poster     *postgres.Poster
 	dbHealth   *postgres.DBHealth
+	drains     *postgres.Drains
+	cache      *postgres.DrainCache // the drains table's, read by w.tn
 	source     *postgres.StatusSource
 	explorer   *postgres.ExplorerSource
 
@@ -75,15 +78,15 @@ func openDurable(ctx context.Context, w *web) (_ *durable, err error) {
 	} else if n > 0 {
 		log.Warn("running totals that were not finite repaired: those series start again (a counter reset)", "series", n)
 	}
-	tn := w.tn
-	tn.drains = postgres.NewDrains(d.pool, cfg.keys)
-	warnOutletURLs(ctx, tn.drains, log)
-	tn.cache = postgres.NewDrainCache(tn.drains, cfg.DrainCacheTTL, log, time.Now)
+	d.drains = postgres.NewDrains(d.pool, cfg.keys)
+	warnOutletURLs(ctx, d.drains, log)
+	d.cache = postgres.NewDrainCache(d.drains, cfg.DrainCacheTTL, log, time.Now)
 	// The set of drain ids, before the first request: made-up ids never
 	// take the lookups of drains that exist, right after a start too.
-	if err := tn.cache.LoadIDs(ctx); err != nil {
+	if err := d.cache.LoadIDs(ctx); err != nil {
 		log.Warn("cannot load the drain ids; looking ids up at a limited rate until they load", "err", err)
 	}
+	w.tn = tenant.New(tenantConfig(cfg, d.cache)) // the built-in drain and the table's
 	// Batch-id claims are on the request path: their own connections,
 	// without waiting for the commit's WAL flush (a claim lost to a
 	// Postgres crash can only make that batch's retry count twice).
@@ -122,7 +125,7 @@ func (d *durable) openPipeline(ctx context.Context) error {
 	d.poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention,
 		StatusRetention: cfg.StatusRetention, Totals: w.mem.Totals},
 		d.pool, w.sender, w.tn, w.reg, log, time.Now)
-	if err := d.poster.ResumeBuiltin(ctx, builtinDrain, w.tn.builtinDrain().Outlets); err != nil {
+	if err := d.poster.ResumeBuiltin(ctx, status.BuiltinDrainID, w.tn.Builtin().Outlets); err != nil {
 		return err
 	}
 	// The database's state, from the last writes (the partials' heartbeat,
@@ -131,7 +134,7 @@ func (d *durable) openPipeline(ctx context.Context) error {
 	d.partials.ReportTo(d.dbHealth)
 	// What the status pages show: every dyno's counters, summed in Postgres.
 	d.source = postgres.NewStatusSource(postgres.StatusConfig{Version: version, Window: cfg.StatusRetention, Silence: cfg.WriterTimeout,
-		Builtin: w.builtinID()}, d.pool, w.tn.drains, w.tn, d.dbHealth.State, d.claims.Degraded, time.Now).WithPartials(d.partials)
+		Builtin: w.tn.BuiltinID()}, d.pool, d.drains, w.tn, d.dbHealth.State, d.claims.Degraded, time.Now).WithPartials(d.partials)
 	d.explorer = postgres.NewExplorerSource(d.pool, cfg.StatusRetention, time.Now)
 	return nil
 }
@@ -182,7 +185,7 @@ func (d *durable) Launch() {
 	})
 	d.intake.Go(d.writeExplorerEvents)
 	d.intake.Go(func(ctx context.Context) { pingEvery(ctx, d.pool, 2*time.Second, d.dbHealth) })
-	d.intake.Go(d.w.tn.cache.RunIDs)
+	d.intake.Go(d.cache.RunIDs)
 	d.intake.Go(d.claims.Run) // stopped after the last request: ids claimed in memory during an outage are written
 }
 

@@ -36,7 +36,7 @@ func newMemory(w *web) *memory {
 		engine:  engine,
 		sink:    explored{w.explorer, engine},
 		history: history,
-		source: &status.Memory{Version: version, Reg: w.reg, History: history, Dests: w.tn, Builtin: w.builtinID(),
+		source: &status.Memory{Version: version, Reg: w.reg, History: history, Dests: w.tn, Builtin: w.tn.BuiltinID(),
 			Lanes: engine.Lanes, Open: w.store.OpenSeriesByDrain, Now: time.Now},
 		clock: newCrew(),
 	}

@@ -23,9 +23,11 @@ import (
 	"github.com/drainmeter/drainmeter/outlet/librato"
 	"github.com/drainmeter/drainmeter/outlet/otlp"
 	"github.com/drainmeter/drainmeter/outlet/remotewrite"
+	"github.com/drainmeter/drainmeter/postgres"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
 	"github.com/drainmeter/drainmeter/status"
+	"github.com/drainmeter/drainmeter/tenant"
 )
 
 // A mode is where closed minutes go and what the status pages read:
@@ -79,7 +81,7 @@ type web struct {
 	maxConns int
 	reg      *stats.Registry
 	store    *rollup.Store
-	tn       *tenants
+	tn       *tenant.Tenants
 	sender   *outlet.Sender
 	explorer *status.ExplorerStore // fed by closed minutes, refused pairs and names over the caps
 	recorder *stats.Recorder
@@ -111,11 +113,7 @@ func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
 	w.store = rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain,
 		AppRollup: cfg.DatabaseURL == "", // with Postgres, the sealer makes them
 		Series:    w.mem.Series, MaxBytesPerDrain: w.mem.SeriesPerDrain()})
-	w.tn = &tenants{builtinOutlets: cfg.outlets, appName: cfg.AppName, attributes: cfg.attributes, libratoURL: cfg.LibratoURL, stats: w.reg, now: time.Now}
-	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
-		w.tn.builtin = drain.NewSecretAuth(drain.Caller{ID: builtinDrain, Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
-			ProcessTypes: cfg.ProcessTypes, RouteMetrics: cfg.routeMode, Routes: cfg.routes}, cfg.DrainSecret)
-	}
+	w.tn = tenant.New(tenantConfig(cfg, nil))
 	ocfg := outlet.Config{UserAgent: "drainmeter/" + version, Timeout: cfg.OutletTimeout, Workers: cfg.OutletWorkers,
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
 	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
@@ -125,12 +123,17 @@ func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
 	return w
 }
 
-// builtinID is the built-in drain's id, or "" without one.
-func (w *web) builtinID() string {
-	if w.tn.builtin != nil {
-		return builtinDrain
+// tenantConfig is the tenants' config: the built-in drain of the config
+// vars (taking requests with DRAIN_SECRET, or without a database) and,
+// with a database, the drains table through cache.
+func tenantConfig(cfg Config, cache *postgres.DrainCache) tenant.Config {
+	tc := tenant.Config{Secret: cfg.DrainSecret, Outlets: cfg.outlets, AppName: cfg.AppName, Attributes: cfg.attributes,
+		LibratoURL: cfg.LibratoURL, Cache: cache, Now: time.Now}
+	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
+		tc.Builtin = &drain.Caller{Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
+			ProcessTypes: cfg.ProcessTypes, RouteMetrics: cfg.routeMode, Routes: cfg.routes}
 	}
-	return ""
+	return tc
 }
 
 // trusted marks the connection of ctx as trusted.
@@ -225,9 +228,9 @@ func (w *web) logListening(addr, store string) {
 	// and no DRAIN_SECRET) there are none: each drain of the table has its
 	// own (drainmeter drains list).
 	outletDescs := []string{"none (no built-in drain: DRAIN_SECRET is not set)"}
-	if w.tn.builtin != nil {
+	if w.tn.BuiltinID() != "" {
 		outletDescs = outletDescs[:0]
-		for _, o := range w.tn.builtinDrain().Outlets {
+		for _, o := range w.tn.Builtin().Outlets {
 			outletDescs = append(outletDescs, o.Redacted())
 		}
 	}

@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// builtinDrain is the id of the drain configured by config vars.
-const builtinDrain = "default"
-
 // recentIDsPerHour bounds the batch ids a web remembers per hour (two
 // generations of an hour each), and so does the memory budget's dedup
 // share. Past either, ids are kept for less than an hour.
