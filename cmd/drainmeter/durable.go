@@ -80,13 +80,13 @@ func openDurable(ctx context.Context, w *web) (_ *durable, err error) {
 	}
 	d.drains = postgres.NewDrains(d.pool, cfg.keys)
 	warnOutletURLs(ctx, d.drains, log)
-	d.cache = postgres.NewDrainCache(d.drains, cfg.DrainCacheTTL, log, time.Now)
+	d.cache = postgres.NewDrainCache(d.drains, cfg.DrainCacheTTL, log, w.now)
 	// The set of drain ids, before the first request: made-up ids never
 	// take the lookups of drains that exist, right after a start too.
 	if err := d.cache.LoadIDs(ctx); err != nil {
 		log.Warn("cannot load the drain ids; looking ids up at a limited rate until they load", "err", err)
 	}
-	w.tn = tenant.New(tenantConfig(cfg, d.cache)) // the built-in drain and the table's
+	w.tn = tenant.New(tenantConfig(cfg, d.cache, w.now)) // the built-in drain and the table's
 	// Batch-id claims are on the request path: their own connections,
 	// without waiting for the commit's WAL flush (a claim lost to a
 	// Postgres crash can only make that batch's retry count twice).
@@ -96,7 +96,7 @@ func openDurable(ctx context.Context, w *web) (_ *durable, err error) {
 	// The dedup share: half for the ids in memory, half for those
 	// claimed during an outage, to write later (each at most ~256 bytes).
 	d.claims = postgres.NewClaims(postgres.ClaimsConfig{MaxIDs: int(w.mem.Dedup / 2 / 256)}, d.claimsPool,
-		drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(w.mem.Dedup/2), log, time.Now)
+		drain.NewRecentIDs(2*time.Hour, recentIDsPerHour).WithMaxBytes(w.mem.Dedup/2), log, w.now)
 	if err := d.openPipeline(ctx); err != nil {
 		return nil, err
 	}
@@ -117,25 +117,25 @@ func (d *durable) openPipeline(ctx context.Context) error {
 		partialBytes = w.mem.Partials
 	}
 	d.partials = postgres.NewPartials(postgres.PartialsConfig{Writer: writer, Grace: cfg.Grace, Silence: cfg.WriterTimeout,
-		MaxBytes: int(partialBytes)}, d.pool, w.reg, log, time.Now)
+		MaxBytes: int(partialBytes)}, d.pool, w.reg, log, w.now)
 	if err := d.partials.Register(ctx); err != nil {
 		return err
 	}
-	d.sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout, AppRollup: true}, d.pool, w.tn, w.reg, log, time.Now)
+	d.sealer = postgres.NewSealer(postgres.SealerConfig{Grace: cfg.Grace, Silence: cfg.WriterTimeout, AppRollup: true}, d.pool, w.tn, w.reg, log, w.now)
 	d.poster = postgres.NewPoster(postgres.PosterConfig{Owner: writer, Workers: cfg.OutletWorkers, Retention: cfg.RollupRetention,
 		StatusRetention: cfg.StatusRetention, Totals: w.mem.Totals},
-		d.pool, w.sender, w.tn, w.reg, log, time.Now)
+		d.pool, w.sender, w.tn, w.reg, log, w.now)
 	if err := d.poster.ResumeBuiltin(ctx, status.BuiltinDrainID, w.tn.Builtin().Outlets); err != nil {
 		return err
 	}
 	// The database's state, from the last writes (the partials' heartbeat,
 	// every second) and pings: ok, read_only, write_failing, unreachable.
-	d.dbHealth = postgres.NewDBHealth(log, time.Now)
+	d.dbHealth = postgres.NewDBHealth(log, w.now)
 	d.partials.ReportTo(d.dbHealth)
 	// What the status pages show: every dyno's counters, summed in Postgres.
 	d.source = postgres.NewStatusSource(postgres.StatusConfig{Version: version, Window: cfg.StatusRetention, Silence: cfg.WriterTimeout,
-		Builtin: w.tn.BuiltinID()}, d.pool, d.drains, w.tn, d.dbHealth.State, d.claims.Degraded, time.Now).WithPartials(d.partials)
-	d.explorer = postgres.NewExplorerSource(d.pool, cfg.StatusRetention, time.Now)
+		Builtin: w.tn.BuiltinID()}, d.pool, d.drains, w.tn, d.dbHealth.State, d.claims.Degraded, w.now).WithPartials(d.partials)
+	d.explorer = postgres.NewExplorerSource(d.pool, cfg.StatusRetention, w.now)
 	return nil
 }
 
@@ -175,7 +175,7 @@ func (d *durable) Launch() {
 			}
 		})
 	})
-	d.intake.Go(func(ctx context.Context) { store.Run(ctx, time.Second, time.Now, d.partials) })
+	d.intake.Go(func(ctx context.Context) { store.Run(ctx, time.Second, d.w.now, d.partials) })
 	d.intake.Go(func(ctx context.Context) { // write open minutes every few seconds: a crash loses at most that much
 		every(ctx, cfg.PartialFlushInterval, func() {
 			if ms := store.TakeOpen(); len(ms) > 0 {

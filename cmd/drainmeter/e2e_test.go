@@ -101,6 +101,13 @@ var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
 // listens. It stops (cancelled, waited for) when the test ends.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
+	return startServerWith(t, process{}, env...)
+}
+
+// startServerWith is startServer with the process's other parts: a test's
+// clock (process.clock); its environ is made from env.
+func startServerWith(t *testing.T, proc process, env ...string) *server {
+	t.Helper()
 	vars := append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
 	values := map[string]string{}
 	var environ []string
@@ -112,12 +119,13 @@ func startServer(t *testing.T, env ...string) *server {
 		}
 	}
 	getenv := func(k string) string { return values[k] }
+	proc.environ = func() []string { return environ }
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	go func() {
 		code := run(ctx, []string{"web"}, getenv, strings.NewReader(""), io.MultiWriter(s.out, pw), s.out,
-			process{environ: func() []string { return environ }})
+			proc)
 		pw.Close()
 		s.done <- exitError(code)
 		close(s.exited)

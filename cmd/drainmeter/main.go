@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // version is drainmeter's version, sent to Librato in the User-Agent.
@@ -55,6 +56,18 @@ type process struct {
 	setMemoryLimit func(int64) int64
 	// raiseFileLimit raises the open-file limit and returns it (0: unknown).
 	raiseFileLimit func() (uint64, error)
+	// clock is the wall clock web reads: when a minute is, when it closes,
+	// when lanes post. nil: time.Now (main's, and most tests'); a test may
+	// run a web on a faster clock to see a half hour of minutes in one.
+	clock func() time.Time
+}
+
+// now returns the process's clock.
+func (p process) now() func() time.Time {
+	if p.clock == nil {
+		return time.Now
+	}
+	return p.clock
 }
 
 // environment lists the variables set (nil: no list).

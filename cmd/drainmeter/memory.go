@@ -24,10 +24,11 @@ type memory struct {
 	history *status.History
 	source  *status.Memory
 	clock   *crew // store.Run: minutes closed as their grace ends
+	now     func() time.Time
 }
 
 func newMemory(w *web) *memory {
-	engine := outlet.NewEngine(w.sender, w.tn, w.reg, w.log, time.Now)
+	engine := outlet.NewEngine(w.sender, w.tn, w.reg, w.log, w.now)
 	engine.ChargeTotals(w.mem.Totals)
 	history := status.NewHistory()
 	return &memory{
@@ -37,8 +38,9 @@ func newMemory(w *web) *memory {
 		sink:    explored{w.explorer, engine},
 		history: history,
 		source: &status.Memory{Version: version, Reg: w.reg, History: history, Dests: w.tn, Builtin: w.tn.BuiltinID(),
-			Lanes: engine.Lanes, Open: w.store.OpenSeriesByDrain, Now: time.Now},
+			Lanes: engine.Lanes, Open: w.store.OpenSeriesByDrain, Now: w.now},
 		clock: newCrew(),
+		now:   w.now,
 	}
 }
 
@@ -59,7 +61,7 @@ func (m *memory) Record(now time.Time, deltas []stats.Delta) {
 
 func (m *memory) Launch() {
 	m.engine.Start()
-	m.clock.Go(func(ctx context.Context) { m.store.Run(ctx, time.Second, time.Now, m.sink) })
+	m.clock.Go(func(ctx context.Context) { m.store.Run(ctx, time.Second, m.now, m.sink) })
 }
 
 func (m *memory) Land(ctx context.Context) (landed, error) {

@@ -75,6 +75,7 @@ type web struct {
 	cfg      Config
 	log      *slog.Logger
 	stdout   io.Writer
+	now      func() time.Time // the clock (process.clock)
 	mem      *budget.Budget
 	memFrom  string
 	nofile   uint64
@@ -103,7 +104,7 @@ type web struct {
 // proc is the process's, for its memory and file limits (main's) or none
 // (in-process runs).
 func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
-	w := &web{cfg: cfg, log: log, stdout: stdout, reg: stats.NewRegistry(), ticks: newCrew()}
+	w := &web{cfg: cfg, log: log, stdout: stdout, now: proc.now(), reg: stats.NewRegistry(), ticks: newCrew()}
 	w.mem, w.memFrom = memoryBudget(cfg, proc.setMemoryLimit)
 	nofile, err := proc.fileLimit()
 	if err != nil {
@@ -113,12 +114,12 @@ func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
 	w.store = rollup.NewStore(rollup.Config{Grace: cfg.Grace, MaxSeriesPerDrain: cfg.MaxSeriesPerDrain, MaxRoutesPerDrain: cfg.MaxRoutesPerDrain,
 		AppRollup: cfg.DatabaseURL == "", // with Postgres, the sealer makes them
 		Series:    w.mem.Series, MaxBytesPerDrain: w.mem.SeriesPerDrain()})
-	w.tn = tenant.New(tenantConfig(cfg, nil))
+	w.tn = tenant.New(tenantConfig(cfg, nil, w.now))
 	ocfg := outlet.Config{UserAgent: "drainmeter/" + version, Timeout: cfg.OutletTimeout, Workers: cfg.OutletWorkers,
 		MaxAge: cfg.OutletMaxPending, MaxBackoff: cfg.OutletMaxBackoff}
-	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, time.Now)
-	w.sender = outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles, cfg.CounterHold), w.reg, log, time.Now)
-	w.explorer = status.NewExplorerStore(w.mem.Explorer, 0, time.Now)
+	client := outlet.NewClient(ocfg.UserAgent, ocfg.Timeout, w.now)
+	w.sender = outlet.NewSender(ocfg, backends(client, stdout, cfg.percentiles, cfg.CounterHold), w.reg, log, w.now)
+	w.explorer = status.NewExplorerStore(w.mem.Explorer, 0, w.now)
 	w.recorder = stats.NewRecorder(w.reg)
 	return w
 }
@@ -126,9 +127,9 @@ func newWeb(cfg Config, log *slog.Logger, stdout io.Writer, proc process) *web {
 // tenantConfig is the tenants' config: the built-in drain of the config
 // vars (taking requests with DRAIN_SECRET, or without a database) and,
 // with a database, the drains table through cache.
-func tenantConfig(cfg Config, cache *postgres.DrainCache) tenant.Config {
+func tenantConfig(cfg Config, cache *postgres.DrainCache, now func() time.Time) tenant.Config {
 	tc := tenant.Config{Secret: cfg.DrainSecret, Outlets: cfg.outlets, AppName: cfg.AppName, Attributes: cfg.attributes,
-		LibratoURL: cfg.LibratoURL, Cache: cache, Now: time.Now}
+		LibratoURL: cfg.LibratoURL, Cache: cache, Now: now}
 	if cfg.DrainSecret != "" || cfg.DatabaseURL == "" {
 		tc.Builtin = &drain.Caller{Prefix: cfg.Prefix, SourcePrefix: cfg.SourcePrefix,
 			ProcessTypes: cfg.ProcessTypes, RouteMetrics: cfg.routeMode, Routes: cfg.routes}
@@ -147,7 +148,7 @@ func (w *web) trusted(ctx context.Context) {
 func (w *web) mount(m mode) {
 	h := drain.NewHandler(drain.Config{MaxBodyBytes: w.cfg.MaxBodyBytes, Bodies: w.mem.Bodies, MaxDrainBytes: w.mem.BodiesPerDrain(),
 		Accepted: w.trusted, Refusals: w.explorer},
-		w.tn, w.store, m.Dedup(), w.reg, w.log, time.Now)
+		w.tn, w.store, m.Dedup(), w.reg, w.log, w.now)
 	source, explorerSource, lanes := m.Status()
 	w.self = &selfMetrics{store: w.store, dest: w.tn, reg: w.reg, lanes: lanes}
 	cfg := w.cfg
@@ -208,7 +209,7 @@ func (w *web) Launch(m mode, hups <-chan os.Signal, listen listenFunc) error {
 // second moves a second's counters to the mode (status history, or
 // Postgres), the self-metrics and the explorer.
 func (w *web) second(m mode) {
-	now := time.Now()
+	now := w.now()
 	deltas := w.recorder.Take()
 	m.Record(now, deltas)
 	if w.cfg.SelfMetrics {
