@@ -44,7 +44,7 @@ var selfCounts = []struct {
 // observe adds the recorder's deltas at now; when now is in a new minute,
 // the previous minute's counts go into the store first.
 func (s *selfMetrics) observe(now time.Time, deltas []stats.Delta) {
-	m := now.Unix() - now.Unix()%60
+	m := rollup.FloorMinute(now.Unix())
 	if s.minute != 0 && m != s.minute {
 		s.flush(time.Unix(s.minute+59, 0))
 	}
