@@ -1,7 +1,6 @@
 package outlet_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/internal/promtest"
 	"github.com/drainmeter/drainmeter/outlet"
@@ -47,23 +47,6 @@ func policyConfig() outlet.Config {
 // filled is cfg with the core's defaults filled in.
 func filled(cfg outlet.Config) outlet.Config {
 	return outlet.NewSender(cfg, nil, nil, nil, nil).Config()
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func backendsFor(c *outlet.Client) map[outlet.Kind]outlet.Backend {
@@ -224,7 +207,7 @@ func TestAnswerPolicy(t *testing.T) {
 				want := tc.want[kind]
 				rcv := newReceiver(t, tc.ans)
 				reg := stats.NewRegistry()
-				logs := &syncBuf{}
+				logs := &logtest.Buffer{}
 				s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg,
 					slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 				o := outletAt(kind, rcv.srv.URL)
@@ -320,7 +303,7 @@ func TestUncertainBound(t *testing.T) {
 	cfg := filled(policyConfig())
 	rcv := newReceiver(t, answer{status: 200, delay: 2 * testTimeout})
 	reg := stats.NewRegistry()
-	logs := &syncBuf{}
+	logs := &logtest.Buffer{}
 	s := outlet.NewSender(cfg, backendsFor(outlet.NewClient(cfg.UserAgent, cfg.Timeout, time.Now)), reg,
 		slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 	o := outletAt(outlet.RemoteWrite, rcv.srv.URL)
@@ -364,7 +347,7 @@ func TestShutdownDoesNotResendUncertain(t *testing.T) {
 	cfg := policyConfig()
 	rcv := newReceiver(t, answer{status: 200, delay: 2 * testTimeout})
 	reg := stats.NewRegistry()
-	logs := &syncBuf{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	o := outletAt(outlet.OTLP, rcv.srv.URL)
 	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Outlets: []outlet.Outlet{o}})
@@ -396,7 +379,7 @@ func TestTooLargeFloor(t *testing.T) {
 	cfg := policyConfig()
 	rcv := newReceiver(t, answer{status: 413, body: "request entity too large"})
 	reg := stats.NewRegistry()
-	logs := &syncBuf{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	o := outletAt(outlet.OTLP, rcv.srv.URL)
 	o.Temporality = outlet.Cumulative

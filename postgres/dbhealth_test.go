@@ -1,17 +1,17 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/drainmeter/drainmeter/internal/logtest"
 )
 
 func TestClassify(t *testing.T) {
@@ -34,28 +34,11 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
-
 // TestDBHealth: a read-only database answers pings and refuses writes:
 // read_only. A database that flaps once a second logs one line per
 // dbLogEvery with the number of changes, not one line per change.
 func TestDBHealth(t *testing.T) {
-	var out lockedBuffer
+	var out logtest.Buffer
 	now := time.Unix(1_800_000_000, 0)
 	h := NewDBHealth(slog.New(slog.NewTextHandler(&out, nil)), func() time.Time { return now })
 	ro := &pgconn.PgError{Code: "25006"}
@@ -83,7 +66,7 @@ func TestDBHealth(t *testing.T) {
 			h.Wrote(nil)
 		}
 	}
-	lines := out.lines()
+	lines := out.Lines()
 	t.Logf("log:\n%s", strings.Join(lines, "\n"))
 	if len(lines) > 6 {
 		t.Errorf("%d log lines for one read-only spell and 90 flaps in a minute, want at most 6:\n%s", len(lines), strings.Join(lines, "\n"))

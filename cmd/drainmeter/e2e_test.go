@@ -15,10 +15,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drainmeter/drainmeter/internal/logtest"
 )
 
 var binPath, benchPath string
@@ -44,29 +45,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running `drainmeter web`: run in this process (startServer)
 // or the built binary (startProcess).
 type server struct {
 	cmd    *exec.Cmd          // startProcess: the process
 	cancel context.CancelFunc // startServer: what SIGTERM does in main
-	out    *syncBuffer        // stdout and stderr
+	out    *logtest.Buffer    // stdout and stderr
 	url    string             // http://127.0.0.1:PORT
 	done   chan error         // the exit, once: nil, or its status as an error
 	exited chan struct{}      // closed at the exit
@@ -121,7 +105,7 @@ func startServerWith(t *testing.T, proc process, env ...string) *server {
 	getenv := func(k string) string { return values[k] }
 	proc.environ = func() []string { return environ }
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
+	s := &server{cancel: cancel, out: &logtest.Buffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	go func() {
 		code := run(ctx, []string{"web"}, getenv, strings.NewReader(""), io.MultiWriter(s.out, pw), s.out,
@@ -159,7 +143,7 @@ func startProcess(t *testing.T, env ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binPath, "web")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(out, pw)
 	cmd.Stderr = out

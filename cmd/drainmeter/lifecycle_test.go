@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/pgtest"
 	"github.com/drainmeter/drainmeter/postgres"
 )
@@ -83,7 +84,7 @@ type webRun struct {
 
 // webOnBreakingListener starts serveWeb with the environment env on a
 // loopback listener it can break, and waits until it listens.
-func webOnBreakingListener(t *testing.T, env map[string]string) (url string, ln *breakingListener, out *syncBuffer, run *webRun) {
+func webOnBreakingListener(t *testing.T, env map[string]string) (url string, ln *breakingListener, out *logtest.Buffer, run *webRun) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -103,7 +104,7 @@ func webOnBreakingListener(t *testing.T, env map[string]string) (url string, ln 
 		return l, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out, run = &syncBuffer{}, &webRun{done: make(chan struct{})}
+	out, run = &logtest.Buffer{}, &webRun{done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
 		run.err = serveWeb(ctx, cfg, out, process{}, listen)
@@ -153,7 +154,7 @@ func postBatch(t *testing.T, url, user, pass string, now time.Time) {
 
 // landedOnServeError breaks ln and checks that the web returns the serve
 // error, after a complete landing, with none of its goroutines left.
-func landedOnServeError(t *testing.T, ln *breakingListener, out *syncBuffer, run *webRun, before map[string]int) {
+func landedOnServeError(t *testing.T, ln *breakingListener, out *logtest.Buffer, run *webRun, before map[string]int) {
 	t.Helper()
 	ln.breakNow()
 	select {
@@ -244,7 +245,7 @@ func TestListenErrorLands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	err = serveWeb(context.Background(), cfg, out, process{}, net.Listen)
 	if err == nil || !strings.Contains(err.Error(), "web: listen tcp") {
 		t.Errorf("serveWeb returned %v, want the listen error", err)

@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
@@ -59,7 +59,7 @@ type harness struct {
 	o     *outlet.Engine
 	dests *outlettest.Dests
 	reg   *stats.Registry
-	logs  *syncWriter
+	logs  *logtest.Buffer
 }
 
 func newHarness(t *testing.T, cfg outlet.Config) *harness {
@@ -73,7 +73,7 @@ func newHarness(t *testing.T, cfg outlet.Config) *harness {
 	lib := func(user, token string) []outlet.Outlet {
 		return []outlet.Outlet{{Kind: outlet.Librato, URL: srv.URL, User: user, Token: token}}
 	}
-	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &syncWriter{w: &bytes.Buffer{}},
+	h := &harness{fake: fake, srv: srv, reg: stats.NewRegistry(), logs: &logtest.Buffer{},
 		dests: outlettest.NewDests(
 			&outlet.Destination{ID: "d1", Outlets: lib("u1@example.com", "tok1")},
 			&outlet.Destination{ID: "d2", Outlets: lib("u2@example.com", "tok2")},
@@ -86,23 +86,6 @@ func newHarness(t *testing.T, cfg outlet.Config) *harness {
 	h.o.Start()
 	t.Cleanup(func() { _ = h.o.Shutdown(t.Context()) })
 	return h
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
 }
 
 func testConfig() outlet.Config {

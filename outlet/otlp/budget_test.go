@@ -10,6 +10,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/internal/budget"
 	"github.com/drainmeter/drainmeter/internal/fakeotlp"
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
@@ -27,7 +28,7 @@ func TestHeldTotalsChargedToBudget(t *testing.T) {
 	fake := fakeotlp.New(fakeotlp.Strict)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	reg, logs := stats.NewRegistry(), &syncWriter{}
+	reg, logs := stats.NewRegistry(), &logtest.Buffer{}
 	dests := outlettest.NewDests(&outlet.Destination{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
 		Kind: outlet.OTLP, URL: srv.URL + "/v1/metrics", Temporality: outlet.Cumulative}}})
 	log := slog.New(slog.NewTextHandler(logs, nil))

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"bytes"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -9,11 +8,11 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakeotlp"
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/outlet"
 	"github.com/drainmeter/drainmeter/parse"
@@ -29,24 +28,7 @@ type harness struct {
 	eng   *outlet.Engine
 	dests *outlettest.Dests
 	reg   *stats.Registry
-	logs  *syncWriter
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *logtest.Buffer
 }
 
 func engineConfig() outlet.Config {
@@ -63,7 +45,7 @@ func newHarness(t *testing.T, p fakeotlp.Personality, temp outlet.Temporality) *
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	cfg := engineConfig()
-	h := &harness{fake: fake, reg: stats.NewRegistry(), logs: &syncWriter{},
+	h := &harness{fake: fake, reg: stats.NewRegistry(), logs: &logtest.Buffer{},
 		dests: outlettest.NewDests(&outlet.Destination{ID: "d1", Name: "app-one", Outlets: []outlet.Outlet{{
 			Kind: outlet.OTLP, URL: srv.URL + "/v1/metrics", Temporality: temp,
 			Headers: []outlet.Header{{Name: "Authorization", Value: "Bearer x"}},
