@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -55,8 +53,6 @@ type server struct {
 	done   chan error         // the exit, once: nil, or its status as an error
 	exited chan struct{}      // closed at the exit
 }
-
-var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
 
 // Most end-to-end tests run drainmeter web in-process (startServer): the
 // program as main runs it, with its own environment, on :0, and stopped by
@@ -166,17 +162,7 @@ func startProcess(t *testing.T, env ...string) *server {
 // listens, and sets s.url; kill ends a web that does not.
 func (s *server) waitListening(t *testing.T, pr *io.PipeReader, kill func()) {
 	t.Helper()
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				port <- m[1]
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+	port := logtest.ListenedPort(pr)
 	select {
 	case p := <-port:
 		s.url = "http://127.0.0.1:" + p

@@ -1,19 +1,18 @@
 package chaos
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/drainmeter/drainmeter/internal/logtest"
 	"github.com/drainmeter/drainmeter/internal/tcpproxy"
 )
 
@@ -58,8 +57,6 @@ type cluster struct {
 	all []*instance
 }
 
-var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
-
 // start starts a process for w and waits until it listens.
 func (c *cluster) start(w *web) (*instance, error) {
 	c.mu.Lock()
@@ -88,17 +85,7 @@ func (c *cluster) start(w *web) (*instance, error) {
 		f.Close()
 		close(inst.done)
 	}()
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				port <- m[1]
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+	port := logtest.ListenedPort(pr)
 	select {
 	case p := <-port:
 		inst.url = "http://127.0.0.1:" + p

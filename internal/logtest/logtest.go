@@ -1,9 +1,13 @@
-// Package logtest is a test kit: a buffer that goroutines write to while a
-// test reads it, for the logs of a server, an engine or a process under test.
+// Package logtest is a test kit for logs: a buffer that goroutines write to
+// while a test reads it, for the logs of a server, an engine or a process
+// under test; and the port a `drainmeter web` says it listens on.
 package logtest
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"regexp"
 	"strings"
 	"sync"
 )
@@ -34,4 +38,27 @@ func (b *Buffer) String() string {
 // and trailing white space (so no empty last line).
 func (b *Buffer) Lines() []string {
 	return strings.Split(strings.TrimSpace(b.String()), "\n")
+}
+
+// listenRe matches the line a `drainmeter web` logs once it listens.
+var listenRe = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
+
+// ListenedPort reads r, the output of a `drainmeter web`, line by line and
+// sends the port of its "msg=listening addr=…:PORT" line on the returned
+// channel, once. It goes on reading r to its end, so that the writer never
+// blocks. The channel is never closed: select on it with the web's exit and
+// a deadline.
+func ListenedPort(r io.Reader) <-chan string {
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
+				port <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, r)
+	}()
+	return port
 }
