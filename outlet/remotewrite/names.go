@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"iter"
 	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -27,38 +28,49 @@ func SeriesNames(kind parse.Kind, name string, native bool) []string {
 
 // labelValue returns the value of label key in encoded Label fields.
 func labelValue(b []byte, key string) string {
-	for len(b) > 0 {
-		_, _, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-		lb, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-		var k, v string
-		for len(lb) > 0 {
-			num, _, m := protowire.ConsumeTag(lb)
-			if m < 0 {
-				return ""
-			}
-			lb = lb[m:]
-			s, m := protowire.ConsumeString(lb)
-			if m < 0 {
-				return ""
-			}
-			lb = lb[m:]
-			if num == 1 {
-				k = s
-			} else {
-				v = s
-			}
-		}
+	for k, v := range labelsOf(b) {
 		if k == key {
 			return v
 		}
 	}
 	return ""
+}
+
+// labelsOf yields the name and value of each label in encoded Label fields
+// (a Label's field 1 is its name, field 2 its value, as Encode writes
+// them), in order. It stops at the end or at the first malformed byte.
+func labelsOf(b []byte) iter.Seq2[string, string] {
+	return func(yield func(k, v string) bool) {
+		for len(b) > 0 {
+			_, _, n := protowire.ConsumeTag(b)
+			if n < 0 {
+				return
+			}
+			msg, m := protowire.ConsumeBytes(b[n:])
+			if m < 0 {
+				return
+			}
+			b = b[n+m:]
+			var k, v string
+			for len(msg) > 0 {
+				num, _, n := protowire.ConsumeTag(msg)
+				if n < 0 {
+					return
+				}
+				s, m := protowire.ConsumeString(msg[n:])
+				if m < 0 {
+					return
+				}
+				msg = msg[n+m:]
+				if num == 1 {
+					k = s
+				} else {
+					v = s
+				}
+			}
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }

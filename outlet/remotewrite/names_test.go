@@ -45,3 +45,34 @@ func TestSeriesNames(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelsOf: the labels appendLabels writes read back in order, by
+// name (labelValue) and as a message (describe); a truncated encoding
+// yields the whole labels before it and stops.
+func TestLabelsOf(t *testing.T) {
+	ls := []label{{labelName, "router_service_ms"}, {"job", "web-app"}, {"dyno", `web.1 "x"`}}
+	b := appendLabels(nil, ls)
+	var got []label
+	for k, v := range labelsOf(b) {
+		got = append(got, label{k, v})
+	}
+	if !slices.Equal(got, ls) {
+		t.Errorf("labelsOf = %q, want %q", got, ls)
+	}
+	if v := labelValue(b, "job"); v != "web-app" {
+		t.Errorf(`labelValue(job) = %q, want "web-app"`, v)
+	}
+	if v := labelValue(b, "app"); v != "" {
+		t.Errorf(`labelValue(app) = %q, want ""`, v)
+	}
+	if d, want := describe(b), `router_service_ms{job="web-app",dyno="web.1 \"x\""}`; d != want {
+		t.Errorf("describe = %s, want %s", d, want)
+	}
+	got = nil
+	for k, v := range labelsOf(b[:len(b)-3]) {
+		got = append(got, label{k, v})
+	}
+	if !slices.Equal(got, ls[:2]) {
+		t.Errorf("labelsOf(truncated) = %q, want the first two labels", got)
+	}
+}

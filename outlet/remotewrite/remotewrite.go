@@ -774,33 +774,7 @@ func appendSample(b []byte, size int, v float64, ts int64) []byte {
 func describe(labels []byte) string {
 	var name string
 	var rest []string
-	for len(labels) > 0 {
-		_, _, n := protowire.ConsumeTag(labels)
-		if n < 0 {
-			break
-		}
-		msg, m := protowire.ConsumeBytes(labels[n:])
-		if m < 0 {
-			break
-		}
-		labels = labels[n+m:]
-		var k, v string
-		for len(msg) > 0 {
-			num, _, n := protowire.ConsumeTag(msg)
-			if n < 0 {
-				break
-			}
-			s, m := protowire.ConsumeString(msg[n:])
-			if m < 0 {
-				break
-			}
-			msg = msg[n+m:]
-			if num == 1 {
-				k = s
-			} else {
-				v = s
-			}
-		}
+	for k, v := range labelsOf(labels) {
 		if k == labelName {
 			name = v
 		} else {
