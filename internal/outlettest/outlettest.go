@@ -127,3 +127,16 @@ func WithType(m parse.Measurement, typ string) parse.Measurement {
 	m.TypeSource = []byte(typ)
 	return m
 }
+
+// WaitFor polls cond every 5 ms until it holds, and fails the test if it
+// does not within 30 s (an engine under -race on a busy machine).
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -96,17 +96,6 @@ func testConfig() outlet.Config {
 	return c
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func laneState(h *harness, drain string) outlet.State {
 	for _, st := range h.o.Lanes() {
 		if st.Drain == drain {
@@ -122,7 +111,7 @@ func TestGoldenPayload(t *testing.T) {
 	h := newHarness(t, testConfig())
 	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
 	h.o.Closed([]*rollup.Minute{fixedMinute(t, start)})
-	waitFor(t, "a post", func() bool { return len(h.fake.Requests()) == 1 })
+	outlettest.WaitFor(t, "a post", func() bool { return len(h.fake.Requests()) == 1 })
 	req := h.fake.Requests()[0]
 	if req.Status != 200 {
 		t.Fatalf("fake answered %d: %s", req.Status, req.Body)
@@ -152,7 +141,7 @@ func TestGoldenPayload(t *testing.T) {
 	}
 	// The fake stores a request before it answers: the outlet counts it
 	// once the answer is read.
-	waitFor(t, "the post counted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) != 0 })
+	outlettest.WaitFor(t, "the post counted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) != 0 })
 	if got := h.reg.Drain("d1").Get(stats.Posted); got != uint64(len(h.fake.Measurements())) {
 		t.Errorf("posted %d, fake stored %d", got, len(h.fake.Measurements()))
 	}
@@ -190,7 +179,7 @@ func TestBatchingAndRetries(t *testing.T) {
 			}
 			start := time.Now().Truncate(time.Minute).Add(-time.Minute)
 			h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 700)})
-			waitFor(t, "everything posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 700 })
+			outlettest.WaitFor(t, "everything posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 700 })
 			if got := len(h.fake.Measurements()); got != 700 {
 				t.Fatalf("fake stored %d", got)
 			}
@@ -219,13 +208,13 @@ func TestBadRequestDropsOnlyTheRefusedName(t *testing.T) {
 	h.fake.RejectName("c0042")
 	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 100)})
-	waitFor(t, "99 posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 99 })
+	outlettest.WaitFor(t, "99 posted", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 99 })
 	if h.reg.Drain("d1").Get(stats.PostRejected) != 1 {
 		t.Fatalf("rejected %d", h.reg.Drain("d1").Get(stats.PostRejected))
 	}
 	before := len(h.fake.Requests())
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start.Add(time.Minute), 100)})
-	waitFor(t, "the next minute", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 198 })
+	outlettest.WaitFor(t, "the next minute", func() bool { return h.reg.Drain("d1").Get(stats.Posted) == 198 })
 	if reqs := h.fake.Requests()[before:]; len(reqs) != 1 || reqs[0].Status != 200 {
 		t.Fatalf("the refused name was sent again: %d requests", len(reqs))
 	}
@@ -238,10 +227,10 @@ func TestUnauthorizedPausesOnlyThatDrain(t *testing.T) {
 	h := newHarness(t, testConfig())
 	start := time.Now().Truncate(time.Minute).Add(-time.Minute)
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10), bigMinute(t, "d2", start, 10)})
-	waitFor(t, "d2 posted", func() bool { return h.reg.Drain("d2").Get(stats.Posted) == 10 })
-	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
+	outlettest.WaitFor(t, "d2 posted", func() bool { return h.reg.Drain("d2").Get(stats.Posted) == 10 })
+	outlettest.WaitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
 	h.fake.AddUser("nobody", "x") // the user fixes the token at Librato
-	waitFor(t, "bad recovers on a probe", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 10 })
+	outlettest.WaitFor(t, "bad recovers on a probe", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 10 })
 	if s := laneState(h, "bad"); s != outlet.StateOK {
 		t.Errorf("state still %q", s)
 	}
@@ -256,10 +245,10 @@ func TestNewCredentialsResumeAtOnce(t *testing.T) {
 	h := newHarness(t, cfg)
 	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start, 10)})
-	waitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
+	outlettest.WaitFor(t, "bad paused", func() bool { return laneState(h, "bad") == outlet.StatePaused })
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "bad", start.Add(time.Minute), 10)})
 	h.dests.Update("bad", func(d *outlet.Destination) { d.Outlets[0].User, d.Outlets[0].Token = "u2@example.com", "tok2" })
-	waitFor(t, "both minutes posted", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 20 })
+	outlettest.WaitFor(t, "both minutes posted", func() bool { return h.reg.Drain("bad").Get(stats.Posted) == 20 })
 	if s := laneState(h, "bad"); s != outlet.StateOK {
 		t.Errorf("state %q", s)
 	}
@@ -272,7 +261,7 @@ func TestTooOldIsDropped(t *testing.T) {
 	h.fake.FailUntil(time.Now().Add(time.Hour), fakelibrato.Maintenance)
 	start := time.Now().Truncate(time.Minute).Add(-3 * time.Minute)
 	h.o.Closed([]*rollup.Minute{bigMinute(t, "d1", start, 5)})
-	waitFor(t, "dropped", func() bool { return h.reg.Drain("d1").Get(stats.PostDropped) == 5 })
+	outlettest.WaitFor(t, "dropped", func() bool { return h.reg.Drain("d1").Get(stats.PostDropped) == 5 })
 }
 
 func TestShutdownPostsPending(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drainmeter/drainmeter/internal/fakelibrato"
+	"github.com/drainmeter/drainmeter/internal/outlettest"
 	"github.com/drainmeter/drainmeter/parse"
 	"github.com/drainmeter/drainmeter/rollup"
 	"github.com/drainmeter/drainmeter/stats"
@@ -103,7 +104,7 @@ func TestAnnotations(t *testing.T) {
 	}
 	h.fake.FailNext(2, fakelibrato.Maintenance) // the gauges' request, twice
 	h.o.Closed([]*rollup.Minute{mn})
-	waitFor(t, "three annotations", func() bool { return len(h.fake.Annotations()) == 3 })
+	outlettest.WaitFor(t, "three annotations", func() bool { return len(h.fake.Annotations()) == 3 })
 	time.Sleep(50 * time.Millisecond)
 	var got []string
 	for _, a := range h.fake.Annotations() {
@@ -139,7 +140,7 @@ func TestAnnotations(t *testing.T) {
 	bad := &rollup.Minute{Drain: "d1", Start: start.Unix(), Series: map[string]*rollup.Series{},
 		Events: []rollup.Event{{Name: "heroku.deploys", Title: strings.Repeat("x", 300), Time: start.UnixNano()}}}
 	h2.o.Closed([]*rollup.Minute{bad})
-	waitFor(t, "the refused annotation dropped", func() bool { return h2.reg.Drain("d1").Get(stats.PostRejected) == 1 })
+	outlettest.WaitFor(t, "the refused annotation dropped", func() bool { return h2.reg.Drain("d1").Get(stats.PostRejected) == 1 })
 	if n := len(h2.fake.Requests()); n != 1 {
 		t.Errorf("%d requests for a refused annotation", n)
 	}

@@ -58,7 +58,7 @@ func TestHeldTotalsChargedToBudget(t *testing.T) {
 	eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", at(2), []parse.Measurement{
 		outlettest.Meas(parse.Count, "c", "", 1, at(2))})})
 	end := uint64(at(3).UnixNano())
-	waitFor(t, "three minutes posted", func() bool {
+	outlettest.WaitFor(t, "three minutes posted", func() bool {
 		for _, p := range fake.Points() {
 			if p.Metric == "c" && p.Time == end {
 				return true

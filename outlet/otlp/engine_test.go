@@ -59,17 +59,6 @@ func newHarness(t *testing.T, p fakeotlp.Personality, temp outlet.Temporality) *
 	return h
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (h *harness) state() outlet.State {
 	for _, st := range h.eng.Lanes() {
 		return st.State
@@ -296,7 +285,7 @@ func (h *harness) run(t *testing.T, w *workload) {
 // built.)
 func (h *harness) wait(t *testing.T, w *workload) {
 	t.Helper()
-	waitFor(t, "every point dealt with", func() bool {
+	outlettest.WaitFor(t, "every point dealt with", func() bool {
 		return h.stat(stats.Posted)+h.stat(stats.PostRejected)+h.stat(stats.PostDropped) >= uint64(w.points)
 	})
 }
@@ -429,7 +418,7 @@ func TestPausedUntilNewCredentials(t *testing.T) {
 	h.fake.RequireAuth("Bearer good")
 	w := newWorkload(t, 4, 3)
 	h.eng.Closed(w.minutes)
-	waitFor(t, "the lane paused", func() bool { return h.state() == outlet.StatePaused })
+	outlettest.WaitFor(t, "the lane paused", func() bool { return h.state() == outlet.StatePaused })
 	time.Sleep(300 * time.Millisecond)
 	if st := h.fake.Statuses(); !slices.Equal(st, []int{401}) {
 		t.Errorf("statuses while paused %v", st)
@@ -506,7 +495,7 @@ func TestNegativeMinutesCounted(t *testing.T) {
 		outlettest.Meas(parse.Measure, "t", "web.1", -50, start), outlettest.Meas(parse.Measure, "t", "web.1", 3, start)})})
 	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", next, []parse.Measurement{
 		outlettest.Meas(parse.Measure, "t", "web.1", 4, next)})})
-	waitFor(t, "both minutes posted", func() bool { return h.stat(stats.Posted) == 6 })
+	outlettest.WaitFor(t, "both minutes posted", func() bool { return h.stat(stats.Posted) == 6 })
 	if got := h.stat(stats.AsGauges); got != 1 {
 		t.Errorf("as_gauges %d, want 1", got)
 	}
@@ -529,7 +518,7 @@ func TestTemporalitySwitchStartsNewTotals(t *testing.T) {
 		at := start.Add(time.Duration(i) * time.Minute)
 		h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", at, []parse.Measurement{
 			outlettest.Meas(parse.Count, "c", "web.1", 5, at)})})
-		waitFor(t, "the minute posted", func() bool { return h.stat(stats.Posted) == want })
+		outlettest.WaitFor(t, "the minute posted", func() bool { return h.stat(stats.Posted) == want })
 	}
 	post(0, outlet.Cumulative, 1)
 	post(1, outlet.Delta, 2)
@@ -552,7 +541,7 @@ func TestRedirectPauses(t *testing.T) {
 	start := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
 	h.eng.Closed([]*rollup.Minute{outlettest.MinuteOf(t, "d1", start, []parse.Measurement{
 		outlettest.Meas(parse.Count, "c", "web.1", 5, start)})})
-	waitFor(t, "the lane paused", func() bool { return h.state() == outlet.StatePaused })
+	outlettest.WaitFor(t, "the lane paused", func() bool { return h.state() == outlet.StatePaused })
 	if h.stat(stats.Posted)+h.stat(stats.PostRejected)+h.stat(stats.PostDropped) != 0 {
 		t.Fatalf("posted %d rejected %d dropped %d", h.stat(stats.Posted), h.stat(stats.PostRejected), h.stat(stats.PostDropped))
 	}

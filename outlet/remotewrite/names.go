@@ -42,30 +42,22 @@ func labelValue(b []byte, key string) string {
 func labelsOf(b []byte) iter.Seq2[string, string] {
 	return func(yield func(k, v string) bool) {
 		for len(b) > 0 {
-			_, _, n := protowire.ConsumeTag(b)
-			if n < 0 {
+			_, msg, rest, ok := nextBytesField(b)
+			if !ok {
 				return
 			}
-			msg, m := protowire.ConsumeBytes(b[n:])
-			if m < 0 {
-				return
-			}
-			b = b[n+m:]
+			b = rest
 			var k, v string
 			for len(msg) > 0 {
-				num, _, n := protowire.ConsumeTag(msg)
-				if n < 0 {
+				num, s, rest, ok := nextBytesField(msg)
+				if !ok {
 					return
 				}
-				s, m := protowire.ConsumeString(msg[n:])
-				if m < 0 {
-					return
-				}
-				msg = msg[n+m:]
+				msg = rest
 				if num == 1 {
-					k = s
+					k = string(s)
 				} else {
-					v = s
+					v = string(s)
 				}
 			}
 			if !yield(k, v) {
@@ -73,4 +65,19 @@ func labelsOf(b []byte) iter.Seq2[string, string] {
 			}
 		}
 	}
+}
+
+// nextBytesField splits the first field off b, read as length-delimited
+// (every field of a Label and of its list is): its number, its contents and
+// what follows it. ok is false at a malformed byte.
+func nextBytesField(b []byte) (num protowire.Number, v, rest []byte, ok bool) {
+	num, _, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, nil, nil, false
+	}
+	v, m := protowire.ConsumeBytes(b[n:])
+	if m < 0 {
+		return 0, nil, nil, false
+	}
+	return num, v, b[n+m:], true
 }
