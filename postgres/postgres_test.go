@@ -132,9 +132,24 @@ func librato(user, token string) OutletSpec {
 	return OutletSpec{Kind: outlet.Librato, User: user, Token: token}
 }
 
+// TestDrainsStore walks one drain through the store: added, refused specs,
+// its secret rotated, its outlets set and listed without credentials, an
+// outlet and the drain removed.
 func TestDrainsStore(t *testing.T) {
 	d, _ := newDrains(t)
 	ctx := context.Background()
+	a, secret := drainsStoreAdd(t, ctx, d)
+	drainsStoreRefused(t, ctx, d)
+	drainsStoreRotate(t, ctx, d, a.ID, secret)
+	drainsStoreSet(t, ctx, d, a.ID)
+	drainsStoreNothingReadable(t, ctx, d)
+	drainsStoreRemove(t, ctx, d, a.ID)
+}
+
+// drainsStoreAdd adds the drain "myapp" with a Librato outlet and checks its
+// secret works and is not readable in the table.
+func drainsStoreAdd(t *testing.T, ctx context.Context, d *Drains) (*Drain, string) {
+	t.Helper()
 	a, secret, err := d.Add(ctx, Spec{Name: ptr("myapp"), Outlets: []OutletSpec{librato("u@example.com", "tok-123")}, Prefix: ptr("p")})
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +165,12 @@ func TestDrainsStore(t *testing.T) {
 	if bytes.Contains(hash, []byte(secret)) {
 		t.Fatal("secret readable in the table")
 	}
+	return a, secret
+}
+
+// drainsStoreRefused checks a used name, a bad name and bad outlets are refused.
+func drainsStoreRefused(t *testing.T, ctx context.Context, d *Drains) {
+	t.Helper()
 	if _, _, err := d.Add(ctx, Spec{Name: ptr("myapp")}); !errors.Is(err, ErrNameUsed) {
 		t.Fatalf("duplicate name: %v", err)
 	}
@@ -178,27 +199,40 @@ func TestDrainsStore(t *testing.T) {
 			t.Errorf("outlet %+v accepted", bad)
 		}
 	}
+}
+
+// drainsStoreRotate checks a rotated secret replaces the old one.
+func drainsStoreRotate(t *testing.T, ctx context.Context, d *Drains, id, secret string) {
+	t.Helper()
 	_, newSecret, err := d.RotateSecret(ctx, "myapp", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := d.Get(ctx, a.ID)
+	got, _ := d.Get(ctx, id)
 	if got.CheckSecret(secret, time.Now()) || !got.CheckSecret(newSecret, time.Now()) {
 		t.Fatal("rotation did not replace the secret")
 	}
+}
 
-	// Set: a new token for Librato (the user stays), an OTLP and a
-	// remote-write outlet with credentials.
+// drainsStoreSet checks Set: a new token for Librato (the user stays), an
+// OTLP and a remote-write outlet with credentials; then that Set changes
+// only what it names, and back to the defaults.
+func drainsStoreSet(t *testing.T, ctx context.Context, d *Drains, id string) {
+	t.Helper()
+	var (
+		got *Drain
+		err error
+	)
 	otlp := OutletSpec{Kind: outlet.OTLP, URL: "https://otlp.example.com/otlp/v1/metrics",
 		Headers: []outlet.Header{{Name: "Authorization", Value: "Basic c2VjcmV0LWhlYWRlcg=="}}, Temporality: outlet.Delta,
 		PercentileGauges: ptr(true), MaxBuckets: ptr(1000)}
 	rw := OutletSpec{Kind: outlet.RemoteWrite, URL: "https://rwuser:rw-password@prom.example.com/api/v1/write?tenant=t1",
 		Histograms: ptr(outlet.NativeHistograms)}
-	if got, err = d.Set(ctx, a.ID, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false),
+	if got, err = d.Set(ctx, id, Spec{SourcePrefix: ptr("sp"), ProcessTypes: ptr(false),
 		Outlets: []OutletSpec{{Kind: outlet.Librato, Token: "tok-456"}, otlp, rw}}); err != nil {
 		t.Fatal(err)
 	}
-	lib, _ = got.outlet(outlet.Librato)
+	lib, _ := got.outlet(outlet.Librato)
 	o, _ := got.outlet(outlet.OTLP)
 	r, _ := got.outlet(outlet.RemoteWrite)
 	if got.SourcePrefix != "sp" || got.ProcessTypes || got.Prefix != "p" || lib.Token != "tok-456" || lib.User != "u@example.com" ||
@@ -207,7 +241,7 @@ func TestDrainsStore(t *testing.T) {
 		t.Fatalf("set: %+v", got)
 	}
 	// Set changes only what it names: percentile gauges stay on.
-	if got, err = d.Set(ctx, a.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, Temporality: outlet.Cumulative}}}); err != nil {
+	if got, err = d.Set(ctx, id, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, Temporality: outlet.Cumulative}}}); err != nil {
 		t.Fatal(err)
 	}
 	if o, _ := got.outlet(outlet.OTLP); !o.PercentileGauges || o.Temporality != outlet.Cumulative || o.URL != otlp.URL || o.MaxBuckets != 1000 {
@@ -217,7 +251,7 @@ func TestDrainsStore(t *testing.T) {
 		t.Fatalf("set kept native histograms: %+v", r)
 	}
 	// Back to the defaults: 160 buckets, summaries.
-	if got, err = d.Set(ctx, a.ID, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, MaxBuckets: ptr(160)},
+	if got, err = d.Set(ctx, id, Spec{Outlets: []OutletSpec{{Kind: outlet.OTLP, MaxBuckets: ptr(160)},
 		{Kind: outlet.RemoteWrite, Histograms: ptr(outlet.SummaryHistograms)}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +260,12 @@ func TestDrainsStore(t *testing.T) {
 	if o.MaxBuckets != 0 || r.Native() || !o.PercentileGauges {
 		t.Fatalf("set defaults: %+v %+v", o, r)
 	}
+}
+
+// drainsStoreNothingReadable checks nothing secret is readable in any column
+// and List shows the outlets without credentials.
+func drainsStoreNothingReadable(t *testing.T, ctx context.Context, d *Drains) {
+	t.Helper()
 	// Nothing secret is readable in any column.
 	var dump string
 	if err := d.pool.QueryRow(ctx, `SELECT string_agg(t::text, ' ') FROM (SELECT * FROM outlets) t`).Scan(&dump); err != nil {
@@ -246,11 +286,17 @@ func TestDrainsStore(t *testing.T) {
 			t.Errorf("list leaks credentials: %+v", o)
 		}
 	}
+}
+
+// drainsStoreRemove removes one outlet, then the drain: it is listed only
+// with --all, and its name is free again.
+func drainsStoreRemove(t *testing.T, ctx context.Context, d *Drains, id string) {
+	t.Helper()
 	// Remove one outlet.
-	if got, err = d.Set(ctx, a.ID, Spec{Remove: []outlet.Kind{outlet.Librato}}); err != nil || len(got.Outlets) != 2 {
+	if got, err := d.Set(ctx, id, Spec{Remove: []outlet.Kind{outlet.Librato}}); err != nil || len(got.Outlets) != 2 {
 		t.Fatalf("remove outlet: %+v %v", got, err)
 	}
-	if _, err = d.Set(ctx, a.ID, Spec{Remove: []outlet.Kind{outlet.Librato}}); err == nil {
+	if _, err := d.Set(ctx, id, Spec{Remove: []outlet.Kind{outlet.Librato}}); err == nil {
 		t.Fatal("removing a missing outlet succeeded")
 	}
 
