@@ -355,54 +355,14 @@ func TestDashboardsEndToEnd(t *testing.T) {
 		now = time.Now().UTC()
 		m = now.Truncate(time.Minute)
 	}
-	send := func(body []byte) {
-		t.Helper()
-		resp := s.do(t, post{user: "shop", pass: "s3cret", body: body})
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST /logs: %d", resp.StatusCode)
-		}
-	}
 	g := loadgen.New(22, 3)
 	g.SetPaths(loadgen.PathAPI)
 	// Two minutes of load, m and m+1, each with every kind of line:
 	// samples and percentiles end (a stale marker) after the last minute
 	// that has them, as when an app stops.
-	load := func(now time.Time) {
-		for i := range 4 {
-			send(g.Batch(500, now.Add(time.Duration(i)*time.Millisecond)))
-		}
-		ts := now.Add(10 * time.Millisecond)
-		var b strings.Builder
-		for i, dyno := range []string{"web.1", "web.2", "web.3"} {
-			b.WriteString(herokuLine(ts, "heroku", dyno, fmt.Sprintf("source=%s dyno=heroku.1.abc sample#load_avg_1m=0.%d sample#load_avg_5m=0.4 sample#load_avg_15m=0.3", dyno, 5+i)))
-			b.WriteString(herokuLine(ts, "heroku", dyno, fmt.Sprintf("source=%s dyno=heroku.1.abc sample#memory_total=%d.00MB sample#memory_rss=%d.00MB sample#memory_cache=12.00MB sample#memory_swap=1.50MB sample#memory_pgpgin=1pages sample#memory_pgpgout=1pages sample#memory_quota=512.00MB", dyno, 400+i, 380+i)))
-		}
-		for _, l := range []string{
-			`at=error code=H12 desc="Request timeout" method=GET path="/slow" host=shop.herokuapp.com request_id=a fwd="203.0.113.1" dyno=web.1 connect=1ms service=30000ms status=503 bytes=0 protocol=https`,
-			`at=error code=H13 desc="Connection closed without response" method=GET path="/x" host=shop.herokuapp.com request_id=b fwd="203.0.113.1" dyno=web.2 connect=1ms service=120ms status=503 bytes=0 protocol=https`,
-			`at=error code=H10 desc="App crashed" method=GET path="/" host=shop.herokuapp.com request_id=c fwd="203.0.113.1" dyno= connect= service= status=503 bytes= protocol=https`,
-		} {
-			b.WriteString(herokuLine(ts, "heroku", "router", l))
-		}
-		b.WriteString(herokuLine(ts, "heroku", "web.1", "Error R14 (Memory quota exceeded)"))
-		for _, dyno := range []string{"web.1", "web.2"} {
-			b.WriteString(herokuLine(ts, "heroku", dyno, "Error R15 (Memory quota vastly exceeded)"))
-			b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from up to crashed"))
-			b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from crashed to starting"))
-		}
-		b.WriteString(herokuLine(ts, "app", "api", "Release v74 created by user ops@example.com"))
-		b.WriteString(herokuLine(ts, "app", "api", "Deploy d706b4a by user ops@example.com"))
-		b.WriteString(herokuLine(ts, "app", "api", "Rollback to v73 by user ops@example.com"))
-		b.WriteString(herokuLine(ts, "app", "api", "Scaled to web@3:Standard-1X worker@1:Standard-1X by user ops@example.com"))
-		b.WriteString(herokuLine(ts, "app", "heroku-postgres", "source=DATABASE addon=postgresql-x sample#current_transaction=1873 sample#db_size=90755887bytes sample#tables=13 sample#active-connections=12 sample#waiting-connections=1 sample#index-cache-hit-rate=0.99723 sample#table-cache-hit-rate=0.99118 sample#load-avg-1m=0.31 sample#load-avg-5m=0.315 sample#load-avg-15m=0.28 sample#read-iops=3 sample#write-iops=112.73 sample#tmp-disk-used=543633408 sample#tmp-disk-available=72435159040 sample#memory-total=3944484kB sample#memory-free=83828kB sample#memory-cached=2751064kB sample#memory-postgres=1094856kB sample#wal-percentage-used=0.07"))
-		b.WriteString(herokuLine(ts, "app", "heroku-redis", "source=REDIS addon=redis-x sample#active-connections=4 sample#load-avg-1m=0.1 sample#load-avg-5m=0.1 sample#load-avg-15m=0.05 sample#read-iops=0 sample#write-iops=0.5 sample#memory-total=15664264kB sample#memory-free=9866584kB sample#memory-cached=4804268kB sample#memory-redis=341232bytes sample#hit-rate=0.5 sample#evicted-keys=0"))
-		b.WriteString(appLine(ts, "worker.1", "sample#queue.depth=12 count#emails.sent=3"))
-		b.WriteString(herokuLine(ts, "heroku", "logplex", "Error L10 (output buffer overflow): 7 messages dropped since 2026-12-06T00:00:00+00:00."))
-		send([]byte(b.String()))
-	}
-	load(now)
+	dashboardsLoadMinute(t, s, g, now)
 	time.Sleep(time.Until(m.Add(time.Minute + time.Second)))
-	load(time.Now().UTC())
+	dashboardsLoadMinute(t, s, g, time.Now().UTC())
 
 	// A minute's self-metrics are added when the next one starts, its
 	// outlets' minutes waiting once they have posted (the first minute is
@@ -414,6 +374,65 @@ func TestDashboardsEndToEnd(t *testing.T) {
 	}
 	at := m.Add(2 * time.Minute)
 
+	names := dashboardsSeriesNames(t, prom, at)
+	vars := dashboardsVariableValues(t, prom, qs, at)
+	dashboardsCheckQueries(t, prom, qs, alerts, vars, names, at)
+
+	// A query of a metric drainmeter does not produce fails.
+	bad := dashboardQuery{where: "bad", expr: `sum(rate(router_request_total{job=~"$job",drainmeter_rollup="app"}[$__rate_interval]))`}
+	if errs := checkQuery(prom, bad, map[string]string{"job": "shop"}, names, at); len(errs) == 0 {
+		t.Errorf("a query of router_request_total passed")
+	}
+}
+
+// dashboardsLoadMinute posts one minute's load at now: drainbench's router
+// lines, then Heroku's other lines (dyno samples, H codes, R14 and R15,
+// crashes, releases, Postgres, Redis, the app's own, a logplex L10).
+func dashboardsLoadMinute(t *testing.T, s *server, g *loadgen.Generator, now time.Time) {
+	t.Helper()
+	send := func(body []byte) {
+		t.Helper()
+		resp := s.do(t, post{user: "shop", pass: "s3cret", body: body})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /logs: %d", resp.StatusCode)
+		}
+	}
+	for i := range 4 {
+		send(g.Batch(500, now.Add(time.Duration(i)*time.Millisecond)))
+	}
+	ts := now.Add(10 * time.Millisecond)
+	var b strings.Builder
+	for i, dyno := range []string{"web.1", "web.2", "web.3"} {
+		b.WriteString(herokuLine(ts, "heroku", dyno, fmt.Sprintf("source=%s dyno=heroku.1.abc sample#load_avg_1m=0.%d sample#load_avg_5m=0.4 sample#load_avg_15m=0.3", dyno, 5+i)))
+		b.WriteString(herokuLine(ts, "heroku", dyno, fmt.Sprintf("source=%s dyno=heroku.1.abc sample#memory_total=%d.00MB sample#memory_rss=%d.00MB sample#memory_cache=12.00MB sample#memory_swap=1.50MB sample#memory_pgpgin=1pages sample#memory_pgpgout=1pages sample#memory_quota=512.00MB", dyno, 400+i, 380+i)))
+	}
+	for _, l := range []string{
+		`at=error code=H12 desc="Request timeout" method=GET path="/slow" host=shop.herokuapp.com request_id=a fwd="203.0.113.1" dyno=web.1 connect=1ms service=30000ms status=503 bytes=0 protocol=https`,
+		`at=error code=H13 desc="Connection closed without response" method=GET path="/x" host=shop.herokuapp.com request_id=b fwd="203.0.113.1" dyno=web.2 connect=1ms service=120ms status=503 bytes=0 protocol=https`,
+		`at=error code=H10 desc="App crashed" method=GET path="/" host=shop.herokuapp.com request_id=c fwd="203.0.113.1" dyno= connect= service= status=503 bytes= protocol=https`,
+	} {
+		b.WriteString(herokuLine(ts, "heroku", "router", l))
+	}
+	b.WriteString(herokuLine(ts, "heroku", "web.1", "Error R14 (Memory quota exceeded)"))
+	for _, dyno := range []string{"web.1", "web.2"} {
+		b.WriteString(herokuLine(ts, "heroku", dyno, "Error R15 (Memory quota vastly exceeded)"))
+		b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from up to crashed"))
+		b.WriteString(herokuLine(ts, "heroku", dyno, "State changed from crashed to starting"))
+	}
+	b.WriteString(herokuLine(ts, "app", "api", "Release v74 created by user ops@example.com"))
+	b.WriteString(herokuLine(ts, "app", "api", "Deploy d706b4a by user ops@example.com"))
+	b.WriteString(herokuLine(ts, "app", "api", "Rollback to v73 by user ops@example.com"))
+	b.WriteString(herokuLine(ts, "app", "api", "Scaled to web@3:Standard-1X worker@1:Standard-1X by user ops@example.com"))
+	b.WriteString(herokuLine(ts, "app", "heroku-postgres", "source=DATABASE addon=postgresql-x sample#current_transaction=1873 sample#db_size=90755887bytes sample#tables=13 sample#active-connections=12 sample#waiting-connections=1 sample#index-cache-hit-rate=0.99723 sample#table-cache-hit-rate=0.99118 sample#load-avg-1m=0.31 sample#load-avg-5m=0.315 sample#load-avg-15m=0.28 sample#read-iops=3 sample#write-iops=112.73 sample#tmp-disk-used=543633408 sample#tmp-disk-available=72435159040 sample#memory-total=3944484kB sample#memory-free=83828kB sample#memory-cached=2751064kB sample#memory-postgres=1094856kB sample#wal-percentage-used=0.07"))
+	b.WriteString(herokuLine(ts, "app", "heroku-redis", "source=REDIS addon=redis-x sample#active-connections=4 sample#load-avg-1m=0.1 sample#load-avg-5m=0.1 sample#load-avg-15m=0.05 sample#read-iops=0 sample#write-iops=0.5 sample#memory-total=15664264kB sample#memory-free=9866584kB sample#memory-cached=4804268kB sample#memory-redis=341232bytes sample#hit-rate=0.5 sample#evicted-keys=0"))
+	b.WriteString(appLine(ts, "worker.1", "sample#queue.depth=12 count#emails.sent=3"))
+	b.WriteString(herokuLine(ts, "heroku", "logplex", "Error L10 (output buffer overflow): 7 messages dropped since 2026-12-06T00:00:00+00:00."))
+	send([]byte(b.String()))
+}
+
+// dashboardsSeriesNames lists the names of the series in Prometheus at at.
+func dashboardsSeriesNames(t *testing.T, prom *promtest.Prometheus, at time.Time) map[string]bool {
+	t.Helper()
 	names := map[string]bool{}
 	for _, x := range prom.Query(t, `count by (__name__) ({__name__=~".+"})`, at) {
 		names[x.Metric["__name__"]] = true
@@ -421,10 +440,15 @@ func TestDashboardsEndToEnd(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("series names: %v", slices.Sorted(maps.Keys(names)))
 	}
+	return names
+}
 
-	// The variables' values, per dashboard: the first value each lists
-	// (job: the app's, shop, where it lists it), in the order the
-	// variables come, so that one can use the one before it.
+// dashboardsVariableValues gives the variables' values, per dashboard: the
+// first value each lists (job: the app's, shop, where it lists it), in the
+// order the variables come, so that one can use the one before it; a
+// variable that lists nothing fails.
+func dashboardsVariableValues(t *testing.T, prom *promtest.Prometheus, qs []dashboardQuery, at time.Time) map[string]map[string]string {
+	t.Helper()
 	vars := map[string]map[string]string{}
 	for _, q := range qs {
 		if q.variable == "" {
@@ -447,6 +471,14 @@ func TestDashboardsEndToEnd(t *testing.T) {
 			vars[q.file][q.variable] = "shop"
 		}
 	}
+	return vars
+}
+
+// dashboardsCheckQueries checks every alert ends in a threshold, and every
+// query of a dashboard and alert returns data (checkQuery).
+func dashboardsCheckQueries(t *testing.T, prom *promtest.Prometheus, qs []dashboardQuery, alerts []alertRule,
+	vars map[string]map[string]string, names map[string]bool, at time.Time) {
+	t.Helper()
 	for _, r := range alerts {
 		qs = append(qs, dashboardQuery{where: "alerts.yml: " + r.name, expr: r.expr, lhs: thresholdLHS(r.expr)})
 		if thresholdLHS(r.expr) == "" {
@@ -460,12 +492,6 @@ func TestDashboardsEndToEnd(t *testing.T) {
 		for _, err := range checkQuery(prom, q, vars[q.file], names, at) {
 			t.Errorf("%s: %s", q.where, err)
 		}
-	}
-
-	// A query of a metric drainmeter does not produce fails.
-	bad := dashboardQuery{where: "bad", expr: `sum(rate(router_request_total{job=~"$job",drainmeter_rollup="app"}[$__rate_interval]))`}
-	if errs := checkQuery(prom, bad, map[string]string{"job": "shop"}, names, at); len(errs) == 0 {
-		t.Errorf("a query of router_request_total passed")
 	}
 }
 
