@@ -44,6 +44,16 @@ func sendAs(t *testing.T, url, user, pass, contentType string) answer {
 	return answer{resp.StatusCode, string(b), resp.Close, time.Since(start)}
 }
 
+// refusalsRun is TestRefusalsVisibleEndToEnd's web, its drain myapp and the
+// browser that reads its pages.
+type refusalsRun struct {
+	s                    *server
+	b                    *browsertest.Browser
+	env                  []string
+	admin, builtinSecret string
+	id, secret, secret2  string // myapp's; secret2 after rotate-secret
+}
+
 // TestRefusalsVisibleEndToEnd is issue 21's "refusals are visible": a
 // sender without credentials, one with a wrong secret, one with the old
 // secret after `drains rotate-secret --finish` (and one with a
@@ -62,50 +72,74 @@ func TestRefusalsVisibleEndToEnd(t *testing.T) {
 	id, secret := drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "myapp"))
 	s := startServer(t, append(env, "ADMIN_PASSWORD="+admin, "DRAIN_SECRET="+builtinSecret, "DRAIN_CACHE_TTL=1s",
 		"PARTIAL_FLUSH_INTERVAL=1s")...)
+	r := &refusalsRun{s: s, b: b, env: env, admin: admin, builtinSecret: builtinSecret, id: id, secret: secret}
 
 	if a := sendAs(t, s.url, id, secret, "application/logplex-1"); a.status != 200 {
 		t.Fatalf("the drain's own URL: %d %s", a.status, a.body)
 	}
-	oneLine := func(what string, a answer, status int, says string) {
-		t.Helper()
-		if a.status != status || !a.close || !strings.HasSuffix(a.body, "\n") || strings.Count(a.body, "\n") != 1 ||
-			!strings.Contains(a.body, says) {
-			t.Errorf("%s: %d close=%v %q, want %d, Connection: close and one line saying %q", what, a.status, a.close, a.body, status, says)
-		}
-		for _, sec := range []string{secret, builtinSecret, "count#"} {
-			if strings.Contains(a.body, sec) {
-				t.Errorf("%s: the answer shows a secret or the body: %q", what, a.body)
-			}
+	r.sendRefused(t)
+	r.rotate(t)
+	myRefused := r.counted(t)
+	r.pages(t, myRefused)
+	r.logged(t)
+}
+
+// oneLine checks a refusal's answer: its status, Connection: close and one
+// line saying says; never a secret or the body.
+func (r *refusalsRun) oneLine(t *testing.T, what string, a answer, status int, says string) {
+	t.Helper()
+	if a.status != status || !a.close || !strings.HasSuffix(a.body, "\n") || strings.Count(a.body, "\n") != 1 ||
+		!strings.Contains(a.body, says) {
+		t.Errorf("%s: %d close=%v %q, want %d, Connection: close and one line saying %q", what, a.status, a.close, a.body, status, says)
+	}
+	for _, sec := range []string{r.secret, r.builtinSecret, "count#"} {
+		if strings.Contains(a.body, sec) {
+			t.Errorf("%s: the answer shows a secret or the body: %q", what, a.body)
 		}
 	}
-	oneLine("no credentials", sendAs(t, s.url, "", "", "application/logplex-1"), 401, "no credentials")
-	wrong := sendAs(t, s.url, id, "not-the-secret", "application/logplex-1")
-	oneLine("a wrong secret", wrong, 401, "wrong drain id or secret")
-	unknown := sendAs(t, s.url, "d0123456789abcdef", "whatever", "application/logplex-1")
-	oneLine("a made-up id", unknown, 401, "wrong drain id or secret")
+}
+
+// sendRefused sends without credentials, with a wrong secret, as a made-up
+// id (as fast as a wrong secret: no oracle of ids) and with a form
+// Content-Type: each answer is one line.
+func (r *refusalsRun) sendRefused(t *testing.T) {
+	t.Helper()
+	r.oneLine(t, "no credentials", sendAs(t, r.s.url, "", "", "application/logplex-1"), 401, "no credentials")
+	wrong := sendAs(t, r.s.url, r.id, "not-the-secret", "application/logplex-1")
+	r.oneLine(t, "a wrong secret", wrong, 401, "wrong drain id or secret")
+	unknown := sendAs(t, r.s.url, "d0123456789abcdef", "whatever", "application/logplex-1")
+	r.oneLine(t, "a made-up id", unknown, 401, "wrong drain id or secret")
 	if d := wrong.took - unknown.took; d > 300*time.Millisecond || d < -300*time.Millisecond {
 		t.Errorf("a wrong secret took %s on a drain, %s on a made-up id: an oracle of ids", wrong.took, unknown.took)
 	}
-	oneLine("a form Content-Type", sendAs(t, s.url, id, secret, "application/x-www-form-urlencoded"), 415, "Content-Type")
+	r.oneLine(t, "a form Content-Type", sendAs(t, r.s.url, r.id, r.secret, "application/x-www-form-urlencoded"), 415, "Content-Type")
+}
 
-	// The old secret after the rotation is finished.
-	_, secret2 := drainCreds(t, mustCLI(t, env, "drains", "rotate-secret", "myapp"))
-	if a := sendAs(t, s.url, id, secret, "application/logplex-1"); a.status != 200 {
+// rotate checks the old secret is refused after the rotation is finished,
+// and the new one accepted.
+func (r *refusalsRun) rotate(t *testing.T) {
+	t.Helper()
+	_, r.secret2 = drainCreds(t, mustCLI(t, r.env, "drains", "rotate-secret", "myapp"))
+	if a := sendAs(t, r.s.url, r.id, r.secret, "application/logplex-1"); a.status != 200 {
 		t.Fatalf("the old secret during the overlap: %d %s", a.status, a.body)
 	}
-	mustCLI(t, env, "drains", "rotate-secret", "myapp", "--finish")
+	mustCLI(t, r.env, "drains", "rotate-secret", "myapp", "--finish")
 	var old answer
 	eventually(t, 10*time.Second, "the old secret refused after --finish", func() bool {
-		old = sendAs(t, s.url, id, secret, "application/logplex-1")
+		old = sendAs(t, r.s.url, r.id, r.secret, "application/logplex-1")
 		return old.status == 401
 	})
-	oneLine("the old secret after --finish", old, 401, "rotate-secret --finish")
-	if a := sendAs(t, s.url, id, secret2, "application/logplex-1"); a.status != 200 {
+	r.oneLine(t, "the old secret after --finish", old, 401, "rotate-secret --finish")
+	if a := sendAs(t, r.s.url, r.id, r.secret2, "application/logplex-1"); a.status != 200 {
 		t.Fatalf("the new secret: %d %s", a.status, a.body)
 	}
+}
 
-	// Counted: 2 + n (the old secret's tries) 401 and one 415 on myapp; one
-	// 401 on the built-in drain; one on the unknown drain.
+// counted checks the refusals are counted: 2 + n (the old secret's tries)
+// 401 and one 415 on myapp; one 401 on the built-in drain; one on the
+// unknown drain; each with the time of the last. It returns myapp's 401s.
+func (r *refusalsRun) counted(t *testing.T) uint64 {
+	t.Helper()
 	var snap status.Snapshot
 	drainOf := func(id string) *status.Report {
 		for i := range snap.Drains {
@@ -116,33 +150,36 @@ func TestRefusalsVisibleEndToEnd(t *testing.T) {
 		return nil
 	}
 	eventually(t, 20*time.Second, "the refusals counted on the status page", func() bool {
-		st, body := get(t, s.url+"/status.json", "admin", admin)
+		st, body := get(t, r.s.url+"/status.json", "admin", r.admin)
 		snap = status.Snapshot{}
 		if st != 200 || json.Unmarshal([]byte(body), &snap) != nil {
 			return false
 		}
-		my, builtin := drainOf(id), drainOf("default")
+		my, builtin := drainOf(r.id), drainOf("default")
 		return my != nil && builtin != nil && snap.Unknown != nil && my.Refused["unauthorized"] >= 2 && my.Refused["unsupported"] == 1 &&
 			builtin.Refused["unauthorized"] == 1 && snap.Unknown.Refused["unauthorized"] == 1
 	})
-	my := drainOf(id)
+	my := drainOf(r.id)
 	if my.LastRefusedAt == nil || time.Since(*my.LastRefusedAt) > 2*time.Minute || drainOf("default").LastRefusedAt == nil ||
 		snap.Unknown.LastRefusedAt == nil {
 		t.Errorf("last refused: myapp %v, default %v, unknown %v", my.LastRefusedAt, drainOf("default").LastRefusedAt, snap.Unknown.LastRefusedAt)
 	}
-	myRefused := my.Refused["unauthorized"]
+	return my.Refused["unauthorized"]
+}
 
-	// The pages, in a browser: the status page and each owner's page.
-	b.Open(s.url+"/", "admin", admin)
+// pages checks the pages, in a browser: the status page and each owner's page.
+func (r *refusalsRun) pages(t *testing.T, myRefused uint64) {
+	t.Helper()
+	r.b.Open(r.s.url+"/", "admin", r.admin)
 	row := func(drain, kind string) string {
 		t.Helper()
-		got, _ := b.TextOf(`[data-drain="` + drain + `"] [data-refused="` + kind + `"] td`)
+		got, _ := r.b.TextOf(`[data-drain="` + drain + `"] [data-refused="` + kind + `"] td`)
 		return got
 	}
-	if got := row(id, "unauthorized"); got != fmt.Sprint(myRefused) {
+	if got := row(r.id, "unauthorized"); got != fmt.Sprint(myRefused) {
 		t.Errorf("status page: myapp's 401s read %q, want %d", got, myRefused)
 	}
-	if got := row(id, "unsupported"); got != "1" {
+	if got := row(r.id, "unsupported"); got != "1" {
 		t.Errorf("status page: myapp's 415s read %q", got)
 	}
 	if got := row("default", "unauthorized"); got != "1" {
@@ -151,33 +188,36 @@ func TestRefusalsVisibleEndToEnd(t *testing.T) {
 	if got := row("unknown", "unauthorized"); got != "1" {
 		t.Errorf("status page: the unknown drain's 401s read %q", got)
 	}
-	if b.Count(`[data-drain="`+id+`"] [data-last-refused]`) != 1 {
+	if r.b.Count(`[data-drain="`+r.id+`"] [data-last-refused]`) != 1 {
 		t.Error("status page: no time of myapp's last refusal")
 	}
-	if b.Count(`#connections [data-conns="open"]`) != 1 {
+	if r.b.Count(`#connections [data-conns="open"]`) != 1 {
 		t.Error("status page: no connection counts")
 	}
-	b.Open(s.url+"/drains/"+id, id, secret2)
-	if got := row(id, "unauthorized"); got != fmt.Sprint(myRefused) {
+	r.b.Open(r.s.url+"/drains/"+r.id, r.id, r.secret2)
+	if got := row(r.id, "unauthorized"); got != fmt.Sprint(myRefused) {
 		t.Errorf("owner page: 401s read %q, want %d", got, myRefused)
 	}
-	if b.Count(`[data-drain="`+id+`"] [data-last-refused]`) != 1 || b.Count(`[data-drain="unknown"]`) != 0 || b.Count(`#connections`) != 0 {
+	if r.b.Count(`[data-drain="`+r.id+`"] [data-last-refused]`) != 1 || r.b.Count(`[data-drain="unknown"]`) != 0 || r.b.Count(`#connections`) != 0 {
 		t.Error("owner page: the time of the last refusal missing, or another's figures shown")
 	}
-	b.Open(s.url+"/drains/default", "anyapp", builtinSecret)
+	r.b.Open(r.s.url+"/drains/default", "anyapp", r.builtinSecret)
 	if got := row("default", "unauthorized"); got != "1" {
 		t.Errorf("the built-in drain's owner page: 401s read %q", got)
 	}
+}
 
-	// Logged at WARN, sampled; never a secret.
-	out := s.out.String()
+// logged checks the refusals are logged at WARN, sampled; never a secret.
+func (r *refusalsRun) logged(t *testing.T) {
+	t.Helper()
+	out := r.s.out.String()
 	for _, want := range []string{`level=WARN msg="drain refused" reason="no credentials"`, `level=WARN msg="drain refused" reason="bad credentials"`,
 		`reason="unknown Content-Type`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %s", want)
 		}
 	}
-	for _, sec := range []string{secret, secret2, builtinSecret} {
+	for _, sec := range []string{r.secret, r.secret2, r.builtinSecret} {
 		if strings.Contains(out, sec) {
 			t.Error("the log shows a secret")
 		}
