@@ -129,6 +129,15 @@ func resolution(s int) float64 {
 	return (base - 1) / (base + 1)
 }
 
+// nativeHistogramsRun is what TestNativeHistogramsEndToEnd checks against
+// Prometheus: the exact running totals of the load, and the count of
+// failures (the first 20 are reported).
+type nativeHistogramsRun struct {
+	prom *promtest.Prometheus
+	r    *running
+	errs int
+}
+
 // TestNativeHistogramsEndToEnd is issue 20's acceptance run for native
 // histograms: drainbench-shaped load through two webs on one Postgres,
 // remote write to a real Prometheus 2.42 with native histograms, web.2
@@ -152,102 +161,11 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 	waitPosted(t, dsn, 2, r.minutes[len(r.minutes)-1], 2*time.Minute)
 	c.stopAll()
 
-	errs := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	present := func(name, source string, minute int64) bool {
-		for k := range r.measures {
-			if k.Name == name && k.Source == source && k.Minute == minute {
-				return true
-			}
-		}
-		return false
-	}
-	var worst, worstAll float64
-	checked, checkedAll := 0, 0
-	for k, vs := range r.measures {
-		at := time.Unix(k.Minute+60, 0)
-		sel := fmt.Sprintf(`%s{job="shop",source=%q}`, promName(k.Name), k.Source)
-		if got := promOne(t, prom, "histogram_count("+sel+")", at); got != r.mcounts[k] {
-			fail("%s at %s: histogram_count %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, r.mcounts[k])
-		}
-		if got := promOne(t, prom, "histogram_sum("+sel+")", at); !near(got, r.msums[k], 1e-9) {
-			fail("%s at %s: histogram_sum %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, r.msums[k])
-		}
-		// The minute alone: its running histogram less the minute
-		// before's, or, in its first minute, the running histogram.
-		minute := "rate(" + sel + "[61s])"
-		switch {
-		case present(k.Name, k.Source, k.Minute-60):
-		case float64(len(vs)) == r.mcounts[k]:
-			minute = sel
-		default:
-			continue // back after a gap: no one sample before it
-		}
-		checked++
-		for _, q := range []float64{0.5, 0.95, 0.99} {
-			got := promOne(t, prom, fmt.Sprintf("histogram_quantile(%g, %s)", q, minute), at)
-			e := tieError(vs, q, got)
-			worst = max(worst, e)
-			if e > 0.011 {
-				fail("%s at %s: histogram_quantile(%g) %v, nearest rank %v (%.2f %%)", minute, at.UTC().Format(time.TimeOnly), q, got, exactNearestRank(vs, q), 100*e)
-			}
-		}
-	}
-	// Across dynos, per name and minute where every dyno's series was also
-	// in the minute before (so that each has a rate).
-	type nm struct {
-		name   string
-		minute int64
-	}
-	merged := map[nm][]float64{}
-	complete := map[nm]bool{}
-	for k, vs := range r.measures {
-		if k.Source == "web" { // the process-type rollup
-			continue
-		}
-		id := nm{k.Name, k.Minute}
-		if _, ok := complete[id]; !ok {
-			complete[id] = true
-		}
-		complete[id] = complete[id] && present(k.Name, k.Source, k.Minute-60)
-		merged[id] = append(merged[id], vs...)
-	}
-	for id, vs := range merged {
-		if !complete[id] {
-			continue
-		}
-		checkedAll++
-		slices.Sort(vs)
-		at := time.Unix(id.minute+60, 0)
-		q := 0.95
-		expr := fmt.Sprintf(`histogram_quantile(%g, sum(rate(%s{job="shop",drainmeter_rollup="dyno"}[61s])))`, q, promName(id.name))
-		got := promOne(t, prom, expr, at)
-		e := tieError(vs, q, got)
-		worstAll = max(worstAll, e)
-		if e > 0.011 {
-			fail("%s at %s: %v, merged nearest rank %v (%.2f %%)", expr, at.UTC().Format(time.TimeOnly), got, exactNearestRank(vs, q), 100*e)
-		}
-	}
-	// The Summary's quantiles of the same minutes, for comparison.
-	var worstSummary float64
-	for k, vs := range r.measures {
-		at := time.Unix(k.Minute+60, 0)
-		for _, q := range []string{"0.5", "0.95", "0.99"} {
-			got := promOne(t, prom, fmt.Sprintf(`%s{job="shop-summary",source=%q,quantile=%q}`, promName(k.Name), k.Source, q), at)
-			qf, _ := strconv.ParseFloat(q, 64)
-			want := exactNearestRank(vs, qf)
-			e := math.Abs(got-want) / max(want, 1e-9)
-			worstSummary = max(worstSummary, e)
-			if e > 0.01 {
-				fail("summary %s %s at %s: q%s %v, nearest rank %v", k.Name, k.Source, at.UTC().Format(time.TimeOnly), q, got, want)
-			}
-		}
-	}
+	h := &nativeHistogramsRun{prom: prom, r: r}
+	checked, worst := h.perSource(t)
+	checkedAll, worstAll := h.acrossDynos(t)
+	worstSummary := h.summary(t)
+
 	t.Logf("remote write summary: worst p50/p95/p99 error %.3f %%", 100*worstSummary)
 	if checked < len(r.measures)/2 || checkedAll == 0 {
 		t.Errorf("quantiles checked for %d of %d minutes of series, %d merged", checked, len(r.measures), checkedAll)
@@ -262,6 +180,124 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 	if rejected != 0 || dropped != 0 {
 		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
 	}
+}
+
+// fail reports a failure, the first 20 of them.
+func (h *nativeHistogramsRun) fail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if h.errs++; h.errs <= 20 {
+		t.Errorf(format, args...)
+	}
+}
+
+// present says whether the load had the series name, source in minute.
+func (h *nativeHistogramsRun) present(name, source string, minute int64) bool {
+	for k := range h.r.measures {
+		if k.Name == name && k.Source == source && k.Minute == minute {
+			return true
+		}
+	}
+	return false
+}
+
+// perSource checks, per minute and source, histogram_count and
+// histogram_sum are the exact running totals, and the minute's
+// histogram_quantile is within 1.1 % of the exact nearest rank. It returns
+// how many series-minutes had their quantiles checked, and the worst error.
+func (h *nativeHistogramsRun) perSource(t *testing.T) (checked int, worst float64) {
+	t.Helper()
+	for k, vs := range h.r.measures {
+		at := time.Unix(k.Minute+60, 0)
+		sel := fmt.Sprintf(`%s{job="shop",source=%q}`, promName(k.Name), k.Source)
+		if got := promOne(t, h.prom, "histogram_count("+sel+")", at); got != h.r.mcounts[k] {
+			h.fail(t, "%s at %s: histogram_count %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.mcounts[k])
+		}
+		if got := promOne(t, h.prom, "histogram_sum("+sel+")", at); !near(got, h.r.msums[k], 1e-9) {
+			h.fail(t, "%s at %s: histogram_sum %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.msums[k])
+		}
+		// The minute alone: its running histogram less the minute
+		// before's, or, in its first minute, the running histogram.
+		minute := "rate(" + sel + "[61s])"
+		switch {
+		case h.present(k.Name, k.Source, k.Minute-60):
+		case float64(len(vs)) == h.r.mcounts[k]:
+			minute = sel
+		default:
+			continue // back after a gap: no one sample before it
+		}
+		checked++
+		for _, q := range []float64{0.5, 0.95, 0.99} {
+			got := promOne(t, h.prom, fmt.Sprintf("histogram_quantile(%g, %s)", q, minute), at)
+			e := tieError(vs, q, got)
+			worst = max(worst, e)
+			if e > 0.011 {
+				h.fail(t, "%s at %s: histogram_quantile(%g) %v, nearest rank %v (%.2f %%)", minute, at.UTC().Format(time.TimeOnly), q, got, exactNearestRank(vs, q), 100*e)
+			}
+		}
+	}
+	return checked, worst
+}
+
+// acrossDynos checks the p95 across dynos, per name and minute where every
+// dyno's series was also in the minute before (so that each has a rate),
+// is within 1.1 % of the merged truth. It returns how many merged minutes
+// were checked, and the worst error.
+func (h *nativeHistogramsRun) acrossDynos(t *testing.T) (checkedAll int, worstAll float64) {
+	t.Helper()
+	type nm struct {
+		name   string
+		minute int64
+	}
+	merged := map[nm][]float64{}
+	complete := map[nm]bool{}
+	for k, vs := range h.r.measures {
+		if k.Source == "web" { // the process-type rollup
+			continue
+		}
+		id := nm{k.Name, k.Minute}
+		if _, ok := complete[id]; !ok {
+			complete[id] = true
+		}
+		complete[id] = complete[id] && h.present(k.Name, k.Source, k.Minute-60)
+		merged[id] = append(merged[id], vs...)
+	}
+	for id, vs := range merged {
+		if !complete[id] {
+			continue
+		}
+		checkedAll++
+		slices.Sort(vs)
+		at := time.Unix(id.minute+60, 0)
+		q := 0.95
+		expr := fmt.Sprintf(`histogram_quantile(%g, sum(rate(%s{job="shop",drainmeter_rollup="dyno"}[61s])))`, q, promName(id.name))
+		got := promOne(t, h.prom, expr, at)
+		e := tieError(vs, q, got)
+		worstAll = max(worstAll, e)
+		if e > 0.011 {
+			h.fail(t, "%s at %s: %v, merged nearest rank %v (%.2f %%)", expr, at.UTC().Format(time.TimeOnly), got, exactNearestRank(vs, q), 100*e)
+		}
+	}
+	return checkedAll, worstAll
+}
+
+// summary checks the Summary's quantiles of the same minutes, for
+// comparison, and returns the worst error.
+func (h *nativeHistogramsRun) summary(t *testing.T) (worstSummary float64) {
+	t.Helper()
+	for k, vs := range h.r.measures {
+		at := time.Unix(k.Minute+60, 0)
+		for _, q := range []string{"0.5", "0.95", "0.99"} {
+			got := promOne(t, h.prom, fmt.Sprintf(`%s{job="shop-summary",source=%q,quantile=%q}`, promName(k.Name), k.Source, q), at)
+			qf, _ := strconv.ParseFloat(q, 64)
+			want := exactNearestRank(vs, qf)
+			e := math.Abs(got-want) / max(want, 1e-9)
+			worstSummary = max(worstSummary, e)
+			if e > 0.01 {
+				h.fail(t, "summary %s %s at %s: q%s %v, nearest rank %v", k.Name, k.Source, at.UTC().Format(time.TimeOnly), q, got, want)
+			}
+		}
+	}
+	return worstSummary
 }
 
 // tieError is the relative error of Prometheus' estimate got of the
