@@ -47,6 +47,25 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 
 	m := time.Now().UTC().Truncate(time.Minute)
 	prev := m.Add(-time.Minute)
+	// Minute prev: alpha-app and beta-app; minute m: the same, and
+	// gamma-app for the first time.
+	want := map[string][2]float64{"alpha-app": {2, 5}, "beta-app": {3, 7}, "gamma-app": {0, 11}}
+	builtinSeriesSend(t, s, want, prev, m)
+	builtinSeriesStatusPage(t, s)
+	if _, err := s.stop(t); err != nil { // SIGTERM posts the open minutes
+		t.Fatalf("exit: %v\n%s", err, s.out)
+	}
+
+	builtinSeriesJobs(t, prom, want, prev, m)
+	builtinSeriesNames(t, prom, m.Add(time.Minute))
+	builtinSeriesOTLP(t, fake, want, m.Add(time.Minute))
+}
+
+// builtinSeriesSend posts the apps' lines: minute prev, alpha-app and
+// beta-app; minute m, the same and gamma-app, each with a dyno's, Postgres'
+// and Redis' metrics lines.
+func builtinSeriesSend(t *testing.T, s *server, want map[string][2]float64, prev, m time.Time) {
+	t.Helper()
 	send := func(app string, body string) {
 		t.Helper()
 		resp := s.do(t, post{user: app, pass: "s3cret", body: []byte(body)})
@@ -54,9 +73,6 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %d", app, resp.StatusCode)
 		}
 	}
-	// Minute prev: alpha-app and beta-app; minute m: the same, and
-	// gamma-app for the first time.
-	want := map[string][2]float64{"alpha-app": {2, 5}, "beta-app": {3, 7}, "gamma-app": {0, 11}}
 	for _, app := range []string{"beta-app", "alpha-app"} {
 		send(app, appLine(prev.Add(5*time.Second), "web.1", fmt.Sprintf("count#multi.app=%g", want[app][0])))
 	}
@@ -66,6 +82,12 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 			herokuLine(m.Add(7*time.Second), "app", "heroku-postgres", "source=DATABASE addon=postgresql-x sample#load-avg-1m=0.3 sample#memory-total=3944484kB sample#db_size=90755887bytes sample#tmp-disk-used=543633408")+
 			herokuLine(m.Add(8*time.Second), "app", "heroku-redis", "source=REDIS addon=redis-x sample#load-avg-1m=0.1 sample#memory-total=15664264kB sample#memory-redis=341232bytes sample#hit-rate=0.5"))
 	}
+}
+
+// builtinSeriesStatusPage checks status.json lists the three apps and the
+// attributes, and the status page shows the attributes.
+func builtinSeriesStatusPage(t *testing.T, s *server) {
+	t.Helper()
 	code, page := get(t, s.url+"/status.json", "", "admin")
 	var snap status.Snapshot
 	if err := json.Unmarshal([]byte(page), &snap); err != nil || code != http.StatusOK {
@@ -79,10 +101,12 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 	if code, html := get(t, s.url+"/", "", "admin"); code != http.StatusOK || !strings.Contains(html, "deployment.environment.name=production") {
 		t.Errorf("the status page (%d) does not show the attributes", code)
 	}
-	if _, err := s.stop(t); err != nil { // SIGTERM posts the open minutes
-		t.Fatalf("exit: %v\n%s", err, s.out)
-	}
+}
 
+// builtinSeriesJobs checks each app is its job, exact in each rollup, with
+// the attributes' labels; gamma-app at most a zero before its first minute.
+func builtinSeriesJobs(t *testing.T, prom *promtest.Prometheus, want map[string][2]float64, prev, m time.Time) {
+	t.Helper()
 	at := func(minute time.Time) time.Time { return minute.Add(time.Minute) }
 	for app, w := range want {
 		for i, minute := range []time.Time{prev, m} {
@@ -108,10 +132,15 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 	if got := prom.Query(t, `count by (job) (multi_app_total)`, at(m)); len(got) != 3 {
 		t.Errorf("jobs: %+v, want alpha-app, beta-app and gamma-app", got)
 	}
-	// Every Prometheus name holds one kind of line: dynos', Postgres' or Redis'.
+}
+
+// builtinSeriesNames checks every Prometheus name holds one kind of line:
+// dynos', Postgres' or Redis', with the values sent.
+func builtinSeriesNames(t *testing.T, prom *promtest.Prometheus, at time.Time) {
+	t.Helper()
 	kinds := map[string]string{"web.1": "dyno", "web": "dyno", "DATABASE": "postgres", "REDIS": "redis"}
 	byName := map[string][]string{}
-	for _, x := range prom.Query(t, `{job="alpha-app",source!=""}`, at(m)) {
+	for _, x := range prom.Query(t, `{job="alpha-app",source!=""}`, at) {
 		k := kinds[x.Metric["source"]]
 		if n := x.Metric["__name__"]; !slices.Contains(byName[n], k) {
 			byName[n] = append(byName[n], k)
@@ -136,16 +165,20 @@ func TestBuiltinDrainSeriesEndToEnd(t *testing.T) {
 		{`memory_total{job="alpha-app",source="web.1"}`, 412.5},
 		{`load_avg_1m{job="alpha-app",source="web.1"}`, 0.5},
 	} {
-		if got := prom.Query(t, c.expr, at(m)); len(got) != 1 || got[0].Value != c.want {
+		if got := prom.Query(t, c.expr, at); len(got) != 1 || got[0].Value != c.want {
 			t.Errorf("%s = %+v, want %v", c.expr, got, c.want)
 		}
 	}
+}
 
-	// OTLP: one resource per app, with the user's attributes.
+// builtinSeriesOTLP checks OTLP: one resource per app, with the user's
+// attributes, and its running total at at.
+func builtinSeriesOTLP(t *testing.T, fake *fakeotlp.Server, want map[string][2]float64, at time.Time) {
+	t.Helper()
 	res := map[string]map[string]string{}
 	sums := map[string]float64{}
 	for _, p := range fake.Points() {
-		if p.Metric == "multi.app" && p.Attrs["drainmeter.rollup"] == "app" && p.Time == uint64(at(m).UnixNano()) {
+		if p.Metric == "multi.app" && p.Attrs["drainmeter.rollup"] == "app" && p.Time == uint64(at.UnixNano()) {
 			res[p.Resource["service.name"]] = p.Resource
 			sums[p.Resource["service.name"]] = p.Value
 		}
@@ -248,15 +281,39 @@ func TestLabelContractEndToEnd(t *testing.T) {
 	c.start(1)
 	c.start(2)
 
-	rng := rand.New(rand.NewPCG(18, 1))
+	m := labelContractMinute()
+	truth := labelContractLoad(c, m)
+	waitPosted(t, dsn, 2, m.Unix(), 3*time.Minute)
+	c.stopAll()
+
+	labelContractOTLP(t, fake, m, truth.requests)
+	labelContractSums(t, prom, m.Add(time.Minute), truth)
+}
+
+// labelContractTruth is what TestLabelContractEndToEnd's load sent: its
+// requests, jobs done, requests per status class and service times.
+type labelContractTruth struct {
+	requests, jobs float64
+	status         map[string]float64
+	service        []float64
+}
+
+// labelContractMinute is the minute the load goes in: this one, or the
+// next if less than 25 s of this one are left.
+func labelContractMinute() time.Time {
 	m := time.Now().UTC().Truncate(time.Minute)
 	if time.Until(m.Add(time.Minute)) < 25*time.Second { // the load fits in minute m
 		m = m.Add(time.Minute)
 		time.Sleep(time.Until(m))
 	}
-	var requests, jobs float64
-	status := map[string]float64{}
-	var service []float64
+	return m
+}
+
+// labelContractLoad sends 60 batches of router lines (H10s without a
+// dyno among them) and counts, in minute m, and returns their truth.
+func labelContractLoad(c *cluster, m time.Time) labelContractTruth {
+	rng := rand.New(rand.NewPCG(18, 1))
+	tr := labelContractTruth{status: map[string]float64{}}
 	paths := []string{"/users/1", "/users/2", "/orders/77", "/", "/api/v1/items/123456"}
 	for b := range 60 {
 		var body strings.Builder
@@ -266,34 +323,36 @@ func TestLabelContractEndToEnd(t *testing.T) {
 			switch r := rng.IntN(20); {
 			case r == 0: // H10: no dyno, no service time
 				body.WriteString(routerLine(ts, "", "GET", path, 503, 0, "H10"))
-				status["5xx"]++
+				tr.status["5xx"]++
 			default:
 				dyno := []string{"web.1", "web.2"}[rng.IntN(2)]
 				st := []int{200, 200, 200, 201, 302, 404, 500}[rng.IntN(7)]
 				ms := 1 + rng.IntN(2000)
 				body.WriteString(routerLine(ts, dyno, []string{"GET", "POST"}[rng.IntN(2)], path, st, ms, ""))
-				status[fmt.Sprintf("%dxx", st/100)]++
-				service = append(service, float64(ms))
+				tr.status[fmt.Sprintf("%dxx", st/100)]++
+				tr.service = append(tr.service, float64(ms))
 			}
-			requests++
+			tr.requests++
 			if i%4 == 0 {
 				n := 1 + rng.IntN(5)
 				src := []string{"web.1", "web.2", "worker.1"}[rng.IntN(3)]
 				body.WriteString(appLine(ts, src, fmt.Sprintf("count#jobs.done=%d", n)))
-				jobs += float64(n)
+				tr.jobs += float64(n)
 			}
 			if i%10 == 0 { // a count without a source
 				body.WriteString(frame(fmt.Sprintf("<190>1 %s host app scheduler - count#jobs.done=1", ts.Format(time.RFC3339Nano))))
-				jobs++
+				tr.jobs++
 			}
 		}
 		c.send(rng, fmt.Sprintf("batch-%d", b), []byte(body.String()))
 	}
-	waitPosted(t, dsn, 2, m.Unix(), 3*time.Minute)
-	c.stopAll()
+	return tr
+}
 
-	// OTLP: the drain's --attribute is a resource attribute; the app's
-	// requests are one point.
+// labelContractOTLP checks OTLP: the drain's --attribute is a resource
+// attribute; the app's requests are one point.
+func labelContractOTLP(t *testing.T, fake *fakeotlp.Server, m time.Time, requests float64) {
+	t.Helper()
 	var appRequests []float64
 	for _, p := range fake.Points() {
 		if p.Resource["env"] != "production" || p.Resource["service.name"] != "shop" {
@@ -306,8 +365,12 @@ func TestLabelContractEndToEnd(t *testing.T) {
 	if len(appRequests) != 1 || appRequests[0] != requests {
 		t.Errorf("OTLP router.requests{drainmeter.rollup=app}: %v, want one point %v", appRequests, requests)
 	}
+}
 
-	at := m.Add(time.Minute)
+// labelContractSums checks the README's one-filter sums equal the truth
+// exactly, one app rollup per metric, and the app's p95 within 1 %.
+func labelContractSums(t *testing.T, prom *promtest.Prometheus, at time.Time, truth labelContractTruth) {
+	t.Helper()
 	sum := func(expr string) float64 {
 		t.Helper()
 		got := prom.Query(t, expr, at)
@@ -320,13 +383,13 @@ func TestLabelContractEndToEnd(t *testing.T) {
 		metric string
 		truth  float64
 		routed bool
-	}{{"router_requests_total", requests, true}, {"jobs_done_total", jobs, false}}
+	}{{"router_requests_total", truth.requests, true}, {"jobs_done_total", truth.jobs, false}}
 	for _, class := range []string{"2xx", "3xx", "4xx", "5xx"} {
 		checks = append(checks, struct {
 			metric string
 			truth  float64
 			routed bool
-		}{"router_status_" + class + "_total", status[class], true})
+		}{"router_status_" + class + "_total", truth.status[class], true})
 	}
 	for _, c := range checks {
 		filters := []string{`drainmeter_rollup="app"`, `drainmeter_rollup=~"dyno|none"`}
@@ -342,12 +405,12 @@ func TestLabelContractEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d app rollups, want 1", c.metric, n)
 		}
 	}
-	slices.Sort(service)
-	want := exactNearestRank(service, 0.95)
+	slices.Sort(truth.service)
+	want := exactNearestRank(truth.service, 0.95)
 	if got := sum(`router_service{job="shop",drainmeter_rollup="app",quantile="0.95"}`); !near(got, want, 0.01) {
 		t.Errorf("the app's p95 = %v, want %v ± 1 %%", got, want)
 	}
-	if got := sum(`router_service_count{job="shop",drainmeter_rollup="app"}`); got != float64(len(service)) {
-		t.Errorf("the app's router_service_count = %v, want %d", got, len(service))
+	if got := sum(`router_service_count{job="shop",drainmeter_rollup="app"}`); got != float64(len(truth.service)) {
+		t.Errorf("the app's router_service_count = %v, want %d", got, len(truth.service))
 	}
 }
