@@ -68,6 +68,11 @@ func (r *slowReceiver) maxCopies() (most, bodies int) {
 	return most, len(r.copies)
 }
 
+// delivered is what the delta receiver counted of the test's jobs.done.
+func (r *slowReceiver) delivered() float64 {
+	return r.fake.DeltaSum("jobs.done", map[string]string{"source": "web.1", "drainmeter.rollup": "dyno"})
+}
+
 type laneJSON struct {
 	Kind          string     `json:"kind"`
 	State         string     `json:"state"`
@@ -121,109 +126,127 @@ func outletStatus(t *testing.T, url, user, pass, drain, kind string) laneJSON {
 // is not sent again, nor logged as dropped.
 func TestSlowReceiver(t *testing.T) {
 	t.Parallel()
-	const lines = 100
-	batch := func(at time.Time) []byte {
-		var b strings.Builder
-		for range lines {
-			b.WriteString(appLine(at, "web.1", "count#jobs.done=1"))
-		}
-		return []byte(b.String())
-	}
-	start := func(t *testing.T, url string, extra ...string) *server {
-		env := append([]string{"DRAIN_SECRET=s3cret", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + url,
-			"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta", "SELF_METRICS=false", "GRACE=2s"}, extra...)
-		return startServer(t, env...)
-	}
-	send := func(t *testing.T, s *server) {
-		if resp := s.do(t, post{user: "app", pass: "s3cret", body: batch(time.Now())}); resp.StatusCode != 200 {
-			t.Fatalf("batch: %d", resp.StatusCode)
-		}
-	}
-	delivered := func(rcv *slowReceiver) float64 {
-		return rcv.fake.DeltaSum("jobs.done", map[string]string{"source": "web.1", "drainmeter.rollup": "dyno"})
-	}
+	t.Run("default timeout, posted at shutdown", slowReceiverDefaultTimeout)
+	t.Run("timeout below the receiver's time", slowReceiverShortTimeout)
+	t.Run("timeout below the receiver's time, at shutdown", slowReceiverShortTimeoutAtShutdown)
+}
 
-	t.Run("default timeout, posted at shutdown", func(t *testing.T) {
-		t.Parallel()
-		rcv, url := newSlowReceiver(t, 12*time.Second)
-		s := start(t, url)
-		send(t, s)
-		took, err := s.stop(t) // the open minute is posted now; the receiver answers in 12 s
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, s.out)
-		}
-		most, bodies := rcv.maxCopies()
-		if most != 1 || bodies != 1 || delivered(rcv) != lines {
-			t.Errorf("%d bodies, one of them %d times; the receiver counted %v of %d", bodies, most, delivered(rcv), lines)
-		}
-		if out := s.out.String(); strings.Contains(out, "dropped") || strings.Contains(out, "may have arrived") {
-			t.Errorf("the log speaks of a loss:\n%s", out)
-		}
-		t.Logf("default timeout: 1 copy, shutdown took %v", took.Round(100*time.Millisecond))
-	})
+// slowReceiverLines is the lines of TestSlowReceiver's one batch.
+const slowReceiverLines = 100
 
-	t.Run("timeout below the receiver's time", func(t *testing.T) {
-		t.Parallel()
-		rcv, url := newSlowReceiver(t, 12*time.Second)
-		s := start(t, url, "OUTLET_TIMEOUT=3s")
-		send(t, s)
-		// The minute closes (up to 62 s), its request times out after 3 s:
-		// the lane says so, with when it tries again.
-		var first laneJSON
-		eventually(t, 90*time.Second, "the lane uncertain on /status.json", func() bool {
-			first = outletStatus(t, s.url, "", "", "default", "otlp")
-			return first.State == "uncertain" && first.PostUncertain > 0 && first.NextAttemptAt != nil
-		})
-		if wait := time.Until(*first.NextAttemptAt); wait < 5*time.Second || wait > 12*time.Second {
-			t.Errorf("next attempt in %v, want 4 × 3 s less jitter, less the time since", wait)
-		}
-		if !strings.Contains(first.LastError, "may have arrived") {
-			t.Errorf("last error %q", first.LastError)
-		}
-		// Sent again after 9.6–12 s and 19.2–24 s; each times out; then given up.
-		var last laneJSON
-		eventually(t, 90*time.Second, "the request given up", func() bool {
-			last = outletStatus(t, s.url, "", "", "default", "otlp")
-			return last.Waiting == 0 && last.State != "uncertain"
-		})
-		time.Sleep(13 * time.Second) // the last copy is answered
-		most, bodies := rcv.maxCopies()
-		if most > 3 || bodies != 1 {
-			t.Errorf("%d bodies, one of them %d times: over the bound of 3", bodies, most)
-		}
-		if last.PostUncertain != uint64(most)*first.PostUncertain || last.Dropped != 0 {
-			t.Errorf("post_uncertain %d after %d copies of %d; dropped %d", last.PostUncertain, most, first.PostUncertain, last.Dropped)
-		}
-		if _, err := s.stop(t); err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-		if strings.Contains(s.out.String(), "dropped") {
-			t.Errorf("a minute that may have arrived was logged as dropped:\n%s", s.out)
-		}
-		t.Logf("OUTLET_TIMEOUT=3s, receiver 12 s: %d copies of the minute; the delta receiver counted %v for %d lines; post_uncertain %d",
-			most, delivered(rcv), lines, last.PostUncertain)
-	})
+// slowReceiverBatch is slowReceiverLines count#jobs.done lines of web.1 at at.
+func slowReceiverBatch(at time.Time) []byte {
+	var b strings.Builder
+	for range slowReceiverLines {
+		b.WriteString(appLine(at, "web.1", "count#jobs.done=1"))
+	}
+	return []byte(b.String())
+}
 
-	t.Run("timeout below the receiver's time, at shutdown", func(t *testing.T) {
-		t.Parallel()
-		rcv, url := newSlowReceiver(t, 12*time.Second)
-		s := start(t, url, "OUTLET_TIMEOUT=3s")
-		send(t, s)
-		took, err := s.stop(t)
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, s.out)
-		}
-		time.Sleep(13 * time.Second) // anything still in flight is answered
-		most, bodies := rcv.maxCopies()
-		if most != 1 || bodies != 1 {
-			t.Errorf("%d bodies, one of them %d times; want the minute once", bodies, most)
-		}
-		out := s.out.String()
-		if strings.Contains(out, "dropped") || !strings.Contains(out, "may have arrived") || !strings.Contains(out, "post_uncertain=") {
-			t.Errorf("the log does not say the minute may have arrived (or says dropped):\n%s", out)
-		}
-		if took > 10*time.Second {
-			t.Errorf("shutdown took %v", took)
-		}
+// slowReceiverStart starts a web posting its built-in drain to the OTLP
+// receiver at url, in delta temporality, with the extra environment.
+func slowReceiverStart(t *testing.T, url string, extra ...string) *server {
+	env := append([]string{"DRAIN_SECRET=s3cret", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + url,
+		"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta", "SELF_METRICS=false", "GRACE=2s"}, extra...)
+	return startServer(t, env...)
+}
+
+// slowReceiverSend posts one batch, now.
+func slowReceiverSend(t *testing.T, s *server) {
+	if resp := s.do(t, post{user: "app", pass: "s3cret", body: slowReceiverBatch(time.Now())}); resp.StatusCode != 200 {
+		t.Fatalf("batch: %d", resp.StatusCode)
+	}
+}
+
+// slowReceiverDefaultTimeout: with the default OUTLET_TIMEOUT the receiver
+// gets the minute posted at shutdown once, and nothing is logged as lost.
+func slowReceiverDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	rcv, url := newSlowReceiver(t, 12*time.Second)
+	s := slowReceiverStart(t, url)
+	slowReceiverSend(t, s)
+	took, err := s.stop(t) // the open minute is posted now; the receiver answers in 12 s
+	if err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.out)
+	}
+	most, bodies := rcv.maxCopies()
+	if most != 1 || bodies != 1 || rcv.delivered() != slowReceiverLines {
+		t.Errorf("%d bodies, one of them %d times; the receiver counted %v of %d", bodies, most, rcv.delivered(), slowReceiverLines)
+	}
+	if out := s.out.String(); strings.Contains(out, "dropped") || strings.Contains(out, "may have arrived") {
+		t.Errorf("the log speaks of a loss:\n%s", out)
+	}
+	t.Logf("default timeout: 1 copy, shutdown took %v", took.Round(100*time.Millisecond))
+}
+
+// slowReceiverShortTimeout: with a timeout shorter than the receiver's
+// 12 s, the minute reaches it at most 3 times, /status.json shows the
+// lane's post_uncertain and when it tries next, and nothing is logged as
+// dropped.
+func slowReceiverShortTimeout(t *testing.T) {
+	t.Parallel()
+	rcv, url := newSlowReceiver(t, 12*time.Second)
+	s := slowReceiverStart(t, url, "OUTLET_TIMEOUT=3s")
+	slowReceiverSend(t, s)
+	// The minute closes (up to 62 s), its request times out after 3 s:
+	// the lane says so, with when it tries again.
+	var first laneJSON
+	eventually(t, 90*time.Second, "the lane uncertain on /status.json", func() bool {
+		first = outletStatus(t, s.url, "", "", "default", "otlp")
+		return first.State == "uncertain" && first.PostUncertain > 0 && first.NextAttemptAt != nil
 	})
+	if wait := time.Until(*first.NextAttemptAt); wait < 5*time.Second || wait > 12*time.Second {
+		t.Errorf("next attempt in %v, want 4 × 3 s less jitter, less the time since", wait)
+	}
+	if !strings.Contains(first.LastError, "may have arrived") {
+		t.Errorf("last error %q", first.LastError)
+	}
+	// Sent again after 9.6–12 s and 19.2–24 s; each times out; then given up.
+	var last laneJSON
+	eventually(t, 90*time.Second, "the request given up", func() bool {
+		last = outletStatus(t, s.url, "", "", "default", "otlp")
+		return last.Waiting == 0 && last.State != "uncertain"
+	})
+	time.Sleep(13 * time.Second) // the last copy is answered
+	most, bodies := rcv.maxCopies()
+	if most > 3 || bodies != 1 {
+		t.Errorf("%d bodies, one of them %d times: over the bound of 3", bodies, most)
+	}
+	if last.PostUncertain != uint64(most)*first.PostUncertain || last.Dropped != 0 {
+		t.Errorf("post_uncertain %d after %d copies of %d; dropped %d", last.PostUncertain, most, first.PostUncertain, last.Dropped)
+	}
+	if _, err := s.stop(t); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if strings.Contains(s.out.String(), "dropped") {
+		t.Errorf("a minute that may have arrived was logged as dropped:\n%s", s.out)
+	}
+	t.Logf("OUTLET_TIMEOUT=3s, receiver 12 s: %d copies of the minute; the delta receiver counted %v for %d lines; post_uncertain %d",
+		most, rcv.delivered(), slowReceiverLines, last.PostUncertain)
+}
+
+// slowReceiverShortTimeoutAtShutdown: with a timeout shorter than the
+// receiver's 12 s, a request that timed out at shutdown is not sent again,
+// nor logged as dropped, and shutdown does not wait for it.
+func slowReceiverShortTimeoutAtShutdown(t *testing.T) {
+	t.Parallel()
+	rcv, url := newSlowReceiver(t, 12*time.Second)
+	s := slowReceiverStart(t, url, "OUTLET_TIMEOUT=3s")
+	slowReceiverSend(t, s)
+	took, err := s.stop(t)
+	if err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.out)
+	}
+	time.Sleep(13 * time.Second) // anything still in flight is answered
+	most, bodies := rcv.maxCopies()
+	if most != 1 || bodies != 1 {
+		t.Errorf("%d bodies, one of them %d times; want the minute once", bodies, most)
+	}
+	out := s.out.String()
+	if strings.Contains(out, "dropped") || !strings.Contains(out, "may have arrived") || !strings.Contains(out, "post_uncertain=") {
+		t.Errorf("the log does not say the minute may have arrived (or says dropped):\n%s", out)
+	}
+	if took > 10*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
 }
