@@ -62,26 +62,7 @@ func TestBrowser(t *testing.T) {
 		b.Screenshots("status")
 	})
 
-	t.Run("owner", func(t *testing.T) {
-		if st := b.Open(srv.URL+"/drains/"+activeID, activeID, ownerSecret); st != http.StatusOK {
-			t.Fatalf("status %d, want 200", st)
-		}
-		if got := b.Attrs("section.drain", "data-drain"); len(got) != 1 || got[0] != activeID {
-			t.Errorf("drains shown %q, want only %s", got, activeID)
-		}
-		if text := b.Text(); strings.Contains(text, waitingName) || !strings.Contains(text, activeName) {
-			t.Errorf("the owner page shows another drain, or not its own")
-		}
-		if n := b.Count(`[data-outlet="remotewrite"][data-state="retrying"]`); n != 1 {
-			t.Errorf("%d retrying outlets on the owner page, want 1", n)
-		}
-		b.Screenshots("owner")
-		for _, path := range []string{"/", "/drains/default"} {
-			if st := b.Open(srv.URL+path, activeID, ownerSecret); st != http.StatusUnauthorized {
-				t.Errorf("owner on %s: status %d, want 401", path, st)
-			}
-		}
-	})
+	t.Run("owner", func(t *testing.T) { browserOwner(t, b, srv.URL) })
 
 	t.Run("open", func(t *testing.T) {
 		open := httptest.NewServer(NewHandler(Config{Open: true, Version: testVersion}, &fakeSource{snap: testSnapshot()}, nil, discardLog()))
@@ -242,5 +223,29 @@ func browserAdminLayout(t *testing.T, b *browsertest.Browser) {
 	}
 	if len(cols) != 2 {
 		t.Errorf("on a desktop the drain has columns %q, want two", cols)
+	}
+}
+
+// browserOwner checks a drain owner's page shows only its drain, with its
+// retrying outlet, and the owner is refused the other pages.
+func browserOwner(t *testing.T, b *browsertest.Browser, srvURL string) {
+	t.Helper()
+	if st := b.Open(srvURL+"/drains/"+activeID, activeID, ownerSecret); st != http.StatusOK {
+		t.Fatalf("status %d, want 200", st)
+	}
+	if got := b.Attrs("section.drain", "data-drain"); len(got) != 1 || got[0] != activeID {
+		t.Errorf("drains shown %q, want only %s", got, activeID)
+	}
+	if text := b.Text(); strings.Contains(text, waitingName) || !strings.Contains(text, activeName) {
+		t.Errorf("the owner page shows another drain, or not its own")
+	}
+	if n := b.Count(`[data-outlet="remotewrite"][data-state="retrying"]`); n != 1 {
+		t.Errorf("%d retrying outlets on the owner page, want 1", n)
+	}
+	b.Screenshots("owner")
+	for _, path := range []string{"/", "/drains/default"} {
+		if st := b.Open(srvURL+path, activeID, ownerSecret); st != http.StatusUnauthorized {
+			t.Errorf("owner on %s: status %d, want 401", path, st)
+		}
 	}
 }
