@@ -146,6 +146,7 @@ func slowReceiverBatch(at time.Time) []byte {
 // slowReceiverStart starts a web posting its built-in drain to the OTLP
 // receiver at url, in delta temporality, with the extra environment.
 func slowReceiverStart(t *testing.T, url string, extra ...string) *server {
+	t.Helper()
 	env := append([]string{"DRAIN_SECRET=s3cret", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + url,
 		"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta", "SELF_METRICS=false", "GRACE=2s"}, extra...)
 	return startServer(t, env...)
@@ -153,6 +154,7 @@ func slowReceiverStart(t *testing.T, url string, extra ...string) *server {
 
 // slowReceiverSend posts one batch, now.
 func slowReceiverSend(t *testing.T, s *server) {
+	t.Helper()
 	if resp := s.do(t, post{user: "app", pass: "s3cret", body: slowReceiverBatch(time.Now())}); resp.StatusCode != 200 {
 		t.Fatalf("batch: %d", resp.StatusCode)
 	}
