@@ -59,52 +59,17 @@ func TestAttack(t *testing.T) {
 		t.Skip("peak RSS is read from /proc")
 	}
 	const budget = 400 << 20
-	dsn := pgtest.NewDatabase(t, false)
-	attackBin := filepath.Join(t.TempDir(), "drainattack")
-	if out, err := exec.Command("go", "build", "-o", attackBin, "../drainattack").CombinedOutput(); err != nil {
-		t.Fatalf("building drainattack: %v\n%s", err, out)
-	}
-	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
-	mustCLI(t, env, "migrate")
-	bad := [2]string{}
-	bad[0], bad[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "attacker"))
-	good := [2]string{}
-	good[0], good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
-	fresh := [2]string{} // not used before the unknown-ids phase
-	fresh[0], fresh[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "fresh"))
-	s := startProcess(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
-		"ADMIN_PASSWORD=attack-admin-password")...)
-	pid := s.cmd.Process.Pid
-	drainURL := func(d [2]string) string {
-		return strings.Replace(s.url, "http://", "http://"+d[0]+":"+d[1]+"@", 1) + "/logs"
-	}
+	r := attackStartWeb(t, budget)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, attackBin, "--url", drainURL(bad), "--good", drainURL(good), "--fresh", drainURL(fresh),
-		"--pid", strconv.Itoa(pid), "--reset-peak=false", "--json", "--pause", "300ms")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("drainattack: %v\n%s", err, stderr.String())
-	}
-	var rep attackReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("report: %v\n%s", err, stdout.String())
-	}
-	t.Logf("attack took %s", time.Since(start).Round(time.Second))
-	for _, p := range rep.Phases {
-		t.Logf("%-15s %6d requests %5.1fs peak %4d MB %v %s", p.Name, p.Requests, p.Seconds, p.PeakRSSBytes>>20, p.Statuses, p.Note)
-	}
-	g := rep.Good
-	t.Logf("good drain: %d batches, %d frames, slowest %.0f ms, %d retries, statuses %v; slowest by phase %v",
-		g.Batches, g.Frames, g.MaxLatencyMs, g.Retries, g.Statuses, g.SlowestMsByPhase)
+	r.send(t, ctx)
+	g := r.rep.Good
 
 	// Memory: the peak over the whole run (VmHWM, never reset).
-	hwm := readVmHWM(t, pid)
+	hwm := readVmHWM(t, r.pid)
 	t.Logf("peak RSS %d MB (budget %d MB)", hwm>>20, budget>>20)
-	if hwm >= budget || rep.PeakRSSBytes >= budget {
+	if hwm >= budget || r.rep.PeakRSSBytes >= budget {
 		t.Errorf("peak RSS %d MB, over the %d MB budget", hwm>>20, budget>>20)
 	}
 
@@ -113,9 +78,80 @@ func TestAttack(t *testing.T) {
 		t.Errorf("good drain: %d batches, %d not accepted, %d over 1 s, slowest %.0f ms", g.Batches, g.Failed, g.Over1s, g.MaxLatencyMs)
 	}
 
-	// Each finding's answer.
+	r.checkFindings(t)
+	r.checkCounts(t)
+	r.checkRollups(t)
+	r.checkLogs(t)
+	if _, err := r.s.stop(t); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
+
+// attackRun is TestAttack's shared state: the web under attack, its three
+// drains (id and secret each), the attack program and its report.
+type attackRun struct {
+	s                *server
+	pid              int
+	attackBin        string
+	bad, good, fresh [2]string
+	rep              attackReport
+}
+
+// attackStartWeb builds drainattack, adds the attacker's, the good and the
+// fresh drain to a new database and starts a web on the memory budget.
+func attackStartWeb(t *testing.T, budget int) *attackRun {
+	t.Helper()
+	r := &attackRun{}
+	dsn := pgtest.NewDatabase(t, false)
+	r.attackBin = filepath.Join(t.TempDir(), "drainattack")
+	if out, err := exec.Command("go", "build", "-o", r.attackBin, "../drainattack").CombinedOutput(); err != nil {
+		t.Fatalf("building drainattack: %v\n%s", err, out)
+	}
+	env := []string{"DATABASE_URL=" + dsn, "DRAINMETER_KEY=" + postgres.NewKey(), "DRAINMETER_URL=http://127.0.0.1"}
+	mustCLI(t, env, "migrate")
+	r.bad[0], r.bad[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "attacker"))
+	r.good[0], r.good[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "good"))
+	// fresh is not used before the unknown-ids phase
+	r.fresh[0], r.fresh[1] = drainCreds(t, mustCLI(t, env, "drains", "add", "--name", "fresh"))
+	r.s = startProcess(t, append(env, "MEMORY_BUDGET="+strconv.Itoa(budget), "GRACE=10s", "PARTIAL_FLUSH_INTERVAL=1s",
+		"ADMIN_PASSWORD=attack-admin-password")...)
+	r.pid = r.s.cmd.Process.Pid
+	return r
+}
+
+// drainURL is the web's /logs with drain d's credentials in it.
+func (r *attackRun) drainURL(d [2]string) string {
+	return strings.Replace(r.s.url, "http://", "http://"+d[0]+":"+d[1]+"@", 1) + "/logs"
+}
+
+// send runs drainattack against the web (ctx bounds it) and reads its report.
+func (r *attackRun) send(t *testing.T, ctx context.Context) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, r.attackBin, "--url", r.drainURL(r.bad), "--good", r.drainURL(r.good), "--fresh", r.drainURL(r.fresh),
+		"--pid", strconv.Itoa(r.pid), "--reset-peak=false", "--json", "--pause", "300ms")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("drainattack: %v\n%s", err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r.rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	t.Logf("attack took %s", time.Since(start).Round(time.Second))
+	for _, p := range r.rep.Phases {
+		t.Logf("%-15s %6d requests %5.1fs peak %4d MB %v %s", p.Name, p.Requests, p.Seconds, p.PeakRSSBytes>>20, p.Statuses, p.Note)
+	}
+	g := r.rep.Good
+	t.Logf("good drain: %d batches, %d frames, slowest %.0f ms, %d retries, statuses %v; slowest by phase %v",
+		g.Batches, g.Frames, g.MaxLatencyMs, g.Retries, g.Statuses, g.SlowestMsByPhase)
+}
+
+// checkFindings checks each finding's answer, as the README's Limits promise.
+func (r *attackRun) checkFindings(t *testing.T) {
+	t.Helper()
 	phase := map[string]map[string]int{}
-	for _, p := range rep.Phases {
+	for _, p := range r.rep.Phases {
 		phase[p.Name] = p.Statuses
 		if p.Timing != nil {
 			// Issue 19: a wrong secret takes as long on a known id as on
@@ -163,26 +199,35 @@ func TestAttack(t *testing.T) {
 			t.Errorf("%s: %v, want %s", c.phase, st, c.want)
 		}
 	}
+}
 
-	// Counts: the good drain's exact, the attacker's refusals counted.
-	drainStatus := func(d [2]string) status.Report {
-		st, body := get(t, s.url+"/drains/"+d[0]+".json", d[0], d[1])
-		var snap status.Snapshot
-		if st != 200 || json.Unmarshal([]byte(body), &snap) != nil || len(snap.Drains) != 1 {
-			t.Fatalf("/drains/%s.json: %d %s", d[0], st, body)
-		}
-		return snap.Drains[0]
+// drainStatus is drain d's own status page (/drains/<id>.json).
+func (r *attackRun) drainStatus(t *testing.T, d [2]string) status.Report {
+	t.Helper()
+	st, body := get(t, r.s.url+"/drains/"+d[0]+".json", d[0], d[1])
+	var snap status.Snapshot
+	if st != 200 || json.Unmarshal([]byte(body), &snap) != nil || len(snap.Drains) != 1 {
+		t.Fatalf("/drains/%s.json: %d %s", d[0], st, body)
 	}
+	return snap.Drains[0]
+}
+
+// checkCounts checks the counts: the good drain's exact, the attacker's
+// refusals counted on its page, made-up ids and closed connections on the
+// status page.
+func (r *attackRun) checkCounts(t *testing.T) {
+	t.Helper()
+	g := r.rep.Good
 	var gd status.Report
 	eventually(t, 20*time.Second, "the good drain's counters written", func() bool {
-		gd = drainStatus(good)
+		gd = r.drainStatus(t, r.good)
 		return gd.Frames >= uint64(g.Frames)
 	})
 	if gd.Frames != uint64(g.Frames) || gd.FramesRejected != 0 || len(gd.Rejected) != 0 || gd.Refused["unauthorized"] != 0 ||
 		gd.Overflow != 0 || gd.Late != 0 || gd.Future != 0 {
 		t.Errorf("good drain counted %+v; it sent %d frames", gd, g.Frames)
 	}
-	bd := drainStatus(bad)
+	bd := r.drainStatus(t, r.bad)
 	t.Logf("attacker: frames %d, rejected %v, frames_rejected %d, overflow %d, future %d", bd.Frames, bd.Rejected, bd.FramesRejected, bd.Overflow, bd.Future)
 	if bd.Rejected["long_name"] != 640 || bd.Overflow == 0 || bd.FramesRejected > 1000 {
 		t.Errorf("attacker: long names rejected %d (want 640), overflow %d, frames_rejected %d", bd.Rejected["long_name"], bd.Overflow, bd.FramesRejected)
@@ -194,7 +239,7 @@ func TestAttack(t *testing.T) {
 	}
 	// Made-up ids on the status page, as the unknown drain; the
 	// connections closed and refused for the slow flood.
-	st, body := get(t, s.url+"/status.json", "admin", "attack-admin-password")
+	st, body := get(t, r.s.url+"/status.json", "admin", "attack-admin-password")
 	var snap status.Snapshot
 	if st != 200 || json.Unmarshal([]byte(body), &snap) != nil {
 		t.Fatalf("/status.json: %d %s", st, body)
@@ -203,34 +248,42 @@ func TestAttack(t *testing.T) {
 	if snap.Unknown == nil || snap.Unknown.Refused["unauthorized"] == 0 || snap.Connections == nil || snap.Connections.UntrustedClosed == 0 {
 		t.Errorf("status page: unknown drain %+v, connections %+v", snap.Unknown, snap.Connections)
 	}
+}
 
-	// The good drain's rollups, once its last minute is closed (GRACE) and
-	// posted by its log outlet: exactly what it sent, minute by minute.
+// checkRollups checks the good drain's rollups, once its last minute is
+// closed (GRACE) and posted by its log outlet: exactly what it sent,
+// minute by minute.
+func (r *attackRun) checkRollups(t *testing.T) {
+	t.Helper()
 	posted := func(minute string) (string, bool) {
 		unix, _ := strconv.ParseInt(minute, 10, 64)
 		at := time.Unix(unix, 0).UTC().Format(time.RFC3339)
-		re := regexp.MustCompile(`at=rollup drain=` + good[0] + ` minute=` + at + ` kind=count name=attack.good source=web.1 value=(\d+)\n`)
-		if m := re.FindStringSubmatch(s.out.String()); m != nil {
+		re := regexp.MustCompile(`at=rollup drain=` + r.good[0] + ` minute=` + at + ` kind=count name=attack.good source=web.1 value=(\d+)\n`)
+		if m := re.FindStringSubmatch(r.s.out.String()); m != nil {
 			return m[1], true
 		}
 		return "", false
 	}
 	eventually(t, 90*time.Second, "the good drain's minutes posted", func() bool {
-		for minute := range g.FramesByMinute {
+		for minute := range r.rep.Good.FramesByMinute {
 			if _, ok := posted(minute); !ok {
 				return false
 			}
 		}
 		return true
 	})
-	for minute, frames := range g.FramesByMinute {
+	for minute, frames := range r.rep.Good.FramesByMinute {
 		if v, _ := posted(minute); v != strconv.Itoa(frames) {
 			t.Errorf("minute %s: attack.good = %s, sent %d", minute, v, frames)
 		}
 	}
-	out := s.out.String()
+}
 
-	// Logs: refusals sampled, no user name in full, no huge line.
+// checkLogs checks the web's logs: refusals sampled, no user name in full,
+// no huge line.
+func (r *attackRun) checkLogs(t *testing.T) {
+	t.Helper()
+	out := r.s.out.String()
 	refused := strings.Count(out, `msg="drain refused"`)
 	maxLine := 0
 	for _, l := range strings.Split(out, "\n") {
@@ -239,9 +292,6 @@ func TestAttack(t *testing.T) {
 	t.Logf("output: %d KB, %d refusal lines, longest line %d bytes", len(out)>>10, refused, maxLine)
 	if refused > 400 || maxLine > 4096 || strings.Contains(out, strings.Repeat("A", 100)) {
 		t.Errorf("logs: %d refusal lines, longest line %d bytes", refused, maxLine)
-	}
-	if _, err := s.stop(t); err != nil {
-		t.Errorf("exit: %v", err)
 	}
 }
 
