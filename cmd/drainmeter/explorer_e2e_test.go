@@ -32,13 +32,43 @@ func TestExplorerEndToEnd(t *testing.T) {
 		{"--name", "shop", "--librato-user", "me@example.com", "--librato-token", "tok"},
 		{"--name", "blog", "--librato-user", "me@example.com", "--librato-token", "tok"},
 	}, "ADMIN_PASSWORD="+admin)
-	w1 := c.start(1)
-	w2 := c.start(2)
-	shop, blog := c.drains[0], c.drains[1]
+	r := &explorerRun{c: c, admin: admin}
+	r.w1 = c.start(1)
+	r.w2 = c.start(2)
+	r.shop, r.blog = c.drains[0], c.drains[1]
 
+	r.sendLoad(t)
+	r.checkJSON(t)
+	r.checkBrowser(t, b)
+	r.checkOwners(t)
+}
+
+// explorerRun is TestExplorerEndToEnd's shared state: the two webs, the
+// drains shop and blog (id and secret each), and what the explorer must
+// show.
+type explorerRun struct {
+	c          *cluster
+	admin      string
+	w1, w2     *server
+	shop, blog [2]string
+	wants      map[string]map[int64]*explorerWant
+}
+
+// explorerWant is what the explorer must show for a name in a minute.
+type explorerWant struct {
+	kind   string
+	value  float64
+	values []float64
+}
+
+// sendLoad sends a refused pair and a load through both webs, waits until
+// it is delivered and works out what the explorer must show.
+func (r *explorerRun) sendLoad(t *testing.T) {
+	t.Helper()
+	c := r.c
 	// A refused pair, in a line with personal data after it.
 	msg := fmt.Sprintf("<190>1 %s host app web.1 - measure#checkout.latency=abc user=jane@example.com", time.Now().UTC().Format(time.RFC3339))
-	if st, err := c.postTo(w2, shop, "REFUSED000000000000000000000000", []byte(fmt.Sprintf("%d %s", len(msg), msg))); err != nil || st != 200 {
+	if st, err := c.postTo(r.w2, r.shop, "REFUSED000000000000000000000000", []byte(fmt.Sprintf("%d %s", len(msg), msg))); err != nil || st != 200 {
 		t.Fatalf("batch with a refused pair: %d %v", st, err)
 	}
 	totals := c.load(22, 70*time.Second, 10, 40, 0.05, nil)
@@ -46,20 +76,15 @@ func TestExplorerEndToEnd(t *testing.T) {
 
 	// What the explorer must show: per name and minute, over the dynos
 	// (and sources without a process type), each measurement once.
-	type want struct {
-		kind   string
-		value  float64
-		values []float64
-	}
-	wants := map[string]map[int64]*want{}
-	add := func(name string, minute int64) *want {
-		if wants[name] == nil {
-			wants[name] = map[int64]*want{}
+	r.wants = map[string]map[int64]*explorerWant{}
+	add := func(name string, minute int64) *explorerWant {
+		if r.wants[name] == nil {
+			r.wants[name] = map[int64]*explorerWant{}
 		}
-		if wants[name][minute] == nil {
-			wants[name][minute] = &want{}
+		if r.wants[name][minute] == nil {
+			r.wants[name][minute] = &explorerWant{}
 		}
-		return wants[name][minute]
+		return r.wants[name][minute]
 	}
 	rollupSource := func(s string) bool { return s != "" && !strings.Contains(s, ".") }
 	for k, v := range totals.Counts {
@@ -74,29 +99,36 @@ func TestExplorerEndToEnd(t *testing.T) {
 			w.kind, w.values = "measure", append(w.values, vs...)
 		}
 	}
-	if len(wants) < 5 {
-		t.Fatalf("the load sent only %d count and measure names", len(wants))
+	if len(r.wants) < 5 {
+		t.Fatalf("the load sent only %d count and measure names", len(r.wants))
 	}
+}
 
-	explore := func(s *server, user, pass string) status.Explore {
-		t.Helper()
-		st, body := get(t, s.url+"/drains/"+shop[0]+"/metrics.json", user, pass)
-		if st != 200 {
-			t.Fatalf("%s metrics.json: %d %s", s.url, st, body)
-		}
-		var x status.Explore
-		if err := json.Unmarshal([]byte(body), &x); err != nil {
-			t.Fatal(err)
-		}
-		return x
+// explore is shop's metrics.json on web s, as user.
+func (r *explorerRun) explore(t *testing.T, s *server, user, pass string) status.Explore {
+	t.Helper()
+	st, body := get(t, s.url+"/drains/"+r.shop[0]+"/metrics.json", user, pass)
+	if st != 200 {
+		t.Fatalf("%s metrics.json: %d %s", s.url, st, body)
 	}
-	near := func(got, want float64) bool { return math.Abs(got-want) <= 0.01*math.Abs(want) }
+	var x status.Explore
+	if err := json.Unmarshal([]byte(body), &x); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// checkJSON checks shop's metrics.json on either dyno, once the refused
+// pair is in Postgres: every name and minute the load sent, the refused
+// pair without the rest of its line.
+func (r *explorerRun) checkJSON(t *testing.T) {
+	t.Helper()
 	eventually(t, 30*time.Second, "the refused pair written to Postgres", func() bool {
-		return len(explore(w1, "admin", admin).Refused) > 0
+		return len(r.explore(t, r.w1, "admin", r.admin).Refused) > 0
 	})
-	for _, w := range []*server{w1, w2} {
-		x := explore(w, shop[0], shop[1])
-		if x.Store != "postgres" || x.Drain != shop[0] {
+	for _, w := range []*server{r.w1, r.w2} {
+		x := r.explore(t, w, r.shop[0], r.shop[1])
+		if x.Store != "postgres" || x.Drain != r.shop[0] {
 			t.Errorf("%s: store %q, drain %q", w.url, x.Store, x.Drain)
 		}
 		byName := map[string]status.NameView{}
@@ -104,55 +136,19 @@ func TestExplorerEndToEnd(t *testing.T) {
 			byName[n.Name] = n
 		}
 		checked := 0
-		for name, minutes := range wants {
+		for name, minutes := range r.wants {
 			n, ok := byName[name]
 			if !ok {
 				t.Errorf("%s: %s is not listed", w.url, name)
 				continue
 			}
-			for _, sp := range n.History {
-				wt := minutes[sp.Minute]
-				if wt == nil {
-					if sp.Count != 0 {
-						t.Errorf("%s: %s at %d: %d measurements, the load sent none", w.url, name, sp.Minute, sp.Count)
-					}
-					continue
-				}
-				checked++
-				if n.Kind != wt.kind {
-					t.Errorf("%s: %s is a %s, want %s", w.url, name, n.Kind, wt.kind)
-				}
-				switch wt.kind {
-				case "count":
-					if sp.Value != wt.value {
-						t.Errorf("%s: %s at %d = %g, want %g", w.url, name, sp.Minute, sp.Value, wt.value)
-					}
-				case "measure":
-					if sp.Count != int64(len(wt.values)) {
-						t.Errorf("%s: %s at %d counted %d, want %d", w.url, name, sp.Minute, sp.Count, len(wt.values))
-					}
-					for _, q := range []struct {
-						q   float64
-						got float64
-					}{{.50, sp.P50}, {.95, sp.P95}, {.99, sp.P99}} {
-						if e := nearestRank(wt.values, q.q); !near(q.got, e) {
-							t.Errorf("%s: %s at %d p%g = %g, exact %g", w.url, name, sp.Minute, q.q*100, q.got, e)
-						}
-					}
-				}
-			}
-			for m := range minutes {
-				if x.LastMinute != nil && m <= x.LastMinute.Unix() && m > x.LastMinute.Unix()-3600 &&
-					!slices.ContainsFunc(n.History, func(s status.Spark) bool { return s.Minute == m && s.Count > 0 }) {
-					t.Errorf("%s: %s has nothing at %d", w.url, name, m)
-				}
-			}
+			checked += explorerCheckName(t, w, x, n, minutes)
 		}
-		if checked < len(wants) {
-			t.Errorf("%s: %d name-minutes checked for %d names", w.url, checked, len(wants))
+		if checked < len(r.wants) {
+			t.Errorf("%s: %d name-minutes checked for %d names", w.url, checked, len(r.wants))
 		}
-		if !slices.ContainsFunc(x.Refused, func(r status.Refused) bool {
-			return r.Token == "measure#checkout.latency=abc" && r.Reason == "bad_value"
+		if !slices.ContainsFunc(x.Refused, func(rf status.Refused) bool {
+			return rf.Token == "measure#checkout.latency=abc" && rf.Reason == "bad_value"
 		}) {
 			t.Errorf("%s: refused %+v", w.url, x.Refused)
 		}
@@ -160,14 +156,65 @@ func TestExplorerEndToEnd(t *testing.T) {
 			t.Errorf("%s: the explorer keeps the rest of a refused line", w.url)
 		}
 	}
+}
 
-	// In a browser, on either dyno: the list, a metric's chart, the
-	// refused pair and its reason.
-	if st := b.Open(w1.url+"/drains/"+shop[0]+"/metrics", shop[0], shop[1]); st != 200 {
+// explorerCheckName checks one name n of web w's explorer x against the
+// minutes the load sent: its kind, counts exact, percentiles within 1 % of
+// the exact nearest-rank value, no minute missing. It returns how many
+// name-minutes it checked.
+func explorerCheckName(t *testing.T, w *server, x status.Explore, n status.NameView, minutes map[int64]*explorerWant) (checked int) {
+	t.Helper()
+	name := n.Name
+	near := func(got, want float64) bool { return math.Abs(got-want) <= 0.01*math.Abs(want) }
+	for _, sp := range n.History {
+		wt := minutes[sp.Minute]
+		if wt == nil {
+			if sp.Count != 0 {
+				t.Errorf("%s: %s at %d: %d measurements, the load sent none", w.url, name, sp.Minute, sp.Count)
+			}
+			continue
+		}
+		checked++
+		if n.Kind != wt.kind {
+			t.Errorf("%s: %s is a %s, want %s", w.url, name, n.Kind, wt.kind)
+		}
+		switch wt.kind {
+		case "count":
+			if sp.Value != wt.value {
+				t.Errorf("%s: %s at %d = %g, want %g", w.url, name, sp.Minute, sp.Value, wt.value)
+			}
+		case "measure":
+			if sp.Count != int64(len(wt.values)) {
+				t.Errorf("%s: %s at %d counted %d, want %d", w.url, name, sp.Minute, sp.Count, len(wt.values))
+			}
+			for _, q := range []struct {
+				q   float64
+				got float64
+			}{{.50, sp.P50}, {.95, sp.P95}, {.99, sp.P99}} {
+				if e := nearestRank(wt.values, q.q); !near(q.got, e) {
+					t.Errorf("%s: %s at %d p%g = %g, exact %g", w.url, name, sp.Minute, q.q*100, q.got, e)
+				}
+			}
+		}
+	}
+	for m := range minutes {
+		if x.LastMinute != nil && m <= x.LastMinute.Unix() && m > x.LastMinute.Unix()-3600 &&
+			!slices.ContainsFunc(n.History, func(s status.Spark) bool { return s.Minute == m && s.Count > 0 }) {
+			t.Errorf("%s: %s has nothing at %d", w.url, name, m)
+		}
+	}
+	return checked
+}
+
+// checkBrowser checks, in a browser, on either dyno: the list, a metric's
+// chart, the refused pair and its reason.
+func (r *explorerRun) checkBrowser(t *testing.T, b *browsertest.Browser) {
+	t.Helper()
+	if st := b.Open(r.w1.url+"/drains/"+r.shop[0]+"/metrics", r.shop[0], r.shop[1]); st != 200 {
 		t.Fatalf("the explorer: %d", st)
 	}
 	listed := b.Attrs("#names tbody tr", "data-name")
-	for name := range wants {
+	for name := range r.wants {
 		if !slices.Contains(listed, name) {
 			t.Errorf("the page does not list %s", name)
 		}
@@ -177,14 +224,14 @@ func TestExplorerEndToEnd(t *testing.T) {
 	}
 	b.Screenshots("e2e-explorer")
 	var measure string
-	for name, minutes := range wants {
+	for name, minutes := range r.wants {
 		for _, w := range minutes {
 			if w.kind == "measure" && (measure == "" || name < measure) {
 				measure = name
 			}
 		}
 	}
-	if st := b.Open(w2.url+"/drains/"+shop[0]+"/metrics?name="+url.QueryEscape(measure), "admin", admin); st != 200 {
+	if st := b.Open(r.w2.url+"/drains/"+r.shop[0]+"/metrics?name="+url.QueryEscape(measure), "admin", r.admin); st != 200 {
 		t.Fatalf("the metric page of %s: %d", measure, st)
 	}
 	if n := b.Count(`#metric-chart path.line`); n != 3 {
@@ -197,15 +244,19 @@ func TestExplorerEndToEnd(t *testing.T) {
 		t.Errorf("%s: the chart by process type has lines %v", measure, got)
 	}
 	b.Screenshots("e2e-metric")
+}
 
-	// An owner sees only their drain.
-	if st, _ := get(t, w1.url+"/drains/"+blog[0]+"/metrics.json", shop[0], shop[1]); st != http.StatusUnauthorized {
+// checkOwners checks that an owner sees only their drain.
+func (r *explorerRun) checkOwners(t *testing.T) {
+	t.Helper()
+	shop, blog := r.shop, r.blog
+	if st, _ := get(t, r.w1.url+"/drains/"+blog[0]+"/metrics.json", shop[0], shop[1]); st != http.StatusUnauthorized {
 		t.Errorf("shop's owner on blog's explorer: %d", st)
 	}
-	if st, _ := get(t, w2.url+"/drains/"+blog[0]+"/metrics", shop[0], shop[1]); st != http.StatusUnauthorized {
+	if st, _ := get(t, r.w2.url+"/drains/"+blog[0]+"/metrics", shop[0], shop[1]); st != http.StatusUnauthorized {
 		t.Errorf("shop's owner on blog's explorer page: %d", st)
 	}
-	st, body := get(t, w2.url+"/drains/"+blog[0]+"/metrics.json", blog[0], blog[1])
+	st, body := get(t, r.w2.url+"/drains/"+blog[0]+"/metrics.json", blog[0], blog[1])
 	if st != 200 || strings.Contains(body, "checkout.latency") || strings.Contains(body, shop[0]) {
 		t.Errorf("blog's owner: %d, or shop's data shows", st)
 	}
