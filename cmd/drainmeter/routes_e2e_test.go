@@ -47,53 +47,114 @@ import (
 //     stays bounded.
 func TestRoutesEndToEnd(t *testing.T) {
 	t.Parallel()
-	cum, delta := fakeotlp.New(""), fakeotlp.New("")
-	cumSrv, deltaSrv := httptest.NewServer(cum), httptest.NewServer(delta)
-	t.Cleanup(cumSrv.Close)
-	t.Cleanup(deltaSrv.Close)
-	dsn := pgtest.NewDatabase(t, false)
-	const admin = "admin-password-routes"
-	c := newClusterWith(t, dsn, [][]string{
-		{"--name", "shop", "--otlp-endpoint", cumSrv.URL + "/v1/metrics", "--librato-user", "me@example.com", "--librato-token", "tok",
-			"--routes", strings.Join(loadgen.APIRoutes, ","), "--route-metrics", loadgen.APIRouteMetrics},
-		{"--name", "scan", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta", "--route-metrics", "auto"},
-	}, "ADMIN_PASSWORD="+admin)
-	shop, scan := c.drains[0], c.drains[1]
-	c.process = true // each web's resident memory (vmRSS)
-	w1 := c.start(1)
-	w2 := c.start(2)
+	r := routesStartWebs(t)
+	c := r.c
 
 	// The path scan, in the background: 100 000 router lines stamped within
 	// the next minute (accepted: at most 5 minutes ahead), sent at once.
-	scanMinute := time.Now().Truncate(time.Minute).Add(time.Minute)
-	const scanLines, perBatch = 100_000, 250
-	rss := map[string][2]int{}
+	r.scanMinute = time.Now().Truncate(time.Minute).Add(time.Minute)
 	var scanWG sync.WaitGroup
 	scanWG.Add(1)
 	go func() {
 		defer scanWG.Done()
-		for _, w := range []*server{w1, w2} {
-			rss[w.url] = [2]int{vmRSS(t, w), 0}
-		}
-		gen := loadgen.New(41, 4)
-		gen.SetPaths(loadgen.PathScan)
-		rng := rand.New(rand.NewPCG(41, 1))
-		for i := range scanLines / perBatch {
-			body := bytes.Clone(gen.Batch(perBatch, scanMinute.Add(time.Duration(i)*125*time.Millisecond)))
-			c.sendTo(rng, scan, fmt.Sprintf("SCAN%028X", i), body)
-		}
-		for _, w := range []*server{w1, w2} {
-			r := rss[w.url]
-			r[1] = vmRSS(t, w)
-			rss[w.url] = r
-		}
+		r.sendScan(t)
 	}()
+	api, gen := r.sendAPILoad(t)
+	scanWG.Wait()
+	totals := gen.Totals()
+	r.waitPosted(t, totals)
 
-	// The API's load on shop, with Platform API lines and a log-shuttle batch.
-	gen := loadgen.New(42, 4)
+	t.Run("per-route series, OTLP", func(t *testing.T) { checkRoutesOTLP(t, r.cum, totals) })
+	t.Run("per-route series, Librato", func(t *testing.T) { checkRoutesLibrato(t, c.fake, totals) })
+	t.Run("deploy markers", func(t *testing.T) { r.checkDeployMarkers(t, api) })
+	t.Run("path scan", func(t *testing.T) { r.checkPathScan(t) })
+
+	c.stopAll()
+	t.Run("drain summary", func(t *testing.T) {
+		// Each web's summary lines (changes, the last at shutdown) add up
+		// to its part of the overflow.
+		var sum uint64
+		for _, out := range c.allOutput() {
+			sum += summaryTotals(out, r.scan[0])["overflow"]
+		}
+		if sum != r.scanOverflow {
+			t.Errorf("the webs' drain summaries add up to overflow=%d, want %d", sum, r.scanOverflow)
+		}
+	})
+}
+
+// routesScanLines and routesScanPerBatch are TestRoutesEndToEnd's path
+// scan: that many router lines on distinct paths, in batches of so many.
+const routesScanLines, routesScanPerBatch = 100_000, 250
+
+// routesAdmin is TestRoutesEndToEnd's ADMIN_PASSWORD.
+const routesAdmin = "admin-password-routes"
+
+// routesRun is TestRoutesEndToEnd's shared state: the fake OTLP receivers
+// (shop's cumulative, scan's delta), the two webs on one Postgres, the
+// drains, the path scan's minute, the webs' RSS around it and the
+// overflow it makes (set by the subtest "path scan").
+type routesRun struct {
+	cum, delta   *fakeotlp.Server
+	dsn          string
+	c            *cluster
+	shop, scan   [2]string
+	w1, w2       *server
+	scanMinute   time.Time
+	rss          map[string][2]int // KiB, before and after the scan, by web
+	scanOverflow uint64
+}
+
+// routesStartWebs starts the fake OTLP receivers and two web processes on
+// one Postgres with the drains shop (API routes) and scan (auto).
+func routesStartWebs(t *testing.T) *routesRun {
+	t.Helper()
+	r := &routesRun{cum: fakeotlp.New(""), delta: fakeotlp.New(""), rss: map[string][2]int{}}
+	cumSrv, deltaSrv := httptest.NewServer(r.cum), httptest.NewServer(r.delta)
+	t.Cleanup(cumSrv.Close)
+	t.Cleanup(deltaSrv.Close)
+	r.dsn = pgtest.NewDatabase(t, false)
+	r.c = newClusterWith(t, r.dsn, [][]string{
+		{"--name", "shop", "--otlp-endpoint", cumSrv.URL + "/v1/metrics", "--librato-user", "me@example.com", "--librato-token", "tok",
+			"--routes", strings.Join(loadgen.APIRoutes, ","), "--route-metrics", loadgen.APIRouteMetrics},
+		{"--name", "scan", "--otlp-endpoint", deltaSrv.URL + "/v1/metrics", "--otlp-temporality", "delta", "--route-metrics", "auto"},
+	}, "ADMIN_PASSWORD="+routesAdmin)
+	r.shop, r.scan = r.c.drains[0], r.c.drains[1]
+	r.c.process = true // each web's resident memory (vmRSS)
+	r.w1 = r.c.start(1)
+	r.w2 = r.c.start(2)
+	return r
+}
+
+// sendScan sends scan's 100 000 router lines, noting each web's RSS before
+// and after. It runs in its own goroutine: it must not call t.Fatal.
+func (r *routesRun) sendScan(t *testing.T) {
+	t.Helper()
+	for _, w := range []*server{r.w1, r.w2} {
+		r.rss[w.url] = [2]int{vmRSS(t, w), 0}
+	}
+	gen := loadgen.New(41, 4)
+	gen.SetPaths(loadgen.PathScan)
+	rng := rand.New(rand.NewPCG(41, 1))
+	for i := range routesScanLines / routesScanPerBatch {
+		body := bytes.Clone(gen.Batch(routesScanPerBatch, r.scanMinute.Add(time.Duration(i)*125*time.Millisecond)))
+		r.c.sendTo(rng, r.scan, fmt.Sprintf("SCAN%028X", i), body)
+	}
+	for _, w := range []*server{r.w1, r.w2} {
+		x := r.rss[w.url]
+		x[1] = vmRSS(t, w)
+		r.rss[w.url] = x
+	}
+}
+
+// sendAPILoad sends the API's load on shop for 75 s, with Platform API
+// lines and a log-shuttle batch; it returns the Platform API lines' times
+// and what they announce, and the load's generator.
+func (r *routesRun) sendAPILoad(t *testing.T) (api []string, gen *loadgen.Generator) {
+	t.Helper()
+	gen = loadgen.New(42, 4)
 	gen.SetPaths(loadgen.PathAPI)
 	rng := rand.New(rand.NewPCG(42, 1))
-	var api []string // the lines' times and what they announce
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	for i := 0; time.Since(start) < 75*time.Second; i++ {
@@ -107,106 +168,103 @@ func TestRoutesEndToEnd(t *testing.T) {
 			api = append(api, fmt.Sprintf("%d %s", now.Unix(), strings.SplitN(msg, " by user", 2)[0]))
 		case 200:
 			for range 2 { // log-shuttle retries with the same X-Request-Id
-				if st := postShuttle(t, w1, shop, body, map[string]string{"X-Request-Id": "5d2f6f0e-3b1c-4c55-9d7a-0c6d1a1e2f3a",
+				if st := postShuttle(t, r.w1, r.shop, body, map[string]string{"X-Request-Id": "5d2f6f0e-3b1c-4c55-9d7a-0c6d1a1e2f3a",
 					"Logshuttle-Drops": "5", "Logshuttle-Lost": "2"}); st != 200 {
 					t.Errorf("log-shuttle batch: %d", st)
 				}
 			}
 			continue
 		}
-		c.sendTo(rng, shop, fmt.Sprintf("SHOP%028X", i), body)
+		r.c.sendTo(rng, r.shop, fmt.Sprintf("SHOP%028X", i), body)
 	}
 	tick.Stop()
-	scanWG.Wait()
-	totals := gen.Totals()
+	return api, gen
+}
 
+// waitPosted waits until both drains' lanes have posted their last minute.
+func (r *routesRun) waitPosted(t *testing.T, totals *loadgen.Totals) {
+	t.Helper()
 	var last int64
 	for k := range totals.RouteCounts {
 		last = max(last, k.Minute)
 	}
 	eventually(t, 3*time.Minute, "both drains' lanes posted their last minute", func() bool {
-		o, _, _ := laneRow(t, dsn, "shop", "otlp")
-		l, _, _ := laneRow(t, dsn, "shop", "librato")
-		s, _, _ := laneRow(t, dsn, "scan", "otlp")
-		return o >= last && l >= last && s >= scanMinute.Unix()
+		o, _, _ := laneRow(t, r.dsn, "shop", "otlp")
+		l, _, _ := laneRow(t, r.dsn, "shop", "librato")
+		s, _, _ := laneRow(t, r.dsn, "scan", "otlp")
+		return o >= last && l >= last && s >= r.scanMinute.Unix()
 	})
+}
 
-	t.Run("per-route series, OTLP", func(t *testing.T) { checkRoutesOTLP(t, cum, totals) })
-	t.Run("per-route series, Librato", func(t *testing.T) { checkRoutesLibrato(t, c.fake, totals) })
-	t.Run("deploy markers", func(t *testing.T) {
-		var got []string
-		for _, a := range c.fake.Annotations() {
-			if a.Stream != "heroku.deploys" || a.User != "me@example.com" || strings.Contains(a.Title, "@") {
-				t.Errorf("annotation %+v", a)
-			}
-			got = append(got, fmt.Sprintf("%d %s", a.StartTime, a.Title))
+// checkDeployMarkers checks an annotation per release and rollback at the
+// fake Librato (api, in order), without the user, and their series.
+func (r *routesRun) checkDeployMarkers(t *testing.T, api []string) {
+	t.Helper()
+	var got []string
+	for _, a := range r.c.fake.Annotations() {
+		if a.Stream != "heroku.deploys" || a.User != "me@example.com" || strings.Contains(a.Title, "@") {
+			t.Errorf("annotation %+v", a)
 		}
-		if !slices.Equal(got, api) {
-			t.Errorf("annotations %q, want %q", got, api)
+		got = append(got, fmt.Sprintf("%d %s", a.StartTime, a.Title))
+	}
+	if !slices.Equal(got, api) {
+		t.Errorf("annotations %q, want %q", got, api)
+	}
+	var version, rollbacks float64
+	for _, m := range r.c.fake.Measurements() {
+		switch m.Name {
+		case "heroku.release.version":
+			version = *m.Value
+		case "heroku.rollbacks":
+			rollbacks += *m.Value
 		}
-		var version, rollbacks float64
-		for _, m := range c.fake.Measurements() {
-			switch m.Name {
-			case "heroku.release.version":
-				version = *m.Value
-			case "heroku.rollbacks":
-				rollbacks += *m.Value
-			}
-		}
-		if version != 74 || rollbacks != 1 {
-			t.Errorf("heroku.release.version %v, heroku.rollbacks %v", version, rollbacks)
-		}
-	})
-	var scanOverflow uint64
-	t.Run("path scan", func(t *testing.T) {
-		requests, routes := 0.0, 0
-		var other float64
-		for _, p := range delta.Points() {
-			if p.Metric != "router.requests" || p.Attrs["route"] == "" || p.Time != uint64(scanMinute.Unix()+60)*1e9 {
-				continue // the route series only (not the dynos' and web's)
-			}
-			requests += p.Value
-			routes++
-			if p.Attrs["route"] == parse.RouteOther {
-				other = p.Value
-			}
-		}
-		admitted := routes - 1 // all but other; each admitted path was requested once
-		t.Logf("%d lines on distinct paths: %d route series of router.requests (%d admitted, other %v)", scanLines, routes, admitted, other)
-		if requests != scanLines || admitted > 2*200 || admitted < 200 || other != float64(scanLines-admitted) {
-			t.Errorf("requests %v in %d routes (other %v), want %d in at most 401", requests, routes, other, scanLines)
-		}
-		want := uint64(3 * (scanLines - admitted)) // router.service, .requests, .status.Nxx of each request past the cap
-		scanOverflow = want
-		var snap status.Snapshot
-		eventually(t, 30*time.Second, "the overflow on /status.json", func() bool {
-			code, body := get(t, w2.url+"/status.json", "admin", admin)
-			snap = status.Snapshot{}
-			return code == 200 && json.Unmarshal([]byte(body), &snap) == nil && drainOf(&snap, scan[0]).Overflow == want
-		})
-		if d := drainOf(&snap, shop[0]); d.Overflow != 0 || d.LogplexDropped != 5 || d.LogplexLost != 2 || d.Duplicates != 1 {
-			t.Errorf("shop: overflow %d, logplex_dropped %d, logplex_lost %d, duplicates %d; want 0 5 2 1", d.Overflow, d.LogplexDropped, d.LogplexLost, d.Duplicates)
-		}
-		for url, r := range rss {
-			t.Logf("web %s: RSS %d KiB before the scan, %d KiB after", url, r[0], r[1])
-			if r[1]-r[0] > 32<<10 { // a series per raw path would take hundreds of MiB
-				t.Errorf("web %s: RSS grew by %d KiB during the scan", url, r[1]-r[0])
-			}
-		}
-	})
+	}
+	if version != 74 || rollbacks != 1 {
+		t.Errorf("heroku.release.version %v, heroku.rollbacks %v", version, rollbacks)
+	}
+}
 
-	c.stopAll()
-	t.Run("drain summary", func(t *testing.T) {
-		// Each web's summary lines (changes, the last at shutdown) add up
-		// to its part of the overflow.
-		var sum uint64
-		for _, out := range c.allOutput() {
-			sum += summaryTotals(out, scan[0])["overflow"]
+// checkPathScan checks the path scan: every request counted, the routes
+// within the cap, the overflow exact on /status.json, shop's log-shuttle
+// counts, the webs' RSS bounded. It sets r.scanOverflow, the overflow the
+// drain summaries must add up to.
+func (r *routesRun) checkPathScan(t *testing.T) {
+	t.Helper()
+	const scanLines = routesScanLines
+	requests, routes := 0.0, 0
+	var other float64
+	for _, p := range r.delta.Points() {
+		if p.Metric != "router.requests" || p.Attrs["route"] == "" || p.Time != uint64(r.scanMinute.Unix()+60)*1e9 {
+			continue // the route series only (not the dynos' and web's)
 		}
-		if sum != scanOverflow {
-			t.Errorf("the webs' drain summaries add up to overflow=%d, want %d", sum, scanOverflow)
+		requests += p.Value
+		routes++
+		if p.Attrs["route"] == parse.RouteOther {
+			other = p.Value
 		}
+	}
+	admitted := routes - 1 // all but other; each admitted path was requested once
+	t.Logf("%d lines on distinct paths: %d route series of router.requests (%d admitted, other %v)", scanLines, routes, admitted, other)
+	if requests != scanLines || admitted > 2*200 || admitted < 200 || other != float64(scanLines-admitted) {
+		t.Errorf("requests %v in %d routes (other %v), want %d in at most 401", requests, routes, other, scanLines)
+	}
+	want := uint64(3 * (scanLines - admitted)) // router.service, .requests, .status.Nxx of each request past the cap
+	r.scanOverflow = want
+	var snap status.Snapshot
+	eventually(t, 30*time.Second, "the overflow on /status.json", func() bool {
+		code, body := get(t, r.w2.url+"/status.json", "admin", routesAdmin)
+		snap = status.Snapshot{}
+		return code == 200 && json.Unmarshal([]byte(body), &snap) == nil && drainOf(&snap, r.scan[0]).Overflow == want
 	})
+	if d := drainOf(&snap, r.shop[0]); d.Overflow != 0 || d.LogplexDropped != 5 || d.LogplexLost != 2 || d.Duplicates != 1 {
+		t.Errorf("shop: overflow %d, logplex_dropped %d, logplex_lost %d, duplicates %d; want 0 5 2 1", d.Overflow, d.LogplexDropped, d.LogplexLost, d.Duplicates)
+	}
+	for url, x := range r.rss {
+		t.Logf("web %s: RSS %d KiB before the scan, %d KiB after", url, x[0], x[1])
+		if x[1]-x[0] > 32<<10 { // a series per raw path would take hundreds of MiB
+			t.Errorf("web %s: RSS grew by %d KiB during the scan", url, x[1]-x[0])
+		}
+	}
 }
 
 func drainOf(s *status.Snapshot, id string) status.Report {
