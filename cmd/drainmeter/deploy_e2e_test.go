@@ -67,10 +67,51 @@ func countRollups(out, drain, name, source string) float64 {
 func TestDeployAsTheREADMESays(t *testing.T) {
 	t.Parallel() // waits a minute and more for its minutes to be posted
 
+	drainSecret, webEnv, key := deployFirstBoots(t)
+	w, dsn := deployAttachPostgres(t, webEnv)
+	// heroku run -a my-drainmeter -- drainmeter drains add --name myapp
+	cliEnv := oneOffEnv([]string{key, dsn})
+	id, secret := deployDrainsAdd(t, cliEnv)
+
+	// Traffic: a batch every 50 ms, 5 lines each, through whichever drain
+	// URLs the app has.
+	tr := deployStartTraffic(w, id, secret)
+	time.Sleep(4 * time.Second)
+	secret2 := deployRotateSecret(t, cliEnv, tr, id, secret)
+	close(tr.stop)
+	<-tr.done
+
+	tr.refusedMu.Lock()
+	if len(tr.refused) > 0 {
+		t.Errorf("%d batches refused, e.g. %s", len(tr.refused), tr.refused[0])
+	}
+	tr.refusedMu.Unlock()
+	if got := w.do(t, post{user: id, pass: "not-the-secret", body: []byte(appLine(time.Now(), "web.1", "count#deploy.bad=1"))}).StatusCode; got != 401 {
+		t.Errorf("a wrong secret: status %d, want 401", got)
+	}
+
+	deployCheckRollups(t, w, id, float64(tr.sent.Load()))
+	if _, err := w.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, w.out)
+	}
+	for _, s := range []string{drainSecret, secret, secret2} {
+		if strings.Contains(w.out.String(), s) {
+			t.Error("a secret was logged")
+		}
+	}
+}
+
+// deployFirstBoots plays the config vars before the first push and the
+// first boots without a database: the first web dyno with DRAIN_SECRET
+// posts its rollups in the log; a restart with DRAINMETER_KEY exits
+// cleanly. It returns the drain secret, the web's environment and the
+// DRAINMETER_KEY=… variable.
+func deployFirstBoots(t *testing.T) (drainSecret string, webEnv []string, key string) {
+	t.Helper()
 	// heroku config:set DRAIN_SECRET=… (and no outlet: rollups in the log);
 	// git push heroku main: the first web dyno boots.
-	drainSecret := herokuSecret()[:48]
-	webEnv := []string{"DRAIN_SECRET=" + drainSecret, "DYNO=web.1"}
+	drainSecret = herokuSecret()[:48]
+	webEnv = []string{"DRAIN_SECRET=" + drainSecret, "DYNO=web.1"}
 	w := startProcess(t, webEnv...)
 	if !strings.Contains(w.out.String(), " store=memory outlets=log ") {
 		t.Errorf("the start-up line does not say where rollups go:\n%s", w.out)
@@ -87,16 +128,22 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 	}
 
 	// heroku config:set DRAINMETER_KEY=…: a restart, still no database.
-	key := "DRAINMETER_KEY=" + herokuSecret()
+	key = "DRAINMETER_KEY=" + herokuSecret()
 	webEnv = append(webEnv, key)
 	w = startProcess(t, webEnv...)
 	if _, err := w.stop(t); err != nil {
 		t.Fatalf("exit with DRAINMETER_KEY and no database: %v\n%s", err, w.out)
 	}
+	return drainSecret, webEnv, key
+}
 
-	// heroku addons:create heroku-postgresql: DATABASE_URL appears and the
-	// dynos restart, with no release phase: web migrates the database.
-	dsn := "DATABASE_URL=" + pgtest.NewDatabase(t, false)
+// deployAttachPostgres plays heroku addons:create heroku-postgresql:
+// DATABASE_URL appears and the dynos restart, with no release phase: the
+// web it returns has migrated the database. It also returns the
+// DATABASE_URL=… variable.
+func deployAttachPostgres(t *testing.T, webEnv []string) (w *server, dsn string) {
+	t.Helper()
+	dsn = "DATABASE_URL=" + pgtest.NewDatabase(t, false)
 	webEnv = append(webEnv, dsn,
 		// Shorter waits than the defaults, so that the minutes are posted
 		// within the test; DRAIN_CACHE_TTL stays at its 30 s.
@@ -105,34 +152,51 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 	if !strings.Contains(w.out.String(), `msg="database migrated" applied=0001_drains,`) {
 		t.Fatalf("web did not migrate the new database:\n%s", w.out)
 	}
+	return w, dsn
+}
 
-	// heroku run -a my-drainmeter -- drainmeter drains add --name myapp
-	cliEnv := oneOffEnv([]string{key, dsn})
+// deployDrainsAdd runs `drains add --name myapp` on a one-off dyno and
+// checks it prints the heroku drains:add command with the app's domain.
+func deployDrainsAdd(t *testing.T, cliEnv []string) (id, secret string) {
+	t.Helper()
 	out := mustCLI(t, cliEnv, "drains", "add", "--name", "myapp")
-	id, secret := drainCreds(t, out)
+	id, secret = drainCreds(t, out)
 	want := "heroku drains:add 'https://" + id + ":" + secret + "@" + herokuDomain + "/logs' -a myapp\n"
 	if !strings.Contains(out, want) {
 		t.Fatalf("drains add does not print %q:\n%s", want, out)
 	}
+	return id, secret
+}
 
-	// Traffic: a batch every 50 ms, 5 lines each, through whichever drain
-	// URLs the app has.
-	type creds struct{ user, pass string }
-	var urls atomic.Pointer[[]creds]
-	urls.Store(&[]creds{{id, secret}})
-	var sent atomic.Int64
-	var refusedMu sync.Mutex
-	var refused []string
-	stop := make(chan struct{})
-	done := make(chan struct{})
+// deployCreds are a drain URL's credentials.
+type deployCreds struct{ user, pass string }
+
+// deployTraffic is TestDeployAsTheREADMESays's traffic: what it sends
+// through (urls, changed as the app's drains change), how many lines were
+// accepted and which batches were refused. Close stop and wait for done
+// before reading sent or refused.
+type deployTraffic struct {
+	urls      atomic.Pointer[[]deployCreds]
+	sent      atomic.Int64
+	refusedMu sync.Mutex
+	refused   []string
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// deployStartTraffic starts sending a batch every 50 ms, 5 lines each, to
+// web w through drain id with secret, until tr.stop is closed.
+func deployStartTraffic(w *server, id, secret string) *deployTraffic {
+	tr := &deployTraffic{stop: make(chan struct{}), done: make(chan struct{})}
+	tr.urls.Store(&[]deployCreds{{id, secret}})
 	go func() {
-		defer close(done)
+		defer close(tr.done)
 		client := &http.Client{Timeout: 10 * time.Second}
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-tr.stop:
 				return
 			case <-tick.C:
 			}
@@ -140,7 +204,7 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 			for range 5 {
 				body.WriteString(appLine(time.Now(), "web.1", "count#deploy.lines=1"))
 			}
-			cs := *urls.Load()
+			cs := *tr.urls.Load()
 			c := cs[i%len(cs)] // with two drains, each line goes through one of them
 			req, _ := http.NewRequest(http.MethodPost, w.url+"/logs", &body)
 			req.SetBasicAuth(c.user, c.pass)
@@ -152,20 +216,27 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 				resp.Body.Close()
 			}
 			if err != nil || resp.StatusCode != 200 {
-				refusedMu.Lock()
-				refused = append(refused, fmt.Sprintf("batch %d: %v %v", i, err, resp))
-				refusedMu.Unlock()
+				tr.refusedMu.Lock()
+				tr.refused = append(tr.refused, fmt.Sprintf("batch %d: %v %v", i, err, resp))
+				tr.refusedMu.Unlock()
 				continue
 			}
-			sent.Add(5)
+			tr.sent.Add(5)
 		}
 	}()
+	return tr
+}
 
-	time.Sleep(4 * time.Second)
+// deployRotateSecret plays a secret rotation while the traffic flows:
+// `drains rotate-secret` prints the commands, then the traffic goes
+// through both URLs, then through the new one only. It returns the new
+// secret.
+func deployRotateSecret(t *testing.T, cliEnv []string, tr *deployTraffic, id, secret string) (secret2 string) {
+	t.Helper()
 	// drainmeter drains rotate-secret myapp (1 h overlap), with the web's
 	// cache holding the old secret.
 	rot := mustCLI(t, cliEnv, "drains", "rotate-secret", "myapp")
-	_, secret2 := drainCreds(t, rot)
+	_, secret2 = drainCreds(t, rot)
 	for _, want := range []string{
 		"heroku drains:add 'https://" + id + ":" + secret2 + "@" + herokuDomain + "/logs' -a myapp\n",
 		"heroku drains:remove 'OLD-URL' -a myapp",
@@ -175,26 +246,18 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 		}
 	}
 	// heroku drains:add NEW: logplex sends through both URLs ...
-	urls.Store(&[]creds{{id, secret}, {id, secret2}})
+	tr.urls.Store(&[]deployCreds{{id, secret}, {id, secret2}})
 	time.Sleep(4 * time.Second)
 	// ... heroku drains:remove OLD: through the new one only.
-	urls.Store(&[]creds{{id, secret2}})
+	tr.urls.Store(&[]deployCreds{{id, secret2}})
 	time.Sleep(4 * time.Second)
-	close(stop)
-	<-done
+	return secret2
+}
 
-	refusedMu.Lock()
-	if len(refused) > 0 {
-		t.Errorf("%d batches refused, e.g. %s", len(refused), refused[0])
-	}
-	refusedMu.Unlock()
-	if got := w.do(t, post{user: id, pass: "not-the-secret", body: []byte(appLine(time.Now(), "web.1", "count#deploy.bad=1"))}).StatusCode; got != 401 {
-		t.Errorf("a wrong secret: status %d, want 401", got)
-	}
-
-	// Every line in the rollups the lanes post (the log outlet: this
-	// drain has no other), once.
-	total := float64(sent.Load())
+// deployCheckRollups checks that every line sent (total) is in the
+// rollups the lanes post (the log outlet: this drain has no other), once.
+func deployCheckRollups(t *testing.T, w *server, id string, total float64) {
+	t.Helper()
 	eventually(t, 150*time.Second, "every line posted", func() bool {
 		return countRollups(w.out.String(), id, "deploy.lines", "web.1") >= total
 	})
@@ -204,14 +267,6 @@ func TestDeployAsTheREADMESays(t *testing.T) {
 	}
 	if got := countRollups(w.out.String(), id, "deploy.lines", "web"); got != total {
 		t.Errorf("the process-type rollup counts %v lines, %v were sent", got, total)
-	}
-	if _, err := w.stop(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, w.out)
-	}
-	for _, s := range []string{drainSecret, secret, secret2} {
-		if strings.Contains(w.out.String(), s) {
-			t.Error("a secret was logged")
-		}
 	}
 }
 
