@@ -33,6 +33,45 @@ var appJSONKeys = []string{"name", "description", "keywords", "website", "reposi
 // TestAppJSON: app.json follows Heroku's schema, names only variables that
 // Config reads, and gives a Heroku Deploy everything Config requires.
 func TestAppJSON(t *testing.T) {
+	app := appJSONRead(t)
+	appJSONCheckFields(t, app)
+	procfile, err := os.ReadFile("../../Procfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"release: drainmeter migrate", "web: drainmeter web"} {
+		if !slices.Contains(strings.Split(string(procfile), "\n"), l) {
+			t.Errorf("Procfile lacks %q", l)
+		}
+	}
+	generated := appJSONCheckEnv(t, app)
+
+	// What a Deploy boots with: the generated and given values, and what
+	// Heroku sets (PORT, DYNO; DATABASE_URL from the add-on). Config must
+	// find nothing missing, with the add-on and without it.
+	for _, withDB := range []bool{true, false} {
+		for _, v := range configVars() {
+			t.Setenv(v.Name, "")
+			os.Unsetenv(v.Name)
+		}
+		for k, v := range generated {
+			t.Setenv(k, v)
+		}
+		t.Setenv("PORT", "31337")
+		t.Setenv("DYNO", "web.1")
+		if withDB {
+			t.Setenv("DATABASE_URL", "postgres://u:p@db.example.com:5432/d")
+		}
+		if _, err := loadOSConfig(); err != nil {
+			t.Errorf("a Deploy (database %v) lacks a variable Config requires: %v", withDB, err)
+		}
+	}
+}
+
+// appJSONRead reads app.json and checks that its top-level keys are all
+// keys of Heroku's app.json schema.
+func appJSONRead(t *testing.T) appJSON {
+	t.Helper()
 	raw, err := os.ReadFile("../../app.json")
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +89,14 @@ func TestAppJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &app); err != nil {
 		t.Fatalf("app.json: %v", err)
 	}
+	return app
+}
+
+// appJSONCheckFields checks app.json's name, description, repository,
+// keywords, success URL, formation and its heroku-postgresql add-on with a
+// named plan.
+func appJSONCheckFields(t *testing.T, app appJSON) {
+	t.Helper()
 	switch {
 	case app.Name == "" || len(app.Name) > 30:
 		t.Errorf("name %q: 1 to 30 characters", app.Name)
@@ -83,23 +130,18 @@ func TestAppJSON(t *testing.T) {
 	if !postgres {
 		t.Error("no heroku-postgresql add-on")
 	}
-	procfile, err := os.ReadFile("../../Procfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []string{"release: drainmeter migrate", "web: drainmeter web"} {
-		if !slices.Contains(strings.Split(string(procfile), "\n"), l) {
-			t.Errorf("Procfile lacks %q", l)
-		}
-	}
+}
 
-	// Every env entry: an object with a description and a value, a
-	// generator or required; and a variable of Config.
+// appJSONCheckEnv checks every env entry: an object with a description and
+// a value, a generator or required; and a variable of Config; the secrets
+// generated. It returns what a Deploy sets: the generated and given values.
+func appJSONCheckEnv(t *testing.T, app appJSON) (generated map[string]string) {
+	t.Helper()
 	known := map[string]bool{}
 	for _, v := range configVars() {
 		known[v.Name] = true
 	}
-	generated := map[string]string{} // what a Deploy sets
+	generated = map[string]string{} // what a Deploy sets
 	for name, rawEntry := range app.Env {
 		var e map[string]json.RawMessage
 		if err := json.Unmarshal(rawEntry, &e); err != nil {
@@ -149,25 +191,5 @@ func TestAppJSON(t *testing.T) {
 			t.Errorf("env %s: want generator secret", name)
 		}
 	}
-
-	// What a Deploy boots with: the generated and given values, and what
-	// Heroku sets (PORT, DYNO; DATABASE_URL from the add-on). Config must
-	// find nothing missing, with the add-on and without it.
-	for _, withDB := range []bool{true, false} {
-		for _, v := range configVars() {
-			t.Setenv(v.Name, "")
-			os.Unsetenv(v.Name)
-		}
-		for k, v := range generated {
-			t.Setenv(k, v)
-		}
-		t.Setenv("PORT", "31337")
-		t.Setenv("DYNO", "web.1")
-		if withDB {
-			t.Setenv("DATABASE_URL", "postgres://u:p@db.example.com:5432/d")
-		}
-		if _, err := loadOSConfig(); err != nil {
-			t.Errorf("a Deploy (database %v) lacks a variable Config requires: %v", withDB, err)
-		}
-	}
+	return generated
 }
