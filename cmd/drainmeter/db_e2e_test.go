@@ -71,26 +71,7 @@ func TestDrainsCLI(t *testing.T) {
 		t.Fatalf("add output lacks the heroku line:\n%s", out)
 	}
 
-	for _, tc := range []struct {
-		env  []string
-		args []string
-		want string
-	}{
-		{env[:2], []string{"drains", "add", "--name", "other"}, "pass --url"},
-		{[]string{env[0], env[2]}, []string{"drains", "add", "--name", "x", "--librato-user", "u", "--librato-token", "t"}, "DRAINMETER_KEY is not set"},
-		{env, []string{"drains", "add", "--name", "myapp"}, `a drain named "myapp" exists already`},
-		{env, []string{"drains", "add"}, "needs a --name"},
-		{env, []string{"drains", "add", "--name", "x", "--librato-user", "u"}, "give both --librato-user and --librato-token"},
-		{env, []string{"drains", "rm", "nosuch"}, `no drain "nosuch"`},
-		{env, []string{"drains", "set", "myapp"}, "nothing to change"},
-		{env, []string{"drains", "frobnicate"}, "unknown drains command"},
-		{[]string{"DRAINMETER_KEY=" + key}, []string{"drains", "list"}, "DATABASE_URL is not set"},
-	} {
-		o, e, err := cli(t, tc.env, tc.args...)
-		if err == nil || !strings.Contains(o+e, tc.want) {
-			t.Errorf("%v: exit %v, output %q, want an error containing %q", tc.args, err, o+e, tc.want)
-		}
-	}
+	drainsCLICheckErrors(t, env, key)
 
 	list := mustCLI(t, env, "drains", "list")
 	if !strings.Contains(list, id) || !strings.Contains(list, "myapp") || !strings.Contains(list, "shop") {
@@ -115,6 +96,52 @@ func TestDrainsCLI(t *testing.T) {
 		t.Fatal("the token or secret is readable in the drains table")
 	}
 
+	drainsCLICheckRotate(t, env, id, secret)
+	mustCLI(t, env, "drains", "set", id, "--source-prefix", "prod", "--process-types=false")
+	if list := mustCLI(t, env, "drains", "list"); !strings.Contains(list, "prod") || !strings.Contains(list, "false") {
+		t.Fatalf("set not shown:\n%s", list)
+	}
+	if out := mustCLI(t, env, "drains", "rm", "myapp"); !strings.Contains(out, "removed") {
+		t.Fatalf("rm: %s", out)
+	}
+	if list := mustCLI(t, env, "drains", "list"); strings.Contains(list, id) {
+		t.Fatal("removed drain still listed")
+	}
+	if list := mustCLI(t, env, "drains", "list", "--all"); !strings.Contains(list, id) {
+		t.Fatal("removed drain missing from list --all")
+	}
+}
+
+// drainsCLICheckErrors checks that drains commands given the wrong
+// environment or arguments exit with an error that says what is wrong.
+func drainsCLICheckErrors(t *testing.T, env []string, key string) {
+	t.Helper()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{env[:2], []string{"drains", "add", "--name", "other"}, "pass --url"},
+		{[]string{env[0], env[2]}, []string{"drains", "add", "--name", "x", "--librato-user", "u", "--librato-token", "t"}, "DRAINMETER_KEY is not set"},
+		{env, []string{"drains", "add", "--name", "myapp"}, `a drain named "myapp" exists already`},
+		{env, []string{"drains", "add"}, "needs a --name"},
+		{env, []string{"drains", "add", "--name", "x", "--librato-user", "u"}, "give both --librato-user and --librato-token"},
+		{env, []string{"drains", "rm", "nosuch"}, `no drain "nosuch"`},
+		{env, []string{"drains", "set", "myapp"}, "nothing to change"},
+		{env, []string{"drains", "frobnicate"}, "unknown drains command"},
+		{[]string{"DRAINMETER_KEY=" + key}, []string{"drains", "list"}, "DATABASE_URL is not set"},
+	} {
+		o, e, err := cli(t, tc.env, tc.args...)
+		if err == nil || !strings.Contains(o+e, tc.want) {
+			t.Errorf("%v: exit %v, output %q, want an error containing %q", tc.args, err, o+e, tc.want)
+		}
+	}
+}
+
+// drainsCLICheckRotate checks `drains rotate-secret` on drain myapp (id,
+// secret): a new secret, the commands in order, and --finish twice.
+func drainsCLICheckRotate(t *testing.T, env []string, id, secret string) {
+	t.Helper()
 	rot := mustCLI(t, env, "drains", "rotate-secret", "myapp", "--url", "https://my-drainmeter-1a2b3c4d5e6f.herokuapp.com/logs/")
 	_, secret2 := drainCreds(t, rot)
 	if secret2 == secret || strings.Contains(rot, secret) {
@@ -139,19 +166,6 @@ func TestDrainsCLI(t *testing.T) {
 	}
 	if out := mustCLI(t, env, "drains", "rotate-secret", "myapp", "--finish"); !strings.Contains(out, "nothing changed") {
 		t.Errorf("second --finish: %s", out)
-	}
-	mustCLI(t, env, "drains", "set", id, "--source-prefix", "prod", "--process-types=false")
-	if list := mustCLI(t, env, "drains", "list"); !strings.Contains(list, "prod") || !strings.Contains(list, "false") {
-		t.Fatalf("set not shown:\n%s", list)
-	}
-	if out := mustCLI(t, env, "drains", "rm", "myapp"); !strings.Contains(out, "removed") {
-		t.Fatalf("rm: %s", out)
-	}
-	if list := mustCLI(t, env, "drains", "list"); strings.Contains(list, id) {
-		t.Fatal("removed drain still listed")
-	}
-	if list := mustCLI(t, env, "drains", "list", "--all"); !strings.Contains(list, id) {
-		t.Fatal("removed drain missing from list --all")
 	}
 }
 
