@@ -476,6 +476,19 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
+// firstErrors returns an Errorf of t that reports the first n failures
+// only: for checks that compare every series of every minute, where one
+// fault fails hundreds of them.
+func firstErrors(t *testing.T, n int) func(format string, args ...any) {
+	errs := 0
+	return func(format string, args ...any) {
+		t.Helper()
+		if errs++; errs <= n {
+			t.Errorf(format, args...)
+		}
+	}
+}
+
 // eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -135,7 +135,7 @@ func resolution(s int) float64 {
 type nativeHistogramsRun struct {
 	prom *promtest.Prometheus
 	r    *running
-	errs int
+	fail func(format string, args ...any) // the first 20 failures
 }
 
 // TestNativeHistogramsEndToEnd is issue 20's acceptance run for native
@@ -161,7 +161,7 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 	waitPosted(t, dsn, 2, r.minutes[len(r.minutes)-1], 2*time.Minute)
 	c.stopAll()
 
-	h := &nativeHistogramsRun{prom: prom, r: r}
+	h := &nativeHistogramsRun{prom: prom, r: r, fail: firstErrors(t, 20)}
 	checked, worst := h.perSource(t)
 	checkedAll, worstAll := h.acrossDynos(t)
 	worstSummary := h.summary(t)
@@ -179,14 +179,6 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 	}
 	if rejected != 0 || dropped != 0 {
 		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
-	}
-}
-
-// fail reports a failure, the first 20 of them.
-func (h *nativeHistogramsRun) fail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if h.errs++; h.errs <= 20 {
-		t.Errorf(format, args...)
 	}
 }
 
@@ -210,10 +202,10 @@ func (h *nativeHistogramsRun) perSource(t *testing.T) (checked int, worst float6
 		at := time.Unix(k.Minute+60, 0)
 		sel := fmt.Sprintf(`%s{job="shop",source=%q}`, promName(k.Name), k.Source)
 		if got := promOne(t, h.prom, "histogram_count("+sel+")", at); got != h.r.mcounts[k] {
-			h.fail(t, "%s at %s: histogram_count %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.mcounts[k])
+			h.fail("%s at %s: histogram_count %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.mcounts[k])
 		}
 		if got := promOne(t, h.prom, "histogram_sum("+sel+")", at); !near(got, h.r.msums[k], 1e-9) {
-			h.fail(t, "%s at %s: histogram_sum %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.msums[k])
+			h.fail("%s at %s: histogram_sum %v, want %v", sel, at.UTC().Format(time.TimeOnly), got, h.r.msums[k])
 		}
 		// The minute alone: its running histogram less the minute
 		// before's, or, in its first minute, the running histogram.
@@ -231,7 +223,7 @@ func (h *nativeHistogramsRun) perSource(t *testing.T) (checked int, worst float6
 			e := tieError(vs, q, got)
 			worst = max(worst, e)
 			if e > 0.011 {
-				h.fail(t, "%s at %s: histogram_quantile(%g) %v, nearest rank %v (%.2f %%)", minute, at.UTC().Format(time.TimeOnly), q, got, exactNearestRank(vs, q), 100*e)
+				h.fail("%s at %s: histogram_quantile(%g) %v, nearest rank %v (%.2f %%)", minute, at.UTC().Format(time.TimeOnly), q, got, exactNearestRank(vs, q), 100*e)
 			}
 		}
 	}
@@ -274,7 +266,7 @@ func (h *nativeHistogramsRun) acrossDynos(t *testing.T) (checkedAll int, worstAl
 		e := tieError(vs, q, got)
 		worstAll = max(worstAll, e)
 		if e > 0.011 {
-			h.fail(t, "%s at %s: %v, merged nearest rank %v (%.2f %%)", expr, at.UTC().Format(time.TimeOnly), got, exactNearestRank(vs, q), 100*e)
+			h.fail("%s at %s: %v, merged nearest rank %v (%.2f %%)", expr, at.UTC().Format(time.TimeOnly), got, exactNearestRank(vs, q), 100*e)
 		}
 	}
 	return checkedAll, worstAll
@@ -293,7 +285,7 @@ func (h *nativeHistogramsRun) summary(t *testing.T) (worstSummary float64) {
 			e := math.Abs(got-want) / max(want, 1e-9)
 			worstSummary = max(worstSummary, e)
 			if e > 0.01 {
-				h.fail(t, "summary %s %s at %s: q%s %v, nearest rank %v", k.Name, k.Source, at.UTC().Format(time.TimeOnly), q, got, want)
+				h.fail("summary %s %s at %s: q%s %v, nearest rank %v", k.Name, k.Source, at.UTC().Format(time.TimeOnly), q, got, want)
 			}
 		}
 	}

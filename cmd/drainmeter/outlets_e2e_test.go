@@ -98,13 +98,7 @@ func near(got, want, rel float64) bool {
 // checkPrometheus reads every minute back from Prometheus with PromQL.
 func checkPrometheus(t *testing.T, p *promtest.Prometheus, job string, r *running) {
 	t.Helper()
-	errs := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
+	fail := firstErrors(t, 20)
 	for _, m := range r.minutes {
 		at := time.Unix(m+60, 0)
 		vec := func(expr string) map[[2]string]float64 {
@@ -160,14 +154,11 @@ func checkVictoria(t *testing.T, v *promtest.VictoriaMetrics, job string, r *run
 			got[k] = append(got[k], s.Values[i])
 		}
 	}
-	errs := 0
+	fail := firstErrors(t, 20)
 	check := func(k id, want float64, rel float64) {
 		t.Helper()
-		vs := got[k]
-		if len(vs) != 1 || !near(vs[0], want, rel) {
-			if errs++; errs <= 20 {
-				t.Errorf("victoria %+v = %v, want one value %v", k, vs, want)
-			}
+		if vs := got[k]; len(vs) != 1 || !near(vs[0], want, rel) {
+			fail("victoria %+v = %v, want one value %v", k, vs, want)
 		}
 	}
 	for k, want := range r.counts {
@@ -243,13 +234,7 @@ func otlpAttrs(source string) map[string]string {
 // checkOTLP compares what a fake OTLP receiver holds with the load.
 func checkOTLP(t *testing.T, fake *fakeotlp.Server, delta, pctGauges bool, r *running) {
 	t.Helper()
-	errs := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
+	fail := firstErrors(t, 20)
 	byTime := func(name string, attrs map[string]string) map[uint64][]fakeotlp.Point {
 		out := map[uint64][]fakeotlp.Point{}
 		for _, p := range fake.Series(name, attrs) {

@@ -312,13 +312,7 @@ func postShuttle(t *testing.T, s *server, drain [2]string, body []byte, hdr map[
 // holds with the load: running totals exact, each minute's p95 and p99
 // within 1 % of the exact nearest rank.
 func checkRoutesOTLP(t *testing.T, fake *fakeotlp.Server, totals *loadgen.Totals) {
-	errs := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
+	fail := firstErrors(t, 20)
 	var minutes []int64
 	for k := range totals.RouteCounts {
 		if !slices.Contains(minutes, k.Minute) {
@@ -406,13 +400,7 @@ func checkRoutesLibrato(t *testing.T, fake *fakelibrato.Server, totals *loadgen.
 		got[k] = m
 	}
 	dims := func(route string) string { return string(parse.AppendDim(nil, parse.RouteDim, route)) }
-	errs := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
+	fail := firstErrors(t, 20)
 	for k, v := range totals.RouteCounts {
 		name := librato.Sanitize(librato.SeriesName(k.Name, dims(k.Route)))
 		if m, ok := got[fmt.Sprintf("%s  %d", name, k.Minute)]; !ok || m.Value == nil || *m.Value != v {
