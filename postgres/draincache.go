@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/drainmeter/drainmeter/internal/ratelimit"
 )
 
 // DrainCache looks drains up by id with a cache, so that the drain endpoint
@@ -42,15 +44,14 @@ type DrainCache struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
-	known   map[string]*cacheEntry // drains that exist (or existed: a removed one's minutes still go out)
-	unknown map[string]time.Time   // ids found not to exist, and when
-	flights map[string]*flight     // lookups in progress
-	forced  map[string]time.Time   // when Recheck last started a lookup of each drain
-	budget  float64                // Recheck's lookups that may start now (a token bucket) ...
-	filled  time.Time              // ... as of this time
-	lookups tokenBucket            // lookups of ids not cached
-	ids     map[string]struct{}    // every drain id, as of the last LoadIDs (nil: never loaded)
+	mu       sync.Mutex
+	known    map[string]*cacheEntry // drains that exist (or existed: a removed one's minutes still go out)
+	unknown  map[string]time.Time   // ids found not to exist, and when
+	flights  map[string]*flight     // lookups in progress
+	forced   map[string]time.Time   // when Recheck last started a lookup of each drain
+	rechecks ratelimit.Bucket       // Recheck's lookups of drains it holds
+	lookups  ratelimit.Bucket       // lookups of ids not cached
+	ids      map[string]struct{}    // every drain id, as of the last LoadIDs (nil: never loaded)
 }
 
 type cacheEntry struct {
@@ -155,8 +156,9 @@ var ErrLookupLimited = errors.New("postgres: too many lookups of drain ids not c
 func NewDrainCache(drains *Drains, ttl time.Duration, log *slog.Logger, now func() time.Time) *DrainCache {
 	return &DrainCache{drains: drains, ttl: ttl, log: log, now: now,
 		known: map[string]*cacheEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{},
-		forced: map[string]time.Time{}, budget: RecheckRate, filled: now(),
-		lookups: tokenBucket{rate: UnknownLookupRate, burst: UnknownLookupBurst}}
+		forced:   map[string]time.Time{},
+		rechecks: ratelimit.Bucket{Rate: RecheckRate, Burst: RecheckRate},
+		lookups:  ratelimit.Bucket{Rate: UnknownLookupRate, Burst: UnknownLookupBurst}}
 }
 
 // Lookup returns the drain with this id (check DisabledAt before accepting
@@ -188,7 +190,7 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	}
 	f := c.flights[id]
 	if f == nil {
-		if _, exists := c.ids[id]; !exists && !c.lookups.take(now) {
+		if _, exists := c.ids[id]; !exists && !c.lookups.Take(now) {
 			c.mu.Unlock()
 			return nil, ErrLookupLimited
 		}
@@ -201,41 +203,6 @@ func (c *DrainCache) Lookup(ctx context.Context, id string) (*Drain, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// tokenBucket allows rate events a second on average, burst at once.
-type tokenBucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-// peek returns the tokens the bucket would hold at now, taking none.
-func (b *tokenBucket) peek(now time.Time) float64 {
-	if b.last.IsZero() {
-		return b.burst
-	}
-	if d := now.Sub(b.last); d > 0 {
-		return min(b.burst, b.tokens+d.Seconds()*b.rate)
-	}
-	return b.tokens
-}
-
-// take reports whether an event is allowed at now, and counts it if so.
-func (b *tokenBucket) take(now time.Time) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
-	}
-	if now.After(b.last) {
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // Refresh looks the drain up now, whatever its age, and returns it; on a
@@ -282,7 +249,7 @@ func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
 			now := c.now()
 			if next := c.forced[id].Add(RecheckInterval); now.Before(next) {
 				wait = next.Sub(now)
-			} else if !c.takeLocked(now) {
+			} else if !c.rechecks.Take(now) {
 				c.mu.Unlock()
 				return nil, ErrRecheckBusy
 			} else {
@@ -320,7 +287,6 @@ func (c *DrainCache) Recheck(ctx context.Context, id string) (*Drain, error) {
 	}
 }
 
-// takeLocked takes one of Recheck's lookups from the budget. c.mu is held.
 // Crowded reports whether failed credentials are being rate-limited now:
 // the lookups of ids it does not hold, or the re-checks of drains it does,
 // are over their rate. The drain endpoint then answers every credential
@@ -330,23 +296,7 @@ func (c *DrainCache) Crowded() bool {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	budget := c.budget
-	if d := now.Sub(c.filled); d > 0 {
-		budget = min(RecheckRate, budget+d.Seconds()*RecheckRate)
-	}
-	return budget < 1 || c.lookups.peek(now) < 1
-}
-
-func (c *DrainCache) takeLocked(now time.Time) bool {
-	if d := now.Sub(c.filled); d > 0 {
-		c.budget = min(RecheckRate, c.budget+d.Seconds()*RecheckRate)
-		c.filled = now
-	}
-	if c.budget < 1 {
-		return false
-	}
-	c.budget--
-	return true
+	return c.rechecks.Tokens(now) < 1 || c.lookups.Tokens(now) < 1
 }
 
 // forceLocked records a lookup started by Recheck. c.mu is held.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/drainmeter/drainmeter/internal/connlimit"
 	"github.com/drainmeter/drainmeter/internal/logsample"
+	"github.com/drainmeter/drainmeter/internal/ratelimit"
 )
 
 // BuiltinDrainID is the id of the drain configured by config vars
@@ -109,6 +110,7 @@ func NewHandler(cfg Config, src Source, owners OwnerAuth, log *slog.Logger) http
 		owners:    owners,
 		log:       log,
 		refusals:  logsample.New(log, time.Now),
+		guesses:   guessLimit{all: ratelimit.Bucket{Rate: FailedSignInRate * FailedSignInAll, Burst: FailedSignInBurst * FailedSignInAll}},
 		adminHash: sha256.Sum256([]byte(cfg.AdminPassword)),
 		tmpl:      template.Must(template.New("").ParseFS(templateFS, "templates/*.html")),
 		css:       template.CSS(css),
@@ -220,39 +222,20 @@ const (
 // one for all of them.
 type guessLimit struct {
 	mu  sync.Mutex
-	all guessBucket
-	per map[string]*guessBucket
+	all ratelimit.Bucket
+	per map[string]*ratelimit.Bucket
 }
 
-type guessBucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// refill adds what rate a second earned since the last call, up to burst.
-func (b *guessBucket) refill(now time.Time, rate, burst float64) {
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
-	}
-	if now.After(b.last) {
-		b.last = now
-	}
-}
-
-// bucketsLocked refills and returns client's bucket and the shared one.
-func (g *guessLimit) bucketsLocked(client string, now time.Time) (*guessBucket, *guessBucket) {
-	g.all.refill(now, FailedSignInRate*FailedSignInAll, FailedSignInBurst*FailedSignInAll)
+// bucketsLocked returns client's bucket and the shared one.
+func (g *guessLimit) bucketsLocked(client string) (*ratelimit.Bucket, *ratelimit.Bucket) {
 	b := g.per[client]
 	if b == nil {
 		if g.per == nil || len(g.per) >= maxGuessClients {
-			g.per = map[string]*guessBucket{} // forget them all: the shared bucket still bounds
+			g.per = map[string]*ratelimit.Bucket{} // forget them all: the shared bucket still bounds
 		}
-		b = &guessBucket{}
+		b = &ratelimit.Bucket{Rate: FailedSignInRate, Burst: FailedSignInBurst}
 		g.per[client] = b
 	}
-	b.refill(now, FailedSignInRate, FailedSignInBurst)
 	return b, &g.all
 }
 
@@ -260,16 +243,17 @@ func (g *guessLimit) bucketsLocked(client string, now time.Time) (*guessBucket, 
 func (g *guessLimit) allowed(client string, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, all := g.bucketsLocked(client, now)
-	return b.tokens >= 1 && all.tokens >= 1
+	b, all := g.bucketsLocked(client)
+	return b.Tokens(now) >= 1 && all.Tokens(now) >= 1
 }
 
 // failed spends a token of client's, and one of all, for a failed sign-in.
 func (g *guessLimit) failed(client string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, all := g.bucketsLocked(client, now)
-	b.tokens, all.tokens = max(b.tokens-1, 0), max(all.tokens-1, 0)
+	b, all := g.bucketsLocked(client)
+	b.Spend(now)
+	all.Spend(now)
 }
 
 // client names who sent r, for the sign-in limits: on a dyno the address
