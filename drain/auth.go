@@ -11,14 +11,14 @@ import (
 // empty Secret every password is accepted; the server warns about it at
 // start-up and refuses to run that way on a Heroku dyno.
 type SecretAuth struct {
-	Drain  Caller
+	caller Caller
 	secret [sha256.Size]byte
 	open   bool
 }
 
 // NewSecretAuth returns an Authenticator for one drain and one secret.
 func NewSecretAuth(d Caller, secret string) *SecretAuth {
-	return &SecretAuth{Drain: d, secret: sha256.Sum256([]byte(secret)), open: secret == ""}
+	return &SecretAuth{caller: d, secret: sha256.Sum256([]byte(secret)), open: secret == ""}
 }
 
 // Authenticate compares the password in constant time (over fixed-length
@@ -27,7 +27,7 @@ func NewSecretAuth(d Caller, secret string) *SecretAuth {
 func (a *SecretAuth) Authenticate(_ context.Context, _, password string) (Caller, bool, error) {
 	got := sha256.Sum256([]byte(password))
 	if a.open || subtle.ConstantTimeCompare(got[:], a.secret[:]) == 1 {
-		return a.Drain, true, nil
+		return a.caller, true, nil
 	}
-	return Caller{ID: a.Drain.ID}, false, nil
+	return Caller{ID: a.caller.ID}, false, nil
 }

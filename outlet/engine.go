@@ -108,7 +108,7 @@ func (e *Engine) Closed(minutes []*rollup.Minute) {
 	}
 	e.mu.Lock()
 	for i, mn := range minutes {
-		d, ok := e.dest.Drain(mn.Drain)
+		d, ok := e.dest.Destination(mn.Drain)
 		if !ok {
 			e.log.Warn("outlet: no such drain; minute dropped", "drain", mn.Drain, "series", len(mn.Series))
 			e.stats.Drain(mn.Drain).Add(stats.PostDropped, uint64(len(mn.Series)))
@@ -164,7 +164,7 @@ func (e *Engine) due(l *lane, now time.Time) (bool, time.Duration) {
 		return false, -1
 	}
 	if l.status.State == StatePaused {
-		if d, ok := e.dest.Drain(l.key.drain); ok {
+		if d, ok := e.dest.Destination(l.key.drain); ok {
 			if o, ok := d.Outlet(l.key.kind); ok && o.Fingerprint() != l.pausedOn {
 				return true, 0 // new credentials: try them at once
 			}
@@ -217,7 +217,7 @@ func (e *Engine) take(ctx context.Context) *lane {
 // run works one lane until its current minute is delivered or a request
 // must wait.
 func (e *Engine) run(ctx context.Context, l *lane) {
-	d, ok := e.dest.Drain(l.key.drain)
+	d, ok := e.dest.Destination(l.key.drain)
 	var o *Outlet
 	if ok {
 		o, ok = d.Outlet(l.key.kind)

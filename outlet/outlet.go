@@ -241,7 +241,7 @@ func (d *Destination) Outlet(k Kind) (*Outlet, bool) {
 // Destinations finds a drain's current Destination. Implementations cache
 // it; a change reaches every process within the cache's TTL.
 type Destinations interface {
-	Drain(id string) (*Destination, bool)
+	Destination(id string) (*Destination, bool)
 }
 
 // Request is one request of a minute, built once by a backend.

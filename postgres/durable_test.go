@@ -346,7 +346,7 @@ func TestTakeoverResumesAtTheRecordedRequest(t *testing.T) {
 	ctx := context.Background()
 	m, dead, lc := r.claimedBy("web.1.a")
 	// What the dead dyno did before it died: two requests accepted and recorded.
-	d, _ := r.dests.Drain("d")
+	d, _ := r.dests.Destination("d")
 	mn, _ := dead.nextMinute(ctx, lc)
 	job, _ := r.sender.Build(d, &d.Outlets[0], mn, nil)
 	var st outlet.Status
@@ -435,7 +435,7 @@ func TestTakeoverResumesInsideASplitRequest(t *testing.T) {
 	m, dead, lc := r.claimedBy("web.1.a")
 	// The dead dyno: 8 items split to 4+4, then 2+2+4; the first 2 accepted;
 	// then the receiver fails and the dyno records where it stands and dies.
-	d, _ := r.dests.Drain("d")
+	d, _ := r.dests.Destination("d")
 	o := &d.Outlets[0]
 	mn, _ := dead.nextMinute(ctx, lc)
 	job, _ := r.sender.Build(d, o, mn, nil)

@@ -226,7 +226,7 @@ func (p *Poster) leaseLeft(k laneKey) time.Duration {
 // outletOf finds the lane's outlet as configured now, reloading the drain
 // when the database has a newer version than the cache.
 func (p *Poster) outletOf(ctx context.Context, lc *laneClaim) (*outlet.Destination, *outlet.Outlet, error) {
-	d, ok := p.dest.Drain(lc.key.drain)
+	d, ok := p.dest.Destination(lc.key.drain)
 	var o *outlet.Outlet
 	if ok {
 		o, ok = d.Outlet(outlet.Kind(lc.key.outlet))

@@ -188,7 +188,7 @@ func (s *Sealer) sealDrain(ctx context.Context, drain string, w int64) (int, err
 // removed by the poster.
 func ensureLanes(ctx context.Context, tx pgx.Tx, dest outlet.Destinations, drain string) error {
 	kinds := []string{}
-	if d, ok := dest.Drain(drain); ok {
+	if d, ok := dest.Destination(drain); ok {
 		for _, o := range d.Outlets {
 			kinds = append(kinds, string(o.Kind))
 		}

@@ -310,7 +310,7 @@ func (s *StatusSource) lanes(ctx context.Context, byID map[string]*status.Report
 		return err
 	}
 	for did, d := range byID {
-		od, _ := s.dest.Drain(did)
+		od, _ := s.dest.Destination(did)
 		var ls []outlet.Status
 		for _, l := range lanes[did] {
 			if od != nil {

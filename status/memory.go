@@ -172,7 +172,7 @@ func (m *Memory) Snapshot(_ context.Context, id string) (*Snapshot, error) {
 			d.Apps = []string{}
 		}
 		FillCounters(&d, ds.Snapshot())
-		od, _ := m.Dests.Drain(did)
+		od, _ := m.Dests.Destination(did)
 		if od != nil && od.Name != "" {
 			d.Name = od.Name
 		}

@@ -184,10 +184,10 @@ func looksLikeDrainID(s string) bool {
 	return strings.Trim(s[1:], "0123456789abcdef") == ""
 }
 
-// Drain returns a drain's outlets as configured now (outlet.Destinations);
+// Destination returns a drain's outlets as configured now (outlet.Destinations);
 // false for an id that names no drain, or while the database cannot tell
 // and nothing is cached.
-func (t *Tenants) Drain(id string) (*outlet.Destination, bool) {
+func (t *Tenants) Destination(id string) (*outlet.Destination, bool) {
 	if id == status.BuiltinDrainID {
 		return t.Builtin(), true
 	}
@@ -215,7 +215,7 @@ func (t *Tenants) Drain(id string) (*outlet.Destination, bool) {
 // the built-in drain's are those of the config.
 func (t *Tenants) Reload(ctx context.Context, id string) (*outlet.Destination, bool, error) {
 	if id == status.BuiltinDrainID || t.cache == nil {
-		d, ok := t.Drain(id)
+		d, ok := t.Destination(id)
 		return d, ok, nil
 	}
 	d, err := t.cache.Refresh(ctx, id)

@@ -118,7 +118,7 @@ func TestBuiltinDrain(t *testing.T) {
 		}
 	}
 
-	d, ok := tn.Drain(status.BuiltinDrainID)
+	d, ok := tn.Destination(status.BuiltinDrainID)
 	if !ok || d.ID != status.BuiltinDrainID || d.Name != status.BuiltinDrainName || !slices.Equal(d.Attributes, attrs) ||
 		!slices.EqualFunc(d.Outlets, []outlet.Outlet{otlp}, sameOutlet) {
 		t.Fatalf("Drain(builtin) = %+v %v", d, ok)
@@ -139,7 +139,7 @@ func TestBuiltinDrain(t *testing.T) {
 
 	// Without a database, an id names no drain, whatever the secret.
 	const id = "d0123456789abcdef"
-	if d, ok := tn.Drain(id); ok || d != nil {
+	if d, ok := tn.Destination(id); ok || d != nil {
 		t.Errorf("Drain(%s) without a database: %+v", id, d)
 	}
 	if d, ok, err := tn.Reload(ctx, id); ok || d != nil || err != nil {
@@ -149,7 +149,7 @@ func TestBuiltinDrain(t *testing.T) {
 		t.Errorf("Owner(%s) without a database: %v %v", id, ok, err)
 	}
 	for _, id := range []string{"shop", ""} {
-		if d, ok := tn.Drain(id); ok || d != nil {
+		if d, ok := tn.Destination(id); ok || d != nil {
 			t.Errorf("Drain(%q): %+v", id, d)
 		}
 	}
@@ -181,7 +181,7 @@ func TestBuiltinDrain(t *testing.T) {
 	if ok, err := none.Owner(ctx, status.BuiltinDrainID, ""); ok || err != nil {
 		t.Errorf("no built-in drain, its page: %v %v", ok, err)
 	}
-	if d, ok := none.Drain(status.BuiltinDrainID); !ok || d.Outlets[0].URL != otlp.URL {
+	if d, ok := none.Destination(status.BuiltinDrainID); !ok || d.Outlets[0].URL != otlp.URL {
 		t.Errorf("no built-in drain, its outlets: %+v %v", d, ok)
 	}
 }
@@ -279,17 +279,17 @@ func TestTableDrains(t *testing.T) {
 		t.Errorf("a name that is no id: %+v %v %v", c, ok, err)
 	}
 
-	d, ok := tn.Drain(shop.ID)
+	d, ok := tn.Destination(shop.ID)
 	wantOutlets := []outlet.Outlet{{Kind: outlet.Librato, URL: libratoURL, User: "u@example.com", Token: "tok"},
 		{Kind: outlet.OTLP, URL: "https://otlp.example.com/v1/metrics"}}
 	if !ok || d.ID != shop.ID || d.Name != "shop" || !slices.Equal(d.Attributes, attrs) || !slices.EqualFunc(d.Outlets, wantOutlets, sameOutlet) {
 		t.Fatalf("Drain(shop) = %+v %v, want the Librato outlet at LIBRATO_URL and the OTLP one", d, ok)
 	}
 	d.Outlets[0].URL = "https://changed.example.com"
-	if d, _ := tn.Drain(shop.ID); d.Outlets[0].URL != libratoURL {
+	if d, _ := tn.Destination(shop.ID); d.Outlets[0].URL != libratoURL {
 		t.Errorf("a caller's change to the outlets reached the cache: %q", d.Outlets[0].URL)
 	}
-	if d, ok := tn.Drain(bare.ID); !ok || d.Name != "bare" || !slices.EqualFunc(d.Outlets, []outlet.Outlet{{Kind: outlet.Log}}, sameOutlet) {
+	if d, ok := tn.Destination(bare.ID); !ok || d.Name != "bare" || !slices.EqualFunc(d.Outlets, []outlet.Outlet{{Kind: outlet.Log}}, sameOutlet) {
 		t.Errorf("Drain(bare) = %+v %v, want the log outlet", d, ok)
 	}
 	if ok, err := tn.Owner(ctx, shop.ID, secret); !ok || err != nil {
@@ -317,7 +317,7 @@ func TestTableDrains(t *testing.T) {
 	if ok, err := tn.Owner(ctx, shop.ID, secret); ok || err != nil {
 		t.Errorf("removed shop's page: %v %v", ok, err)
 	}
-	if d, ok := tn.Drain(shop.ID); !ok || len(d.Outlets) != 2 {
+	if d, ok := tn.Destination(shop.ID); !ok || len(d.Outlets) != 2 {
 		t.Errorf("Drain(removed shop) = %+v %v, want its outlets", d, ok)
 	}
 }
@@ -334,21 +334,21 @@ func TestReloadAfterChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn := New(Config{Cache: cache})
-	if got, ok := tn.Drain(d.ID); !ok || got.Outlets[0].URL != "https://old.example.com/v1/metrics" {
+	if got, ok := tn.Destination(d.ID); !ok || got.Outlets[0].URL != "https://old.example.com/v1/metrics" {
 		t.Fatalf("Drain = %+v %v", got, ok)
 	}
 	if _, err := drains.Set(ctx, d.ID, postgres.Spec{Name: ptr("shop2"),
 		Outlets: []postgres.OutletSpec{{Kind: outlet.OTLP, URL: "https://new.example.com/v1/metrics"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := tn.Drain(d.ID); got.Outlets[0].URL != "https://old.example.com/v1/metrics" {
+	if got, _ := tn.Destination(d.ID); got.Outlets[0].URL != "https://old.example.com/v1/metrics" {
 		t.Fatalf("within the TTL, Drain read the table again: %+v", got)
 	}
 	got, ok, err := tn.Reload(ctx, d.ID)
 	if !ok || err != nil || got.Name != "shop2" || got.Outlets[0].URL != "https://new.example.com/v1/metrics" {
 		t.Fatalf("Reload = %+v %v %v, want the new name and URL", got, ok, err)
 	}
-	if got, _ := tn.Drain(d.ID); got.Name != "shop2" || got.Outlets[0].URL != "https://new.example.com/v1/metrics" {
+	if got, _ := tn.Destination(d.ID); got.Name != "shop2" || got.Outlets[0].URL != "https://new.example.com/v1/metrics" {
 		t.Errorf("Drain after Reload = %+v, want the new outlets", got)
 	}
 
@@ -388,7 +388,7 @@ func TestUnknownID(t *testing.T) {
 		if c, ok, err := tn.Authenticate(ctx, unknown, "whatever"); ok || err != nil || c.ID != "" {
 			t.Errorf("builtin %q: Authenticate(unknown) = %+v %v %v, want a refusal naming no drain", tn.BuiltinID(), c, ok, err)
 		}
-		if d, ok := tn.Drain(unknown); ok || d != nil {
+		if d, ok := tn.Destination(unknown); ok || d != nil {
 			t.Errorf("Drain(unknown) = %+v", d)
 		}
 		if d, ok, err := tn.Reload(ctx, unknown); ok || d != nil || err != nil {
@@ -417,7 +417,7 @@ func TestUnknownID(t *testing.T) {
 	if _, err := tn.Owner(ctx, d.ID, "x"); err == nil {
 		t.Error("database down: Owner told")
 	}
-	if d, ok := tn.Drain(d.ID); ok || d != nil {
+	if d, ok := tn.Destination(d.ID); ok || d != nil {
 		t.Errorf("database down: Drain = %+v", d)
 	}
 }

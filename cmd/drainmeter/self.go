@@ -78,7 +78,7 @@ func (s *selfMetrics) flush(at time.Time) {
 		}
 	}
 	for _, d := range drains {
-		if od, ok := s.dest.Drain(d.ID); !ok || (len(od.Outlets) == 1 && od.Outlets[0].Kind == outlet.Log) {
+		if od, ok := s.dest.Destination(d.ID); !ok || (len(od.Outlets) == 1 && od.Outlets[0].Kind == outlet.Log) {
 			continue
 		}
 		a := s.acc[d.ID]

@@ -36,8 +36,8 @@ func NewDests(drains ...*outlet.Destination) *Dests {
 	return d
 }
 
-// Drain returns a copy of drain id.
-func (d *Dests) Drain(id string) (*outlet.Destination, bool) {
+// Destination returns a copy of drain id's.
+func (d *Dests) Destination(id string) (*outlet.Destination, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dr, ok := d.m[id]
@@ -51,7 +51,7 @@ func (d *Dests) Drain(id string) (*outlet.Destination, bool) {
 
 // Reload is Drain (postgres.Reloader).
 func (d *Dests) Reload(_ context.Context, id string) (*outlet.Destination, bool, error) {
-	dr, ok := d.Drain(id)
+	dr, ok := d.Destination(id)
 	return dr, ok, nil
 }
 

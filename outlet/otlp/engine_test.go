@@ -461,7 +461,7 @@ func TestTooLargeIsSplit(t *testing.T) {
 		}
 	}
 	for _, m := range w.minutes {
-		d, _ := h.dests.Drain("d1")
+		d, _ := h.dests.Destination("d1")
 		enc, err := b.Encode(d, &d.Outlets[0], m, nil)
 		if err != nil || len(enc.Reqs) != 1 {
 			t.Fatal(err, len(enc.Reqs))
