@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -172,14 +171,7 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 	}
 	t.Logf("remote write native, Prometheus 2.42: %d series-minutes, worst p50/p95/p99 error %.3f %%; %d merged minutes, worst p95 %.3f %%",
 		checked, 100*worst, checkedAll, 100*worstAll)
-	pool := pgtest.MustPool(t, dsn)
-	var rejected, dropped int64
-	if err := pool.QueryRow(context.Background(), `SELECT sum(rejected), sum(dropped) FROM lanes`).Scan(&rejected, &dropped); err != nil {
-		t.Fatal(err)
-	}
-	if rejected != 0 || dropped != 0 {
-		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
-	}
+	noLaneLost(t, dsn)
 }
 
 // present says whether the load had the series name, source in minute.

@@ -213,14 +213,7 @@ func TestRemoteWriteEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	pool := pgtest.MustPool(t, dsn)
-	var rejected, dropped int64
-	if err := pool.QueryRow(context.Background(), `SELECT sum(rejected), sum(dropped) FROM lanes`).Scan(&rejected, &dropped); err != nil {
-		t.Fatal(err)
-	}
-	if rejected != 0 || dropped != 0 {
-		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
-	}
+	noLaneLost(t, dsn)
 }
 
 // otlpAttrs are the point attributes of a loadgen source.
@@ -415,5 +408,19 @@ func TestCredentialChangeEndToEnd(t *testing.T) {
 		if strings.Contains(w, "right-token") || strings.Contains(w, "wrong-token") {
 			t.Error("a web logged a credential")
 		}
+	}
+}
+
+// noLaneLost checks that no lane of the database at dsn had a minute
+// rejected or dropped.
+func noLaneLost(t *testing.T, dsn string) {
+	t.Helper()
+	pool := pgtest.MustPool(t, dsn)
+	var rejected, dropped int64
+	if err := pool.QueryRow(context.Background(), `SELECT sum(rejected), sum(dropped) FROM lanes`).Scan(&rejected, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != 0 || dropped != 0 {
+		t.Errorf("lanes rejected %d, dropped %d", rejected, dropped)
 	}
 }
