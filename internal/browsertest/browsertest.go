@@ -85,7 +85,6 @@ func New(t testing.TB) *Browser {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -102,27 +101,19 @@ func New(t testing.TB) *Browser {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.WindowSize(DesktopWidth, 900),
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() {
-		// Close the browser gracefully, then make sure the process is gone
-		// (cancelAlloc waits for it) before TempDir removes its profile.
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		defer ccancel()
-		_ = chromedp.Cancel(cctx)
-		cancel()
-		cancelAlloc()
-	})
-	// The first action starts the browser, which lives as long as the
-	// context of that action: ctx itself, not one with a timeout. A start
-	// that hangs is cut by the timer instead.
-	hung := time.AfterFunc(Timeout, cancel)
-	err = chromedp.Do(ctx)
-	if !hung.Stop() {
-		err = fmt.Errorf("no answer in %s: %w", Timeout, err)
-	}
-	if err != nil {
-		t.Fatalf("browsertest: start %s: %v", bin, err)
+	var ctx context.Context
+	for attempt := 1; ; attempt++ {
+		ctx, err = start(t, append(opts, chromedp.UserDataDir(t.TempDir())))
+		if err == nil {
+			break
+		}
+		// A Chromium that dies before it listens (it crashes at start on
+		// rare runs of a loaded machine) is started again, with a fresh
+		// profile; one that never answers is not.
+		if attempt == startAttempts || !strings.Contains(err.Error(), "chrome failed to start") {
+			t.Fatalf("browsertest: start %s: %v", bin, err)
+		}
+		t.Logf("browsertest: start %s, attempt %d of %d: %v", bin, attempt, startAttempts, err)
 	}
 	// Answer every authentication challenge with Cancel, so that a 401
 	// loads its own page, as in a browser whose user closes the password
@@ -145,6 +136,40 @@ func New(t testing.TB) *Browser {
 		t.Fatalf("browsertest: fetch: %v", err)
 	}
 	return &Browser{t: t, ctx: ctx}
+}
+
+// startAttempts is how many times New starts a Chromium that dies before
+// it listens.
+const startAttempts = 3
+
+// start starts a Chromium with opts and its tab. The browser is stopped
+// when the test ends, or at once if it did not start.
+func start(t testing.TB, opts []chromedp.ExecAllocatorOption) (context.Context, error) {
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	stop := func() {
+		// Close the browser gracefully, then make sure the process is gone
+		// (cancelAlloc waits for it) before TempDir removes its profile.
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		_ = chromedp.Cancel(cctx)
+		cancel()
+		cancelAlloc()
+	}
+	// The first action starts the browser, which lives as long as the
+	// context of that action: ctx itself, not one with a timeout. A start
+	// that hangs is cut by the timer instead.
+	hung := time.AfterFunc(Timeout, cancel)
+	err := chromedp.Do(ctx)
+	if !hung.Stop() {
+		err = fmt.Errorf("no answer in %s: %w", Timeout, err)
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	t.Cleanup(stop)
+	return ctx, nil
 }
 
 // call runs one protocol command in the tab of ctx. The errors of the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,44 @@ func TestBrowser(t *testing.T) {
 	}
 	if w := b.ScrollWidth(); w != DesktopWidth {
 		t.Errorf("after the screenshots the page is %d wide, want the desktop width %d again", w, DesktopWidth)
+	}
+}
+
+// TestNewStartsAgainAfterACrash: a Chromium that dies before it listens is
+// started again, and the test goes on with the second.
+func TestNewStartsAgainAfterACrash(t *testing.T) {
+	bin, err := Find()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	crashed := filepath.Join(dir, "crashed")
+	script := filepath.Join(dir, "chromium")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+# The first start dies at once, as a crash at start does.
+if [ ! -e '`+crashed+`' ]; then
+	touch '`+crashed+`'
+	echo 'crashed at start' >&2
+	exit 1
+fi
+exec '`+bin+`' "$@"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHROMIUM_BIN", script)
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<p>second start</p>")
+	}))
+	defer srv.Close()
+	b := New(t)
+	if _, err := os.Stat(crashed); err != nil {
+		t.Fatalf("the first start did not run: %v", err)
+	}
+	if st := b.Open(srv.URL, "", ""); st != http.StatusOK || !strings.Contains(b.Text(), "second start") {
+		t.Errorf("the browser of the second start: status %d, text %q", st, b.Text())
 	}
 }
