@@ -36,7 +36,7 @@ func NewDests(drains ...*outlet.Destination) *Dests {
 	return d
 }
 
-// Destination returns a copy of drain id's.
+// Destination returns a copy of drain id's destination.
 func (d *Dests) Destination(id string) (*outlet.Destination, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -49,7 +49,7 @@ func (d *Dests) Destination(id string) (*outlet.Destination, bool) {
 	return &c, true
 }
 
-// Reload is Drain (postgres.Reloader).
+// Reload is Destination (postgres.Reloader).
 func (d *Dests) Reload(_ context.Context, id string) (*outlet.Destination, bool, error) {
 	dr, ok := d.Destination(id)
 	return dr, ok, nil

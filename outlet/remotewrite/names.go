@@ -38,15 +38,16 @@ func labelValue(b []byte, key string) string {
 
 // labelsOf yields the name and value of each label in encoded Label fields
 // (a Label's field 1 is its name, field 2 its value, as Encode writes
-// them), in order. It stops at the end or at the first malformed byte.
+// them), in order, each time it is ranged over. It stops at the end or at
+// the first malformed byte.
 func labelsOf(b []byte) iter.Seq2[string, string] {
 	return func(yield func(k, v string) bool) {
-		for len(b) > 0 {
-			_, msg, rest, ok := nextBytesField(b)
+		for fields := b; len(fields) > 0; {
+			_, msg, rest, ok := nextBytesField(fields)
 			if !ok {
 				return
 			}
-			b = rest
+			fields = rest
 			var k, v string
 			for len(msg) > 0 {
 				num, s, rest, ok := nextBytesField(msg)

@@ -59,6 +59,16 @@ func TestLabelsOf(t *testing.T) {
 	if !slices.Equal(got, ls) {
 		t.Errorf("labelsOf = %q, want %q", got, ls)
 	}
+	seq, n := labelsOf(b), 0
+	for range seq {
+		n++
+	}
+	for range seq {
+		n++
+	}
+	if n != 2*len(ls) {
+		t.Errorf("the same labelsOf ranged over twice yields %d labels, want %d", n, 2*len(ls))
+	}
 	if v := labelValue(b, "job"); v != "web-app" {
 		t.Errorf(`labelValue(job) = %q, want "web-app"`, v)
 	}
